@@ -1,0 +1,115 @@
+//! Errors shared by every model family: invalid configurations and unusable inputs.
+
+/// A configuration that cannot build a model, caught before any tensor is allocated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// torchvision's `BasicBlock` only supports `groups=1` and `width_per_group=64`.
+    #[error(
+        "{model}: BasicBlock only supports groups=1 and width_per_group=64, got groups={groups}, \
+         width_per_group={width_per_group}"
+    )]
+    BasicBlockWidth {
+        /// The model being built.
+        model: String,
+        /// The requested groups.
+        groups: usize,
+        /// The requested width per group.
+        width_per_group: usize,
+    },
+    /// torchvision's `BasicBlock` has no dilated variant.
+    #[error(
+        "{model}: dilation > 1 is not supported with BasicBlock (replace_stride_with_dilation must be all false)"
+    )]
+    BasicBlockDilation {
+        /// The model being built.
+        model: String,
+    },
+    /// `replace_stride_with_dilation` must hold exactly one flag for each of layer2..layer4.
+    #[error("{model}: replace_stride_with_dilation should have 3 elements, got {found}")]
+    DilationFlags {
+        /// The model being built.
+        model: String,
+        /// How many flags were given.
+        found: usize,
+    },
+    /// A size that must be positive (classes, groups, width, blocks per stage) is zero.
+    #[error("{model}: `{field}` must be at least 1")]
+    Zero {
+        /// The model being built.
+        model: String,
+        /// The configuration field that is zero.
+        field: &'static str,
+    },
+}
+
+/// An input tensor that the model cannot process.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// The channel count differs from the model's.
+    #[error(
+        "{model} expects {expected} input channels ([batch, {expected}, height, width]), got {found}"
+    )]
+    Channels {
+        /// The model.
+        model: String,
+        /// The channels the model takes.
+        expected: usize,
+        /// The channels of the input.
+        found: usize,
+    },
+    /// The spatial size is below the model's documented minimum.
+    #[error(
+        "{model} needs an input of at least {}x{} (height x width), got {}x{}",
+        min[0], min[1], found[0], found[1]
+    )]
+    TooSmall {
+        /// The model.
+        model: String,
+        /// The smallest valid `[height, width]`.
+        min: [usize; 2],
+        /// The input's `[height, width]`.
+        found: [usize; 2],
+    },
+    /// The batch holds no image.
+    #[error("{model} got an empty batch")]
+    EmptyBatch {
+        /// The model.
+        model: String,
+    },
+}
+
+/// What a model accepts: its channel count and smallest spatial size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputSpec {
+    /// Input channels (3 for RGB).
+    pub channels: usize,
+    /// Smallest valid `[height, width]`.
+    pub min_size: [usize; 2],
+}
+
+impl InputSpec {
+    /// Checks `dims` (`[batch, channels, height, width]`) against this spec.
+    pub fn check(&self, model: &str, dims: [usize; 4]) -> Result<(), InputError> {
+        let [batch, channels, height, width] = dims;
+        if batch == 0 {
+            return Err(InputError::EmptyBatch {
+                model: model.to_string(),
+            });
+        }
+        if channels != self.channels {
+            return Err(InputError::Channels {
+                model: model.to_string(),
+                expected: self.channels,
+                found: channels,
+            });
+        }
+        if height < self.min_size[0] || width < self.min_size[1] {
+            return Err(InputError::TooSmall {
+                model: model.to_string(),
+                min: self.min_size,
+                found: [height, width],
+            });
+        }
+        Ok(())
+    }
+}

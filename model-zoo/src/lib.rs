@@ -1,0 +1,28 @@
+//! # model-zoo
+//!
+//! Image classifiers written once on [Burn](https://burn.dev) 0.22, with torchvision's names,
+//! options and initialisation, running unchanged on every compiled backend (Flex, NdArray, wgpu,
+//! CUDA) and under autodiff.
+//!
+//! ```no_run
+//! use model_zoo::{Backend, resnet::ResNetConfig};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let device = Backend::Flex.device()?;
+//! let model = ResNetConfig::resnet50().init(&device)?;
+//! let logits = model.forward(burn::tensor::Tensor::zeros([1, 3, 224, 224], &device));
+//! assert_eq!(logits.dims(), [1, 1000]);
+//! # Ok(()) }
+//! ```
+//!
+//! Weights from torchvision load through the `zoo-import` crate.
+
+mod count;
+pub mod device;
+pub mod error;
+mod layers;
+pub mod resnet;
+
+pub use count::num_parameters;
+pub use device::{Backend, BackendError, available_backends};
+pub use error::{ConfigError, InputError, InputSpec};
+pub use resnet::{ResNet, ResNetConfig};

@@ -1,0 +1,704 @@
+//! ResNet, ResNeXt and Wide ResNet, faithful to torchvision's `resnet.py`.
+//!
+//! - ResNet: He et al., *Deep Residual Learning for Image Recognition*, CVPR 2016.
+//! - ResNeXt: Xie et al., *Aggregated Residual Transformations for Deep Neural Networks*, 2017.
+//! - Wide ResNet: Zagoruyko & Komodakis, *Wide Residual Networks*, BMVC 2016.
+//!
+//! Like torchvision this is ResNet v1.5: a bottleneck's stride sits on its 3x3 convolution.
+//! Field names equal torchvision's state_dict keys (`conv1`, `bn1`, `layer1.0.downsample.0`,
+//! `fc`, ...), so torchvision weights load with no key map at all.
+//!
+//! ```no_run
+//! use model_zoo::resnet::ResNetConfig;
+//! # fn main() -> Result<(), model_zoo::ConfigError> {
+//! let device = burn::tensor::Device::default();
+//! let model = ResNetConfig::resnet50().with_num_classes(10).init(&device)?;
+//! # Ok(()) }
+//! ```
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{ConfigError, InputError, InputSpec};
+use crate::layers::{conv_kaiming_fan_out, linear_torch_default};
+
+/// The residual block a ResNet is built from.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Two 3x3 convolutions (ResNet-18/34); expansion 1.
+    Basic,
+    /// 1x1 → 3x3 → 1x1 convolutions (ResNet-50 and deeper, ResNeXt, Wide ResNet); expansion 4.
+    Bottleneck,
+}
+
+impl BlockKind {
+    /// Output channels of a block relative to its `planes`.
+    pub fn expansion(self) -> usize {
+        match self {
+            BlockKind::Basic => 1,
+            BlockKind::Bottleneck => 4,
+        }
+    }
+}
+
+/// Configuration of a [`ResNet`], with torchvision's options and defaults.
+#[derive(Config, Debug)]
+pub struct ResNetConfig {
+    /// The residual block of every stage.
+    pub block: BlockKind,
+    /// Blocks in each of the four stages (`[2, 2, 2, 2]` for ResNet-18).
+    pub layers: [usize; 4],
+    /// Output classes of the final linear layer.
+    #[config(default = 1000)]
+    pub num_classes: usize,
+    /// Zero the last BatchNorm's weight in each residual branch so that every block starts as
+    /// the identity (improves training from scratch by 0.2–0.3% according to Goyal et al. 2017).
+    #[config(default = false)]
+    pub zero_init_residual: bool,
+    /// Groups of the 3x3 convolution in each bottleneck (32 for ResNeXt-50 32x4d).
+    #[config(default = 1)]
+    pub groups: usize,
+    /// Channels per group of the bottleneck's 3x3 convolution (4 for ResNeXt-50 32x4d, 128 for
+    /// Wide ResNet-50-2).
+    #[config(default = 64)]
+    pub width_per_group: usize,
+    /// For layer2, layer3 and layer4: replace the stride-2 downsampling by dilation (for dense
+    /// prediction). Exactly three flags.
+    #[config(default = "vec![false, false, false]")]
+    pub replace_stride_with_dilation: Vec<bool>,
+}
+
+/// The torchvision names of the ResNet family, in the order torchvision lists them.
+pub const RESNET_NAMES: [&str; 10] = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+];
+
+impl ResNetConfig {
+    /// ResNet-18: BasicBlock, `[2, 2, 2, 2]`.
+    pub fn resnet18() -> Self {
+        Self::new(BlockKind::Basic, [2, 2, 2, 2])
+    }
+    /// ResNet-34: BasicBlock, `[3, 4, 6, 3]`.
+    pub fn resnet34() -> Self {
+        Self::new(BlockKind::Basic, [3, 4, 6, 3])
+    }
+    /// ResNet-50: Bottleneck, `[3, 4, 6, 3]`.
+    pub fn resnet50() -> Self {
+        Self::new(BlockKind::Bottleneck, [3, 4, 6, 3])
+    }
+    /// ResNet-101: Bottleneck, `[3, 4, 23, 3]`.
+    pub fn resnet101() -> Self {
+        Self::new(BlockKind::Bottleneck, [3, 4, 23, 3])
+    }
+    /// ResNet-152: Bottleneck, `[3, 8, 36, 3]`.
+    pub fn resnet152() -> Self {
+        Self::new(BlockKind::Bottleneck, [3, 8, 36, 3])
+    }
+    /// ResNeXt-50 32x4d: ResNet-50 with 32 groups of width 4.
+    pub fn resnext50_32x4d() -> Self {
+        Self::resnet50().with_groups(32).with_width_per_group(4)
+    }
+    /// ResNeXt-101 32x8d: ResNet-101 with 32 groups of width 8.
+    pub fn resnext101_32x8d() -> Self {
+        Self::resnet101().with_groups(32).with_width_per_group(8)
+    }
+    /// ResNeXt-101 64x4d: ResNet-101 with 64 groups of width 4.
+    pub fn resnext101_64x4d() -> Self {
+        Self::resnet101().with_groups(64).with_width_per_group(4)
+    }
+    /// Wide ResNet-50-2: ResNet-50 with bottlenecks twice as wide.
+    pub fn wide_resnet50_2() -> Self {
+        Self::resnet50().with_width_per_group(128)
+    }
+    /// Wide ResNet-101-2: ResNet-101 with bottlenecks twice as wide.
+    pub fn wide_resnet101_2() -> Self {
+        Self::resnet101().with_width_per_group(128)
+    }
+
+    /// The preset of a torchvision model name (`"resnext50_32x4d"`), if it is in this family.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "resnet18" => Self::resnet18(),
+            "resnet34" => Self::resnet34(),
+            "resnet50" => Self::resnet50(),
+            "resnet101" => Self::resnet101(),
+            "resnet152" => Self::resnet152(),
+            "resnext50_32x4d" => Self::resnext50_32x4d(),
+            "resnext101_32x8d" => Self::resnext101_32x8d(),
+            "resnext101_64x4d" => Self::resnext101_64x4d(),
+            "wide_resnet50_2" => Self::wide_resnet50_2(),
+            "wide_resnet101_2" => Self::wide_resnet101_2(),
+            _ => return None,
+        })
+    }
+
+    /// A short name for error messages: `resnet[Bottleneck; 3,4,6,3; 32x4]`.
+    fn describe(&self) -> String {
+        let [a, b, c, d] = self.layers;
+        format!(
+            "resnet[{:?}; {a},{b},{c},{d}; {}x{}]",
+            self.block, self.groups, self.width_per_group
+        )
+    }
+
+    /// Checks the combination of options, as torchvision's constructors do.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let model = self.describe();
+        let zero = |field| ConfigError::Zero {
+            model: model.clone(),
+            field,
+        };
+        if self.num_classes == 0 {
+            return Err(zero("num_classes"));
+        }
+        if self.groups == 0 {
+            return Err(zero("groups"));
+        }
+        if self.width_per_group == 0 {
+            return Err(zero("width_per_group"));
+        }
+        if self.layers.contains(&0) {
+            return Err(zero("layers"));
+        }
+        if self.replace_stride_with_dilation.len() != 3 {
+            return Err(ConfigError::DilationFlags {
+                model,
+                found: self.replace_stride_with_dilation.len(),
+            });
+        }
+        if self.block == BlockKind::Basic {
+            if self.groups != 1 || self.width_per_group != 64 {
+                return Err(ConfigError::BasicBlockWidth {
+                    model,
+                    groups: self.groups,
+                    width_per_group: self.width_per_group,
+                });
+            }
+            if self.replace_stride_with_dilation.contains(&true) {
+                return Err(ConfigError::BasicBlockDilation { model });
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the model with torchvision's initialisation: Kaiming-normal (fan-out) convolutions,
+    /// BatchNorm weight 1 and bias 0, PyTorch's default linear layer, and with
+    /// `zero_init_residual` the last BatchNorm weight of every block set to 0.
+    pub fn init(&self, device: &Device) -> Result<ResNet, ConfigError> {
+        self.validate()?;
+        let mut builder = StageBuilder {
+            config: self,
+            in_planes: 64,
+            dilation: 1,
+            device,
+        };
+        let flags = &self.replace_stride_with_dilation;
+        let layer1 = builder.stage(64, self.layers[0], 1, false);
+        let layer2 = builder.stage(128, self.layers[1], 2, flags[0]);
+        let layer3 = builder.stage(256, self.layers[2], 2, flags[1]);
+        let layer4 = builder.stage(512, self.layers[3], 2, flags[2]);
+        let num_features = 512 * self.block.expansion();
+        Ok(ResNet {
+            conv1: conv_kaiming_fan_out(3, 64, 7, 2, 3, 1, 1, device),
+            bn1: BatchNormConfig::new(64).init(device),
+            maxpool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+            layer1,
+            layer2,
+            layer3,
+            layer4,
+            avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            fc: linear_torch_default(num_features, self.num_classes, device),
+        })
+    }
+}
+
+/// torchvision's `ResNet._make_layer`, with the state it threads between stages.
+struct StageBuilder<'a> {
+    config: &'a ResNetConfig,
+    in_planes: usize,
+    dilation: usize,
+    device: &'a Device,
+}
+
+impl StageBuilder<'_> {
+    fn stage(&mut self, planes: usize, blocks: usize, stride: usize, dilate: bool) -> Vec<Block> {
+        let config = self.config;
+        let device = self.device;
+        let expansion = config.block.expansion();
+        let previous_dilation = self.dilation;
+        let mut stride = stride;
+        if dilate {
+            self.dilation *= stride;
+            stride = 1;
+        }
+        let out_planes = planes * expansion;
+        let downsample = (stride != 1 || self.in_planes != out_planes).then(|| {
+            (
+                conv_kaiming_fan_out(self.in_planes, out_planes, 1, stride, 0, 1, 1, device),
+                BatchNormConfig::new(out_planes).init(device),
+            )
+        });
+        let mut layer = Vec::with_capacity(blocks);
+        layer.push(self.block(planes, stride, previous_dilation, downsample));
+        self.in_planes = out_planes;
+        for _ in 1..blocks {
+            layer.push(self.block(planes, 1, self.dilation, None));
+        }
+        layer
+    }
+
+    fn block(
+        &self,
+        planes: usize,
+        stride: usize,
+        dilation: usize,
+        downsample: Option<(Conv2d, BatchNorm)>,
+    ) -> Block {
+        let (config, device, in_planes) = (self.config, self.device, self.in_planes);
+        // torchvision zeroes the *weight* of the residual branch's last BatchNorm.
+        let last_bn = |channels| {
+            let bn = BatchNormConfig::new(channels).init(device);
+            if config.zero_init_residual {
+                let gamma = bn.gamma.map(|g| g.zeros_like());
+                BatchNorm { gamma, ..bn }
+            } else {
+                bn
+            }
+        };
+        match config.block {
+            BlockKind::Basic => Block::Basic(BasicBlock {
+                conv1: conv_kaiming_fan_out(
+                    in_planes, planes, 3, stride, dilation, dilation, 1, device,
+                ),
+                bn1: BatchNormConfig::new(planes).init(device),
+                conv2: conv_kaiming_fan_out(planes, planes, 3, 1, dilation, dilation, 1, device),
+                bn2: last_bn(planes),
+                downsample,
+            }),
+            BlockKind::Bottleneck => {
+                let width = bottleneck_width(planes, config.width_per_group, config.groups);
+                let out = planes * BlockKind::Bottleneck.expansion();
+                Block::Bottleneck(Bottleneck {
+                    conv1: conv_kaiming_fan_out(in_planes, width, 1, 1, 0, 1, 1, device),
+                    bn1: BatchNormConfig::new(width).init(device),
+                    conv2: conv_kaiming_fan_out(
+                        width,
+                        width,
+                        3,
+                        stride,
+                        dilation,
+                        dilation,
+                        config.groups,
+                        device,
+                    ),
+                    bn2: BatchNormConfig::new(width).init(device),
+                    conv3: conv_kaiming_fan_out(width, out, 1, 1, 0, 1, 1, device),
+                    bn3: last_bn(out),
+                    downsample,
+                })
+            }
+        }
+    }
+}
+
+/// Channels of a bottleneck's 3x3 convolution: `int(planes * width_per_group / 64) * groups`,
+/// computed in integers exactly as torchvision's float expression truncates.
+pub fn bottleneck_width(planes: usize, width_per_group: usize, groups: usize) -> usize {
+    planes * width_per_group / 64 * groups
+}
+
+/// A residual block: one of torchvision's `BasicBlock` or `Bottleneck`.
+#[derive(Module, Debug)]
+pub enum Block {
+    /// Two 3x3 convolutions.
+    Basic(BasicBlock),
+    /// 1x1 → 3x3 (grouped, strided, dilated) → 1x1.
+    Bottleneck(Bottleneck),
+}
+
+impl Block {
+    /// # Shapes
+    /// - input: `[batch, in_planes, h, w]`
+    /// - output: `[batch, planes * expansion, h / stride, w / stride]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Block::Basic(block) => block.forward(x),
+            Block::Bottleneck(block) => block.forward(x),
+        }
+    }
+}
+
+/// The projection shortcut: a strided 1x1 convolution then BatchNorm. A tuple, so that its keys
+/// are torchvision's `downsample.0.*` and `downsample.1.*`.
+pub type Downsample = (Conv2d, BatchNorm);
+
+fn shortcut(downsample: &Option<Downsample>, x: Tensor<4>) -> Tensor<4> {
+    match downsample {
+        Some((conv, bn)) => bn.forward(conv.forward(x)),
+        None => x,
+    }
+}
+
+/// torchvision's `BasicBlock` (ResNet-18/34).
+#[derive(Module, Debug)]
+pub struct BasicBlock {
+    /// 3x3, carries the block's stride.
+    pub conv1: Conv2d,
+    /// BatchNorm after `conv1`.
+    pub bn1: BatchNorm,
+    /// 3x3.
+    pub conv2: Conv2d,
+    /// BatchNorm after `conv2` (zeroed by `zero_init_residual`).
+    pub bn2: BatchNorm,
+    /// Projection shortcut when the shape changes.
+    pub downsample: Option<Downsample>,
+}
+
+impl BasicBlock {
+    /// # Shapes
+    /// - input: `[batch, in_planes, h, w]`
+    /// - output: `[batch, planes, h / stride, w / stride]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = shortcut(&self.downsample, x.clone());
+        let out = relu(self.bn1.forward(self.conv1.forward(x)));
+        let out = self.bn2.forward(self.conv2.forward(out));
+        relu(out + identity)
+    }
+}
+
+/// torchvision's `Bottleneck` (ResNet-50 and deeper, ResNeXt, Wide ResNet).
+#[derive(Module, Debug)]
+pub struct Bottleneck {
+    /// 1x1 reduction to the bottleneck width.
+    pub conv1: Conv2d,
+    /// BatchNorm after `conv1`.
+    pub bn1: BatchNorm,
+    /// 3x3, grouped, carries the stride (v1.5) and the dilation.
+    pub conv2: Conv2d,
+    /// BatchNorm after `conv2`.
+    pub bn2: BatchNorm,
+    /// 1x1 expansion to `planes * 4`.
+    pub conv3: Conv2d,
+    /// BatchNorm after `conv3` (zeroed by `zero_init_residual`).
+    pub bn3: BatchNorm,
+    /// Projection shortcut when the shape changes.
+    pub downsample: Option<Downsample>,
+}
+
+impl Bottleneck {
+    /// # Shapes
+    /// - input: `[batch, in_planes, h, w]`
+    /// - output: `[batch, planes * 4, h / stride, w / stride]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = shortcut(&self.downsample, x.clone());
+        let out = relu(self.bn1.forward(self.conv1.forward(x)));
+        let out = relu(self.bn2.forward(self.conv2.forward(out)));
+        let out = self.bn3.forward(self.conv3.forward(out));
+        relu(out + identity)
+    }
+}
+
+/// A ResNet, ResNeXt or Wide ResNet classifier. Build it with [`ResNetConfig`].
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// Stem: 7x7 stride-2 convolution.
+    pub conv1: Conv2d,
+    /// Stem BatchNorm.
+    pub bn1: BatchNorm,
+    /// Stem: 3x3 stride-2 max-pool.
+    pub maxpool: MaxPool2d,
+    /// Stage 1 (stride 4 overall, 64 planes).
+    pub layer1: Vec<Block>,
+    /// Stage 2 (stride 8, 128 planes).
+    pub layer2: Vec<Block>,
+    /// Stage 3 (stride 16, 256 planes).
+    pub layer3: Vec<Block>,
+    /// Stage 4 (stride 32, 512 planes).
+    pub layer4: Vec<Block>,
+    /// Global average pooling, so that any input size works.
+    pub avgpool: AdaptiveAvgPool2d,
+    /// Classifier.
+    pub fc: Linear,
+}
+
+/// What every ResNet accepts. Each stage at most halves the spatial size rounding up
+/// (`floor((h - 1) / 2) + 1`), so even a 1x1 image survives to the pooling, as in torchvision.
+/// Images below 32x32 reach the last stage as 1x1 and carry little information.
+pub const RESNET_INPUT: InputSpec = InputSpec {
+    channels: 3,
+    min_size: [1, 1],
+};
+
+impl ResNet {
+    /// What this model accepts: 3 channels, at least [`RESNET_INPUT`]'s size.
+    pub fn input_spec(&self) -> InputSpec {
+        RESNET_INPUT
+    }
+
+    /// Pooled features before the classifier.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`
+    /// - output: `[batch, num_features]` (512 for ResNet-18/34, 2048 for the bottleneck models)
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = self.maxpool.forward(x);
+        for block in self
+            .layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+        {
+            x = block.forward(x);
+        }
+        self.avgpool.forward(x).flatten(1, 3)
+    }
+
+    /// Logits.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, height and width at least 1
+    /// - output: `[batch, num_classes]`
+    ///
+    /// # Panics
+    /// On an input that [`Self::try_forward`] rejects, with the same message.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match self.try_forward(x) {
+            Ok(logits) => logits,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// Logits, or an error naming what is wrong with the input (channels, size, empty batch).
+    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+        self.input_spec().check("resnet", x.dims())?;
+        Ok(self.fc.forward(self.forward_features(x)))
+    }
+
+    /// Width of the pooled features, the classifier's input.
+    pub fn num_features(&self) -> usize {
+        self.fc.weight.shape().dims::<2>()[0]
+    }
+
+    /// Classes of the current classifier.
+    pub fn num_classes(&self) -> usize {
+        self.fc.weight.shape().dims::<2>()[1]
+    }
+
+    /// Replaces the classifier by a freshly initialised one for `num_classes` classes (timm's
+    /// `reset_classifier`), keeping the backbone. The new layer lives on `device`.
+    pub fn reset_classifier(
+        self,
+        num_classes: usize,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        if num_classes == 0 {
+            return Err(ConfigError::Zero {
+                model: "resnet".into(),
+                field: "num_classes",
+            });
+        }
+        let fc = linear_torch_default(self.num_features(), num_classes, device);
+        Ok(Self { fc, ..self })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn device() -> Device {
+        crate::device::available_backends()[0]
+            .device()
+            .expect("a compiled-in backend")
+    }
+
+    /// `sum(p.numel() for p in torchvision.models.<name>().parameters())`, torchvision 0.29.
+    const TORCHVISION_PARAMS: [(&str, usize); 10] = [
+        ("resnet18", 11_689_512),
+        ("resnet34", 21_797_672),
+        ("resnet50", 25_557_032),
+        ("resnet101", 44_549_160),
+        ("resnet152", 60_192_808),
+        ("resnext50_32x4d", 25_028_904),
+        ("resnext101_32x8d", 88_791_336),
+        ("resnext101_64x4d", 83_455_272),
+        ("wide_resnet50_2", 68_883_240),
+        ("wide_resnet101_2", 126_886_696),
+    ];
+
+    #[test]
+    fn parameter_counts_equal_torchvision() {
+        let device = device();
+        for (name, expected) in TORCHVISION_PARAMS {
+            let model = ResNetConfig::from_name(name)
+                .unwrap()
+                .init(&device)
+                .unwrap();
+            assert_eq!(crate::num_parameters(&model), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn bottleneck_width_truncates_like_torchvision() {
+        assert_eq!(bottleneck_width(64, 64, 1), 64);
+        assert_eq!(bottleneck_width(64, 4, 32), 128); // resnext50_32x4d layer1
+        assert_eq!(bottleneck_width(512, 128, 1), 1024); // wide_resnet50_2 layer4
+        assert_eq!(bottleneck_width(64, 100, 1), 100); // int(64 * 100/64) = 100
+        assert_eq!(bottleneck_width(64, 65, 2), 130);
+        assert_eq!(bottleneck_width(128, 65, 1), 130); // int(128 * 1.015625) = 130
+    }
+
+    #[test]
+    fn invalid_combinations_are_typed_errors() {
+        let device = device();
+        let err = ResNetConfig::resnet18()
+            .with_groups(2)
+            .init(&device)
+            .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::BasicBlockWidth { groups: 2, .. }),
+            "{err}"
+        );
+        let err = ResNetConfig::resnet34()
+            .with_width_per_group(128)
+            .init(&device)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::BasicBlockWidth {
+                width_per_group: 128,
+                ..
+            }
+        ));
+        let err = ResNetConfig::resnet18()
+            .with_replace_stride_with_dilation(vec![false, false, true])
+            .init(&device)
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::BasicBlockDilation { .. }));
+        let err = ResNetConfig::resnet50()
+            .with_replace_stride_with_dilation(vec![false, true])
+            .init(&device)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string().contains("should have 3 elements, got 2"),
+            true,
+            "{err}"
+        );
+        let err = ResNetConfig::resnet50()
+            .with_num_classes(0)
+            .init(&device)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Zero {
+                field: "num_classes",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn any_input_size_and_dilation() {
+        let device = device();
+        let model = ResNetConfig::resnet18()
+            .with_num_classes(7)
+            .init(&device)
+            .unwrap();
+        for [h, w] in [[1, 1], [33, 17], [64, 96]] {
+            let x = Tensor::<4>::random([2, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
+            assert_eq!(model.forward(x).dims(), [2, 7], "{h}x{w}");
+        }
+        // Dilation keeps layer3/4 at stride 8; the features and logits keep their shapes.
+        let model = ResNetConfig::resnet50()
+            .with_num_classes(5)
+            .with_replace_stride_with_dilation(vec![false, true, true])
+            .init(&device)
+            .unwrap();
+        let x = Tensor::<4>::random([1, 3, 40, 40], Distribution::Normal(0.0, 1.0), &device);
+        assert_eq!(model.forward_features(x.clone()).dims(), [1, 2048]);
+        assert_eq!(model.forward(x).dims(), [1, 5]);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let device = device();
+        let model = ResNetConfig::resnet18().init(&device).unwrap();
+        let gray = Tensor::<4>::zeros([1, 1, 32, 32], &device);
+        let err = model.try_forward(gray).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                InputError::Channels {
+                    expected: 3,
+                    found: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let empty = Tensor::<4>::zeros([1, 3, 0, 32], &device);
+        let err = model.try_forward(empty).unwrap_err();
+        assert!(err.to_string().contains("at least 1x1"), "{err}");
+    }
+
+    #[test]
+    fn reset_classifier_keeps_backbone() {
+        let device = device();
+        let model = ResNetConfig::resnet18().init(&device).unwrap();
+        let x = Tensor::<4>::random([1, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+        let before = model.forward_features(x.clone());
+        let model = model.reset_classifier(10, &device).unwrap();
+        assert_eq!((model.num_features(), model.num_classes()), (512, 10));
+        let after = model.forward_features(x.clone());
+        after
+            .into_data()
+            .assert_approx_eq::<f32>(&before.into_data(), burn::tensor::Tolerance::absolute(0.0));
+        assert_eq!(model.forward(x).dims(), [1, 10]);
+    }
+
+    #[test]
+    fn initialisation_follows_torchvision() {
+        let device = device();
+        let model = ResNetConfig::resnet50()
+            .with_zero_init_residual(true)
+            .init(&device)
+            .unwrap();
+        let Block::Bottleneck(block) = &model.layer2[1] else {
+            panic!("bottleneck expected")
+        };
+        assert_eq!(block.bn3.gamma.val().abs().max().into_scalar::<f32>(), 0.0);
+        assert_eq!(block.bn2.gamma.val().min().into_scalar::<f32>(), 1.0);
+        assert_eq!(block.bn2.beta.val().abs().max().into_scalar::<f32>(), 0.0);
+        // Kaiming normal, fan_out = 256 * 1 * 1 for layer2's 1x1 expansion conv of 64 -> 512...
+        // measured on the stem: fan_out = 64 * 7 * 7, std = sqrt(2 / 3136) = 0.02525.
+        let w = model.conv1.weight.val();
+        let std = w
+            .clone()
+            .sub_scalar(w.mean().into_scalar::<f32>())
+            .powi_scalar(2)
+            .mean()
+            .sqrt();
+        let std = std.into_scalar::<f32>();
+        assert!((std - 0.02525).abs() < 0.001, "stem std {std}");
+    }
+}
