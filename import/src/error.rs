@@ -1,0 +1,146 @@
+//! Import errors: each names the file and, where it applies, the model and the keys.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// How many keys of each kind an error message lists before it says "and N more".
+const LISTED: usize = 12;
+
+/// A key whose tensor has another shape in the file than in the model (PyTorch layout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeMismatch {
+    /// The torchvision key (`fc.weight`).
+    pub key: String,
+    /// The model's shape.
+    pub expected: Vec<usize>,
+    /// The file's shape.
+    pub found: Vec<usize>,
+}
+
+impl fmt::Display for ShapeMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: expected {:?}, found {:?}",
+            self.key, self.expected, self.found
+        )
+    }
+}
+
+/// Why weights could not be loaded. Nothing is half-loaded: on error the caller's model is gone
+/// with the error only if it was moved in, and no file is written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be opened.
+    #[error("cannot open weight file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not a readable PyTorch, safetensors or burnpack file (truncated, corrupt, or
+    /// another format).
+    #[error("cannot read {path} as {format}: {message}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The format it was read as.
+        format: &'static str,
+        /// The reader's explanation.
+        message: String,
+    },
+    /// The top-level key asked for (or found) does not hold a state_dict.
+    #[error(
+        "{path}: no state_dict under top-level key `{key}`; top-level keys in the file: {available}"
+    )]
+    TopLevelKey {
+        /// The file.
+        path: PathBuf,
+        /// The key asked for.
+        key: String,
+        /// The top-level keys the file has.
+        available: String,
+    },
+    /// The file's keys or shapes do not match the model.
+    #[error("{}", describe_mismatch(path, model, missing, unexpected, shapes))]
+    KeyMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The model (its name when the caller gave one, else its family).
+        model: String,
+        /// Keys the model has and the file lacks, with the model's shapes.
+        missing: Vec<(String, Vec<usize>)>,
+        /// Keys the file has and the model lacks, with the file's shapes.
+        unexpected: Vec<(String, Vec<usize>)>,
+        /// Keys present in both with different shapes.
+        shapes: Vec<ShapeMismatch>,
+    },
+    /// burn-store refused a tensor while applying it (an unsupported dtype, say).
+    #[error("{path}: could not apply weights to {model}:\n  {}", errors.join("\n  "))]
+    Apply {
+        /// The file.
+        path: PathBuf,
+        /// The model.
+        model: String,
+        /// One line per refused tensor.
+        errors: Vec<String>,
+    },
+    /// Writing a burnpack file failed.
+    #[error("cannot write {path}: {message}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+fn describe_mismatch(
+    path: &std::path::Path,
+    model: &str,
+    missing: &[(String, Vec<usize>)],
+    unexpected: &[(String, Vec<usize>)],
+    shapes: &[ShapeMismatch],
+) -> String {
+    let mut out = format!(
+        "{} does not fit {model}: {} missing, {} unexpected and {} mis-shaped key(s)",
+        path.display(),
+        missing.len(),
+        unexpected.len(),
+        shapes.len()
+    );
+    let mut section = |title: &str, lines: Vec<String>| {
+        if lines.is_empty() {
+            return;
+        }
+        out.push_str(&format!("\n  {title}:"));
+        for line in lines.iter().take(LISTED) {
+            out.push_str(&format!("\n    {line}"));
+        }
+        if lines.len() > LISTED {
+            out.push_str(&format!("\n    ... and {} more", lines.len() - LISTED));
+        }
+    };
+    section(
+        "missing from the file",
+        missing.iter().map(|(k, s)| format!("{k} {s:?}")).collect(),
+    );
+    section(
+        "unexpected in the file",
+        unexpected
+            .iter()
+            .map(|(k, s)| format!("{k} {s:?}"))
+            .collect(),
+    );
+    section(
+        "shape mismatch",
+        shapes.iter().map(ToString::to_string).collect(),
+    );
+    if !shapes.is_empty() && missing.is_empty() && unexpected.is_empty() {
+        out.push_str(
+            "\n  (if only the classifier differs, load with TorchImport::partial(true) and train a new head)",
+        );
+    }
+    out
+}

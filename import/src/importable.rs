@@ -1,0 +1,33 @@
+//! What a model tells the importer about itself.
+
+use burn::module::Module;
+use model_zoo::ResNet;
+
+/// A model that can be filled from a torchvision-style state_dict.
+///
+/// Field names of the zoo's models equal torchvision's keys wherever Burn allows, so most
+/// families need no key map at all.
+pub trait Importable: Module + Sized {
+    /// The family's name for messages (`"resnet"`).
+    fn family(&self) -> &'static str;
+
+    /// Key prefixes (torchvision names, with the trailing dot) of the classifier head, which a
+    /// partial load may leave as initialised when its shape differs.
+    fn classifier_prefixes(&self) -> &'static [&'static str];
+
+    /// `(regex, replacement)` pairs turning torchvision keys into this module's keys. Empty
+    /// when the names already agree.
+    fn key_map(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+}
+
+impl Importable for ResNet {
+    fn family(&self) -> &'static str {
+        "resnet"
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["fc."]
+    }
+}

@@ -1,0 +1,454 @@
+//! Reading PyTorch and safetensors files, matching their keys against a model, applying them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use burn::store::burn_pack::Tensor as PackTensor;
+use burn::store::{
+    BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot, ModuleStore,
+    PyTorchToBurnAdapter, PytorchStore, PytorchStoreError, SafetensorsStore,
+};
+
+use crate::{ImportError, Importable, ShapeMismatch};
+
+/// Top-level keys under which training scripts commonly nest a state_dict, tried in this order
+/// when the caller names none.
+const NESTING_KEYS: [&str; 4] = ["state_dict", "model", "model_state_dict", "net"];
+
+/// Keys PyTorch saves that carry no weight (BatchNorm's step counter).
+const IGNORED_SUFFIX: &str = "num_batches_tracked";
+
+/// Loads a PyTorch `state_dict` (`.pth`/`.pt`, zip or legacy) or a `.safetensors` file into a
+/// model. Build it with [`TorchImport::new`], adjust, then call [`TorchImport::load_into`].
+#[derive(Debug, Clone)]
+pub struct TorchImport {
+    path: PathBuf,
+    top_level_key: Option<String>,
+    partial: bool,
+    model_name: Option<String>,
+}
+
+/// What a successful load did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    /// The file read.
+    pub path: PathBuf,
+    /// The format it was read as.
+    pub format: &'static str,
+    /// Where the state_dict was found: `""` at the root, `"state_dict"` for a checkpoint.
+    pub nested_under: String,
+    /// Whether DataParallel's `module.` prefix was stripped.
+    pub stripped_module_prefix: bool,
+    /// Tensors loaded into the model.
+    pub loaded: usize,
+    /// Classifier keys left as initialised by a partial load (their shape differs).
+    pub skipped: Vec<String>,
+    /// File keys ignored because they carry no weight (`num_batches_tracked`).
+    pub ignored: usize,
+}
+
+impl fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "loaded {} tensors from {} ({})",
+            self.loaded,
+            self.path.display(),
+            self.format
+        )?;
+        if !self.nested_under.is_empty() {
+            write!(f, ", state_dict under `{}`", self.nested_under)?;
+        }
+        if self.stripped_module_prefix {
+            write!(f, ", `module.` prefix stripped")?;
+        }
+        if !self.skipped.is_empty() {
+            write!(
+                f,
+                "; classifier left as initialised: {}",
+                self.skipped.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl TorchImport {
+    /// An import of `path`. `.safetensors` files are read as safetensors, anything else as a
+    /// PyTorch file (zip, legacy or tar).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            top_level_key: None,
+            partial: false,
+            model_name: None,
+        }
+    }
+
+    /// Reads the state_dict nested under this top-level key of a checkpoint dict (`"ema"`, say).
+    /// Without it, `state_dict`, `model`, `model_state_dict` and `net` are detected.
+    pub fn top_level_key(mut self, key: impl Into<String>) -> Self {
+        self.top_level_key = Some(key.into());
+        self
+    }
+
+    /// With `true`, a classifier whose shape differs from the file's (another class count) is
+    /// left as initialised instead of failing the load. Every other key stays strict.
+    pub fn partial(mut self, partial: bool) -> Self {
+        self.partial = partial;
+        self
+    }
+
+    /// The model's name for error messages (`"resnet50"`); defaults to its family.
+    pub fn model_name(mut self, name: impl Into<String>) -> Self {
+        self.model_name = Some(name.into());
+        self
+    }
+
+    fn is_safetensors(&self) -> bool {
+        self.path
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("safetensors"))
+    }
+
+    fn format(&self) -> &'static str {
+        if self.is_safetensors() {
+            "safetensors"
+        } else {
+            "PyTorch file"
+        }
+    }
+
+    /// Every tensor in the file, named as in the file (nested keys joined with dots).
+    fn read_tensors(&self) -> Result<Vec<PackTensor>, ImportError> {
+        std::fs::File::open(&self.path).map_err(|source| ImportError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let unreadable = |message: String| ImportError::Unreadable {
+            path: self.path.clone(),
+            format: self.format(),
+            message,
+        };
+        if self.is_safetensors() {
+            let mut store = SafetensorsStore::from_file(&self.path);
+            let tensors = store
+                .get_all_tensors()
+                .map_err(|e| unreadable(e.to_string()))?;
+            return Ok(tensors.values().cloned().collect());
+        }
+        // Keep the file's indices: torchvision's `features.3` must stay `features.3`.
+        let mut store = PytorchStore::from_file(&self.path).map_indices_contiguous(false);
+        if let Some(key) = &self.top_level_key {
+            store = store.with_top_level_key(key);
+        }
+        match store.get_all_tensors() {
+            Ok(tensors) => Ok(tensors.values().cloned().collect()),
+            Err(PytorchStoreError::Reader(
+                burn::store::pytorch_reader::PytorchError::KeyNotFound(message),
+            )) => Err(ImportError::TopLevelKey {
+                path: self.path.clone(),
+                key: self.top_level_key.clone().unwrap_or_default(),
+                available: message,
+            }),
+            Err(err) => Err(unreadable(err.to_string())),
+        }
+    }
+
+    /// Fills `model` from the file, strictly (see [`TorchImport::partial`]).
+    ///
+    /// On success the model holds the file's weights and the report says what was read; on error
+    /// nothing was applied.
+    pub fn load_into<M: Importable>(&self, mut model: M) -> Result<(M, ImportReport), ImportError> {
+        let model_name = self
+            .model_name
+            .clone()
+            .unwrap_or_else(|| model.family().to_string());
+        // The model's keys and shapes in PyTorch's layout (`bn.weight`, linear `[out, in]`).
+        let expected: BTreeMap<String, Vec<usize>> = model
+            .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+            .into_iter()
+            .map(|t| (t.name.clone(), dims(&t)))
+            .collect();
+
+        let tensors = self.read_tensors()?;
+        let tensors = remap(tensors, model.key_map());
+        let state = locate_state_dict(tensors, &expected, self.top_level_key.is_some());
+
+        let mut ignored = 0;
+        let mut found: BTreeMap<String, PackTensor> = BTreeMap::new();
+        for tensor in state.tensors {
+            if tensor.name.rsplit('.').next() == Some(IGNORED_SUFFIX) {
+                ignored += 1;
+            } else {
+                found.insert(tensor.name.clone(), tensor);
+            }
+        }
+
+        let is_classifier = |key: &str| {
+            model
+                .classifier_prefixes()
+                .iter()
+                .any(|p| key.starts_with(p))
+        };
+        let mut missing = Vec::new();
+        let mut shapes = Vec::new();
+        let mut skipped = Vec::new();
+        for (key, expected_shape) in &expected {
+            match found.get(key) {
+                None => missing.push((key.clone(), expected_shape.clone())),
+                Some(tensor) if &dims(tensor) != expected_shape => {
+                    if self.partial && is_classifier(key) {
+                        skipped.push(key.clone());
+                    } else {
+                        shapes.push(ShapeMismatch {
+                            key: key.clone(),
+                            expected: expected_shape.clone(),
+                            found: dims(tensor),
+                        });
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        // A partial load skips the whole head together (weight and bias), never half of it.
+        if !skipped.is_empty() {
+            for key in expected.keys().filter(|k| is_classifier(k)) {
+                if !skipped.contains(key) && found.contains_key(key) {
+                    skipped.push(key.clone());
+                }
+            }
+            skipped.sort();
+        }
+        let unexpected: Vec<(String, Vec<usize>)> = found
+            .iter()
+            .filter(|(key, _)| !expected.contains_key(*key))
+            .map(|(key, t)| (key.clone(), dims(t)))
+            .collect();
+        if !missing.is_empty() || !unexpected.is_empty() || !shapes.is_empty() {
+            return Err(ImportError::KeyMismatch {
+                path: self.path.clone(),
+                model: model_name,
+                missing,
+                unexpected,
+                shapes,
+            });
+        }
+
+        let to_apply: Vec<PackTensor> = found
+            .into_values()
+            .filter(|t| !skipped.contains(&t.name))
+            .collect();
+        let loaded = to_apply.len();
+        let result = model.apply(to_apply, None, Some(Box::new(PyTorchToBurnAdapter)), true);
+        let mut errors: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
+        // Keys left out on purpose come back as missing; anything else missing is a bug here.
+        errors.extend(
+            result
+                .missing
+                .iter()
+                .map(|(path, _)| path)
+                .filter(|path| !skipped.iter().any(|s| same_key(s, path)))
+                .map(|path| format!("{path}: not applied")),
+        );
+        if !errors.is_empty() {
+            return Err(ImportError::Apply {
+                path: self.path.clone(),
+                model: model_name,
+                errors,
+            });
+        }
+        let report = ImportReport {
+            path: self.path.clone(),
+            format: self.format(),
+            nested_under: state.nested_under,
+            stripped_module_prefix: state.stripped_module_prefix,
+            loaded,
+            skipped,
+            ignored,
+        };
+        Ok((model, report))
+    }
+}
+
+/// `fc.weight` (torchvision) and `fc.weight` or `bn.gamma` (burn) name the same parameter.
+fn same_key(torch_key: &str, burn_key: &str) -> bool {
+    let rename = |k: &str| k.replace(".gamma", ".weight").replace(".beta", ".bias");
+    rename(torch_key) == rename(burn_key)
+}
+
+fn dims(tensor: &PackTensor) -> Vec<usize> {
+    tensor.shape.iter().map(|&d| d as usize).collect()
+}
+
+fn remap(tensors: Vec<PackTensor>, key_map: &[(&str, &str)]) -> Vec<PackTensor> {
+    if key_map.is_empty() {
+        return tensors;
+    }
+    let mut remapper = KeyRemapper::new();
+    for (from, to) in key_map {
+        // The patterns are the zoo's own constants, checked by each family's key-map test.
+        remapper = match remapper.add_pattern(*from, *to) {
+            Ok(r) => r,
+            Err(err) => panic!("invalid key-map pattern `{from}`: {err}"),
+        };
+    }
+    remapper.remap(tensors).0
+}
+
+struct StateDict {
+    tensors: Vec<PackTensor>,
+    nested_under: String,
+    stripped_module_prefix: bool,
+}
+
+/// Finds the state_dict in a file's flattened tensors: at the root, or nested under one of
+/// [`NESTING_KEYS`] (the candidate holding most of the model's keys wins), then strips a
+/// `module.` prefix that DataParallel leaves on every key.
+fn locate_state_dict(
+    tensors: Vec<PackTensor>,
+    expected: &BTreeMap<String, Vec<usize>>,
+    caller_chose_key: bool,
+) -> StateDict {
+    let score = |prefix: &str| {
+        let keys: BTreeSet<String> = tensors
+            .iter()
+            .filter_map(|t| t.name.strip_prefix(prefix))
+            .map(|k| k.strip_prefix("module.").unwrap_or(k).to_string())
+            .collect();
+        expected.keys().filter(|k| keys.contains(*k)).count()
+    };
+    let mut nested_under = String::new();
+    if !caller_chose_key {
+        let mut best = score("");
+        for key in NESTING_KEYS {
+            let s = score(&format!("{key}."));
+            if s > best {
+                best = s;
+                nested_under = key.to_string();
+            }
+        }
+    }
+    let prefix = if nested_under.is_empty() {
+        String::new()
+    } else {
+        format!("{nested_under}.")
+    };
+    let mut tensors: Vec<PackTensor> = tensors
+        .into_iter()
+        .filter_map(|mut t| {
+            let name = t.name.strip_prefix(&prefix)?.to_string();
+            t.name = name;
+            Some(t)
+        })
+        .collect();
+    let stripped_module_prefix =
+        !tensors.is_empty() && tensors.iter().all(|t| t.name.starts_with("module."));
+    if stripped_module_prefix {
+        for t in &mut tensors {
+            t.name = t.name["module.".len()..].to_string();
+        }
+    }
+    StateDict {
+        tensors,
+        nested_under,
+        stripped_module_prefix,
+    }
+}
+
+/// Saves `model` in Burn's own burnpack format, for fast reloads without PyTorch's reader.
+/// The file is written beside its destination and renamed into place, so an interrupted save
+/// never leaves a partial file.
+pub fn save_burnpack<M: Importable>(model: &M, path: impl AsRef<Path>) -> Result<(), ImportError> {
+    let path = path.as_ref();
+    let write_err = |message: String| ImportError::Write {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| write_err("not a file path".into()))?
+        .to_string_lossy();
+    let tmp = path.with_file_name(format!(".{file_name}.partial-{}", std::process::id()));
+    let mut store = BurnpackStore::from_file(&tmp)
+        .auto_extension(false)
+        .overwrite(true)
+        .metadata("family", model.family());
+    let saved = model
+        .save_into(&mut store)
+        .map_err(|e| write_err(e.to_string()));
+    let renamed =
+        saved.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string())));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
+}
+
+/// Loads a burnpack file written by [`save_burnpack`] into `model`, strictly: the file must hold
+/// exactly the model's tensors with the same shapes.
+pub fn load_burnpack<M: Importable>(
+    mut model: M,
+    path: impl AsRef<Path>,
+) -> Result<M, ImportError> {
+    let path = path.as_ref();
+    std::fs::File::open(path).map_err(|source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut store = BurnpackStore::from_file(path).auto_extension(false);
+    let expected: BTreeMap<String, Vec<usize>> = model
+        .collect(None, None, true)
+        .into_iter()
+        .map(|t| (t.name.clone(), dims(&t)))
+        .collect();
+    let found: BTreeMap<String, Vec<usize>> = store
+        .get_all_tensors()
+        .map_err(|e| ImportError::Unreadable {
+            path: path.to_path_buf(),
+            format: "burnpack",
+            message: e.to_string(),
+        })?
+        .iter()
+        .map(|(k, t)| (k.clone(), dims(t)))
+        .collect();
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|(k, _)| !found.contains_key(*k))
+        .map(|(k, s)| (k.clone(), s.clone()))
+        .collect();
+    let unexpected: Vec<_> = found
+        .iter()
+        .filter(|(k, _)| !expected.contains_key(*k))
+        .map(|(k, s)| (k.clone(), s.clone()))
+        .collect();
+    let shapes: Vec<_> = expected
+        .iter()
+        .filter_map(|(k, e)| {
+            let f = found.get(k)?;
+            (f != e).then(|| ShapeMismatch {
+                key: k.clone(),
+                expected: e.clone(),
+                found: f.clone(),
+            })
+        })
+        .collect();
+    if !missing.is_empty() || !unexpected.is_empty() || !shapes.is_empty() {
+        return Err(ImportError::KeyMismatch {
+            path: path.to_path_buf(),
+            model: model.family().to_string(),
+            missing,
+            unexpected,
+            shapes,
+        });
+    }
+    model
+        .load_from(&mut store)
+        .map_err(|e| ImportError::Apply {
+            path: path.to_path_buf(),
+            model: model.family().to_string(),
+            errors: vec![e.to_string()],
+        })?;
+    Ok(model)
+}

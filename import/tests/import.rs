@@ -1,0 +1,338 @@
+//! Every input path and every error of zoo-import, on the small fixtures that
+//! `tests/fixtures/make_fixtures.py` writes with real PyTorch.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData, Tolerance};
+use model_zoo::resnet::ResNetConfig;
+use zoo_import::{ImportError, Importable, TorchImport, load_burnpack, save_burnpack};
+
+/// The Rust twin of `Tiny` in make_fixtures.py.
+#[derive(Module, Debug)]
+struct Tiny {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    downsample: (Conv2d, BatchNorm),
+    fc: Linear,
+}
+
+impl Tiny {
+    fn new(num_classes: usize, device: &Device) -> Self {
+        Self {
+            conv1: Conv2dConfig::new([3, 4], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(false)
+                .init(device),
+            bn1: BatchNormConfig::new(4).init(device),
+            downsample: (
+                Conv2dConfig::new([4, 6], [1, 1])
+                    .with_bias(false)
+                    .init(device),
+                BatchNormConfig::new(6).init(device),
+            ),
+            fc: LinearConfig::new(6, num_classes).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let x = self.downsample.1.forward(self.downsample.0.forward(x));
+        let [b, c, _, _] = x.dims();
+        self.fc.forward(x.mean_dims(&[2, 3]).reshape([b, c]))
+    }
+}
+
+impl Importable for Tiny {
+    fn family(&self) -> &'static str {
+        "tiny"
+    }
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["fc."]
+    }
+}
+
+fn device() -> Device {
+    model_zoo::available_backends()[0].device().unwrap()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn reference() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture("tiny_reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn floats(value: &serde_json::Value) -> Vec<f32> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
+}
+
+/// Runs the model on the fixture input and compares with PyTorch's logits for `key`.
+fn assert_logits(model: &Tiny, key: &str) {
+    let reference = reference();
+    let shape: Vec<usize> = reference["input_shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let device = device();
+    let x = Tensor::<4>::from_data(TensorData::new(floats(&reference["input"]), shape), &device);
+    let expected = TensorData::new(floats(&reference[key]), [2, 3]);
+    model
+        .forward(x)
+        .into_data()
+        .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-5));
+}
+
+fn load(name: &str) -> Result<(Tiny, zoo_import::ImportReport), ImportError> {
+    TorchImport::new(fixture(name)).load_into(Tiny::new(3, &device()))
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zoo-import-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn zip_pth_loads_and_matches_pytorch() {
+    let (model, report) = load("tiny.pth").unwrap();
+    assert_eq!(report.loaded, 12);
+    assert_eq!(report.ignored, 2, "two num_batches_tracked");
+    assert!(report.nested_under.is_empty());
+    assert_logits(&model, "logits");
+}
+
+#[test]
+fn legacy_pth_loads() {
+    let (model, _) = load("tiny_legacy.pth").unwrap();
+    assert_logits(&model, "logits");
+}
+
+#[test]
+fn checkpoint_state_dict_is_detected() {
+    let (model, report) = load("tiny_checkpoint.pth").unwrap();
+    assert_eq!(report.nested_under, "state_dict");
+    assert_logits(&model, "logits");
+}
+
+#[test]
+fn model_key_is_detected_and_caller_can_pick_another() {
+    let (model, report) = load("tiny_model_and_ema.pth").unwrap();
+    assert_eq!(report.nested_under, "model");
+    assert_logits(&model, "logits");
+    let (ema, _) = TorchImport::new(fixture("tiny_model_and_ema.pth"))
+        .top_level_key("ema")
+        .load_into(Tiny::new(3, &device()))
+        .unwrap();
+    assert_logits(&ema, "ema_logits");
+}
+
+#[test]
+fn missing_top_level_key_lists_the_available_ones() {
+    let err = TorchImport::new(fixture("tiny_checkpoint.pth"))
+        .top_level_key("weights")
+        .load_into(Tiny::new(3, &device()))
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, ImportError::TopLevelKey { .. }), "{message}");
+    assert!(
+        message.contains("weights") && message.contains("state_dict"),
+        "{message}"
+    );
+}
+
+#[test]
+fn dataparallel_prefix_is_stripped() {
+    let (model, report) = load("tiny_dataparallel.pth").unwrap();
+    assert!(report.stripped_module_prefix);
+    assert_logits(&model, "logits");
+}
+
+#[test]
+fn safetensors_loads() {
+    let (model, report) = load("tiny.safetensors").unwrap();
+    assert_eq!(report.format, "safetensors");
+    assert_logits(&model, "logits");
+}
+
+#[test]
+fn other_class_count_is_a_shape_error_naming_key_and_shapes() {
+    let err = load("tiny_10_classes.pth").unwrap_err();
+    let ImportError::KeyMismatch {
+        shapes,
+        missing,
+        unexpected,
+        model,
+        ..
+    } = &err
+    else {
+        panic!("expected KeyMismatch, got {err}");
+    };
+    assert_eq!(model, "tiny");
+    assert!(missing.is_empty() && unexpected.is_empty());
+    assert_eq!(shapes.len(), 2);
+    assert_eq!(shapes[1].key, "fc.weight");
+    assert_eq!(
+        (shapes[1].expected.clone(), shapes[1].found.clone()),
+        (vec![3, 6], vec![10, 6])
+    );
+    let message = err.to_string();
+    assert!(message.contains("tiny_10_classes.pth"), "{message}");
+    assert!(
+        message.contains("fc.weight: expected [3, 6], found [10, 6]"),
+        "{message}"
+    );
+}
+
+#[test]
+fn partial_load_keeps_the_new_head_and_loads_the_backbone() {
+    let device = device();
+    let fresh = Tiny::new(3, &device);
+    let head_before = fresh.fc.weight.val().into_data();
+    let (model, report) = TorchImport::new(fixture("tiny_10_classes.pth"))
+        .partial(true)
+        .load_into(fresh)
+        .unwrap();
+    assert_eq!(
+        report.skipped,
+        vec!["fc.bias".to_string(), "fc.weight".to_string()]
+    );
+    model
+        .fc
+        .weight
+        .val()
+        .into_data()
+        .assert_eq(&head_before, true);
+    // The backbone now holds the 10-class file's conv weights, not the fresh ones.
+    let (strict, _) = load("tiny.pth").unwrap();
+    let differs = model
+        .conv1
+        .weight
+        .val()
+        .sub(strict.conv1.weight.val())
+        .abs()
+        .max();
+    assert!(differs.into_scalar::<f32>() > 0.0);
+}
+
+#[test]
+fn vgg_state_dict_into_resnet50_names_missing_and_unexpected_keys() {
+    let model = ResNetConfig::resnet50().init(&device()).unwrap();
+    let err = TorchImport::new(fixture("tiny_vgg_keys.pth"))
+        .model_name("resnet50")
+        .load_into(model)
+        .unwrap_err();
+    let ImportError::KeyMismatch {
+        missing,
+        unexpected,
+        ..
+    } = &err
+    else {
+        panic!("expected KeyMismatch, got {err}");
+    };
+    assert_eq!(
+        missing.len(),
+        161 + 106,
+        "every resnet50 parameter and buffer"
+    );
+    assert!(missing.contains(&("conv1.weight".to_string(), vec![64, 3, 7, 7])));
+    assert_eq!(unexpected.len(), 8);
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "{} does not fit resnet50",
+            fixture("tiny_vgg_keys.pth").display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("features.0.weight [4, 3, 3, 3]"),
+        "{message}"
+    );
+    assert!(message.contains("... and"), "long lists are cut: {message}");
+}
+
+#[test]
+fn truncated_pth_is_unreadable_not_a_panic() {
+    let bytes = std::fs::read(fixture("tiny.pth")).unwrap();
+    for keep in [bytes.len() / 2, 100, 0] {
+        let path = temp_path(&format!("truncated-{keep}.pth"));
+        std::fs::write(&path, &bytes[..keep]).unwrap();
+        let err = TorchImport::new(&path)
+            .load_into(Tiny::new(3, &device()))
+            .unwrap_err();
+        assert!(
+            matches!(err, ImportError::Unreadable { .. }),
+            "{keep} bytes: {err}"
+        );
+        assert!(err.to_string().contains(&path.display().to_string()));
+    }
+}
+
+#[test]
+fn random_bytes_are_unreadable_not_a_panic() {
+    // A fixed xorshift stream: deterministic "random" bytes.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let bytes: Vec<u8> = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    for name in ["random.pth", "random.safetensors"] {
+        let path = temp_path(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = TorchImport::new(&path)
+            .load_into(Tiny::new(3, &device()))
+            .unwrap_err();
+        assert!(
+            matches!(err, ImportError::Unreadable { .. }),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn missing_file_is_an_io_error_naming_it() {
+    let err = load("does-not-exist.pth").unwrap_err();
+    assert!(matches!(err, ImportError::Io { .. }));
+    assert!(err.to_string().contains("does-not-exist.pth"), "{err}");
+}
+
+#[test]
+fn burnpack_round_trip_and_strict_reload() {
+    let (model, _) = load("tiny.pth").unwrap();
+    let path = temp_path("tiny.bpk");
+    save_burnpack(&model, &path).unwrap();
+    let reloaded = load_burnpack(Tiny::new(3, &device()), &path).unwrap();
+    assert_logits(&reloaded, "logits");
+    let err = load_burnpack(Tiny::new(10, &device()), &path).unwrap_err();
+    assert!(err.to_string().contains("fc.weight"), "{err}");
+    let err = load_burnpack(Tiny::new(3, &device()), fixture("tiny.pth")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ImportError::Unreadable {
+                format: "burnpack",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
