@@ -1,0 +1,306 @@
+//! The parity oracle: torchvision in Python writes random-weight references, every compiled
+//! backend here imports the same state_dict and must reproduce the logits.
+//!
+//! Pass when `max |burn - torch| <= 1e-4 * max(1, max |torch|)`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Tensor, TensorData};
+use model_zoo::resnet::{RESNET_NAMES, ResNetConfig};
+use model_zoo::{Backend, available_backends};
+use serde_json::Value;
+use zoo_import::TorchImport;
+
+/// Relative tolerance of the parity check.
+const TOLERANCE: f32 = 1e-4;
+
+/// Arguments of `cargo xtask parity`.
+#[derive(clap::Args)]
+pub struct ParityArgs {
+    /// Models to check, by torchvision name (`resnet50`).
+    models: Vec<String>,
+    /// Check every model the zoo has.
+    #[arg(long)]
+    all: bool,
+    /// Backends to run (default: every compiled one). Repeat or comma-separate.
+    #[arg(long, value_delimiter = ',')]
+    backend: Vec<Backend>,
+    /// Where the PyTorch references live (default: $ZOO_CACHE/parity, else
+    /// ~/.cache/burn-model-zoo/parity). Missing ones are generated.
+    #[arg(long)]
+    refs: Option<PathBuf>,
+    /// Python with torch and torchvision (default: the venv made by xtask/python/setup-venv.sh).
+    #[arg(long, env = "ZOO_PYTHON")]
+    python: Option<PathBuf>,
+}
+
+struct Row {
+    model: String,
+    backend: Backend,
+    shape: String,
+    max_diff: Option<f32>,
+    tolerance: f32,
+    note: String,
+}
+
+impl Row {
+    fn passed(&self) -> bool {
+        self.max_diff.is_some_and(|d| d <= self.tolerance)
+    }
+}
+
+/// Runs the parity check; `Ok(false)` when any case fails.
+pub fn run(args: &ParityArgs) -> Result<bool> {
+    let models: Vec<String> = if args.all {
+        RESNET_NAMES.iter().map(|s| s.to_string()).collect()
+    } else if args.models.is_empty() {
+        bail!("name models to check (e.g. `cargo xtask parity resnet50`) or pass --all");
+    } else {
+        args.models.clone()
+    };
+    for name in &models {
+        if ResNetConfig::from_name(name).is_none() {
+            bail!("unknown model `{name}`; known: {}", RESNET_NAMES.join(", "));
+        }
+    }
+    let backends = if args.backend.is_empty() {
+        available_backends()
+    } else {
+        args.backend.clone()
+    };
+    let refs = args.refs.clone().unwrap_or_else(default_refs_dir);
+    write_references(&refs, &models, args.python.as_deref())?;
+
+    println!(
+        "\n{:<18} {:<8} {:<16} {:>12} {:>10}  verdict",
+        "model", "backend", "input", "max |diff|", "tolerance"
+    );
+    let mut rows = Vec::new();
+    for name in &models {
+        let manifest = read_manifest(&refs.join(name))?;
+        for &backend in &backends {
+            let started = Instant::now();
+            let outcome =
+                std::panic::catch_unwind(|| check(name, backend, &refs.join(name), &manifest));
+            let new_rows = match outcome {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(err)) => vec![error_row(name, backend, format!("{err:#}"))],
+                Err(panic) => vec![error_row(name, backend, panic_message(panic))],
+            };
+            for row in new_rows {
+                print_row(&row, started.elapsed().as_secs_f32());
+                rows.push(row);
+            }
+        }
+    }
+    let failed = rows.iter().filter(|r| !r.passed()).count();
+    println!(
+        "\nparity: {} passed, {} failed ({} models x {} backends)",
+        rows.len() - failed,
+        failed,
+        models.len(),
+        backends.len()
+    );
+    Ok(failed == 0)
+}
+
+fn default_refs_dir() -> PathBuf {
+    if let Some(cache) = std::env::var_os("ZOO_CACHE") {
+        return PathBuf::from(cache).join("parity");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/burn-model-zoo/parity")
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Finds the venv's python (creating the venv if needed) unless one was given.
+fn python(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(python) = given {
+        return Ok(python.to_path_buf());
+    }
+    let script = workspace_root().join("xtask/python/setup-venv.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!("{} failed ({})", script.display(), output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout
+        .lines()
+        .last()
+        .context("setup-venv.sh printed no python path")?;
+    Ok(PathBuf::from(last.trim()))
+}
+
+fn write_references(refs: &Path, models: &[String], python_path: Option<&Path>) -> Result<()> {
+    let python = python(python_path)?;
+    let script = workspace_root().join("xtask/python/reference.py");
+    let status = Command::new(&python)
+        .arg(&script)
+        .arg("--out")
+        .arg(refs)
+        .args(models)
+        .status()
+        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
+    }
+    Ok(())
+}
+
+fn read_manifest(dir: &Path) -> Result<Value> {
+    let path = dir.join("manifest.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn shape_of(value: &Value) -> Result<Vec<usize>> {
+    value
+        .as_array()
+        .context("shape is not a list")?
+        .iter()
+        .map(|d| {
+            d.as_u64()
+                .map(|d| d as usize)
+                .context("shape entry is not an integer")
+        })
+        .collect()
+}
+
+fn read_f32(path: &Path, shape: &[usize]) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let expected = shape.iter().product::<usize>() * 4;
+    if bytes.len() != expected {
+        bail!(
+            "{}: {} bytes, expected {expected} for shape {shape:?}",
+            path.display(),
+            bytes.len()
+        );
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// Imports the reference state_dict on `backend` and compares every case's logits.
+fn check(name: &str, backend: Backend, dir: &Path, manifest: &Value) -> Result<Vec<Row>> {
+    let device = backend.device()?;
+    let config = ResNetConfig::from_name(name).context("unknown model")?;
+    let model = config.init(&device)?;
+    let parameters = model_zoo::num_parameters(&model) as u64;
+    if manifest["parameters"].as_u64() != Some(parameters) {
+        bail!(
+            "parameter count {parameters} differs from torchvision's {}",
+            manifest["parameters"]
+        );
+    }
+    let weights = dir.join(
+        manifest["state_dict"]
+            .as_str()
+            .context("manifest lacks state_dict")?,
+    );
+    let (model, _) = TorchImport::new(&weights)
+        .model_name(name)
+        .load_into(model)?;
+    let mut rows = Vec::new();
+    for case in manifest["cases"]
+        .as_array()
+        .context("manifest lacks cases")?
+    {
+        let input_shape = shape_of(&case["input_shape"])?;
+        let logits_shape = shape_of(&case["logits_shape"])?;
+        let input = read_f32(
+            &dir.join(case["input"].as_str().context("input")?),
+            &input_shape,
+        )?;
+        let expected = read_f32(
+            &dir.join(case["logits"].as_str().context("logits")?),
+            &logits_shape,
+        )?;
+        let x = Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), &device);
+        let logits = model.try_forward(x)?;
+        let got: Vec<f32> = logits
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading logits back: {e:?}"))?;
+        if got.len() != expected.len() {
+            bail!("{} logits, expected {}", got.len(), expected.len());
+        }
+        let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let max_diff = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| {
+                if a.is_finite() {
+                    (a - b).abs()
+                } else {
+                    f32::INFINITY
+                }
+            })
+            .fold(0.0f32, f32::max);
+        rows.push(Row {
+            model: name.to_string(),
+            backend,
+            shape: input_shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("x"),
+            max_diff: Some(max_diff),
+            tolerance: TOLERANCE * scale,
+            note: String::new(),
+        });
+    }
+    Ok(rows)
+}
+
+fn error_row(name: &str, backend: Backend, note: String) -> Row {
+    Row {
+        model: name.to_string(),
+        backend,
+        shape: "-".into(),
+        max_diff: None,
+        tolerance: f32::NAN,
+        note,
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .map(|m| format!("panicked: {m}"))
+        .unwrap_or_else(|| "panicked".into())
+}
+
+fn print_row(row: &Row, seconds: f32) {
+    let diff = row.max_diff.map_or("-".to_string(), |d| format!("{d:.3e}"));
+    let verdict = if row.passed() { "ok" } else { "FAIL" };
+    println!(
+        "{:<18} {:<8} {:<16} {:>12} {:>10.1e}  {verdict} {}",
+        row.model,
+        row.backend.name(),
+        row.shape,
+        diff,
+        row.tolerance,
+        if row.note.is_empty() {
+            format!("({seconds:.1}s)")
+        } else {
+            row.note.clone()
+        }
+    );
+}
