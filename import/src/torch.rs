@@ -279,7 +279,7 @@ fn same_key(torch_key: &str, burn_key: &str) -> bool {
 }
 
 fn dims(tensor: &PackTensor) -> Vec<usize> {
-    tensor.shape.iter().map(|&d| d as usize).collect()
+    tensor.shape.to_vec()
 }
 
 fn remap(tensors: Vec<PackTensor>, key_map: &[(&str, &str)]) -> Vec<PackTensor> {

@@ -25,7 +25,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::layers::{conv_kaiming_fan_out, linear_torch_default};
+use crate::layers::{conv_config, conv_kaiming_fan_out, linear_torch_default};
 
 /// The residual block a ResNet is built from.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -213,7 +213,7 @@ impl ResNetConfig {
         let layer4 = builder.stage(512, self.layers[3], 2, flags[2]);
         let num_features = 512 * self.block.expansion();
         Ok(ResNet {
-            conv1: conv_kaiming_fan_out(3, 64, 7, 2, 3, 1, 1, device),
+            conv1: conv_kaiming_fan_out(conv_config(3, 64, 7, 2, 1), device),
             bn1: BatchNormConfig::new(64).init(device),
             maxpool: MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
@@ -251,7 +251,10 @@ impl StageBuilder<'_> {
         let out_planes = planes * expansion;
         let downsample = (stride != 1 || self.in_planes != out_planes).then(|| {
             (
-                conv_kaiming_fan_out(self.in_planes, out_planes, 1, stride, 0, 1, 1, device),
+                conv_kaiming_fan_out(
+                    conv_config(self.in_planes, out_planes, 1, stride, 1),
+                    device,
+                ),
                 BatchNormConfig::new(out_planes).init(device),
             )
         });
@@ -285,10 +288,11 @@ impl StageBuilder<'_> {
         match config.block {
             BlockKind::Basic => Block::Basic(BasicBlock {
                 conv1: conv_kaiming_fan_out(
-                    in_planes, planes, 3, stride, dilation, dilation, 1, device,
+                    conv_config(in_planes, planes, 3, stride, dilation),
+                    device,
                 ),
                 bn1: BatchNormConfig::new(planes).init(device),
-                conv2: conv_kaiming_fan_out(planes, planes, 3, 1, dilation, dilation, 1, device),
+                conv2: conv_kaiming_fan_out(conv_config(planes, planes, 3, 1, dilation), device),
                 bn2: last_bn(planes),
                 downsample,
             }),
@@ -296,20 +300,14 @@ impl StageBuilder<'_> {
                 let width = bottleneck_width(planes, config.width_per_group, config.groups);
                 let out = planes * BlockKind::Bottleneck.expansion();
                 Block::Bottleneck(Bottleneck {
-                    conv1: conv_kaiming_fan_out(in_planes, width, 1, 1, 0, 1, 1, device),
+                    conv1: conv_kaiming_fan_out(conv_config(in_planes, width, 1, 1, 1), device),
                     bn1: BatchNormConfig::new(width).init(device),
                     conv2: conv_kaiming_fan_out(
-                        width,
-                        width,
-                        3,
-                        stride,
-                        dilation,
-                        dilation,
-                        config.groups,
+                        conv_config(width, width, 3, stride, dilation).with_groups(config.groups),
                         device,
                     ),
                     bn2: BatchNormConfig::new(width).init(device),
-                    conv3: conv_kaiming_fan_out(width, out, 1, 1, 0, 1, 1, device),
+                    conv3: conv_kaiming_fan_out(conv_config(width, out, 1, 1, 1), device),
                     bn3: last_bn(out),
                     downsample,
                 })
@@ -325,6 +323,8 @@ pub fn bottleneck_width(planes: usize, width_per_group: usize, groups: usize) ->
 }
 
 /// A residual block: one of torchvision's `BasicBlock` or `Bottleneck`.
+// A stage is a `Vec<Block>` of one kind; boxing would only add an indirection per block.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Block {
     /// Two 3x3 convolutions.
@@ -599,9 +599,8 @@ mod tests {
             .with_replace_stride_with_dilation(vec![false, true])
             .init(&device)
             .unwrap_err();
-        assert_eq!(
+        assert!(
             err.to_string().contains("should have 3 elements, got 2"),
-            true,
             "{err}"
         );
         let err = ResNetConfig::resnet50()

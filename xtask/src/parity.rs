@@ -98,12 +98,12 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
     }
     let failed = rows.iter().filter(|r| !r.passed()).count();
     println!(
-        "\nparity: {} passed, {} failed ({} models x {} backends)",
-        rows.len() - failed,
-        failed,
+        "\n{} models x {} backends x {} input shapes",
         models.len(),
-        backends.len()
+        backends.len(),
+        rows.len() / (models.len() * backends.len()).max(1)
     );
+    println!("parity: {} passed, {} failed", rows.len() - failed, failed);
     Ok(failed == 0)
 }
 
