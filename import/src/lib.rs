@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! # zoo-import
 //!
 //! Loads PyTorch weights into model-zoo modules: torchvision `state_dict`s saved with

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! # model-zoo
 //!
 //! Image classifiers written once on [Burn](https://burn.dev) 0.22, with torchvision's names,
