@@ -192,49 +192,20 @@ impl TorchImport {
                 .iter()
                 .any(|p| key.starts_with(p))
         };
-        let mut missing = Vec::new();
-        let mut shapes = Vec::new();
+        let found_shapes = found.iter().map(|(k, t)| (k.clone(), dims(t))).collect();
+        let mut diff = KeyDiff::between(&expected, &found_shapes);
+        // A partial load leaves a mis-shaped head as initialised: weight and bias together,
+        // never half of it.
         let mut skipped = Vec::new();
-        for (key, expected_shape) in &expected {
-            match found.get(key) {
-                None => missing.push((key.clone(), expected_shape.clone())),
-                Some(tensor) if &dims(tensor) != expected_shape => {
-                    if self.partial && is_classifier(key) {
-                        skipped.push(key.clone());
-                    } else {
-                        shapes.push(ShapeMismatch {
-                            key: key.clone(),
-                            expected: expected_shape.clone(),
-                            found: dims(tensor),
-                        });
-                    }
-                }
-                Some(_) => {}
-            }
+        if self.partial && diff.shapes.iter().any(|m| is_classifier(&m.key)) {
+            diff.shapes.retain(|m| !is_classifier(&m.key));
+            skipped = expected
+                .keys()
+                .filter(|k| is_classifier(k) && found.contains_key(*k))
+                .cloned()
+                .collect();
         }
-        // A partial load skips the whole head together (weight and bias), never half of it.
-        if !skipped.is_empty() {
-            for key in expected.keys().filter(|k| is_classifier(k)) {
-                if !skipped.contains(key) && found.contains_key(key) {
-                    skipped.push(key.clone());
-                }
-            }
-            skipped.sort();
-        }
-        let unexpected: Vec<(String, Vec<usize>)> = found
-            .iter()
-            .filter(|(key, _)| !expected.contains_key(*key))
-            .map(|(key, t)| (key.clone(), dims(t)))
-            .collect();
-        if !missing.is_empty() || !unexpected.is_empty() || !shapes.is_empty() {
-            return Err(ImportError::KeyMismatch {
-                path: self.path.clone(),
-                model: model_name,
-                missing,
-                unexpected,
-                shapes,
-            });
-        }
+        diff.into_result(&self.path, &model_name)?;
 
         let to_apply: Vec<PackTensor> = found
             .into_values()
@@ -276,6 +247,56 @@ impl TorchImport {
 fn same_key(torch_key: &str, burn_key: &str) -> bool {
     let rename = |k: &str| k.replace(".gamma", ".weight").replace(".beta", ".bias");
     rename(torch_key) == rename(burn_key)
+}
+
+/// How a file's keys and shapes differ from a model's.
+struct KeyDiff {
+    missing: Vec<(String, Vec<usize>)>,
+    unexpected: Vec<(String, Vec<usize>)>,
+    shapes: Vec<ShapeMismatch>,
+}
+
+impl KeyDiff {
+    fn between(
+        expected: &BTreeMap<String, Vec<usize>>,
+        found: &BTreeMap<String, Vec<usize>>,
+    ) -> Self {
+        let only_in = |a: &BTreeMap<String, Vec<usize>>, b: &BTreeMap<String, Vec<usize>>| {
+            a.iter()
+                .filter(|(k, _)| !b.contains_key(*k))
+                .map(|(k, s)| (k.clone(), s.clone()))
+                .collect()
+        };
+        let shapes = expected
+            .iter()
+            .filter_map(|(key, e)| {
+                let f = found.get(key)?;
+                (f != e).then(|| ShapeMismatch {
+                    key: key.clone(),
+                    expected: e.clone(),
+                    found: f.clone(),
+                })
+            })
+            .collect();
+        Self {
+            missing: only_in(expected, found),
+            unexpected: only_in(found, expected),
+            shapes,
+        }
+    }
+
+    fn into_result(self, path: &Path, model: &str) -> Result<(), ImportError> {
+        if self.missing.is_empty() && self.unexpected.is_empty() && self.shapes.is_empty() {
+            return Ok(());
+        }
+        Err(ImportError::KeyMismatch {
+            path: path.to_path_buf(),
+            model: model.to_string(),
+            missing: self.missing,
+            unexpected: self.unexpected,
+            shapes: self.shapes,
+        })
+    }
 }
 
 fn dims(tensor: &PackTensor) -> Vec<usize> {
@@ -413,36 +434,7 @@ pub fn load_burnpack<M: Importable>(
         .iter()
         .map(|(k, t)| (k.clone(), dims(t)))
         .collect();
-    let missing: Vec<_> = expected
-        .iter()
-        .filter(|(k, _)| !found.contains_key(*k))
-        .map(|(k, s)| (k.clone(), s.clone()))
-        .collect();
-    let unexpected: Vec<_> = found
-        .iter()
-        .filter(|(k, _)| !expected.contains_key(*k))
-        .map(|(k, s)| (k.clone(), s.clone()))
-        .collect();
-    let shapes: Vec<_> = expected
-        .iter()
-        .filter_map(|(k, e)| {
-            let f = found.get(k)?;
-            (f != e).then(|| ShapeMismatch {
-                key: k.clone(),
-                expected: e.clone(),
-                found: f.clone(),
-            })
-        })
-        .collect();
-    if !missing.is_empty() || !unexpected.is_empty() || !shapes.is_empty() {
-        return Err(ImportError::KeyMismatch {
-            path: path.to_path_buf(),
-            model: model.family().to_string(),
-            missing,
-            unexpected,
-            shapes,
-        });
-    }
+    KeyDiff::between(&expected, &found).into_result(path, model.family())?;
     model
         .load_from(&mut store)
         .map_err(|e| ImportError::Apply {
