@@ -688,16 +688,27 @@ mod tests {
         assert_eq!(block.bn3.gamma.val().abs().max().into_scalar::<f32>(), 0.0);
         assert_eq!(block.bn2.gamma.val().min().into_scalar::<f32>(), 1.0);
         assert_eq!(block.bn2.beta.val().abs().max().into_scalar::<f32>(), 0.0);
-        // Kaiming normal, fan_out = 256 * 1 * 1 for layer2's 1x1 expansion conv of 64 -> 512...
-        // measured on the stem: fan_out = 64 * 7 * 7, std = sqrt(2 / 3136) = 0.02525.
-        let w = model.conv1.weight.val();
-        let std = w
-            .clone()
-            .sub_scalar(w.mean().into_scalar::<f32>())
+        // Kaiming normal with PyTorch's fan-out, out * k * k: the stem's std is
+        // sqrt(2 / (64 * 7 * 7)) = 0.02525.
+        let std = weight_std(model.conv1.weight.val());
+        assert!((std - 0.02525).abs() < 0.001, "stem std {std}");
+        // Grouped: resnext50_32x4d's first 3x3 is [128, 4, 3, 3]; PyTorch's fan-out ignores the
+        // groups, so std = sqrt(2 / (128 * 9)) = 0.04167 (burn's initialiser would give 0.2357).
+        let model = ResNetConfig::resnext50_32x4d().init(&device).unwrap();
+        let Block::Bottleneck(block) = &model.layer1[0] else {
+            panic!("bottleneck expected")
+        };
+        assert_eq!(block.conv2.weight.dims(), [128, 4, 3, 3]);
+        let std = weight_std(block.conv2.weight.val());
+        assert!((std - 0.04167).abs() < 0.002, "grouped conv std {std}");
+    }
+
+    fn weight_std(w: Tensor<4>) -> f32 {
+        let mean = w.clone().mean().into_scalar::<f32>();
+        w.sub_scalar(mean)
             .powi_scalar(2)
             .mean()
-            .sqrt();
-        let std = std.into_scalar::<f32>();
-        assert!((std - 0.02525).abs() < 0.001, "stem std {std}");
+            .sqrt()
+            .into_scalar::<f32>()
     }
 }
