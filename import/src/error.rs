@@ -27,8 +27,8 @@ impl fmt::Display for ShapeMismatch {
     }
 }
 
-/// Why weights could not be loaded. Nothing is half-loaded: on error the caller's model is gone
-/// with the error only if it was moved in, and no file is written.
+/// Why weights could not be loaded. A failed load never hands back a partly filled model: the
+/// model moved into it is dropped, and no file is written.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// The file could not be opened.

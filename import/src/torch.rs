@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{
-    BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot, ModuleStore,
+    BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore,
     PyTorchToBurnAdapter, PytorchStore, PytorchStoreError, SafetensorsStore,
 };
 
@@ -166,11 +166,7 @@ impl TorchImport {
             .clone()
             .unwrap_or_else(|| model.family().to_string());
         // The model's keys and shapes in PyTorch's layout (`bn.weight`, linear `[out, in]`).
-        let expected: BTreeMap<String, Vec<usize>> = model
-            .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
-            .into_iter()
-            .map(|t| (t.name.clone(), dims(&t)))
-            .collect();
+        let expected = model_shapes(&model, Some(Box::new(BurnToPyTorchAdapter)));
 
         let tensors = self.read_tensors()?;
         let tensors = remap(tensors, model.key_map());
@@ -299,6 +295,19 @@ impl KeyDiff {
     }
 }
 
+/// The model's tensor names and shapes, seen through `adapter` (PyTorch's naming and layout with
+/// `BurnToPyTorchAdapter`, burn's own without one).
+fn model_shapes<M: ModuleSnapshot>(
+    model: &M,
+    adapter: Option<Box<dyn ModuleAdapter>>,
+) -> BTreeMap<String, Vec<usize>> {
+    model
+        .collect(None, adapter, true)
+        .into_iter()
+        .map(|t| (t.name.clone(), dims(&t)))
+        .collect()
+}
+
 fn dims(tensor: &PackTensor) -> Vec<usize> {
     tensor.shape.to_vec()
 }
@@ -419,11 +428,7 @@ pub fn load_burnpack<M: Importable>(
         source,
     })?;
     let mut store = BurnpackStore::from_file(path).auto_extension(false);
-    let expected: BTreeMap<String, Vec<usize>> = model
-        .collect(None, None, true)
-        .into_iter()
-        .map(|t| (t.name.clone(), dims(&t)))
-        .collect();
+    let expected = model_shapes(&model, None);
     let found: BTreeMap<String, Vec<usize>> = store
         .get_all_tensors()
         .map_err(|e| ImportError::Unreadable {
