@@ -31,3 +31,21 @@ impl Importable for ResNet {
         &["fc."]
     }
 }
+
+impl Importable for model_zoo::Model {
+    fn family(&self) -> &'static str {
+        model_zoo::Model::family(self).name()
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        match self {
+            model_zoo::Model::ResNet(m) => m.classifier_prefixes(),
+        }
+    }
+
+    fn key_map(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            model_zoo::Model::ResNet(m) => m.key_map(),
+        }
+    }
+}

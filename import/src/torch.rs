@@ -166,7 +166,7 @@ impl TorchImport {
             .clone()
             .unwrap_or_else(|| model.family().to_string());
         // The model's keys and shapes in PyTorch's layout (`bn.weight`, linear `[out, in]`).
-        let expected = model_shapes(&model, Some(Box::new(BurnToPyTorchAdapter)));
+        let expected = model_shapes(&model, Some(Box::new(BurnToPyTorchAdapter)), true);
 
         let tensors = self.read_tensors()?;
         let tensors = remap(tensors, model.key_map());
@@ -300,9 +300,10 @@ impl KeyDiff {
 fn model_shapes<M: ModuleSnapshot>(
     model: &M,
     adapter: Option<Box<dyn ModuleAdapter>>,
+    skip_enum_variants: bool,
 ) -> BTreeMap<String, Vec<usize>> {
     model
-        .collect(None, adapter, true)
+        .collect(None, adapter, skip_enum_variants)
         .into_iter()
         .map(|t| (t.name.clone(), dims(&t)))
         .collect()
@@ -391,7 +392,38 @@ fn locate_state_dict(
 /// The file is written beside its destination and renamed into place, so an interrupted save
 /// never leaves a partial file.
 pub fn save_burnpack<M: Importable>(model: &M, path: impl AsRef<Path>) -> Result<(), ImportError> {
-    let path = path.as_ref();
+    write_atomically(path.as_ref(), |tmp| {
+        let mut store = BurnpackStore::from_file(tmp)
+            .auto_extension(false)
+            .overwrite(true)
+            .metadata("family", model.family());
+        model.save_into(&mut store).map_err(|e| e.to_string())
+    })
+}
+
+/// Saves `model` as a `.safetensors` file with PyTorch's names and layouts (Linear weights
+/// transposed back to `[out, in]`), so that `model.load_state_dict(safetensors.torch.load_file(p))`
+/// reads it in PyTorch, and [`TorchImport`] reads it back here. Written atomically.
+pub fn save_safetensors<M: Importable>(
+    model: &M,
+    path: impl AsRef<Path>,
+) -> Result<(), ImportError> {
+    write_atomically(path.as_ref(), |tmp| {
+        let mut store = SafetensorsStore::from_file(tmp)
+            .overwrite(true)
+            .skip_enum_variants(true)
+            .with_to_adapter(BurnToPyTorchAdapter)
+            .metadata("family", model.family());
+        model.save_into(&mut store).map_err(|e| e.to_string())
+    })
+}
+
+/// Runs `write` on a temporary file beside `path`, then renames it into place; on any failure
+/// the temporary file is removed and `path` is untouched.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), ImportError> {
     let write_err = |message: String| ImportError::Write {
         path: path.to_path_buf(),
         message,
@@ -400,16 +432,13 @@ pub fn save_burnpack<M: Importable>(model: &M, path: impl AsRef<Path>) -> Result
         .file_name()
         .ok_or_else(|| write_err("not a file path".into()))?
         .to_string_lossy();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| write_err(e.to_string()))?;
+    }
     let tmp = path.with_file_name(format!(".{file_name}.partial-{}", std::process::id()));
-    let mut store = BurnpackStore::from_file(&tmp)
-        .auto_extension(false)
-        .overwrite(true)
-        .metadata("family", model.family());
-    let saved = model
-        .save_into(&mut store)
-        .map_err(|e| write_err(e.to_string()));
-    let renamed =
-        saved.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string())));
+    let renamed = write(&tmp)
+        .map_err(write_err)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string())));
     if renamed.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -428,7 +457,8 @@ pub fn load_burnpack<M: Importable>(
         source,
     })?;
     let mut store = BurnpackStore::from_file(path).auto_extension(false);
-    let expected = model_shapes(&model, None);
+    // Burnpack is burn's native format: its paths keep enum variant names (`Basic`).
+    let expected = model_shapes(&model, None, false);
     let found: BTreeMap<String, Vec<usize>> = store
         .get_all_tensors()
         .map_err(|e| ImportError::Unreadable {

@@ -113,3 +113,45 @@ impl InputSpec {
         Ok(())
     }
 }
+
+/// A name the registry does not know.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RegistryError {
+    /// No model has this name.
+    #[error("no model named `{name}` in the zoo{}; `cargo xtask list` shows them all", suggest(.suggestions))]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// Registered names that look alike.
+        suggestions: Vec<String>,
+    },
+    /// The model has no pretrained weights of this name.
+    #[error("{model} has no weights named `{name}`; available: {}", list_or_none(.available))]
+    UnknownWeights {
+        /// The model.
+        model: String,
+        /// The weights asked for.
+        name: String,
+        /// The model's weights (`IMAGENET1K_V1`, ...).
+        available: Vec<String>,
+    },
+    /// The model could not be built (e.g. zero classes).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+fn suggest(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", names.join(", "))
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none (this model has no pretrained weights)".into()
+    } else {
+        names.join(", ")
+    }
+}

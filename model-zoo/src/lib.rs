@@ -21,9 +21,14 @@ mod count;
 pub mod device;
 pub mod error;
 mod layers;
+mod model;
+pub mod registry;
 pub mod resnet;
 
 pub use count::num_parameters;
 pub use device::{Backend, BackendError, available_backends};
+pub use error::RegistryError;
 pub use error::{ConfigError, InputError, InputSpec};
+pub use model::Model;
+pub use registry::{ModelInfo, WeightsInfo, create, list_models, model_info, models};
 pub use resnet::{ResNet, ResNetConfig};

@@ -521,6 +521,31 @@ impl ResNet {
     }
 }
 
+/// One typed constructor per preset: `resnet50(num_classes, &device)`.
+macro_rules! constructors {
+    ($($name:ident: $what:literal),* $(,)?) => {$(
+        #[doc = concat!("Builds ", $what, " with `num_classes` classes, initialised as torchvision does.")]
+        #[doc = ""]
+        #[doc = concat!("Same as `ResNetConfig::", stringify!($name), "().with_num_classes(num_classes).init(device)`.")]
+        pub fn $name(num_classes: usize, device: &Device) -> Result<ResNet, ConfigError> {
+            ResNetConfig::$name().with_num_classes(num_classes).init(device)
+        }
+    )*};
+}
+
+constructors! {
+    resnet18: "ResNet-18",
+    resnet34: "ResNet-34",
+    resnet50: "ResNet-50",
+    resnet101: "ResNet-101",
+    resnet152: "ResNet-152",
+    resnext50_32x4d: "ResNeXt-50 32x4d",
+    resnext101_32x8d: "ResNeXt-101 32x8d",
+    resnext101_64x4d: "ResNeXt-101 64x4d",
+    wide_resnet50_2: "Wide ResNet-50-2",
+    wide_resnet101_2: "Wide ResNet-101-2",
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Tensor, TensorData};
-use model_zoo::resnet::{RESNET_NAMES, ResNetConfig};
 use model_zoo::{Backend, available_backends};
 use serde_json::Value;
 use zoo_import::TorchImport;
@@ -64,16 +63,14 @@ impl Row {
 /// Runs the parity check; `Ok(false)` when any case fails.
 pub fn run(args: &ParityArgs) -> Result<bool> {
     let models: Vec<String> = if args.all {
-        RESNET_NAMES.iter().map(|s| s.to_string()).collect()
+        model_zoo::models().map(|m| m.name.to_string()).collect()
     } else if args.models.is_empty() {
         bail!("name models to check (e.g. `cargo xtask parity resnet50`) or pass --all");
     } else {
         args.models.clone()
     };
     for name in &models {
-        if ResNetConfig::from_name(name).is_none() {
-            bail!("unknown model `{name}`; known: {}", RESNET_NAMES.join(", "));
-        }
+        model_zoo::model_info(name)?;
     }
     let backends = if args.backend.is_empty() {
         available_backends()
@@ -81,7 +78,9 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
         args.backend.clone()
     };
     let refs = args.refs.clone().unwrap_or_else(default_refs_dir);
-    write_references(&refs, &models, args.python.as_deref())?;
+    let python = python(args.python.as_deref())?;
+    write_references(&refs, &models, &python)?;
+    let metadata_problems = check_registry_metadata(&models, &python)?;
 
     println!(
         "\n{:<18} {:<8} {:<16} {:>12} {:>10}  verdict",
@@ -112,8 +111,22 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
         backends.len(),
         rows.len() / (models.len() * backends.len()).max(1)
     );
+    if metadata_problems.is_empty() {
+        println!(
+            "registry metadata: {} models agree with torchvision",
+            models.len()
+        );
+    } else {
+        println!(
+            "registry metadata: {} differences from torchvision",
+            metadata_problems.len()
+        );
+        for problem in &metadata_problems {
+            println!("  {problem}");
+        }
+    }
     println!("parity: {} passed, {} failed", rows.len() - failed, failed);
-    Ok(failed == 0)
+    Ok(failed == 0 && metadata_problems.is_empty())
 }
 
 fn default_refs_dir() -> PathBuf {
@@ -152,8 +165,7 @@ fn python(given: Option<&Path>) -> Result<PathBuf> {
     Ok(PathBuf::from(last.trim()))
 }
 
-fn write_references(refs: &Path, models: &[String], python_path: Option<&Path>) -> Result<()> {
-    let python = python(python_path)?;
+fn write_references(refs: &Path, models: &[String], python: &Path) -> Result<()> {
     let script = workspace_root().join("xtask/python/reference.py");
     let status = Command::new(&python)
         .arg(&script)
@@ -207,8 +219,7 @@ fn read_f32(path: &Path, shape: &[usize]) -> Result<Vec<f32>> {
 /// Imports the reference state_dict on `backend` and compares every case's logits.
 fn check(name: &str, backend: Backend, dir: &Path, manifest: &Value) -> Result<Vec<Row>> {
     let device = backend.device()?;
-    let config = ResNetConfig::from_name(name).context("unknown model")?;
-    let model = config.init(&device)?;
+    let model = model_zoo::create(name, 1000, &device)?;
     let parameters = model_zoo::num_parameters(&model) as u64;
     if manifest["parameters"].as_u64() != Some(parameters) {
         bail!(
@@ -274,6 +285,135 @@ fn check(name: &str, backend: Backend, dir: &Path, manifest: &Value) -> Result<V
         });
     }
     Ok(rows)
+}
+
+/// Compares each model's registry entry (parameters, GFLOPs, every weight descriptor) with the
+/// installed torchvision's metadata; returns one line per difference.
+fn check_registry_metadata(models: &[String], python: &Path) -> Result<Vec<String>> {
+    let script = workspace_root().join("xtask/python/registry_meta.py");
+    let output = Command::new(python)
+        .arg(&script)
+        .args(models)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    if !output.status.success() {
+        bail!("{} failed ({})", script.display(), output.status);
+    }
+    let meta: Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("parsing the output of {}", script.display()))?;
+    let mut problems = Vec::new();
+    for name in models {
+        let info = model_zoo::model_info(name)?;
+        let Some(torch) = meta.get(name.as_str()) else {
+            problems.push(format!("{name}: torchvision has no such model"));
+            continue;
+        };
+        let mut differ = |what: &str, ours: String, theirs: String| {
+            if ours != theirs {
+                problems.push(format!(
+                    "{name}: {what} is {ours}, torchvision says {theirs}"
+                ));
+            }
+        };
+        differ(
+            "params",
+            info.params.to_string(),
+            torch["params"].to_string(),
+        );
+        differ(
+            "gflops",
+            format!("{:?}", info.gflops),
+            torch["gflops"].to_string(),
+        );
+        let torch_weights = torch["weights"].as_array().cloned().unwrap_or_default();
+        let names = |it: &mut dyn Iterator<Item = String>| it.collect::<Vec<_>>().join(",");
+        differ(
+            "weights",
+            names(&mut info.weights.iter().map(|w| w.name.to_string())),
+            names(
+                &mut torch_weights
+                    .iter()
+                    .map(|w| w["name"].as_str().unwrap_or("?").to_string()),
+            ),
+        );
+        for (ours, theirs) in info.weights.iter().zip(&torch_weights) {
+            let p = &ours.preprocess;
+            let what = |field: &str| format!("{}.{field}", ours.name);
+            differ(
+                &what("url"),
+                format!("{:?}", ours.url),
+                theirs["url"].to_string(),
+            );
+            differ(
+                &what("acc1"),
+                format!("{:?}", ours.acc1),
+                theirs["acc1"].to_string(),
+            );
+            differ(
+                &what("acc5"),
+                format!("{:?}", ours.acc5),
+                theirs["acc5"].to_string(),
+            );
+            differ(
+                &what("file_size_mb"),
+                format!("{:?}", ours.file_size_mb),
+                theirs["file_size_mb"].to_string(),
+            );
+            differ(
+                &what("default"),
+                ours.is_default.to_string(),
+                theirs["default"].to_string(),
+            );
+            differ(
+                &what("num_classes"),
+                ours.num_classes().to_string(),
+                theirs["num_classes"].to_string(),
+            );
+            differ(
+                &what("resize"),
+                p.resize.to_string(),
+                theirs["resize"].to_string(),
+            );
+            differ(
+                &what("crop"),
+                p.crop.to_string(),
+                theirs["crop"].to_string(),
+            );
+            differ(
+                &what("interpolation"),
+                format!("{:?}", p.interpolation).to_lowercase(),
+                theirs["interpolation"]
+                    .to_string()
+                    .trim_matches('"')
+                    .to_string(),
+            );
+            differ(
+                &what("mean"),
+                format!("{:?}", p.mean),
+                theirs["mean"].to_string().replace(',', ", "),
+            );
+            differ(
+                &what("std"),
+                format!("{:?}", p.std),
+                theirs["std"].to_string().replace(',', ", "),
+            );
+        }
+        if let Some(first) = info.weights.first() {
+            let categories = first.categories.names();
+            if torch["categories"].as_array().map(|c| c.len()) != Some(categories.len())
+                || torch["categories"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .zip(categories)
+                    .any(|(a, b)| a.as_str() != Some(b))
+            {
+                problems.push(format!("{name}: class names differ from torchvision's"));
+            }
+        }
+    }
+    Ok(problems)
 }
 
 fn error_row(name: &str, backend: Backend, note: String) -> Row {

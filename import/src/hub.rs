@@ -1,0 +1,519 @@
+//! Pretrained weights: download from torchvision's server, verify by SHA-256, cache, convert
+//! once to Burn's format, load.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let device = model_zoo::Backend::Flex.device()?;
+//! let model = zoo_import::pretrained("resnet50", "DEFAULT", &device)?;
+//! # Ok(()) }
+//! ```
+//!
+//! # The cache
+//! Under `$ZOO_CACHE` if set, else the platform cache directory (`~/.cache/burn-model-zoo` on
+//! Linux):
+//! - `torch/<file>.pth`: torchvision's files, under their own names (`resnet50-11ad3fa6.pth`);
+//! - `burn/<model>-<WEIGHTS>-<sha>.bpk`: the same weights in Burn's format, which load several
+//!   times faster than the pickle.
+//!
+//! A download goes to a temporary file in `torch/`, is hashed while it streams, and is renamed
+//! into place only when its length and SHA-256 prefix are right; any failure removes it. A file
+//! that is in the cache is never downloaded again. `$ZOO_WEIGHTS_URL` replaces torchvision's
+//! base URL, for a mirror or a local server.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use burn::tensor::Device;
+use indicatif::{ProgressBar, ProgressStyle};
+use model_zoo::{Model, ModelInfo, RegistryError, WeightsInfo};
+use sha2::{Digest, Sha256};
+
+use crate::{ImportError, TorchImport, load_burnpack, save_burnpack};
+
+/// Environment variable naming the cache directory.
+pub const CACHE_ENV: &str = "ZOO_CACHE";
+/// Environment variable replacing torchvision's base URL (`https://download.pytorch.org/models/`).
+pub const BASE_URL_ENV: &str = "ZOO_WEIGHTS_URL";
+
+/// Why a download failed. The destination is never left holding a partial or unverified file.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// No response: DNS, connection refused or reset, timeout. Often: no network.
+    #[error(
+        "cannot download {url} ({attempts} attempts): {message}. If this machine is offline, \
+         fetch the file elsewhere and convert it from disk (`cargo xtask import <model> --from FILE`)"
+    )]
+    Network {
+        /// The URL.
+        url: String,
+        /// How many times it was tried.
+        attempts: u32,
+        /// The last failure.
+        message: String,
+    },
+    /// The server answered with an error status.
+    #[error("downloading {url}: the server answered HTTP {status} ({attempts} attempts)")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// How many times it was tried.
+        attempts: u32,
+    },
+    /// The body ended before its announced length: a dropped connection.
+    #[error(
+        "downloading {url}: received {received} of {expected} bytes ({attempts} attempts); \
+         the partial file was removed"
+    )]
+    Truncated {
+        /// The URL.
+        url: String,
+        /// The announced length.
+        expected: u64,
+        /// What arrived.
+        received: u64,
+        /// How many times it was tried.
+        attempts: u32,
+    },
+    /// The file arrived whole but its SHA-256 does not start with the expected prefix.
+    #[error(
+        "{url}: SHA-256 starts with {found}, expected {expected}; the file is corrupt or not \
+         the one published, and was discarded"
+    )]
+    Checksum {
+        /// The URL.
+        url: String,
+        /// The prefix from the descriptor (the file name's 8 hex digits).
+        expected: String,
+        /// The downloaded file's SHA-256 (full).
+        found: String,
+    },
+    /// The cache could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl DownloadError {
+    /// Whether trying again may help: network failures, dropped connections, server errors
+    /// (5xx), 408 and 429. A 404 or a checksum mismatch will not change.
+    fn is_transient(&self) -> bool {
+        match self {
+            DownloadError::Network { .. } | DownloadError::Truncated { .. } => true,
+            DownloadError::Status { status, .. } => {
+                *status >= 500 || *status == 408 || *status == 429
+            }
+            DownloadError::Checksum { .. } | DownloadError::Io { .. } => false,
+        }
+    }
+
+    fn set_attempts(&mut self, n: u32) {
+        match self {
+            DownloadError::Network { attempts, .. }
+            | DownloadError::Status { attempts, .. }
+            | DownloadError::Truncated { attempts, .. } => *attempts = n,
+            DownloadError::Checksum { .. } | DownloadError::Io { .. } => {}
+        }
+    }
+}
+
+/// Why pretrained weights could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// Unknown model or weights name, or a model that cannot be built.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The download failed.
+    #[error(transparent)]
+    Download(#[from] DownloadError),
+    /// The file did not import (wrong keys or shapes, unreadable) or could not be converted.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+}
+
+/// Where pretrained weights are cached, and how they are fetched.
+#[derive(Debug, Clone)]
+pub struct WeightsCache {
+    root: PathBuf,
+    base_url: Option<String>,
+    progress: bool,
+    attempts: u32,
+    retry_delay: Duration,
+}
+
+impl WeightsCache {
+    /// A cache in `root`, downloading from torchvision (or `$ZOO_WEIGHTS_URL`), with a progress
+    /// bar on a terminal and 3 attempts per file.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            base_url: std::env::var(BASE_URL_ENV).ok().filter(|u| !u.is_empty()),
+            progress: true,
+            attempts: 3,
+            retry_delay: Duration::from_secs(2),
+        }
+    }
+
+    /// The cache in `$ZOO_CACHE`, else the platform cache directory's `burn-model-zoo`.
+    pub fn from_env() -> Self {
+        Self::new(default_cache_dir())
+    }
+
+    /// Downloads from `base_url` + file name instead of torchvision's server.
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+
+    /// Shows (default) or hides the progress bar. It is drawn only on a terminal anyway.
+    pub fn with_progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Tries each download this many times (at least once) when failures are transient, waiting
+    /// `delay`, then twice as long, between attempts.
+    pub fn with_retries(mut self, attempts: u32, delay: Duration) -> Self {
+        self.attempts = attempts.max(1);
+        self.retry_delay = delay;
+        self
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where torchvision's file for `weights` is (or will be) cached.
+    pub fn torch_path(&self, weights: &WeightsInfo) -> PathBuf {
+        self.root.join("torch").join(weights.file_name())
+    }
+
+    /// Where the converted Burn file of `model` with `weights` is (or will be) cached.
+    pub fn burnpack_path(&self, model: &str, weights: &WeightsInfo) -> PathBuf {
+        self.root.join("burn").join(format!(
+            "{model}-{}-{}.bpk",
+            weights.name, weights.sha256_prefix
+        ))
+    }
+
+    /// The URL `weights` is downloaded from: its descriptor's, or the same file name under
+    /// `$ZOO_WEIGHTS_URL` / [`Self::with_base_url`].
+    pub fn url(&self, weights: &WeightsInfo) -> String {
+        match &self.base_url {
+            Some(base) => format!("{}/{}", base.trim_end_matches('/'), weights.file_name()),
+            None => weights.url.to_string(),
+        }
+    }
+
+    /// torchvision's file for `weights`: from the cache, or downloaded and verified into it.
+    pub fn fetch(&self, weights: &WeightsInfo) -> Result<PathBuf, DownloadError> {
+        let path = self.torch_path(weights);
+        if !path.is_file() {
+            download(
+                &self.url(weights),
+                weights.sha256_prefix,
+                &path,
+                &DownloadOptions {
+                    progress: self.progress,
+                    attempts: self.attempts,
+                    retry_delay: self.retry_delay,
+                },
+            )?;
+        }
+        Ok(path)
+    }
+
+    /// The Burn file of `model` with `weights` (`"DEFAULT"`, `"IMAGENET1K_V2"`, ...): from the
+    /// cache, or made by fetching torchvision's file and converting it.
+    pub fn convert(
+        &self,
+        model: &str,
+        weights: &str,
+        device: &Device,
+    ) -> Result<PathBuf, HubError> {
+        let info = model_zoo::model_info(model)?;
+        self.convert_weights(info, info.weights(weights)?, device)
+    }
+
+    /// `model` with pretrained `weights` (`"DEFAULT"`, `"IMAGENET1K_V2"`, ...) on `device`,
+    /// downloading and converting on first use.
+    pub fn load(&self, model: &str, weights: &str, device: &Device) -> Result<Model, HubError> {
+        let info = model_zoo::model_info(model)?;
+        self.load_weights(info, info.weights(weights)?, device)
+    }
+
+    /// [`Self::convert`] for any descriptor, including one that is not in the registry (a
+    /// mirror's or your own file): fetches it, imports it strictly into `info`'s model, and
+    /// writes the Burn file atomically.
+    pub fn convert_weights(
+        &self,
+        info: &ModelInfo,
+        weights: &WeightsInfo,
+        device: &Device,
+    ) -> Result<PathBuf, HubError> {
+        let burnpack = self.burnpack_path(info.name, weights);
+        if !burnpack.is_file() {
+            let torch = self.fetch(weights)?;
+            let model = import_torch_file(info, weights.num_classes(), &torch, device)?;
+            save_burnpack(&model, &burnpack)?;
+        }
+        Ok(burnpack)
+    }
+
+    /// [`Self::load`] for any descriptor (see [`Self::convert_weights`]).
+    pub fn load_weights(
+        &self,
+        info: &ModelInfo,
+        weights: &WeightsInfo,
+        device: &Device,
+    ) -> Result<Model, HubError> {
+        let burnpack = self.convert_weights(info, weights, device)?;
+        let model = info
+            .create(weights.num_classes(), device)
+            .map_err(RegistryError::from)?;
+        Ok(load_burnpack(model, &burnpack)?)
+    }
+}
+
+/// `model` with pretrained `weights` (`"DEFAULT"`, `"IMAGENET1K_V1"`, ...) on `device`, from the
+/// cache in `$ZOO_CACHE` (see [`WeightsCache`]), downloading and converting on first use.
+pub fn pretrained(model: &str, weights: &str, device: &Device) -> Result<Model, HubError> {
+    WeightsCache::from_env().load(model, weights, device)
+}
+
+/// Imports a PyTorch file (strictly) into a fresh `info` model with `num_classes` classes.
+pub fn import_torch_file(
+    info: &ModelInfo,
+    num_classes: usize,
+    path: &Path,
+    device: &Device,
+) -> Result<Model, HubError> {
+    let model = info
+        .create(num_classes, device)
+        .map_err(RegistryError::from)?;
+    let (model, _report) = TorchImport::new(path)
+        .model_name(info.name)
+        .load_into(model)?;
+    Ok(model)
+}
+
+/// `$ZOO_CACHE`, else the platform cache directory's `burn-model-zoo` (`~/.cache/burn-model-zoo`
+/// on Linux), else a directory under the system's temporary directory.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(CACHE_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("burn-model-zoo")
+}
+
+/// How [`download`] behaves.
+#[derive(Debug, Clone)]
+pub struct DownloadOptions {
+    /// Draw a progress bar (only on a terminal).
+    pub progress: bool,
+    /// Attempts for transient failures (at least one).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled for each further one.
+    pub retry_delay: Duration,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        Self {
+            progress: true,
+            attempts: 3,
+            retry_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Downloads `url` to `dest`, which appears only once the whole file is there and its SHA-256
+/// (lowercase hex) starts with `sha256_prefix`. Transient failures are retried.
+pub fn download(
+    url: &str,
+    sha256_prefix: &str,
+    dest: &Path,
+    options: &DownloadOptions,
+) -> Result<(), DownloadError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| DownloadError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let attempts = options.attempts.max(1);
+    let mut delay = options.retry_delay;
+    let mut attempt = 1;
+    loop {
+        match download_once(&agent, url, sha256_prefix, dest, options.progress) {
+            Ok(()) => return Ok(()),
+            Err(mut err) => {
+                err.set_attempts(attempt);
+                if attempt >= attempts || !err.is_transient() {
+                    return Err(err);
+                }
+                if options.progress {
+                    eprintln!("{err}; retrying in {delay:?}");
+                }
+                std::thread::sleep(delay);
+                delay *= 2;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+fn download_once(
+    agent: &ureq::Agent,
+    url: &str,
+    sha256_prefix: &str,
+    dest: &Path,
+    progress: bool,
+) -> Result<(), DownloadError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let network = |err: &dyn std::fmt::Display| DownloadError::Network {
+        url: url.to_string(),
+        attempts: 1,
+        message: err.to_string(),
+    };
+    let mut response = match agent.get(url).call() {
+        Ok(response) => response,
+        Err(ureq::Error::StatusCode(status)) => {
+            return Err(DownloadError::Status {
+                url: url.to_string(),
+                status,
+                attempts: 1,
+            });
+        }
+        Err(err) => return Err(network(&err)),
+    };
+    let expected_len = response.body().content_length();
+    // Removed on drop, so every early return below leaves nothing behind.
+    let part = tempfile::Builder::new()
+        .prefix(".download-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|source| DownloadError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    let bar = progress_bar(progress, expected_len, dest);
+    let mut hasher = Sha256::new();
+    let mut received: u64 = 0;
+    {
+        let mut writer = BufWriter::new(part.as_file());
+        let mut reader = response.body_mut().as_reader();
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    bar.abandon();
+                    // A body cut short shows up as an error from the reader when the length
+                    // was announced.
+                    return Err(match expected_len {
+                        Some(expected) if received < expected => DownloadError::Truncated {
+                            url: url.to_string(),
+                            expected,
+                            received,
+                            attempts: 1,
+                        },
+                        _ => network(&err),
+                    });
+                }
+            };
+            hasher.update(&buffer[..n]);
+            writer
+                .write_all(&buffer[..n])
+                .map_err(|source| DownloadError::Io {
+                    path: part.path().to_path_buf(),
+                    source,
+                })?;
+            received += n as u64;
+            bar.set_position(received);
+        }
+        writer.flush().map_err(|source| DownloadError::Io {
+            path: part.path().to_path_buf(),
+            source,
+        })?;
+    }
+    bar.finish_and_clear();
+    if let Some(expected) = expected_len.filter(|&e| e != received) {
+        return Err(DownloadError::Truncated {
+            url: url.to_string(),
+            expected,
+            received,
+            attempts: 1,
+        });
+    }
+    let digest = format!("{:x}", hasher.finalize());
+    if !digest.starts_with(&sha256_prefix.to_ascii_lowercase()) {
+        return Err(DownloadError::Checksum {
+            url: url.to_string(),
+            expected: sha256_prefix.to_string(),
+            found: digest,
+        });
+    }
+    part.as_file()
+        .sync_all()
+        .map_err(|source| DownloadError::Io {
+            path: part.path().to_path_buf(),
+            source,
+        })?;
+    part.persist(dest).map_err(|err| DownloadError::Io {
+        path: dest.to_path_buf(),
+        source: err.error,
+    })?;
+    Ok(())
+}
+
+fn progress_bar(show: bool, len: Option<u64>, dest: &Path) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match len {
+        Some(len) => {
+            let bar = ProgressBar::new(len);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.with_message(name)
+        }
+        None => ProgressBar::new_spinner().with_message(name),
+    }
+}
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String, DownloadError> {
+    let io = |source| DownloadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(io)?;
+    Ok(format!("{:x}", hasher.finalize()))
+}

@@ -1,0 +1,442 @@
+//! The download path against a real HTTP server on 127.0.0.1 that the tests run themselves:
+//! good files, wrong hashes, truncated bodies, dropped connections, server errors, retries, and
+//! the cache that makes a second run download nothing.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use burn::store::ModuleStore;
+use model_zoo::WeightsInfo;
+use model_zoo::registry::{Categories, Preprocess};
+use zoo_import::hub::{DownloadOptions, download, sha256_file};
+use zoo_import::{DownloadError, HubError, WeightsCache, save_safetensors};
+
+/// What the server does for a path, given how many requests for it came before.
+#[derive(Clone)]
+enum Reply {
+    /// 200 with the whole body.
+    Ok(Vec<u8>),
+    /// An error status with a short body.
+    Status(u16),
+    /// Announces the full length, sends only the first `sent` bytes, closes.
+    Truncated { body: Vec<u8>, sent: usize },
+    /// Closes the connection without answering.
+    Drop,
+}
+
+type Script = Arc<dyn Fn(usize) -> Reply + Send + Sync>;
+
+/// A tiny HTTP/1.1 server on an ephemeral loopback port, counting requests per path.
+struct Server {
+    base: String,
+    routes: Arc<Mutex<HashMap<String, Script>>>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let routes: Arc<Mutex<HashMap<String, Script>>> = Arc::default();
+        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let (r, h) = (routes.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (r, h) = (r.clone(), h.clone());
+                std::thread::spawn(move || serve(stream, &r, &h));
+            }
+        });
+        Self { base, routes, hits }
+    }
+
+    /// Serves `reply(n)` for the n-th request (from 0) of `/models/<file>`; returns its URL.
+    fn route(&self, file: &str, reply: impl Fn(usize) -> Reply + Send + Sync + 'static) -> String {
+        let path = format!("/models/{file}");
+        self.routes
+            .lock()
+            .unwrap()
+            .insert(path.clone(), Arc::new(reply));
+        format!("{}{path}", self.base)
+    }
+
+    fn hits(&self, file: &str) -> usize {
+        let hits = self.hits.lock().unwrap();
+        hits.get(&format!("/models/{file}")).copied().unwrap_or(0)
+    }
+
+    fn models_url(&self) -> String {
+        format!("{}/models/", self.base)
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    routes: &Mutex<HashMap<String, Script>>,
+    hits: &Mutex<HashMap<String, usize>>,
+) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    loop {
+        let mut header = String::new();
+        match reader.read_line(&mut header) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if header == "\r\n" => break,
+            Ok(_) => {}
+        }
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_string();
+    let n = {
+        let mut hits = hits.lock().unwrap();
+        let count = hits.entry(path.clone()).or_default();
+        *count += 1;
+        *count - 1
+    };
+    let script = routes.lock().unwrap().get(&path).cloned();
+    let reply = script.map_or(Reply::Status(404), |s| s(n));
+    let mut stream = stream;
+    let head = |status: &str, len: usize| {
+        format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+    };
+    let _ = match reply {
+        Reply::Ok(body) => stream
+            .write_all(head("200 OK", body.len()).as_bytes())
+            .and_then(|()| stream.write_all(&body)),
+        Reply::Status(code) => {
+            let body = b"nope";
+            stream
+                .write_all(head(&format!("{code} Error"), body.len()).as_bytes())
+                .and_then(|()| stream.write_all(body))
+        }
+        Reply::Truncated { body, sent } => stream
+            .write_all(head("200 OK", body.len()).as_bytes())
+            .and_then(|()| stream.write_all(&body[..sent])),
+        Reply::Drop => Ok(()),
+    };
+    let _ = stream.flush();
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+fn quick() -> DownloadOptions {
+    DownloadOptions {
+        progress: false,
+        attempts: 3,
+        retry_delay: Duration::from_millis(10),
+    }
+}
+
+/// A file named as torchvision names its files: `<stem>-<first 8 hex of its SHA-256>.<ext>`.
+struct Named {
+    bytes: Vec<u8>,
+    file: String,
+    prefix: String,
+}
+
+fn named(stem: &str, ext: &str, bytes: Vec<u8>) -> Named {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, &bytes).unwrap();
+    let prefix = sha256_file(&path).unwrap()[..8].to_string();
+    Named {
+        file: format!("{stem}-{prefix}.{ext}"),
+        bytes,
+        prefix,
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Every entry of `dir`, so a test can prove that nothing else (no `.part` file) is left.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn good_file_is_verified_cached_and_loads() {
+    let server = Server::start();
+    let tiny = named("tiny", "pth", std::fs::read(fixture("tiny.pth")).unwrap());
+    let body = tiny.bytes.clone();
+    let url = server.route(&tiny.file, move |_| Reply::Ok(body.clone()));
+    let cache = tempfile::tempdir().unwrap();
+    let dest = cache.path().join(&tiny.file);
+
+    download(&url, &tiny.prefix, &dest, &quick()).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), tiny.bytes);
+    assert_eq!(entries(cache.path()), [tiny.file.clone()]);
+    // The downloaded file is a real PyTorch state_dict.
+    let mut store = burn::store::PytorchStore::from_file(&dest);
+    let tensors = store.get_all_tensors().unwrap();
+    assert!(
+        tensors.keys().any(|k| k == "fc.weight"),
+        "{:?}",
+        tensors.keys()
+    );
+    assert_eq!(server.hits(&tiny.file), 1);
+}
+
+#[test]
+fn wrong_hash_is_rejected_and_leaves_nothing() {
+    let server = Server::start();
+    let file = "resnet18-00000000.pth";
+    let url = server.route(file, |_| Reply::Ok(b"not the published weights".to_vec()));
+    let cache = tempfile::tempdir().unwrap();
+    let err = download(&url, "00000000", &cache.path().join(file), &quick()).unwrap_err();
+    assert!(matches!(err, DownloadError::Checksum { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&url) && message.contains("expected 00000000"),
+        "{message}"
+    );
+    assert!(
+        entries(cache.path()).is_empty(),
+        "{:?}",
+        entries(cache.path())
+    );
+    assert_eq!(server.hits(file), 1, "a checksum mismatch is not retried");
+}
+
+#[test]
+fn truncated_body_is_retried_then_rejected_leaving_nothing() {
+    let server = Server::start();
+    let good = named("model", "pth", vec![7u8; 100_000]);
+    let body = good.bytes.clone();
+    let url = server.route(&good.file, move |_| Reply::Truncated {
+        body: body.clone(),
+        sent: 40_000,
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let err = download(&url, &good.prefix, &cache.path().join(&good.file), &quick()).unwrap_err();
+    match &err {
+        DownloadError::Truncated {
+            expected, attempts, ..
+        } => {
+            assert_eq!((*expected, *attempts), (100_000, 3));
+        }
+        // Some platforms report a reset connection instead of a short read.
+        DownloadError::Network { attempts, .. } => assert_eq!(*attempts, 3),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        entries(cache.path()).is_empty(),
+        "{:?}",
+        entries(cache.path())
+    );
+    assert_eq!(server.hits(&good.file), 3);
+}
+
+#[test]
+fn dropped_connection_then_success_is_retried() {
+    let server = Server::start();
+    let good = named("model", "pth", (0..50_000u32).map(|i| i as u8).collect());
+    let body = good.bytes.clone();
+    let url = server.route(&good.file, move |n| match n {
+        0 => Reply::Drop,
+        1 => Reply::Truncated {
+            body: body.clone(),
+            sent: 10,
+        },
+        _ => Reply::Ok(body.clone()),
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let dest = cache.path().join(&good.file);
+    download(&url, &good.prefix, &dest, &quick()).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), good.bytes);
+    assert_eq!(entries(cache.path()), [good.file.clone()]);
+    assert_eq!(server.hits(&good.file), 3);
+}
+
+#[test]
+fn not_found_fails_at_once_with_the_status() {
+    let server = Server::start();
+    let url = format!("{}missing-12345678.pth", server.models_url());
+    let cache = tempfile::tempdir().unwrap();
+    let dest = cache.path().join("missing-12345678.pth");
+    let err = download(&url, "12345678", &dest, &quick()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DownloadError::Status {
+                status: 404,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("HTTP 404"), "{err}");
+    assert!(err.to_string().contains(&url), "{err}");
+    assert!(entries(cache.path()).is_empty());
+}
+
+#[test]
+fn server_error_is_retried_then_reported() {
+    let server = Server::start();
+    let url = server.route("flaky-12345678.pth", |_| Reply::Status(500));
+    let cache = tempfile::tempdir().unwrap();
+    let dest = cache.path().join("flaky-12345678.pth");
+    let err = download(&url, "12345678", &dest, &quick()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DownloadError::Status {
+                status: 500,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("HTTP 500"), "{err}");
+    assert_eq!(server.hits("flaky-12345678.pth"), 3);
+    assert!(entries(cache.path()).is_empty());
+}
+
+#[test]
+fn unreachable_host_names_the_url_and_suggests_from() {
+    // Bind then drop a listener: nothing listens on that port any more.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/models/resnet50-11ad3fa6.pth");
+    let cache = tempfile::tempdir().unwrap();
+    let options = DownloadOptions {
+        attempts: 2,
+        ..quick()
+    };
+    let err = download(
+        &url,
+        "11ad3fa6",
+        &cache.path().join("resnet50-11ad3fa6.pth"),
+        &options,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, DownloadError::Network { attempts: 2, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&url) && message.contains("--from"),
+        "{message}"
+    );
+}
+
+/// The whole path a user takes: a registry model, weights described like torchvision's, served
+/// by the local server: download, verify, convert to burnpack, load, and equal outputs. A second
+/// load from a fresh cache handle makes no request.
+#[test]
+fn pretrained_weights_download_convert_and_reload_from_cache() {
+    let device = model_zoo::available_backends()[0].device().unwrap();
+    let info = model_zoo::model_info("resnet18").unwrap();
+    let original = info.create(1000, &device).unwrap();
+    let exported = tempfile::tempdir().unwrap();
+    let path = exported.path().join("resnet18.safetensors");
+    save_safetensors(&original, &path).unwrap();
+    let file = named("resnet18", "safetensors", std::fs::read(&path).unwrap());
+
+    let server = Server::start();
+    let body = file.bytes.clone();
+    server.route(&file.file, move |_| Reply::Ok(body.clone()));
+    let url: &'static str = Box::leak(format!("https://example.invalid/{}", file.file).into());
+    let prefix: &'static str = Box::leak(file.prefix.clone().into());
+    let weights = WeightsInfo {
+        name: "TEST_V1",
+        url,
+        sha256_prefix: prefix,
+        file_size_mb: 0.0,
+        categories: Categories::ImageNet1K,
+        preprocess: Preprocess::default(),
+        acc1: 0.0,
+        acc5: 0.0,
+        is_default: true,
+    };
+    let root = tempfile::tempdir().unwrap();
+    let cache = WeightsCache::new(root.path())
+        .with_base_url(server.models_url())
+        .with_progress(false)
+        .with_retries(1, Duration::ZERO);
+    assert!(cache.url(&weights).starts_with(&server.base));
+
+    let loaded = cache.load_weights(info, &weights, &device).unwrap();
+    assert_eq!(server.hits(&file.file), 1);
+    assert!(cache.torch_path(&weights).is_file());
+    assert!(cache.burnpack_path("resnet18", &weights).is_file());
+
+    let x = burn::tensor::Tensor::<4>::random(
+        [1, 3, 64, 64],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let expected = original.forward(x.clone()).into_data();
+    loaded
+        .forward(x.clone())
+        .into_data()
+        .assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::absolute(1e-5));
+
+    // A new handle on the same cache: no request, same weights.
+    let again = WeightsCache::new(root.path())
+        .with_base_url(server.models_url())
+        .with_progress(false)
+        .load_weights(info, &weights, &device)
+        .unwrap();
+    assert_eq!(
+        server.hits(&file.file),
+        1,
+        "a cached file is not downloaded again"
+    );
+    again
+        .forward(x)
+        .into_data()
+        .assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::absolute(1e-5));
+}
+
+/// A registry name that the cache cannot fetch gets the download error, naming the URL.
+#[test]
+fn registry_weights_from_an_unreachable_mirror_fail_clearly() {
+    let device = model_zoo::available_backends()[0].device().unwrap();
+    let server = Server::start();
+    let root = tempfile::tempdir().unwrap();
+    let cache = WeightsCache::new(root.path())
+        .with_base_url(server.models_url())
+        .with_progress(false)
+        .with_retries(1, Duration::ZERO);
+    let err = cache.load("resnet50", "DEFAULT", &device).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            HubError::Download(DownloadError::Status { status: 404, .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("resnet50-11ad3fa6.pth"), "{err}");
+    let err = cache.load("resnet50", "IMAGENET22K", &device).unwrap_err();
+    assert!(
+        err.to_string().contains("IMAGENET1K_V1, IMAGENET1K_V2"),
+        "{err}"
+    );
+    assert!(entries(&root.path().join("torch")).is_empty());
+}

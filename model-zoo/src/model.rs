@@ -1,0 +1,96 @@
+//! [`Model`]: any model of the zoo behind one type, as the registry builds it.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{ConfigError, InputError, InputSpec};
+use crate::registry::Family;
+use crate::resnet::ResNet;
+
+/// Any model of the zoo. [`crate::create`] returns one; each family's own type (e.g.
+/// [`ResNet`]) is inside, for callers who want its specific API.
+///
+/// Enum variants add nothing to parameter paths, so a `Model` saves, loads and imports with
+/// exactly the keys of the model inside it.
+#[derive(Module, Debug)]
+pub enum Model {
+    /// ResNet, ResNeXt and Wide ResNet.
+    ResNet(ResNet),
+}
+
+/// Calls the same method on whichever model is inside.
+macro_rules! dispatch {
+    ($self:expr, $model:ident => $body:expr) => {
+        match $self {
+            Model::ResNet($model) => $body,
+        }
+    };
+}
+
+impl Model {
+    /// The family of the model inside.
+    pub fn family(&self) -> Family {
+        match self {
+            Model::ResNet(_) => Family::ResNet,
+        }
+    }
+
+    /// What this model accepts: channels and smallest spatial size.
+    pub fn input_spec(&self) -> InputSpec {
+        dispatch!(self, m => m.input_spec())
+    }
+
+    /// Logits.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
+    /// - output: `[batch, num_classes]`
+    ///
+    /// # Panics
+    /// On an input that [`Self::try_forward`] rejects, with the same message.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        dispatch!(self, m => m.forward(x))
+    }
+
+    /// Logits, or an error naming what is wrong with the input (channels, size, empty batch).
+    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+        dispatch!(self, m => m.try_forward(x))
+    }
+
+    /// Pooled features before the classifier.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`
+    /// - output: `[batch, num_features]`
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+        dispatch!(self, m => m.forward_features(x))
+    }
+
+    /// Width of the pooled features, the classifier's input.
+    pub fn num_features(&self) -> usize {
+        dispatch!(self, m => m.num_features())
+    }
+
+    /// Classes of the current classifier.
+    pub fn num_classes(&self) -> usize {
+        dispatch!(self, m => m.num_classes())
+    }
+
+    /// Replaces the classifier by a freshly initialised one for `num_classes` classes, keeping
+    /// the backbone. The new layer lives on `device`.
+    pub fn reset_classifier(
+        self,
+        num_classes: usize,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        Ok(match self {
+            Model::ResNet(m) => Model::ResNet(m.reset_classifier(num_classes, device)?),
+        })
+    }
+}
+
+impl From<ResNet> for Model {
+    fn from(model: ResNet) -> Self {
+        Model::ResNet(model)
+    }
+}

@@ -1,0 +1,394 @@
+//! The registry: every model by its torchvision name, with its metadata and the descriptors of
+//! its pretrained torchvision weights.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let device = model_zoo::Backend::Flex.device()?;
+//! for info in model_zoo::list_models("resnext*") {
+//!     println!("{} {:.1}M params, {} GFLOPs", info.name, info.params as f64 / 1e6, info.gflops);
+//! }
+//! let model = model_zoo::create("resnext50_32x4d", 10, &device)?;
+//! let weights = model_zoo::model_info("resnet50")?.weights("DEFAULT")?;
+//! assert_eq!(weights.name, "IMAGENET1K_V2");
+//! # Ok(()) }
+//! ```
+//!
+//! Each family lists its models in one table (`registry/<family>.rs`); adding a model is one
+//! entry there.
+
+mod resnet;
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use burn::tensor::Device;
+
+use crate::error::{ConfigError, InputSpec, RegistryError};
+use crate::model::Model;
+
+/// Where torchvision's weight files live; [`WeightsInfo::url`] starts with it.
+pub const TORCHVISION_BASE_URL: &str = "https://download.pytorch.org/models/";
+
+/// A family of architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Family {
+    /// ResNet, ResNeXt and Wide ResNet ([`crate::resnet`]).
+    ResNet,
+}
+
+impl Family {
+    /// The family's name, as used in messages (`"resnet"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::ResNet => "resnet",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Resampling filter of a resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interpolation {
+    /// Bilinear, antialiased when downscaling (PIL's `BILINEAR`, torchvision's default).
+    Bilinear,
+}
+
+/// torchvision's `ImageClassification` eval transform: resize the shorter side to `resize`,
+/// center-crop `crop`x`crop`, scale to `[0, 1]`, normalise with `mean` and `std`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocess {
+    /// Length of the shorter side after resizing (256 for V1 weights, 232 for most V2).
+    pub resize: usize,
+    /// Side of the square center crop.
+    pub crop: usize,
+    /// Resampling filter.
+    pub interpolation: Interpolation,
+    /// Per-channel mean (RGB), subtracted after scaling to `[0, 1]`.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation (RGB).
+    pub std: [f32; 3],
+}
+
+/// ImageNet's channel means (RGB).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet's channel standard deviations (RGB).
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+impl Preprocess {
+    /// The ImageNet eval transform with the given resize and a 224 crop.
+    pub const fn imagenet(resize: usize) -> Self {
+        Self {
+            resize,
+            crop: 224,
+            interpolation: Interpolation::Bilinear,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
+    }
+}
+
+impl Default for Preprocess {
+    /// torchvision's V1 ImageNet transform: resize 256, crop 224.
+    fn default() -> Self {
+        Self::imagenet(256)
+    }
+}
+
+/// The label set a classifier was trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Categories {
+    /// ImageNet-1K's 1000 classes, named as in torchvision (`"tench"`, `"goldfish"`, ...).
+    ImageNet1K,
+}
+
+impl Categories {
+    /// The class names, index `i` naming logit `i`.
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            Categories::ImageNet1K => imagenet_classes(),
+        }
+    }
+
+    /// The number of classes.
+    pub fn len(self) -> usize {
+        self.names().len()
+    }
+
+    /// Whether there are no classes (never, for a real label set).
+    pub fn is_empty(self) -> bool {
+        self.names().is_empty()
+    }
+}
+
+/// The 1000 ImageNet class names, as torchvision's `_IMAGENET_CATEGORIES`.
+pub fn imagenet_classes() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| include_str!("imagenet_classes.txt").lines().collect())
+}
+
+/// One pretrained torchvision weight file (one entry of a `*_Weights` enum).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightsInfo {
+    /// The enum entry's name: `IMAGENET1K_V1`, `IMAGENET1K_V2`.
+    pub name: &'static str,
+    /// Where torchvision downloads it from.
+    pub url: &'static str,
+    /// The first 8 hex digits of the file's SHA-256, which torchvision puts in the file name.
+    pub sha256_prefix: &'static str,
+    /// The file's size in MB, as torchvision's metadata gives it.
+    pub file_size_mb: f64,
+    /// The label set of its classifier.
+    pub categories: Categories,
+    /// The eval transform the published accuracy was measured with.
+    pub preprocess: Preprocess,
+    /// Published top-1 accuracy on ImageNet-1K val, in percent.
+    pub acc1: f64,
+    /// Published top-5 accuracy on ImageNet-1K val, in percent.
+    pub acc5: f64,
+    /// Whether torchvision's `DEFAULT` alias points here.
+    pub is_default: bool,
+}
+
+impl WeightsInfo {
+    /// The file name, last segment of the URL (`resnet50-11ad3fa6.pth`).
+    pub fn file_name(&self) -> &'static str {
+        self.url.rsplit('/').next().unwrap_or(self.url)
+    }
+
+    /// The number of classes of the classifier these weights hold.
+    pub fn num_classes(&self) -> usize {
+        self.categories.len()
+    }
+}
+
+/// A registered model: its name, metadata and pretrained weights, and how to build it.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// torchvision's name (`resnext50_32x4d`).
+    pub name: &'static str,
+    /// Its family.
+    pub family: Family,
+    /// Learnable parameters with 1000 classes, as PyTorch's `parameters()` counts them.
+    pub params: usize,
+    /// Giga multiply-accumulates of one 224x224 image (torchvision's `_ops` metadata).
+    pub gflops: f64,
+    /// What the model accepts: channels and smallest input size.
+    pub input: InputSpec,
+    /// torchvision's pretrained weights for this model, oldest first.
+    pub weights: &'static [WeightsInfo],
+    /// Builds the model, freshly initialised, for `num_classes` classes.
+    build: fn(usize, &Device) -> Result<Model, ConfigError>,
+}
+
+impl ModelInfo {
+    /// Builds the model with `num_classes` classes, initialised as torchvision does.
+    pub fn create(&self, num_classes: usize, device: &Device) -> Result<Model, ConfigError> {
+        (self.build)(num_classes, device)
+    }
+
+    /// The weights torchvision's `DEFAULT` points to (the best), if there are any.
+    pub fn default_weights(&self) -> Option<&'static WeightsInfo> {
+        self.weights.iter().find(|w| w.is_default)
+    }
+
+    /// Weights by name: `DEFAULT`, `IMAGENET1K_V2`, or torchvision's full spelling
+    /// `ResNet50_Weights.IMAGENET1K_V2`; case does not matter.
+    pub fn weights(&self, name: &str) -> Result<&'static WeightsInfo, RegistryError> {
+        let short = name.rsplit('.').next().unwrap_or(name);
+        let found = if short.eq_ignore_ascii_case("DEFAULT") {
+            self.default_weights()
+        } else {
+            self.weights
+                .iter()
+                .find(|w| w.name.eq_ignore_ascii_case(short))
+        };
+        found.ok_or_else(|| RegistryError::UnknownWeights {
+            model: self.name.to_string(),
+            name: name.to_string(),
+            available: self.weights.iter().map(|w| w.name.to_string()).collect(),
+        })
+    }
+}
+
+/// Every registered model, family by family, in torchvision's order.
+pub fn models() -> impl Iterator<Item = &'static ModelInfo> {
+    resnet::MODELS.iter()
+}
+
+/// The models whose name matches a glob pattern (`*` any run of characters, `?` one
+/// character, `[abc]` a set), in registry order. An empty pattern or `*` lists every model.
+pub fn list_models(pattern: &str) -> Vec<&'static ModelInfo> {
+    let pattern = if pattern.is_empty() { "*" } else { pattern };
+    match glob::Pattern::new(pattern) {
+        Ok(glob) => models().filter(|m| glob.matches(m.name)).collect(),
+        // Not a valid glob (e.g. an unclosed `[`): match it literally.
+        Err(_) => models().filter(|m| m.name == pattern).collect(),
+    }
+}
+
+/// A model's registry entry by torchvision name; an unknown name gets suggestions.
+pub fn model_info(name: &str) -> Result<&'static ModelInfo, RegistryError> {
+    models()
+        .find(|m| m.name == name)
+        .ok_or_else(|| RegistryError::UnknownModel {
+            name: name.to_string(),
+            suggestions: similar_names(name),
+        })
+}
+
+/// Builds a model by torchvision name with `num_classes` classes, initialised as torchvision
+/// does (timm's `create_model`). Load pretrained weights with `zoo-import`.
+pub fn create(name: &str, num_classes: usize, device: &Device) -> Result<Model, RegistryError> {
+    Ok(model_info(name)?.create(num_classes, device)?)
+}
+
+/// Up to three registered names close to `name` (edit distance, or sharing its start).
+fn similar_names(name: &str) -> Vec<String> {
+    let lower = name.to_ascii_lowercase();
+    let mut scored: Vec<(usize, &str)> = models()
+        .map(|m| (strsim::levenshtein(&lower, m.name), m.name))
+        .filter(|(distance, candidate)| {
+            *distance <= 3 || (lower.len() >= 4 && candidate.starts_with(&lower))
+        })
+        .collect();
+    scored.sort();
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, n)| n.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device() -> Device {
+        crate::device::available_backends()[0]
+            .device()
+            .expect("a compiled-in backend")
+    }
+
+    #[test]
+    fn names_are_unique_and_found() {
+        let mut names: Vec<_> = models().map(|m| m.name).collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "duplicate model names");
+        for name in names {
+            assert_eq!(model_info(name).unwrap().name, name);
+        }
+    }
+
+    #[test]
+    fn glob_filters() {
+        let names = |p| list_models(p).iter().map(|m| m.name).collect::<Vec<_>>();
+        assert_eq!(
+            names("resnet*"),
+            ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+        );
+        assert_eq!(names("wide_*"), ["wide_resnet50_2", "wide_resnet101_2"]);
+        assert_eq!(names("resnet?8"), ["resnet18"]);
+        assert_eq!(names("*").len(), models().count());
+        assert_eq!(names("").len(), models().count());
+        assert!(names("vit*").is_empty());
+        assert!(names("[").is_empty());
+    }
+
+    #[test]
+    fn unknown_names_get_suggestions() {
+        let err = model_info("resnet5").unwrap_err();
+        let RegistryError::UnknownModel { suggestions, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            suggestions.contains(&"resnet50".to_string()),
+            "{suggestions:?}"
+        );
+        assert!(err.to_string().contains("did you mean"), "{err}");
+        let err = model_info("resnext").unwrap_err().to_string();
+        assert!(err.contains("resnext50_32x4d"), "{err}");
+    }
+
+    #[test]
+    fn weight_descriptors_are_consistent() {
+        for model in models() {
+            assert!(
+                model.weights.iter().filter(|w| w.is_default).count() <= 1,
+                "{}: more than one DEFAULT",
+                model.name
+            );
+            if !model.weights.is_empty() {
+                assert!(model.default_weights().is_some(), "{}", model.name);
+            }
+            for w in model.weights {
+                assert!(w.url.starts_with(TORCHVISION_BASE_URL), "{}", w.url);
+                let file = w.file_name();
+                assert_eq!(
+                    file,
+                    format!("{}-{}.pth", model.name, w.sha256_prefix),
+                    "{}",
+                    w.name
+                );
+                assert_eq!(w.sha256_prefix.len(), 8);
+                assert!(w.sha256_prefix.bytes().all(|b| b.is_ascii_hexdigit()));
+                assert!((0.0..=100.0).contains(&w.acc1) && w.acc1 < w.acc5);
+                assert_eq!(w.num_classes(), 1000);
+                assert!(w.preprocess.crop <= w.preprocess.resize);
+            }
+        }
+    }
+
+    #[test]
+    fn weights_by_name() {
+        let info = model_info("resnet50").unwrap();
+        assert_eq!(info.weights("DEFAULT").unwrap().name, "IMAGENET1K_V2");
+        assert_eq!(
+            info.weights("imagenet1k_v1").unwrap().sha256_prefix,
+            "0676ba61"
+        );
+        assert_eq!(
+            info.weights("ResNet50_Weights.IMAGENET1K_V2")
+                .unwrap()
+                .preprocess
+                .resize,
+            232
+        );
+        let err = info.weights("IMAGENET22K").unwrap_err().to_string();
+        assert!(err.contains("IMAGENET1K_V1, IMAGENET1K_V2"), "{err}");
+    }
+
+    #[test]
+    fn imagenet_has_1000_named_classes() {
+        let names = imagenet_classes();
+        assert_eq!(names.len(), 1000);
+        assert_eq!(names[0], "tench");
+        assert_eq!(names[281], "tabby");
+        assert_eq!(names[999], "toilet tissue");
+        assert!(names.iter().all(|n| !n.is_empty()));
+    }
+
+    #[test]
+    fn registry_builds_what_it_describes() {
+        let device = device();
+        for info in list_models("resnet*") {
+            let model = info.create(1000, &device).unwrap();
+            assert_eq!(crate::num_parameters(&model), info.params, "{}", info.name);
+            assert_eq!(model.family(), info.family);
+            assert_eq!(model.input_spec(), info.input);
+        }
+        let model = create("resnet18", 7, &device).unwrap();
+        assert_eq!(model.num_classes(), 7);
+        assert!(matches!(
+            create("resnet18", 0, &device),
+            Err(RegistryError::Config(_))
+        ));
+    }
+}
