@@ -248,20 +248,22 @@ pub fn create(name: &str, num_classes: usize, device: &Device) -> Result<Model, 
     Ok(model_info(name)?.create(num_classes, device)?)
 }
 
-/// Up to three registered names close to `name` (edit distance, or sharing its start).
+/// Up to three registered names close to `name`: those starting with it first, then those
+/// within a small edit distance.
 fn similar_names(name: &str) -> Vec<String> {
     let lower = name.to_ascii_lowercase();
-    let mut scored: Vec<(usize, &str)> = models()
-        .map(|m| (strsim::levenshtein(&lower, m.name), m.name))
-        .filter(|(distance, candidate)| {
-            *distance <= 3 || (lower.len() >= 4 && candidate.starts_with(&lower))
+    let mut scored: Vec<(bool, usize, &str)> = models()
+        .map(|m| {
+            let prefix = lower.len() >= 3 && m.name.starts_with(&lower);
+            (!prefix, strsim::levenshtein(&lower, m.name), m.name)
         })
+        .filter(|&(not_prefix, distance, _)| !not_prefix || distance <= 3)
         .collect();
     scored.sort();
     scored
         .into_iter()
         .take(3)
-        .map(|(_, n)| n.to_string())
+        .map(|(_, _, n)| n.to_string())
         .collect()
 }
 
