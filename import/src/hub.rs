@@ -42,7 +42,7 @@ pub const BASE_URL_ENV: &str = "ZOO_WEIGHTS_URL";
 pub enum DownloadError {
     /// No response: DNS, connection refused or reset, timeout. Often: no network.
     #[error(
-        "cannot download {url} ({attempts} attempts): {message}. If this machine is offline, \
+        "cannot download {url} (tried {attempts}x): {message}. If this machine is offline, \
          fetch the file elsewhere and convert it from disk (`cargo xtask import <model> --from FILE`)"
     )]
     Network {
@@ -54,7 +54,7 @@ pub enum DownloadError {
         message: String,
     },
     /// The server answered with an error status.
-    #[error("downloading {url}: the server answered HTTP {status} ({attempts} attempts)")]
+    #[error("downloading {url}: the server answered HTTP {status} (tried {attempts}x)")]
     Status {
         /// The URL.
         url: String,
@@ -65,7 +65,7 @@ pub enum DownloadError {
     },
     /// The body ended before its announced length: a dropped connection.
     #[error(
-        "downloading {url}: received {received} of {expected} bytes ({attempts} attempts); \
+        "downloading {url}: received {received} of {expected} bytes (tried {attempts}x); \
          the partial file was removed"
     )]
     Truncated {
@@ -111,6 +111,18 @@ impl DownloadError {
                 *status >= 500 || *status == 408 || *status == 429
             }
             DownloadError::Checksum { .. } | DownloadError::Io { .. } => false,
+        }
+    }
+
+    /// What went wrong, in a few words, for a retry message.
+    fn summary(&self) -> String {
+        match self {
+            DownloadError::Network { message, .. } => message.clone(),
+            DownloadError::Status { status, .. } => format!("HTTP {status}"),
+            DownloadError::Truncated {
+                expected, received, ..
+            } => format!("connection dropped after {received} of {expected} bytes"),
+            other => other.to_string(),
         }
     }
 
@@ -368,7 +380,11 @@ pub fn download(
                     return Err(err);
                 }
                 if options.progress {
-                    eprintln!("{err}; retrying in {delay:?}");
+                    eprintln!(
+                        "download failed: {}; retrying in {delay:?} (attempt {} of {attempts})",
+                        err.summary(),
+                        attempt + 1
+                    );
                 }
                 std::thread::sleep(delay);
                 delay *= 2;

@@ -2,7 +2,12 @@
 //!
 //! - `cargo xtask parity resnet50` / `cargo xtask parity --all`: compare every compiled backend's
 //!   logits with real PyTorch (see [`parity`]).
+//! - `cargo xtask list [PATTERN]`, `cargo xtask info MODEL`: the registry and a model's layers.
+//! - `cargo xtask import MODEL [--weights W] [--from FILE]`: pretrained weights, verified,
+//!   cached and converted to Burn's format.
 
+mod import;
+mod info;
 mod parity;
 
 use clap::{Parser, Subcommand};
@@ -19,12 +24,22 @@ enum Command {
     /// Check logits against PyTorch (torchvision, random weights, randomised BatchNorm) on
     /// every compiled backend; exits non-zero on any failure.
     Parity(parity::ParityArgs),
+    /// List the zoo's models with parameters, GFLOPs and pretrained weights.
+    List(info::ListArgs),
+    /// Print a model's module tree with the parameter count of every layer.
+    Info(info::InfoArgs),
+    /// Download torchvision's weights (SHA-256 verified, cached), convert them to Burn's
+    /// format, and check that they load and run.
+    Import(import::ImportArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Parity(args) => parity::run(&args),
+        Command::List(args) => info::list(&args),
+        Command::Info(args) => info::info(&args),
+        Command::Import(args) => import::run(&args),
     };
     match outcome {
         Ok(true) => std::process::ExitCode::SUCCESS,

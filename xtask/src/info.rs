@@ -1,0 +1,214 @@
+//! `cargo xtask list` and `cargo xtask info`: what the zoo has, and what a model is made of.
+
+use anyhow::Result;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
+use burn::tensor::Tensor;
+
+/// Arguments of `cargo xtask list`.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Glob over model names (`resnet*`, `*resnext*`); all models when absent.
+    pattern: Option<String>,
+}
+
+/// Arguments of `cargo xtask info`.
+#[derive(clap::Args)]
+pub struct InfoArgs {
+    /// Model name (`resnet50`).
+    model: String,
+    /// Classes of the classifier.
+    #[arg(long, default_value_t = 1000)]
+    num_classes: usize,
+    /// Also list every parameter and buffer as PyTorch names it, with its shape (what
+    /// `for n, p in model.state_dict().items(): print(n, p.shape)` prints).
+    #[arg(long)]
+    params: bool,
+    /// Tree depth to print (0: the whole tree).
+    #[arg(long, default_value_t = 3)]
+    depth: usize,
+}
+
+/// `cargo xtask list [PATTERN]`.
+pub fn list(args: &ListArgs) -> Result<bool> {
+    let pattern = args.pattern.as_deref().unwrap_or("*");
+    let models = model_zoo::list_models(pattern);
+    if models.is_empty() {
+        println!("no model matches `{pattern}`");
+        return Ok(false);
+    }
+    println!(
+        "{:<18} {:<7} {:>9} {:>7} {:>9}  weights (acc@1 on ImageNet-1K; * = DEFAULT)",
+        "model", "family", "params", "GFLOPs", "min input"
+    );
+    for info in &models {
+        let weights = if info.weights.is_empty() {
+            "-".to_string()
+        } else {
+            info.weights
+                .iter()
+                .map(|w| {
+                    let star = if w.is_default { "*" } else { "" };
+                    format!("{}{star} {:.2}%", w.name, w.acc1)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "{:<18} {:<7} {:>8.1}M {:>7.2} {:>9}  {weights}",
+            info.name,
+            info.family.name(),
+            info.params as f64 / 1e6,
+            info.gflops,
+            format!("{}x{}", info.input.min_size[0], info.input.min_size[1]),
+        );
+    }
+    println!("{} models", models.len());
+    Ok(true)
+}
+
+/// `cargo xtask info MODEL`.
+pub fn info(args: &InfoArgs) -> Result<bool> {
+    let info = model_zoo::model_info(&args.model)?;
+    let device = model_zoo::available_backends()[0].device()?;
+    let model = info.create(args.num_classes, &device)?;
+    let mut tree = Tree::default();
+    model.visit(&mut tree);
+    println!(
+        "{} ({} family, {} classes): {} parameters, {:.2} GFLOPs at 224x224, input >= {}x{}\n",
+        info.name,
+        info.family,
+        args.num_classes,
+        thousands(model_zoo::num_parameters(&model)),
+        info.gflops,
+        info.input.min_size[0],
+        info.input.min_size[1]
+    );
+    println!("{:<44} {:>12}", "module", "parameters");
+    for node in tree.modules() {
+        if args.depth != 0 && node.depth > args.depth {
+            continue;
+        }
+        let kind = node.kind.as_deref().unwrap_or("?");
+        let label = format!("{}{} ({kind})", "  ".repeat(node.depth), node.name);
+        println!("{label:<44} {:>12}", thousands(node.params));
+    }
+    if args.params {
+        println!("\n{:<48} {:<20} {:>12}", "state_dict key", "shape", "numel");
+        let mut tensors = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        for t in tensors {
+            let shape = t.shape.to_vec();
+            let numel: usize = shape.iter().product();
+            println!(
+                "{:<48} {:<20} {:>12}",
+                t.name,
+                format!("{shape:?}"),
+                thousands(numel)
+            );
+        }
+    }
+    for w in info.weights {
+        println!(
+            "\nweights {}{}: {} ({:.1} MB), acc@1 {:.3}%, acc@5 {:.3}%, resize {} crop {}",
+            w.name,
+            if w.is_default { " (DEFAULT)" } else { "" },
+            w.url,
+            w.file_size_mb,
+            w.acc1,
+            w.acc5,
+            w.preprocess.resize,
+            w.preprocess.crop
+        );
+    }
+    Ok(true)
+}
+
+/// `12,345,678`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+struct Node {
+    depth: usize,
+    name: String,
+    /// The module's type, learnt from its children's container type (`Conv2d`).
+    kind: Option<String>,
+    params: usize,
+    has_children: bool,
+}
+
+/// Collects the module tree with learnable parameters per module (BatchNorm's running
+/// statistics excluded, as PyTorch's `parameters()` does). Enum variants (`Basic` in a
+/// `Vec<Block>`) are folded into their parent, as they are in state_dict keys.
+#[derive(Default)]
+struct Tree {
+    nodes: Vec<Node>,
+    /// Per entered module: its index in `nodes`, or `None` for a folded enum variant.
+    stack: Vec<Option<usize>>,
+}
+
+impl Tree {
+    fn open(&self) -> impl Iterator<Item = usize> + '_ {
+        self.stack.iter().flatten().copied()
+    }
+
+    /// Modules with parameters or submodules, in visiting order.
+    fn modules(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.has_children)
+    }
+}
+
+impl ModuleVisitor for Tree {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        let kind = container_type
+            .trim_start_matches("Struct:")
+            .trim_start_matches("Enum:");
+        if let Some(parent) = self.open().last() {
+            let parent = &mut self.nodes[parent];
+            parent.has_children = true;
+            if parent.kind.is_none() && !container_type.starts_with("Enum:") {
+                parent.kind = Some(kind.to_string());
+            }
+        }
+        if container_type.starts_with("Enum:") {
+            self.stack.push(None);
+            return;
+        }
+        self.nodes.push(Node {
+            depth: self.open().count(),
+            name: name.to_string(),
+            kind: None,
+            params: 0,
+            has_children: false,
+        });
+        self.stack.push(Some(self.nodes.len() - 1));
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.stack.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let open: Vec<usize> = self.open().collect();
+        let Some(&own) = open.last() else { return };
+        if matches!(
+            self.nodes[own].name.as_str(),
+            "running_mean" | "running_var"
+        ) {
+            return;
+        }
+        let n = param.shape().num_elements();
+        for i in open {
+            self.nodes[i].params += n;
+        }
+    }
+}
