@@ -24,6 +24,8 @@ mod layers;
 mod model;
 pub mod registry;
 pub mod resnet;
+#[cfg(feature = "image")]
+pub mod transforms;
 
 pub use count::num_parameters;
 pub use device::{Backend, BackendError, available_backends};

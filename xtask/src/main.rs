@@ -9,6 +9,7 @@
 mod import;
 mod info;
 mod parity;
+mod transforms;
 
 use clap::{Parser, Subcommand};
 

@@ -43,6 +43,10 @@ pub struct ParityArgs {
     /// Python with torch and torchvision (default: the venv made by xtask/python/setup-venv.sh).
     #[arg(long, env = "ZOO_PYTHON")]
     python: Option<PathBuf>,
+    /// Also compare the image preprocessing with torchvision's transforms on real photos
+    /// (implied by --all).
+    #[arg(long)]
+    transforms: bool,
 }
 
 struct Row {
@@ -111,6 +115,11 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
         backends.len(),
         rows.len() / (models.len() * backends.len()).max(1)
     );
+    let transforms_ok = if args.all || args.transforms {
+        crate::transforms::check(&refs.join("transforms"), &python)?
+    } else {
+        true
+    };
     if metadata_problems.is_empty() {
         println!(
             "registry metadata: {} models agree with torchvision",
@@ -126,7 +135,7 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
         }
     }
     println!("parity: {} passed, {} failed", rows.len() - failed, failed);
-    Ok(failed == 0 && metadata_problems.is_empty())
+    Ok(failed == 0 && metadata_problems.is_empty() && transforms_ok)
 }
 
 fn default_refs_dir() -> PathBuf {
@@ -139,7 +148,7 @@ fn default_refs_dir() -> PathBuf {
     home.join(".cache/burn-model-zoo/parity")
 }
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -200,7 +209,7 @@ fn shape_of(value: &Value) -> Result<Vec<usize>> {
         .collect()
 }
 
-fn read_f32(path: &Path, shape: &[usize]) -> Result<Vec<f32>> {
+pub fn read_f32(path: &Path, shape: &[usize]) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let expected = shape.iter().product::<usize>() * 4;
     if bytes.len() != expected {
