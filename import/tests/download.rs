@@ -184,7 +184,7 @@ fn good_file_is_verified_cached_and_loads() {
 
     download(&url, &tiny.prefix, &dest, &quick()).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), tiny.bytes);
-    assert_eq!(entries(cache.path()), [tiny.file.clone()]);
+    assert_eq!(entries(cache.path()), std::slice::from_ref(&tiny.file));
     // The downloaded file is a real PyTorch state_dict.
     let mut store = burn::store::PytorchStore::from_file(&dest);
     let tensors = store.get_all_tensors().unwrap();
@@ -263,7 +263,7 @@ fn dropped_connection_then_success_is_retried() {
     let dest = cache.path().join(&good.file);
     download(&url, &good.prefix, &dest, &quick()).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), good.bytes);
-    assert_eq!(entries(cache.path()), [good.file.clone()]);
+    assert_eq!(entries(cache.path()), std::slice::from_ref(&good.file));
     assert_eq!(server.hits(&good.file), 3);
 }
 

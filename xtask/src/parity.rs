@@ -176,7 +176,7 @@ fn python(given: Option<&Path>) -> Result<PathBuf> {
 
 fn write_references(refs: &Path, models: &[String], python: &Path) -> Result<()> {
     let script = workspace_root().join("xtask/python/reference.py");
-    let status = Command::new(&python)
+    let status = Command::new(python)
         .arg(&script)
         .arg("--out")
         .arg(refs)
