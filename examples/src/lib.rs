@@ -107,8 +107,8 @@ mod tests {
         assert_eq!(best[0][1].0, 2);
         assert!((best[0][0].1 - 0.665_241).abs() < 1e-5);
         assert!((best[0][1].1 - 0.244_728).abs() < 1e-5);
-        // A tie keeps both, each at 0.5 of almost all the mass.
+        // A tie keeps both, each with 1 / (2 + e^-6) = 0.499381.
         assert_eq!(best[1].len(), 2);
-        assert!((best[1][0].1 - 0.498_761).abs() < 1e-5);
+        assert!((best[1][0].1 - 0.499_381).abs() < 1e-5);
     }
 }
