@@ -2,6 +2,8 @@
 
 use burn::module::Module;
 use model_zoo::ResNet;
+use model_zoo::alexnet::AlexNet;
+use model_zoo::vgg::Vgg;
 
 /// A model that can be filled from a torchvision-style state_dict.
 ///
@@ -32,6 +34,26 @@ impl Importable for ResNet {
     }
 }
 
+impl Importable for AlexNet {
+    fn family(&self) -> &'static str {
+        "alexnet"
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["classifier.6."]
+    }
+}
+
+impl Importable for Vgg {
+    fn family(&self) -> &'static str {
+        "vgg"
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["classifier.6."]
+    }
+}
+
 impl Importable for model_zoo::Model {
     fn family(&self) -> &'static str {
         model_zoo::Model::family(self).name()
@@ -39,13 +61,17 @@ impl Importable for model_zoo::Model {
 
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         match self {
+            model_zoo::Model::AlexNet(m) => m.classifier_prefixes(),
             model_zoo::Model::ResNet(m) => m.classifier_prefixes(),
+            model_zoo::Model::Vgg(m) => m.classifier_prefixes(),
         }
     }
 
     fn key_map(&self) -> &'static [(&'static str, &'static str)] {
         match self {
+            model_zoo::Model::AlexNet(m) => m.key_map(),
             model_zoo::Model::ResNet(m) => m.key_map(),
+            model_zoo::Model::Vgg(m) => m.key_map(),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Small building blocks shared by the model families.
 
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::Device;
+use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, Dropout, Initializer, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::tensor::{Device, Tensor};
 
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's
 /// `conv1x1`/`conv3x3`/stem do: `dilation * (kernel - 1) / 2` on each side.
@@ -47,4 +49,95 @@ pub(crate) fn linear_torch_default(
     device: &Device,
 ) -> Linear {
     LinearConfig::new(in_features, out_features).init(device)
+}
+
+/// Sets a layer's bias to zeros (torchvision's `nn.init.constant_(m.bias, 0)`).
+pub(crate) fn zero_bias(
+    bias: Option<Param<Tensor<1>>>,
+    device: &Device,
+) -> Option<Param<Tensor<1>>> {
+    bias.map(|b| Param::from_tensor(Tensor::zeros(b.shape(), device)))
+}
+
+/// One slot of a torchvision `nn.Sequential` over images (`features` of AlexNet and VGG).
+///
+/// A `Vec` of these has one entry per torchvision slot, parameter-free ones (ReLU, max-pool)
+/// included, so the `Vec` index *is* torchvision's index (`features.3.weight`) by construction,
+/// and no key map is needed. Enum variants do not appear in state_dict keys.
+#[derive(Module, Debug)]
+pub enum ImageLayer {
+    /// `nn.Conv2d`.
+    Conv(Conv2d),
+    /// `nn.BatchNorm2d`.
+    BatchNorm(BatchNorm),
+    /// `nn.ReLU`.
+    Relu(Relu),
+    /// `nn.MaxPool2d`.
+    MaxPool(MaxPool2d),
+}
+
+impl ImageLayer {
+    /// Applies the layer.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            ImageLayer::Conv(conv) => conv.forward(x),
+            ImageLayer::BatchNorm(bn) => bn.forward(x),
+            ImageLayer::Relu(relu) => relu.forward(x),
+            ImageLayer::MaxPool(pool) => pool.forward(x),
+        }
+    }
+}
+
+/// One slot of a torchvision `nn.Sequential` over feature vectors (`classifier` of AlexNet and
+/// VGG); indices match torchvision's as for [`ImageLayer`].
+#[derive(Module, Debug)]
+pub enum VectorLayer {
+    /// `nn.Linear`.
+    Linear(Linear),
+    /// `nn.ReLU`.
+    Relu(Relu),
+    /// `nn.Dropout` (active only on an autodiff device).
+    Dropout(Dropout),
+}
+
+impl VectorLayer {
+    /// Applies the layer.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            VectorLayer::Linear(linear) => linear.forward(x),
+            VectorLayer::Relu(relu) => relu.forward(x),
+            VectorLayer::Dropout(dropout) => dropout.forward(x),
+        }
+    }
+}
+
+/// Runs a sequence of [`ImageLayer`]s.
+pub(crate) fn run_image_layers(layers: &[ImageLayer], mut x: Tensor<4>) -> Tensor<4> {
+    for layer in layers {
+        x = layer.forward(x);
+    }
+    x
+}
+
+/// Runs a sequence of [`VectorLayer`]s.
+pub(crate) fn run_vector_layers(layers: &[VectorLayer], mut x: Tensor<2>) -> Tensor<2> {
+    for layer in layers {
+        x = layer.forward(x);
+    }
+    x
+}
+
+/// The last `Linear` of a classifier sequence: (its index, in and out features).
+pub(crate) fn last_linear(layers: &[VectorLayer]) -> Option<(usize, usize, usize)> {
+    layers
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, layer)| match layer {
+            VectorLayer::Linear(linear) => {
+                let [d_in, d_out] = linear.weight.shape().dims::<2>();
+                Some((i, d_in, d_out))
+            }
+            _ => None,
+        })
 }

@@ -17,15 +17,17 @@
 //!
 //! Weights from torchvision load through the `zoo-import` crate.
 
+pub mod alexnet;
 mod count;
 pub mod device;
 pub mod error;
-mod layers;
+pub mod layers;
 mod model;
 pub mod registry;
 pub mod resnet;
 #[cfg(feature = "image")]
 pub mod transforms;
+pub mod vgg;
 
 pub use count::num_parameters;
 pub use device::{Backend, BackendError, available_backends};

@@ -3,9 +3,11 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
+use crate::alexnet::AlexNet;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::registry::Family;
 use crate::resnet::ResNet;
+use crate::vgg::Vgg;
 
 /// Any model of the zoo. [`crate::create`] returns one; each family's own type (e.g.
 /// [`ResNet`]) is inside, for callers who want its specific API.
@@ -14,15 +16,21 @@ use crate::resnet::ResNet;
 /// exactly the keys of the model inside it.
 #[derive(Module, Debug)]
 pub enum Model {
+    /// AlexNet.
+    AlexNet(AlexNet),
     /// ResNet, ResNeXt and Wide ResNet.
     ResNet(ResNet),
+    /// VGG, with and without BatchNorm.
+    Vgg(Vgg),
 }
 
 /// Calls the same method on whichever model is inside.
 macro_rules! dispatch {
     ($self:expr, $model:ident => $body:expr) => {
         match $self {
+            Model::AlexNet($model) => $body,
             Model::ResNet($model) => $body,
+            Model::Vgg($model) => $body,
         }
     };
 }
@@ -31,7 +39,9 @@ impl Model {
     /// The family of the model inside.
     pub fn family(&self) -> Family {
         match self {
+            Model::AlexNet(_) => Family::AlexNet,
             Model::ResNet(_) => Family::ResNet,
+            Model::Vgg(_) => Family::Vgg,
         }
     }
 
@@ -84,7 +94,9 @@ impl Model {
         device: &Device,
     ) -> Result<Self, ConfigError> {
         Ok(match self {
+            Model::AlexNet(m) => Model::AlexNet(m.reset_classifier(num_classes, device)?),
             Model::ResNet(m) => Model::ResNet(m.reset_classifier(num_classes, device)?),
+            Model::Vgg(m) => Model::Vgg(m.reset_classifier(num_classes, device)?),
         })
     }
 }

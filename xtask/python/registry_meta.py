@@ -13,7 +13,9 @@ from torchvision.models import get_model_weights
 
 def describe(name):
     try:
-        weights = list(get_model_weights(name))
+        # Weights without categories (VGG16's IMAGENET1K_FEATURES) have no classifier to
+        # describe; the registry leaves them out.
+        weights = [w for w in get_model_weights(name) if w.meta.get("categories") is not None]
     except ValueError:
         return None
     if not weights:

@@ -1,7 +1,9 @@
 //! The parity oracle: torchvision in Python writes random-weight references, every compiled
 //! backend here imports the same state_dict and must reproduce the logits.
 //!
-//! Pass when `max |burn - torch| <= 1e-4 * max(1, max |torch|)`.
+//! Pass when `max |burn - torch| <= 1e-4 * max(1e-3, max |torch|)`: relative to the logits'
+//! own scale, also when it is small (AlexNet's default-initialised logits are about 0.03, where
+//! DESIGN.md's `max(1, ...)` floor would allow a 0.3% error).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,6 +52,8 @@ pub struct ParityArgs {
 }
 
 struct Row {
+    /// `max |torch logits|`, the scale the tolerance follows (above 1).
+    reference_max: f32,
     model: String,
     backend: Backend,
     shape: String,
@@ -87,8 +91,8 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
     let metadata_problems = check_registry_metadata(&models, &python)?;
 
     println!(
-        "\n{:<18} {:<8} {:<16} {:>12} {:>10}  verdict",
-        "model", "backend", "input", "max |diff|", "tolerance"
+        "\n{:<18} {:<8} {:<16} {:>10} {:>12} {:>10}  verdict",
+        "model", "backend", "input", "max |ref|", "max |diff|", "tolerance"
     );
     let mut rows = Vec::new();
     for name in &models {
@@ -268,7 +272,7 @@ fn check(name: &str, backend: Backend, dir: &Path, manifest: &Value) -> Result<V
         if got.len() != expected.len() {
             bail!("{} logits, expected {}", got.len(), expected.len());
         }
-        let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let scale = expected.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
         let max_diff = got
             .iter()
             .zip(&expected)
@@ -290,6 +294,7 @@ fn check(name: &str, backend: Backend, dir: &Path, manifest: &Value) -> Result<V
                 .join("x"),
             max_diff: Some(max_diff),
             tolerance: TOLERANCE * scale,
+            reference_max: expected.iter().fold(0.0f32, |m, v| m.max(v.abs())),
             note: String::new(),
         });
     }
@@ -432,6 +437,7 @@ fn error_row(name: &str, backend: Backend, note: String) -> Row {
         shape: "-".into(),
         max_diff: None,
         tolerance: f32::NAN,
+        reference_max: f32::NAN,
         note,
     }
 }
@@ -449,10 +455,11 @@ fn print_row(row: &Row, seconds: f32) {
     let diff = row.max_diff.map_or("-".to_string(), |d| format!("{d:.3e}"));
     let verdict = if row.passed() { "ok" } else { "FAIL" };
     println!(
-        "{:<18} {:<8} {:<16} {:>12} {:>10.1e}  {verdict} {}",
+        "{:<18} {:<8} {:<16} {:>10.3} {:>12} {:>10.1e}  {verdict} {}",
         row.model,
         row.backend.name(),
         row.shape,
+        row.reference_max,
         diff,
         row.tolerance,
         if row.note.is_empty() {

@@ -16,7 +16,9 @@
 //! Each family lists its models in one table (`registry/<family>.rs`); adding a model is one
 //! entry there.
 
+mod alexnet;
 mod resnet;
+mod vgg;
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -33,15 +35,21 @@ pub const TORCHVISION_BASE_URL: &str = "https://download.pytorch.org/models/";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Family {
+    /// AlexNet ([`crate::alexnet`]).
+    AlexNet,
     /// ResNet, ResNeXt and Wide ResNet ([`crate::resnet`]).
     ResNet,
+    /// VGG, with and without BatchNorm ([`crate::vgg`]).
+    Vgg,
 }
 
 impl Family {
     /// The family's name, as used in messages (`"resnet"`).
     pub fn name(self) -> &'static str {
         match self {
+            Family::AlexNet => "alexnet",
             Family::ResNet => "resnet",
+            Family::Vgg => "vgg",
         }
     }
 }
@@ -216,9 +224,37 @@ impl ModelInfo {
     }
 }
 
+/// An ImageNet-1K weight file of torchvision, cropped at 224.
+#[allow(clippy::too_many_arguments)]
+pub(super) const fn imagenet(
+    name: &'static str,
+    url: &'static str,
+    sha256_prefix: &'static str,
+    file_size_mb: f64,
+    acc1: f64,
+    acc5: f64,
+    resize: usize,
+    is_default: bool,
+) -> WeightsInfo {
+    WeightsInfo {
+        name,
+        url,
+        sha256_prefix,
+        file_size_mb,
+        categories: Categories::ImageNet1K,
+        preprocess: Preprocess::imagenet(resize),
+        acc1,
+        acc5,
+        is_default,
+    }
+}
+
 /// Every registered model, family by family, in torchvision's order.
 pub fn models() -> impl Iterator<Item = &'static ModelInfo> {
-    resnet::MODELS.iter()
+    alexnet::MODELS
+        .iter()
+        .chain(resnet::MODELS)
+        .chain(vgg::MODELS)
 }
 
 /// The models whose name matches a glob pattern (`*` any run of characters, `?` one
@@ -333,11 +369,10 @@ mod tests {
             for w in model.weights {
                 assert!(w.url.starts_with(TORCHVISION_BASE_URL), "{}", w.url);
                 let file = w.file_name();
-                assert_eq!(
-                    file,
-                    format!("{}-{}.pth", model.name, w.sha256_prefix),
-                    "{}",
-                    w.name
+                assert!(
+                    file.starts_with(model.name)
+                        && file.ends_with(&format!("-{}.pth", w.sha256_prefix)),
+                    "{file}"
                 );
                 assert_eq!(w.sha256_prefix.len(), 8);
                 assert!(w.sha256_prefix.bytes().all(|b| b.is_ascii_hexdigit()));

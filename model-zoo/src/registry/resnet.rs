@@ -2,34 +2,9 @@
 //! (`torchvision.models.get_model_weights(name)`); `cargo xtask parity` checks them against the
 //! installed torchvision on every run.
 
-use super::{Family, ModelInfo, Preprocess, WeightsInfo};
+use super::{Family, ModelInfo, imagenet};
 use crate::model::Model;
 use crate::resnet::{RESNET_INPUT, ResNetConfig};
-
-/// An ImageNet-1K weight file of torchvision, cropped at 224.
-#[allow(clippy::too_many_arguments)]
-const fn imagenet(
-    name: &'static str,
-    url: &'static str,
-    sha256_prefix: &'static str,
-    file_size_mb: f64,
-    acc1: f64,
-    acc5: f64,
-    resize: usize,
-    is_default: bool,
-) -> WeightsInfo {
-    WeightsInfo {
-        name,
-        url,
-        sha256_prefix,
-        file_size_mb,
-        categories: super::Categories::ImageNet1K,
-        preprocess: Preprocess::imagenet(resize),
-        acc1,
-        acc5,
-        is_default,
-    }
-}
 
 /// One ResNet-family entry: the preset of the same name, built with the given class count.
 macro_rules! resnet {

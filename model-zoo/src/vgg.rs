@@ -1,0 +1,351 @@
+//! VGG 11/13/16/19, with and without BatchNorm, faithful to torchvision's `vgg.py`.
+//!
+//! Simonyan & Zisserman, *Very Deep Convolutional Networks for Large-Scale Image Recognition*,
+//! ICLR 2015 (configurations A, B, D, E).
+//!
+//! `features` holds one entry per torchvision slot (convolution, BatchNorm for `_bn`, ReLU,
+//! max-pool), so `features.N` is torchvision's index by construction, BN variants included.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2dConfig};
+use burn::nn::{BatchNormConfig, DropoutConfig, Initializer, LinearConfig, Relu};
+use burn::tensor::{Device, Tensor};
+
+use crate::alexnet::replace_last_linear;
+use crate::error::{ConfigError, InputError, InputSpec};
+use crate::layers::{
+    ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, last_linear, run_image_layers,
+    run_vector_layers, zero_bias,
+};
+
+/// One entry of a VGG configuration: a 3x3 convolution with this many output channels, or a
+/// 2x2 max-pool.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum VggLayer {
+    /// 3x3 convolution (padding 1) to this many channels, then (BN and) ReLU.
+    Conv(usize),
+    /// 2x2 max-pool, stride 2.
+    MaxPool,
+}
+
+/// Configuration of a [`Vgg`].
+#[derive(Config, Debug)]
+pub struct VggConfig {
+    /// The feature extractor, torchvision's `cfgs["A" | "B" | "D" | "E"]`.
+    pub layers: Vec<VggLayer>,
+    /// BatchNorm after each convolution (the `_bn` models).
+    #[config(default = false)]
+    pub batch_norm: bool,
+    /// Output classes.
+    #[config(default = 1000)]
+    pub num_classes: usize,
+    /// Dropout probability in the classifier.
+    #[config(default = 0.5)]
+    pub dropout: f64,
+}
+
+fn cfg(spec: &[usize]) -> Vec<VggLayer> {
+    // 0 marks a max-pool ("M" in torchvision).
+    spec.iter()
+        .map(|&c| {
+            if c == 0 {
+                VggLayer::MaxPool
+            } else {
+                VggLayer::Conv(c)
+            }
+        })
+        .collect()
+}
+
+const A: [usize; 13] = [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
+const B: [usize; 15] = [
+    64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0,
+];
+const D: [usize; 18] = [
+    64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
+];
+const E: [usize; 21] = [
+    64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0,
+];
+
+impl VggConfig {
+    /// VGG-11 (configuration A).
+    pub fn vgg11() -> Self {
+        Self::new(cfg(&A))
+    }
+    /// VGG-13 (configuration B).
+    pub fn vgg13() -> Self {
+        Self::new(cfg(&B))
+    }
+    /// VGG-16 (configuration D).
+    pub fn vgg16() -> Self {
+        Self::new(cfg(&D))
+    }
+    /// VGG-19 (configuration E).
+    pub fn vgg19() -> Self {
+        Self::new(cfg(&E))
+    }
+    /// VGG-11 with BatchNorm.
+    pub fn vgg11_bn() -> Self {
+        Self::vgg11().with_batch_norm(true)
+    }
+    /// VGG-13 with BatchNorm.
+    pub fn vgg13_bn() -> Self {
+        Self::vgg13().with_batch_norm(true)
+    }
+    /// VGG-16 with BatchNorm.
+    pub fn vgg16_bn() -> Self {
+        Self::vgg16().with_batch_norm(true)
+    }
+    /// VGG-19 with BatchNorm.
+    pub fn vgg19_bn() -> Self {
+        Self::vgg19().with_batch_norm(true)
+    }
+
+    /// Builds the model, initialised as torchvision does: Kaiming-normal (fan-out) convolutions
+    /// with zero bias, BatchNorm weight 1 and bias 0, linear weights `N(0, 0.01)` with zero bias.
+    pub fn init(&self, device: &Device) -> Result<Vgg, ConfigError> {
+        let zero = |field| ConfigError::Zero {
+            model: "vgg".into(),
+            field,
+        };
+        if self.num_classes == 0 {
+            return Err(zero("num_classes"));
+        }
+        let mut features = Vec::new();
+        let mut channels = 3;
+        for layer in &self.layers {
+            match *layer {
+                VggLayer::MaxPool => features.push(ImageLayer::MaxPool(
+                    MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+                )),
+                VggLayer::Conv(0) => return Err(zero("layers (a convolution of 0 channels)")),
+                VggLayer::Conv(out) => {
+                    let mut conv = conv_kaiming_fan_out(
+                        conv_config(channels, out, 3, 1, 1).with_bias(true),
+                        device,
+                    );
+                    conv.bias = zero_bias(conv.bias, device);
+                    features.push(ImageLayer::Conv(conv));
+                    if self.batch_norm {
+                        features.push(ImageLayer::BatchNorm(
+                            BatchNormConfig::new(out).init(device),
+                        ));
+                    }
+                    features.push(ImageLayer::Relu(Relu));
+                    channels = out;
+                }
+            }
+        }
+        let linear = |d_in, d_out| {
+            let mut linear = LinearConfig::new(d_in, d_out)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.01,
+                })
+                .init(device);
+            linear.bias = zero_bias(linear.bias, device);
+            VectorLayer::Linear(linear)
+        };
+        let dropout = || VectorLayer::Dropout(DropoutConfig::new(self.dropout).init());
+        let classifier = vec![
+            linear(channels * 7 * 7, 4096),
+            VectorLayer::Relu(Relu),
+            dropout(),
+            linear(4096, 4096),
+            VectorLayer::Relu(Relu),
+            dropout(),
+            linear(4096, self.num_classes),
+        ];
+        let pools = self
+            .layers
+            .iter()
+            .filter(|l| **l == VggLayer::MaxPool)
+            .count() as u32;
+        Ok(Vgg {
+            features,
+            avgpool: AdaptiveAvgPool2dConfig::new([7, 7]).init(),
+            classifier,
+            min_size: 2usize.pow(pools),
+            num_features: channels * 7 * 7,
+        })
+    }
+}
+
+/// torchvision's VGG: 3x3 convolutions and max-pools, adaptive average pooling to 7x7, and a
+/// 25088 → 4096 → 4096 → classes classifier with dropout.
+#[derive(Module, Debug)]
+pub struct Vgg {
+    /// Convolutions, BatchNorms, ReLUs and max-pools, at torchvision's indices.
+    pub features: Vec<ImageLayer>,
+    /// `AdaptiveAvgPool2d((7, 7))`.
+    pub avgpool: AdaptiveAvgPool2d,
+    /// Linear, ReLU and dropout slots, at torchvision's indices.
+    pub classifier: Vec<VectorLayer>,
+    min_size: usize,
+    num_features: usize,
+}
+
+impl Vgg {
+    /// What this model accepts: 3 channels, at least `2^pools` (32x32 for every standard VGG).
+    pub fn input_spec(&self) -> InputSpec {
+        InputSpec {
+            channels: 3,
+            min_size: [self.min_size, self.min_size],
+        }
+    }
+
+    /// Pooled features before the classifier, flattened.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least 32x32
+    /// - output: `[batch, 25088]` (512 x 7 x 7)
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = run_image_layers(&self.features, x);
+        self.avgpool.forward(x).flatten(1, 3)
+    }
+
+    /// Logits.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least 32x32
+    /// - output: `[batch, num_classes]`
+    ///
+    /// # Panics
+    /// On an input that [`Self::try_forward`] rejects, with the same message.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match self.try_forward(x) {
+            Ok(logits) => logits,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// Logits, or an error naming what is wrong with the input.
+    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+        self.input_spec().check("vgg", x.dims())?;
+        Ok(run_vector_layers(
+            &self.classifier,
+            self.forward_features(x),
+        ))
+    }
+
+    /// Width of the pooled features (25088).
+    pub fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    /// Classes of the last linear layer.
+    pub fn num_classes(&self) -> usize {
+        last_linear(&self.classifier).map_or(0, |(_, _, out)| out)
+    }
+
+    /// Replaces the last linear layer (`classifier.6`) by a freshly initialised one.
+    pub fn reset_classifier(
+        mut self,
+        num_classes: usize,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        self.classifier = replace_last_linear(self.classifier, "vgg", num_classes, device)?;
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
+
+    fn device() -> Device {
+        crate::device::available_backends()[0]
+            .device()
+            .expect("a compiled-in backend")
+    }
+
+    /// `sum(p.numel() for p in torchvision.models.<name>().parameters())`, torchvision 0.29.
+    const TORCHVISION_PARAMS: [(fn() -> VggConfig, &str, usize); 8] = [
+        (VggConfig::vgg11, "vgg11", 132_863_336),
+        (VggConfig::vgg13, "vgg13", 133_047_848),
+        (VggConfig::vgg16, "vgg16", 138_357_544),
+        (VggConfig::vgg19, "vgg19", 143_667_240),
+        (VggConfig::vgg11_bn, "vgg11_bn", 132_868_840),
+        (VggConfig::vgg13_bn, "vgg13_bn", 133_053_736),
+        (VggConfig::vgg16_bn, "vgg16_bn", 138_365_992),
+        (VggConfig::vgg19_bn, "vgg19_bn", 143_678_248),
+    ];
+
+    #[test]
+    fn parameter_counts_equal_torchvision() {
+        let device = device();
+        for (config, name, expected) in TORCHVISION_PARAMS {
+            let model = config().init(&device).unwrap();
+            assert_eq!(crate::num_parameters(&model), expected, "{name}");
+        }
+    }
+
+    /// PyTorch-named keys of our model, in visiting order.
+    fn torch_keys(model: &Vgg) -> Vec<String> {
+        model
+            .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
+    }
+
+    /// torchvision's vgg11_bn keys, `num_batches_tracked` left out:
+    /// `[k for k in torchvision.models.vgg11_bn().state_dict() if "features" in k][:14]`
+    #[test]
+    fn bn_keys_are_torchvisions_indices() {
+        let model = VggConfig::vgg11_bn().init(&device()).unwrap();
+        let keys = torch_keys(&model);
+        let expected = [
+            "features.0.weight",
+            "features.0.bias",
+            "features.1.weight",
+            "features.1.bias",
+            "features.1.running_mean",
+            "features.1.running_var",
+            "features.4.weight",
+            "features.4.bias",
+            "features.5.weight",
+            "features.5.bias",
+            "features.5.running_mean",
+            "features.5.running_var",
+        ];
+        assert_eq!(&keys[..12], expected);
+        let classifier: Vec<String> = keys
+            .into_iter()
+            .filter(|k| k.starts_with("classifier."))
+            .collect();
+        assert_eq!(
+            classifier,
+            [
+                "classifier.0.weight",
+                "classifier.0.bias",
+                "classifier.3.weight",
+                "classifier.3.bias",
+                "classifier.6.weight",
+                "classifier.6.bias"
+            ]
+        );
+    }
+
+    #[test]
+    fn any_size_from_32_and_a_clear_error_below() {
+        let device = device();
+        let model = VggConfig::vgg11()
+            .with_num_classes(5)
+            .init(&device)
+            .unwrap();
+        for [h, w] in [[32, 32], [40, 57]] {
+            assert_eq!(
+                model.forward(Tensor::zeros([1, 3, h, w], &device)).dims(),
+                [1, 5]
+            );
+        }
+        let err = model
+            .try_forward(Tensor::zeros([1, 3, 31, 64], &device))
+            .unwrap_err();
+        assert!(err.to_string().contains("at least 32x32"), "{err}");
+    }
+}
