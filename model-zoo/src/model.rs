@@ -14,6 +14,8 @@ use crate::vgg::Vgg;
 ///
 /// Enum variants add nothing to parameter paths, so a `Model` saves, loads and imports with
 /// exactly the keys of the model inside it.
+// A `Model` is held once, never in bulk, so the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Model {
     /// AlexNet.

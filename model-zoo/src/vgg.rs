@@ -263,7 +263,9 @@ mod tests {
     }
 
     /// `sum(p.numel() for p in torchvision.models.<name>().parameters())`, torchvision 0.29.
-    const TORCHVISION_PARAMS: [(fn() -> VggConfig, &str, usize); 8] = [
+    type Preset = fn() -> VggConfig;
+
+    const TORCHVISION_PARAMS: [(Preset, &str, usize); 8] = [
         (VggConfig::vgg11, "vgg11", 132_863_336),
         (VggConfig::vgg13, "vgg13", 133_047_848),
         (VggConfig::vgg16, "vgg16", 138_357_544),
