@@ -140,8 +140,10 @@ pub fn thousands(n: usize) -> String {
 struct Node {
     depth: usize,
     name: String,
-    /// The module's type, learnt from its children's container type (`Conv2d`).
+    /// The module's type, learnt from its children's container type (`Conv2d`), or else from
+    /// the enum variant it holds (`Relu`).
     kind: Option<String>,
+    kind_is_variant: bool,
     params: usize,
     has_children: bool,
 }
@@ -172,11 +174,16 @@ impl ModuleVisitor for Tree {
         let kind = container_type
             .trim_start_matches("Struct:")
             .trim_start_matches("Enum:");
+        let is_variant = container_type.starts_with("Enum:");
         if let Some(parent) = self.open().last() {
             let parent = &mut self.nodes[parent];
             parent.has_children = true;
-            if parent.kind.is_none() && !container_type.starts_with("Enum:") {
+            if is_variant && parent.kind.is_none() {
+                parent.kind = Some(name.to_string());
+                parent.kind_is_variant = true;
+            } else if !is_variant && (parent.kind.is_none() || parent.kind_is_variant) {
                 parent.kind = Some(kind.to_string());
+                parent.kind_is_variant = false;
             }
         }
         if container_type.starts_with("Enum:") {
@@ -187,6 +194,7 @@ impl ModuleVisitor for Tree {
             depth: self.open().count(),
             name: name.to_string(),
             kind: None,
+            kind_is_variant: false,
             params: 0,
             has_children: false,
         });
