@@ -8,7 +8,8 @@ use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use model_zoo::registry::{Categories, Preprocess};
 use model_zoo::{Model, ModelInfo};
-use zoo_import::{TorchImport, WeightsCache, load_burnpack};
+use zoo_import::hub::import_torch_file;
+use zoo_import::{WeightsCache, load_burnpack};
 
 /// A model with the preprocessing and class names that go with its weights.
 pub struct Classifier {
@@ -46,14 +47,10 @@ pub fn load_classifier(
             source: format!("{} {}", info.name, descriptor.name),
         });
     }
-    let fresh = info.create(num_classes, device)?;
     let model = if path.extension().is_some_and(|e| e == "bpk") {
-        load_burnpack(fresh, path)?
+        load_burnpack(info.create(num_classes, device)?, path)?
     } else {
-        TorchImport::new(path)
-            .model_name(info.name)
-            .load_into(fresh)
-            .map(|(model, _)| model)?
+        import_torch_file(info, num_classes, path, device)?
     };
     // A file carries no transform: use the one of the model's default torchvision weights.
     let preprocess = info

@@ -271,13 +271,8 @@ impl WeightsCache {
         weights: &WeightsInfo,
         device: &Device,
     ) -> Result<PathBuf, HubError> {
-        let burnpack = self.burnpack_path(info.name, weights);
-        if !burnpack.is_file() {
-            let torch = self.fetch(weights)?;
-            let model = import_torch_file(info, weights.num_classes(), &torch, device)?;
-            save_burnpack(&model, &burnpack)?;
-        }
-        Ok(burnpack)
+        self.converted(info, weights, device)
+            .map(|(burnpack, _imported)| burnpack)
     }
 
     /// [`Self::load`] for any descriptor (see [`Self::convert_weights`]).
@@ -287,11 +282,34 @@ impl WeightsCache {
         weights: &WeightsInfo,
         device: &Device,
     ) -> Result<Model, HubError> {
-        let burnpack = self.convert_weights(info, weights, device)?;
-        let model = info
-            .create(weights.num_classes(), device)
-            .map_err(RegistryError::from)?;
-        Ok(load_burnpack(model, &burnpack)?)
+        match self.converted(info, weights, device)? {
+            // Just converted: the imported model is the one written, no need to read it back.
+            (_, Some(model)) => Ok(model),
+            (burnpack, None) => {
+                let model = info
+                    .create(weights.num_classes(), device)
+                    .map_err(RegistryError::from)?;
+                Ok(load_burnpack(model, &burnpack)?)
+            }
+        }
+    }
+
+    /// The Burn file of `info` with `weights`, and the model imported to write it when it was
+    /// not in the cache yet.
+    fn converted(
+        &self,
+        info: &ModelInfo,
+        weights: &WeightsInfo,
+        device: &Device,
+    ) -> Result<(PathBuf, Option<Model>), HubError> {
+        let burnpack = self.burnpack_path(info.name, weights);
+        if burnpack.is_file() {
+            return Ok((burnpack, None));
+        }
+        let torch = self.fetch(weights)?;
+        let model = import_torch_file(info, weights.num_classes(), &torch, device)?;
+        save_burnpack(&model, &burnpack)?;
+        Ok((burnpack, Some(model)))
     }
 }
 
@@ -358,10 +376,7 @@ pub fn download(
     options: &DownloadOptions,
 ) -> Result<(), DownloadError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|source| DownloadError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
@@ -424,10 +439,7 @@ fn download_once(
         .prefix(".download-")
         .suffix(".part")
         .tempfile_in(dir)
-        .map_err(|source| DownloadError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        .map_err(io_error(dir))?;
     let bar = progress_bar(progress, expected_len, dest);
     let mut hasher = Sha256::new();
     let mut received: u64 = 0;
@@ -458,17 +470,11 @@ fn download_once(
             hasher.update(&buffer[..n]);
             writer
                 .write_all(&buffer[..n])
-                .map_err(|source| DownloadError::Io {
-                    path: part.path().to_path_buf(),
-                    source,
-                })?;
+                .map_err(io_error(part.path()))?;
             received += n as u64;
             bar.set_position(received);
         }
-        writer.flush().map_err(|source| DownloadError::Io {
-            path: part.path().to_path_buf(),
-            source,
-        })?;
+        writer.flush().map_err(io_error(part.path()))?;
     }
     bar.finish_and_clear();
     if let Some(expected) = expected_len.filter(|&e| e != received) {
@@ -487,12 +493,7 @@ fn download_once(
             found: digest,
         });
     }
-    part.as_file()
-        .sync_all()
-        .map_err(|source| DownloadError::Io {
-            path: part.path().to_path_buf(),
-            source,
-        })?;
+    part.as_file().sync_all().map_err(io_error(part.path()))?;
     part.persist(dest).map_err(|err| DownloadError::Io {
         path: dest.to_path_buf(),
         source: err.error,
@@ -522,14 +523,18 @@ fn progress_bar(show: bool, len: Option<u64>, dest: &Path) -> ProgressBar {
     }
 }
 
-/// SHA-256 of a file, lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String, DownloadError> {
-    let io = |source| DownloadError::Io {
+/// Maps an OS error on `path` to [`DownloadError::Io`].
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DownloadError + '_ {
+    move |source| DownloadError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = File::open(path).map_err(io)?;
+    }
+}
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String, DownloadError> {
+    let mut file = File::open(path).map_err(io_error(path))?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(io)?;
+    std::io::copy(&mut file, &mut hasher).map_err(io_error(path))?;
     Ok(format!("{:x}", hasher.finalize()))
 }
