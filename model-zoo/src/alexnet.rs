@@ -15,7 +15,8 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
-    ImageLayer, VectorLayer, last_linear, linear_torch_default, run_image_layers, run_vector_layers,
+    ImageLayer, VectorLayer, last_linear, linear_torch_default, replace_last_linear,
+    run_image_layers, run_vector_layers,
 };
 
 /// Configuration of an [`AlexNet`].
@@ -124,10 +125,7 @@ impl AlexNet {
     /// # Panics
     /// On an input that [`Self::try_forward`] rejects, with the same message.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        match self.try_forward(x) {
-            Ok(logits) => logits,
-            Err(err) => panic!("{err}"),
-        }
+        crate::error::or_panic(self.try_forward(x))
     }
 
     /// Logits, or an error naming what is wrong with the input.
@@ -161,34 +159,11 @@ impl AlexNet {
     }
 }
 
-/// Swaps the last `Linear` of a classifier sequence for a new one with `num_classes` outputs.
-pub(crate) fn replace_last_linear(
-    mut layers: Vec<VectorLayer>,
-    model: &str,
-    num_classes: usize,
-    device: &Device,
-) -> Result<Vec<VectorLayer>, ConfigError> {
-    if num_classes == 0 {
-        return Err(ConfigError::Zero {
-            model: model.into(),
-            field: "num_classes",
-        });
-    }
-    if let Some((index, d_in, _)) = last_linear(&layers) {
-        layers[index] = VectorLayer::Linear(linear_torch_default(d_in, num_classes, device));
-    }
-    Ok(layers)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn device() -> Device {
-        crate::device::available_backends()[0]
-            .device()
-            .expect("a compiled-in backend")
-    }
+    use crate::device::test_device as device;
 
     #[test]
     fn parameter_count_equals_torchvision() {

@@ -154,6 +154,15 @@ impl FromStr for Backend {
     }
 }
 
+/// The first compiled-in backend's device, for the crate's unit tests
+/// (`Device::default()` would prefer a GPU backend when one is compiled in).
+#[cfg(test)]
+pub(crate) fn test_device() -> Device {
+    available_backends()[0]
+        .device()
+        .expect("a compiled-in backend")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,15 @@ pub enum InputError {
     },
 }
 
+/// The value of a model's `try_forward`, or a panic with its message: what every model's
+/// `forward` does.
+pub(crate) fn or_panic<T>(result: Result<T, InputError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(err) => panic!("{err}"),
+    }
+}
+
 /// What a model accepts: its channel count and smallest spatial size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputSpec {

@@ -6,6 +6,8 @@ use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, Dropout, Initializer, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
+use crate::error::ConfigError;
+
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's
 /// `conv1x1`/`conv3x3`/stem do: `dilation * (kernel - 1) / 2` on each side.
 pub(crate) fn conv_config(
@@ -140,4 +142,40 @@ pub(crate) fn last_linear(layers: &[VectorLayer]) -> Option<(usize, usize, usize
             }
             _ => None,
         })
+}
+
+/// A new classifier layer for `num_classes` classes (PyTorch's default init), or the error
+/// every model's `reset_classifier` gives for zero classes.
+pub(crate) fn new_classifier(
+    model: &str,
+    num_features: usize,
+    num_classes: usize,
+    device: &Device,
+) -> Result<Linear, ConfigError> {
+    if num_classes == 0 {
+        return Err(ConfigError::Zero {
+            model: model.into(),
+            field: "num_classes",
+        });
+    }
+    Ok(linear_torch_default(num_features, num_classes, device))
+}
+
+/// Swaps the last `Linear` of a classifier sequence for a new one with `num_classes` outputs.
+pub(crate) fn replace_last_linear(
+    mut layers: Vec<VectorLayer>,
+    model: &str,
+    num_classes: usize,
+    device: &Device,
+) -> Result<Vec<VectorLayer>, ConfigError> {
+    match last_linear(&layers) {
+        Some((index, d_in, _)) => {
+            layers[index] = VectorLayer::Linear(new_classifier(model, d_in, num_classes, device)?);
+        }
+        None => {
+            // No linear layer to replace; still reject zero classes like every model does.
+            new_classifier(model, 1, num_classes, device)?;
+        }
+    }
+    Ok(layers)
 }

@@ -25,7 +25,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::layers::{conv_config, conv_kaiming_fan_out, linear_torch_default};
+use crate::layers::{conv_config, conv_kaiming_fan_out, linear_torch_default, new_classifier};
 
 /// The residual block a ResNet is built from.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -481,10 +481,7 @@ impl ResNet {
     /// # Panics
     /// On an input that [`Self::try_forward`] rejects, with the same message.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        match self.try_forward(x) {
-            Ok(logits) => logits,
-            Err(err) => panic!("{err}"),
-        }
+        crate::error::or_panic(self.try_forward(x))
     }
 
     /// Logits, or an error naming what is wrong with the input (channels, size, empty batch).
@@ -510,13 +507,7 @@ impl ResNet {
         num_classes: usize,
         device: &Device,
     ) -> Result<Self, ConfigError> {
-        if num_classes == 0 {
-            return Err(ConfigError::Zero {
-                model: "resnet".into(),
-                field: "num_classes",
-            });
-        }
-        let fc = linear_torch_default(self.num_features(), num_classes, device);
+        let fc = new_classifier("resnet", self.num_features(), num_classes, device)?;
         Ok(Self { fc, ..self })
     }
 }
@@ -551,11 +542,7 @@ mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
-    fn device() -> Device {
-        crate::device::available_backends()[0]
-            .device()
-            .expect("a compiled-in backend")
-    }
+    use crate::device::test_device as device;
 
     /// `sum(p.numel() for p in torchvision.models.<name>().parameters())`, torchvision 0.29.
     const TORCHVISION_PARAMS: [(&str, usize); 10] = [

@@ -12,11 +12,10 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2dConfig
 use burn::nn::{BatchNormConfig, DropoutConfig, Initializer, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 
-use crate::alexnet::replace_last_linear;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
-    ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, last_linear, run_image_layers,
-    run_vector_layers, zero_bias,
+    ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, last_linear, replace_last_linear,
+    run_image_layers, run_vector_layers, zero_bias,
 };
 
 /// One entry of a VGG configuration: a 3x3 convolution with this many output channels, or a
@@ -215,10 +214,7 @@ impl Vgg {
     /// # Panics
     /// On an input that [`Self::try_forward`] rejects, with the same message.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        match self.try_forward(x) {
-            Ok(logits) => logits,
-            Err(err) => panic!("{err}"),
-        }
+        crate::error::or_panic(self.try_forward(x))
     }
 
     /// Logits, or an error naming what is wrong with the input.
@@ -256,11 +252,7 @@ mod tests {
     use super::*;
     use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
 
-    fn device() -> Device {
-        crate::device::available_backends()[0]
-            .device()
-            .expect("a compiled-in backend")
-    }
+    use crate::device::test_device as device;
 
     /// `sum(p.numel() for p in torchvision.models.<name>().parameters())`, torchvision 0.29.
     type Preset = fn() -> VggConfig;

@@ -307,11 +307,7 @@ fn similar_names(name: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn device() -> Device {
-        crate::device::available_backends()[0]
-            .device()
-            .expect("a compiled-in backend")
-    }
+    use crate::device::test_device as device;
 
     #[test]
     fn names_are_unique_and_found() {
