@@ -44,7 +44,8 @@ pub struct ImportReport {
     pub loaded: usize,
     /// Classifier keys left as initialised by a partial load (their shape differs).
     pub skipped: Vec<String>,
-    /// File keys ignored because they carry no weight (`num_batches_tracked`).
+    /// File keys ignored: those that carry no weight (`num_batches_tracked`) and those of parts
+    /// the model was built without (GoogLeNet's aux heads).
     pub ignored: usize,
 }
 
@@ -174,8 +175,12 @@ impl TorchImport {
 
         let mut ignored = 0;
         let mut found: BTreeMap<String, PackTensor> = BTreeMap::new();
+        let optional = |key: &str| {
+            !expected.contains_key(key)
+                && model.optional_prefixes().iter().any(|p| key.starts_with(p))
+        };
         for tensor in state.tensors {
-            if tensor.name.rsplit('.').next() == Some(IGNORED_SUFFIX) {
+            if tensor.name.rsplit('.').next() == Some(IGNORED_SUFFIX) || optional(&tensor.name) {
                 ignored += 1;
             } else {
                 found.insert(tensor.name.clone(), tensor);

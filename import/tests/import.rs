@@ -336,3 +336,69 @@ fn burnpack_round_trip_and_strict_reload() {
         "{err}"
     );
 }
+
+/// torchvision's GoogLeNet weight file holds the aux heads: it loads into a model built with
+/// them (strictly, every key used) and into one without (the aux keys ignored, as torchvision's
+/// builder drops them); a file without aux heads cannot fill a model that has them.
+#[test]
+fn googlenet_weights_load_with_or_without_aux_heads() {
+    use model_zoo::googlenet::GoogLeNetConfig;
+    let device = device();
+    let with_aux = GoogLeNetConfig::new()
+        .with_transform_input(true)
+        .init(&device)
+        .unwrap();
+    let file = temp_path("googlenet-aux.safetensors");
+    zoo_import::save_safetensors(&with_aux, &file).unwrap();
+
+    let (loaded, report) = TorchImport::new(&file)
+        .load_into(GoogLeNetConfig::new().init(&device).unwrap())
+        .unwrap();
+    assert!(loaded.has_aux_logits());
+    assert_eq!(report.ignored, 0);
+
+    let (plain, report) = TorchImport::new(&file)
+        .load_into(GoogLeNetConfig::pretrained().init(&device).unwrap())
+        .unwrap();
+    assert!(!plain.has_aux_logits());
+    // aux1 and aux2: conv weight, BN weight/bias/mean/var, fc1 and fc2 weight and bias.
+    assert_eq!(report.ignored, 18);
+    let x = Tensor::<4>::random([1, 3, 64, 64], burn::tensor::Distribution::Default, &device);
+    plain
+        .forward(x.clone())
+        .into_data()
+        .assert_approx_eq::<f32>(&with_aux.forward(x).into_data(), Tolerance::default());
+
+    let no_aux_file = temp_path("googlenet-plain.safetensors");
+    zoo_import::save_safetensors(&plain, &no_aux_file).unwrap();
+    let err = TorchImport::new(&no_aux_file)
+        .load_into(GoogLeNetConfig::new().init(&device).unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(&err, ImportError::KeyMismatch { missing, .. } if missing.len() == 18
+            && missing.iter().all(|(k, _)| k.starts_with("aux"))),
+        "{err}"
+    );
+
+    // A partial load for 10 classes leaves all three heads' last layers as initialised.
+    let (_, report) = TorchImport::new(&file)
+        .partial(true)
+        .load_into(
+            GoogLeNetConfig::new()
+                .with_num_classes(10)
+                .init(&device)
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        report.skipped,
+        [
+            "aux1.fc2.bias",
+            "aux1.fc2.weight",
+            "aux2.fc2.bias",
+            "aux2.fc2.weight",
+            "fc.bias",
+            "fc.weight"
+        ]
+    );
+}

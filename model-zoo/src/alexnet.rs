@@ -1,6 +1,7 @@
 //! AlexNet, faithful to torchvision's `alexnet.py` (the single-GPU variant of "One weird trick
 //! for parallelizing convolutional neural networks", Krizhevsky 2014, which torchvision follows
-//! rather than the 2012 paper).
+//! rather than the 2012 paper), and the zoo's half-width and 32x32 variants
+//! ([`AlexNetConfig::half`], [`AlexNetConfig::cifar`]).
 //!
 //! `features` and `classifier` are `Vec`s with one entry per torchvision `nn.Sequential` slot,
 //! so parameters sit at torchvision's keys (`features.0`, `features.3`, ..., `classifier.1`,
@@ -10,7 +11,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{DropoutConfig, PaddingConfig2d, Relu};
+use burn::nn::{BatchNormConfig, DropoutConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
@@ -18,6 +19,19 @@ use crate::layers::{
     ImageLayer, VectorLayer, last_linear, linear_torch_default, replace_last_linear,
     run_image_layers, run_vector_layers,
 };
+
+/// The shape of AlexNet's feature extractor.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum AlexNetLayout {
+    /// torchvision's, for ImageNet-sized input: 11x11 stride-4, 5x5, then three 3x3
+    /// convolutions, each followed by ReLU; 3x3 stride-2 max-pools after the first, second and
+    /// fifth; adaptive average pooling to 6x6.
+    ImageNet,
+    /// For 32x32 input (CIFAR): five 3x3 convolutions (padding 1), each stage being convolution,
+    /// then (after the first, second and fifth) a 2x2 max-pool, then ReLU and BatchNorm;
+    /// adaptive average pooling to 4x4 (the identity at 32x32).
+    Cifar,
+}
 
 /// Configuration of an [`AlexNet`].
 #[derive(Config, Debug)]
@@ -28,6 +42,15 @@ pub struct AlexNetConfig {
     /// Dropout probability before each hidden linear layer.
     #[config(default = 0.5)]
     pub dropout: f64,
+    /// Output channels of the five convolutions.
+    #[config(default = "[64, 192, 384, 256, 256]")]
+    pub channels: [usize; 5],
+    /// Width of the two hidden linear layers.
+    #[config(default = 4096)]
+    pub hidden: usize,
+    /// The feature extractor's shape.
+    #[config(default = "AlexNetLayout::ImageNet")]
+    pub layout: AlexNetLayout,
 }
 
 /// What AlexNet accepts: 63x63 is the smallest input whose last max-pool still has a 3x3 window.
@@ -36,27 +59,67 @@ pub const ALEXNET_INPUT: InputSpec = InputSpec {
     min_size: [63, 63],
 };
 
-/// torchvision's AlexNet: five convolutions (64, 192, 384, 256, 256 channels), adaptive average
-/// pooling to 6x6, and a 9216 → 4096 → 4096 → classes classifier with dropout.
+/// What the CIFAR layout accepts: its three 2x2 max-pools need 8x8.
+pub const ALEXNET_CIFAR_INPUT: InputSpec = InputSpec {
+    channels: 3,
+    min_size: [8, 8],
+};
+
+/// AlexNet: five convolutions, adaptive average pooling, and a three-layer classifier with
+/// dropout. [`AlexNetConfig`] builds torchvision's (`alexnet`), the half-width one of the
+/// original two-GPU paper (`alexnet_half`) and a 32x32 one (`alexnet_cifar`).
 #[derive(Module, Debug)]
 pub struct AlexNet {
-    /// Convolutions, ReLUs and max-pools, at torchvision's indices.
+    /// Convolutions, ReLUs, max-pools (and BatchNorms in the CIFAR layout), at the indices of
+    /// the PyTorch `nn.Sequential`.
     pub features: Vec<ImageLayer>,
-    /// `AdaptiveAvgPool2d((6, 6))`.
+    /// `AdaptiveAvgPool2d((6, 6))` (`(4, 4)` in the CIFAR layout).
     pub avgpool: AdaptiveAvgPool2d,
     /// Dropout, linear and ReLU slots, at torchvision's indices.
     pub classifier: Vec<VectorLayer>,
+    min_size: usize,
+    num_features: usize,
 }
 
 impl AlexNetConfig {
+    /// torchvision's `alexnet`.
+    pub fn alexnet() -> Self {
+        Self::new()
+    }
+
+    /// Half-width AlexNet for 224x224 input (`alexnet_half`): one GPU's half of Krizhevsky et
+    /// al.'s 2012 network, as course material writes it: channels 48, 128, 192, 192, 128 and a
+    /// classifier 2048 wide, otherwise torchvision's layout.
+    pub fn half() -> Self {
+        Self::new()
+            .with_channels([48, 128, 192, 192, 128])
+            .with_hidden(2048)
+    }
+
+    /// AlexNet for 32x32 input (`alexnet_cifar`): the half-width channels (48, 128, 192, 192,
+    /// 128) as 3x3 convolutions in [`AlexNetLayout::Cifar`], and a 2048 → 2048 → 2048 →
+    /// classes classifier with dropout 0.5; 10 classes by default.
+    pub fn cifar() -> Self {
+        Self::half()
+            .with_layout(AlexNetLayout::Cifar)
+            .with_num_classes(10)
+    }
+
     /// Builds the model, initialised as PyTorch's defaults (torchvision's AlexNet does no
     /// initialisation of its own).
     pub fn init(&self, device: &Device) -> Result<AlexNet, ConfigError> {
+        let zero = |field| ConfigError::Zero {
+            model: "alexnet".into(),
+            field,
+        };
         if self.num_classes == 0 {
-            return Err(ConfigError::Zero {
-                model: "alexnet".into(),
-                field: "num_classes",
-            });
+            return Err(zero("num_classes"));
+        }
+        if self.hidden == 0 {
+            return Err(zero("hidden"));
+        }
+        if self.channels.contains(&0) {
+            return Err(zero("channels"));
         }
         let conv = |c_in, c_out, k: usize, stride, pad| {
             ImageLayer::Conv(
@@ -66,51 +129,86 @@ impl AlexNetConfig {
                     .init(device),
             )
         };
-        let pool = || ImageLayer::MaxPool(MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init());
-        let features = vec![
-            conv(3, 64, 11, 4, 2),
-            ImageLayer::Relu(Relu),
-            pool(),
-            conv(64, 192, 5, 1, 2),
-            ImageLayer::Relu(Relu),
-            pool(),
-            conv(192, 384, 3, 1, 1),
-            ImageLayer::Relu(Relu),
-            conv(384, 256, 3, 1, 1),
-            ImageLayer::Relu(Relu),
-            conv(256, 256, 3, 1, 1),
-            ImageLayer::Relu(Relu),
-            pool(),
-        ];
+        let [c1, c2, c3, c4, c5] = self.channels;
+        let (features, pooled) = match self.layout {
+            AlexNetLayout::ImageNet => {
+                let pool = || {
+                    ImageLayer::MaxPool(MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init())
+                };
+                let features = vec![
+                    conv(3, c1, 11, 4, 2),
+                    ImageLayer::Relu(Relu),
+                    pool(),
+                    conv(c1, c2, 5, 1, 2),
+                    ImageLayer::Relu(Relu),
+                    pool(),
+                    conv(c2, c3, 3, 1, 1),
+                    ImageLayer::Relu(Relu),
+                    conv(c3, c4, 3, 1, 1),
+                    ImageLayer::Relu(Relu),
+                    conv(c4, c5, 3, 1, 1),
+                    ImageLayer::Relu(Relu),
+                    pool(),
+                ];
+                (features, 6)
+            }
+            AlexNetLayout::Cifar => {
+                let mut features = Vec::new();
+                let mut c_in = 3;
+                for (stage, c_out) in self.channels.into_iter().enumerate() {
+                    features.push(conv(c_in, c_out, 3, 1, 1));
+                    if [0, 1, 4].contains(&stage) {
+                        features.push(ImageLayer::MaxPool(
+                            MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+                        ));
+                    }
+                    features.push(ImageLayer::Relu(Relu));
+                    features.push(ImageLayer::BatchNorm(
+                        BatchNormConfig::new(c_out).init(device),
+                    ));
+                    c_in = c_out;
+                }
+                (features, 4)
+            }
+        };
+        let num_features = c5 * pooled * pooled;
         let dropout = || VectorLayer::Dropout(DropoutConfig::new(self.dropout).init());
         let classifier = vec![
             dropout(),
-            VectorLayer::Linear(linear_torch_default(256 * 6 * 6, 4096, device)),
+            VectorLayer::Linear(linear_torch_default(num_features, self.hidden, device)),
             VectorLayer::Relu(Relu),
             dropout(),
-            VectorLayer::Linear(linear_torch_default(4096, 4096, device)),
+            VectorLayer::Linear(linear_torch_default(self.hidden, self.hidden, device)),
             VectorLayer::Relu(Relu),
-            VectorLayer::Linear(linear_torch_default(4096, self.num_classes, device)),
+            VectorLayer::Linear(linear_torch_default(self.hidden, self.num_classes, device)),
         ];
         Ok(AlexNet {
             features,
-            avgpool: AdaptiveAvgPool2dConfig::new([6, 6]).init(),
+            avgpool: AdaptiveAvgPool2dConfig::new([pooled, pooled]).init(),
             classifier,
+            min_size: match self.layout {
+                AlexNetLayout::ImageNet => ALEXNET_INPUT.min_size[0],
+                AlexNetLayout::Cifar => ALEXNET_CIFAR_INPUT.min_size[0],
+            },
+            num_features,
         })
     }
 }
 
 impl AlexNet {
-    /// What this model accepts: 3 channels, at least 63x63.
+    /// What this model accepts: 3 channels, at least 63x63 (8x8 in the CIFAR layout).
     pub fn input_spec(&self) -> InputSpec {
-        ALEXNET_INPUT
+        InputSpec {
+            channels: 3,
+            min_size: [self.min_size, self.min_size],
+        }
     }
 
     /// Pooled features before the classifier, flattened.
     ///
     /// # Shapes
     /// - input: `[batch, 3, height, width]`, at least 63x63
-    /// - output: `[batch, 9216]` (256 channels x 6 x 6)
+    /// - output: `[batch, num_features]` (9216 = 256 channels x 6 x 6 for torchvision's)
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = run_image_layers(&self.features, x);
         self.avgpool.forward(x).flatten(1, 3)
@@ -137,9 +235,10 @@ impl AlexNet {
         ))
     }
 
-    /// Width of the pooled features (9216).
+    /// Width of the pooled features (9216 for torchvision's AlexNet, 4608 for the half-width
+    /// one, 2048 for the CIFAR one).
     pub fn num_features(&self) -> usize {
-        256 * 6 * 6
+        self.num_features
     }
 
     /// Classes of the last linear layer.
@@ -170,6 +269,31 @@ mod tests {
         // sum(p.numel() for p in torchvision.models.alexnet().parameters())
         let model = AlexNetConfig::new().init(&device()).unwrap();
         assert_eq!(crate::num_parameters(&model), 61_100_840);
+    }
+
+    #[test]
+    fn variants_match_their_pytorch_modules() {
+        // xtask/python/zoo_models.py's AlexNetHalf (1000 classes) and AlexNetCifar (10).
+        let device = device();
+        let half = AlexNetConfig::half().init(&device).unwrap();
+        assert_eq!(crate::num_parameters(&half), 16_630_440);
+        assert_eq!(half.num_features(), 4608);
+        let cifar = AlexNetConfig::cifar().init(&device).unwrap();
+        assert_eq!(crate::num_parameters(&cifar), 9_245_994);
+        assert_eq!(cifar.num_features(), 2048);
+        for [h, w] in [[8, 8], [32, 32], [48, 40]] {
+            let logits = cifar.forward(Tensor::zeros([2, 3, h, w], &device));
+            assert_eq!(logits.dims(), [2, 10], "{h}x{w}");
+        }
+        let err = cifar
+            .try_forward(Tensor::zeros([1, 3, 7, 32], &device))
+            .unwrap_err();
+        assert!(err.to_string().contains("at least 8x8"), "{err}");
+        let err = AlexNetConfig::half()
+            .with_hidden(0)
+            .init(&device)
+            .unwrap_err();
+        assert!(err.to_string().contains("hidden"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,8 @@ use burn::tensor::{Device, Tensor};
 
 use crate::alexnet::AlexNet;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::googlenet::{GoogLeNet, GoogLeNetCifar};
+use crate::lenet::LeNet5;
 use crate::registry::Family;
 use crate::resnet::ResNet;
 use crate::vgg::Vgg;
@@ -18,8 +20,14 @@ use crate::vgg::Vgg;
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Model {
-    /// AlexNet.
+    /// AlexNet, torchvision's and the zoo's half-width and CIFAR variants.
     AlexNet(AlexNet),
+    /// GoogLeNet.
+    GoogLeNet(GoogLeNet),
+    /// GoogLeNet for 32x32 input.
+    GoogLeNetCifar(GoogLeNetCifar),
+    /// LeNet-5.
+    LeNet5(LeNet5),
     /// ResNet, ResNeXt and Wide ResNet.
     ResNet(ResNet),
     /// VGG, with and without BatchNorm.
@@ -31,6 +39,9 @@ macro_rules! dispatch {
     ($self:expr, $model:ident => $body:expr) => {
         match $self {
             Model::AlexNet($model) => $body,
+            Model::GoogLeNet($model) => $body,
+            Model::GoogLeNetCifar($model) => $body,
+            Model::LeNet5($model) => $body,
             Model::ResNet($model) => $body,
             Model::Vgg($model) => $body,
         }
@@ -42,6 +53,8 @@ impl Model {
     pub fn family(&self) -> Family {
         match self {
             Model::AlexNet(_) => Family::AlexNet,
+            Model::GoogLeNet(_) | Model::GoogLeNetCifar(_) => Family::GoogLeNet,
+            Model::LeNet5(_) => Family::LeNet,
             Model::ResNet(_) => Family::ResNet,
             Model::Vgg(_) => Family::Vgg,
         }
@@ -97,6 +110,11 @@ impl Model {
     ) -> Result<Self, ConfigError> {
         Ok(match self {
             Model::AlexNet(m) => Model::AlexNet(m.reset_classifier(num_classes, device)?),
+            Model::GoogLeNet(m) => Model::GoogLeNet(m.reset_classifier(num_classes, device)?),
+            Model::GoogLeNetCifar(m) => {
+                Model::GoogLeNetCifar(m.reset_classifier(num_classes, device)?)
+            }
+            Model::LeNet5(m) => Model::LeNet5(m.reset_classifier(num_classes, device)?),
             Model::ResNet(m) => Model::ResNet(m.reset_classifier(num_classes, device)?),
             Model::Vgg(m) => Model::Vgg(m.reset_classifier(num_classes, device)?),
         })

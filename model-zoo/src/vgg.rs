@@ -42,6 +42,13 @@ pub struct VggConfig {
     /// Dropout probability in the classifier.
     #[config(default = 0.5)]
     pub dropout: f64,
+    /// Side of the adaptive average pooling before the classifier (7 in torchvision, 1 for
+    /// 32x32 input, where the features end at 1x1).
+    #[config(default = 7)]
+    pub pool_size: usize,
+    /// Width of the two hidden linear layers.
+    #[config(default = 4096)]
+    pub hidden: usize,
 }
 
 fn cfg(spec: &[usize]) -> Vec<VggLayer> {
@@ -101,6 +108,12 @@ impl VggConfig {
     pub fn vgg19_bn() -> Self {
         Self::vgg19().with_batch_norm(true)
     }
+    /// VGG-16 for 32x32 input (`vgg16_cifar`): the 13 convolutions of configuration D, with
+    /// BatchNorm after each (as training from scratch on CIFAR needs), pooled to 1x1, and a
+    /// 512 → 4096 → 4096 → classes classifier with dropout; 10 classes by default.
+    pub fn vgg16_cifar() -> Self {
+        Self::vgg16_bn().with_pool_size(1).with_num_classes(10)
+    }
 
     /// Builds the model, initialised as torchvision does: Kaiming-normal (fan-out) convolutions
     /// with zero bias, BatchNorm weight 1 and bias 0, linear weights `N(0, 0.01)` with zero bias.
@@ -111,6 +124,12 @@ impl VggConfig {
         };
         if self.num_classes == 0 {
             return Err(zero("num_classes"));
+        }
+        if self.pool_size == 0 {
+            return Err(zero("pool_size"));
+        }
+        if self.hidden == 0 {
+            return Err(zero("hidden"));
         }
         let mut features = Vec::new();
         let mut channels = 3;
@@ -148,14 +167,15 @@ impl VggConfig {
             VectorLayer::Linear(linear)
         };
         let dropout = || VectorLayer::Dropout(DropoutConfig::new(self.dropout).init());
+        let num_features = channels * self.pool_size * self.pool_size;
         let classifier = vec![
-            linear(channels * 7 * 7, 4096),
+            linear(num_features, self.hidden),
             VectorLayer::Relu(Relu),
             dropout(),
-            linear(4096, 4096),
+            linear(self.hidden, self.hidden),
             VectorLayer::Relu(Relu),
             dropout(),
-            linear(4096, self.num_classes),
+            linear(self.hidden, self.num_classes),
         ];
         let pools = self
             .layers
@@ -164,10 +184,10 @@ impl VggConfig {
             .count() as u32;
         Ok(Vgg {
             features,
-            avgpool: AdaptiveAvgPool2dConfig::new([7, 7]).init(),
+            avgpool: AdaptiveAvgPool2dConfig::new([self.pool_size, self.pool_size]).init(),
             classifier,
             min_size: 2usize.pow(pools),
-            num_features: channels * 7 * 7,
+            num_features,
         })
     }
 }
@@ -178,7 +198,7 @@ impl VggConfig {
 pub struct Vgg {
     /// Convolutions, BatchNorms, ReLUs and max-pools, at torchvision's indices.
     pub features: Vec<ImageLayer>,
-    /// `AdaptiveAvgPool2d((7, 7))`.
+    /// `AdaptiveAvgPool2d((7, 7))` (`(1, 1)` for `vgg16_cifar`).
     pub avgpool: AdaptiveAvgPool2d,
     /// Linear, ReLU and dropout slots, at torchvision's indices.
     pub classifier: Vec<VectorLayer>,
@@ -199,7 +219,7 @@ impl Vgg {
     ///
     /// # Shapes
     /// - input: `[batch, 3, height, width]`, at least 32x32
-    /// - output: `[batch, 25088]` (512 x 7 x 7)
+    /// - output: `[batch, num_features]` (25088 = 512 x 7 x 7 in torchvision's VGGs)
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = run_image_layers(&self.features, x);
         self.avgpool.forward(x).flatten(1, 3)
@@ -226,7 +246,7 @@ impl Vgg {
         ))
     }
 
-    /// Width of the pooled features (25088).
+    /// Width of the pooled features (25088; 512 for `vgg16_cifar`).
     pub fn num_features(&self) -> usize {
         self.num_features
     }
@@ -321,6 +341,19 @@ mod tests {
                 "classifier.6.weight",
                 "classifier.6.bias"
             ]
+        );
+    }
+
+    #[test]
+    fn cifar_variant_matches_its_pytorch_module() {
+        // xtask/python/zoo_models.py's Vgg16Cifar, 10 classes.
+        let device = device();
+        let model = VggConfig::vgg16_cifar().init(&device).unwrap();
+        assert_eq!(crate::num_parameters(&model), 33_646_666);
+        assert_eq!(model.num_features(), 512);
+        assert_eq!(
+            model.forward(Tensor::zeros([2, 3, 32, 32], &device)).dims(),
+            [2, 10]
         );
     }
 

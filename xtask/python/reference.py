@@ -1,10 +1,15 @@
 """PyTorch side of the parity oracle.
 
-For each model: build torchvision's model with random weights, randomise every BatchNorm's
+For each model: build torchvision's model (or, for the zoo's own models, its reference module in
+zoo_models.py) with random weights, randomise every BatchNorm's
 running_mean, running_var, weight and bias, and save into OUT/<model>/
   state_dict.pth                 torch.save(model.state_dict())
   case<i>_input.f32, _logits.f32 raw little-endian float32, C order
   manifest.json                  shapes, torch/torchvision versions, parameter count
+GoogLeNet is saved as torchvision's weight file is, aux heads included; its logits are those of
+the model torchvision's builder returns (aux heads dropped, inputs transformed), and
+case<i>_aux1.f32 / _aux2.f32 hold the aux heads' training-mode outputs (BatchNorm and dropout
+in eval mode) for the model built with them.
 Eval-mode logits are computed in float64 and stored as float32, so the reference itself carries
 no float32 rounding of its own.
 
@@ -18,7 +23,11 @@ import torch
 import torchvision
 from torch import nn
 
+import zoo_models
+
 CASES = [(2, 3, 224, 224), (1, 3, 160, 128)]
+# The 32x32 models: their design size, and a larger, non-square one.
+CIFAR_CASES = [(2, 3, 32, 32), (1, 3, 48, 40)]
 FORMAT = 2
 
 # The last BatchNorm of each residual branch (what torchvision's zero_init_residual zeroes).
@@ -43,9 +52,25 @@ def randomise_batchnorm(model, generator):
             m.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
 
 
+def construct(name):
+    if name in zoo_models.MODELS:
+        make, num_classes, _ = zoo_models.MODELS[name]
+        return make(num_classes=num_classes)
+    if name == "googlenet":
+        # What torchvision's builder makes before loading the pretrained file.
+        return torchvision.models.GoogLeNet(aux_logits=True, transform_input=True, init_weights=True)
+    return torchvision.models.get_model(name, weights=None)
+
+
+def cases(name):
+    if name in zoo_models.MODELS and zoo_models.MODELS[name][2] == 32:
+        return CIFAR_CASES
+    return CASES
+
+
 def build(name, seed):
     torch.manual_seed(seed)
-    model = torchvision.models.get_model(name, weights=None)
+    model = construct(name)
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         randomise_batchnorm(model, generator)
@@ -62,19 +87,43 @@ def write(out, name, seed):
     folder.mkdir(parents=True, exist_ok=True)
     model = build(name, seed)
     torch.save(model.state_dict(), folder / "state_dict.pth")
-    cases = []
     model64 = model.double()
-    for i, shape in enumerate(CASES):
-        x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed + 100 + i))
+    inputs = [
+        torch.randn(*shape, generator=torch.Generator().manual_seed(seed + 100 + i))
+        for i, shape in enumerate(cases(name))
+    ]
+    aux = {}
+    if name == "googlenet":
+        # Training-mode forward of the model with aux heads, BatchNorm and dropout in eval mode.
+        model64.train()
+        for m in model64.modules():
+            if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout)):
+                m.eval()
+        for i, x in enumerate(inputs):
+            with torch.no_grad():
+                out = model64(x.double())
+            for head in ("aux1", "aux2"):
+                getattr(out, f"aux_logits{head[-1]}").float().numpy().astype("<f4").tofile(
+                    folder / f"case{i}_{head}.f32"
+                )
+            aux[i] = {"aux1": f"case{i}_aux1.f32", "aux2": f"case{i}_aux2.f32"}
+        # What torchvision's builder does after loading the weights without aux_logits=True.
+        model64.eval()
+        model64.aux_logits = False
+        model64.aux1 = None
+        model64.aux2 = None
+    cases_out = []
+    for i, x in enumerate(inputs):
         with torch.no_grad():
             logits = model64(x.double()).float()
         x.numpy().astype("<f4").tofile(folder / f"case{i}_input.f32")
         logits.numpy().astype("<f4").tofile(folder / f"case{i}_logits.f32")
-        cases.append({
+        cases_out.append({
             "input": f"case{i}_input.f32",
-            "input_shape": list(shape),
+            "input_shape": list(x.shape),
             "logits": f"case{i}_logits.f32",
             "logits_shape": list(logits.shape),
+            **({"aux": aux[i]} if i in aux else {}),
         })
     manifest = {
         "format": FORMAT,
@@ -84,7 +133,7 @@ def write(out, name, seed):
         "seed": seed,
         "parameters": sum(p.numel() for p in model.parameters()),
         "state_dict": "state_dict.pth",
-        "cases": cases,
+        "cases": cases_out,
     }
     manifest_path.write_text(json.dumps(manifest, indent=1))
     print(f"reference written: {name}", flush=True)

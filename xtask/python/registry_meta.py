@@ -1,6 +1,7 @@
 """Prints, as JSON, torchvision's metadata for the named models: parameter count, GFLOPs and
-every pretrained weight descriptor (URL, accuracy, transforms, categories). `cargo xtask parity`
-compares the zoo's registry with it.
+every pretrained weight descriptor (URL, accuracy, transforms, categories). For the zoo's own
+models (zoo_models.py) it measures the same: parameters and GFLOPs of the reference module.
+`cargo xtask parity` compares the zoo's registry with it.
 
 Usage: python registry_meta.py MODEL [MODEL ...]
 """
@@ -10,8 +11,21 @@ import sys
 import torchvision
 from torchvision.models import get_model_weights
 
+import zoo_models
+
 
 def describe(name):
+    if name in zoo_models.MODELS:
+        return {"source": "zoo", **zoo_models.describe(name)}
+    out = describe_torchvision(name)
+    if out is not None:
+        out["source"] = "torchvision"
+        out["image_size"] = 224
+        out["num_classes"] = 1000
+    return out
+
+
+def describe_torchvision(name):
     try:
         # Weights without categories (VGG16's IMAGENET1K_FEATURES) have no classifier to
         # describe; the registry leaves them out.

@@ -17,9 +17,9 @@ pub struct ListArgs {
 pub struct InfoArgs {
     /// Model name (`resnet50`).
     model: String,
-    /// Classes of the classifier.
-    #[arg(long, default_value_t = 1000)]
-    num_classes: usize,
+    /// Classes of the classifier (default: the model's own, 1000 or 10 for the CIFAR models).
+    #[arg(long)]
+    num_classes: Option<usize>,
     /// Also list every parameter and buffer as PyTorch names it, with its shape (what
     /// `for n, p in model.state_dict().items(): print(n, p.shape)` prints).
     #[arg(long)]
@@ -38,11 +38,13 @@ pub fn list(args: &ListArgs) -> Result<bool> {
         return Ok(false);
     }
     println!(
-        "{:<18} {:<7} {:>9} {:>7} {:>9}  weights (acc@1 on ImageNet-1K; * = DEFAULT)",
-        "model", "family", "params", "GFLOPs", "min input"
+        "{:<18} {:<9} {:>9} {:>7} {:>5} {:>9}  weights (acc@1 on ImageNet-1K; * = DEFAULT)",
+        "model", "family", "params", "GFLOPs", "at", "min input"
     );
     for info in &models {
-        let weights = if info.weights.is_empty() {
+        let weights = if !info.torchvision {
+            format!("- (the zoo's own, {} classes)", info.num_classes)
+        } else if info.weights.is_empty() {
             "-".to_string()
         } else {
             info.weights
@@ -55,11 +57,12 @@ pub fn list(args: &ListArgs) -> Result<bool> {
                 .join(", ")
         };
         println!(
-            "{:<18} {:<7} {:>8.1}M {:>7.2} {:>9}  {weights}",
+            "{:<18} {:<9} {:>8.2}M {:>7.3} {:>5} {:>9}  {weights}",
             info.name,
             info.family.name(),
             info.params as f64 / 1e6,
             info.gflops,
+            info.image_size,
             format!("{}x{}", info.input.min_size[0], info.input.min_size[1]),
         );
     }
@@ -71,14 +74,16 @@ pub fn list(args: &ListArgs) -> Result<bool> {
 pub fn info(args: &InfoArgs) -> Result<bool> {
     let info = model_zoo::model_info(&args.model)?;
     let device = model_zoo::available_backends()[0].device()?;
-    let model = info.create(args.num_classes, &device)?;
+    let num_classes = args.num_classes.unwrap_or(info.num_classes);
+    let size = info.image_size;
+    let model = info.create(num_classes, &device)?;
     let mut tree = Tree::default();
     model.visit(&mut tree);
     println!(
-        "{} ({} family, {} classes): {} parameters, {:.2} GFLOPs at 224x224, input >= {}x{}\n",
+        "{} ({} family, {} classes): {} parameters, {:.3} GFLOPs at {size}x{size}, input >= {}x{}\n",
         info.name,
         info.family,
-        args.num_classes,
+        num_classes,
         thousands(model_zoo::num_parameters(&model)),
         info.gflops,
         info.input.min_size[0],

@@ -137,10 +137,10 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
     let skipped = rows.iter().filter(|r| r.skipped).count();
     let failed = rows.iter().filter(|r| !r.passed() && !r.skipped).count();
     println!(
-        "\n{} models x {} backends x {} input shapes",
+        "\n{} checks: {} models x {} backends, each on its reference inputs",
+        rows.len(),
         models.len(),
         backends.len(),
-        rows.len() / (models.len() * backends.len()).max(1)
     );
     let transforms_ok = if args.all || args.transforms {
         crate::transforms::check(&refs.join("transforms"), &python)?
@@ -148,9 +148,14 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
         true
     };
     if metadata_problems.is_empty() {
+        let zoo_own = models
+            .iter()
+            .filter(|m| model_zoo::model_info(m).is_ok_and(|i| !i.torchvision))
+            .count();
         println!(
-            "registry metadata: {} models agree with torchvision",
-            models.len()
+            "registry metadata: {} models agree with torchvision, {zoo_own} with their PyTorch \
+             reference modules",
+            models.len() - zoo_own
         );
     } else {
         println!(
@@ -258,11 +263,12 @@ pub fn read_f32(path: &Path, shape: &[usize]) -> Result<Vec<f32>> {
 /// Imports the reference state_dict on `backend` and compares every case's logits.
 fn check(name: &str, backend: Backend, dir: &Path, manifest: &Value) -> Result<Vec<Row>> {
     let device = backend.device()?;
-    let model = model_zoo::create(name, 1000, &device)?;
+    let info = model_zoo::model_info(name)?;
+    let model = info.create(info.num_classes, &device)?;
     let parameters = model_zoo::num_parameters(&model) as u64;
     if manifest["parameters"].as_u64() != Some(parameters) {
         bail!(
-            "parameter count {parameters} differs from torchvision's {}",
+            "parameter count {parameters} differs from PyTorch's {}",
             manifest["parameters"]
         );
     }
@@ -290,42 +296,116 @@ fn check(name: &str, backend: Backend, dir: &Path, manifest: &Value) -> Result<V
         expected.truncate(batch * logits_shape[1..].iter().product::<usize>());
         input_shape[0] = batch;
         let x = Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), &device);
-        let logits = model.try_forward(x)?;
-        let got: Vec<f32> = logits
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading logits back: {e:?}"))?;
-        if got.len() != expected.len() {
-            bail!("{} logits, expected {}", got.len(), expected.len());
-        }
-        let scale = expected.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-        let max_diff = got
-            .iter()
-            .zip(&expected)
-            .map(|(a, b)| {
-                if a.is_finite() {
-                    (a - b).abs()
-                } else {
-                    f32::INFINITY
-                }
-            })
-            .fold(0.0f32, f32::max);
-        rows.push(Row {
-            model: name.to_string(),
-            backend,
-            shape: input_shape
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("x"),
-            max_diff: Some(max_diff),
-            tolerance: TOLERANCE * scale,
-            reference_max: expected.iter().fold(0.0f32, |m, v| m.max(v.abs())),
-            skipped: false,
-            note: String::new(),
-        });
+        let got = read_back(model.try_forward(x)?)?;
+        rows.push(compare(name, backend, &input_shape, &got, &expected)?);
+    }
+    if name == "googlenet" {
+        rows.extend(check_googlenet_aux(backend, dir, manifest)?);
     }
     Ok(rows)
+}
+
+/// GoogLeNet built with aux heads loads the same file (aux keys included), and in training mode
+/// (an autodiff device; frozen, so BatchNorm uses its running statistics and dropout is off)
+/// its three classifiers must reproduce torchvision's training-mode outputs.
+fn check_googlenet_aux(backend: Backend, dir: &Path, manifest: &Value) -> Result<Vec<Row>> {
+    use burn::module::Module;
+    use model_zoo::googlenet::GoogLeNetConfig;
+
+    let device = backend.device()?.autodiff();
+    let model = GoogLeNetConfig::new()
+        .with_transform_input(true)
+        .init(&device)?;
+    let weights = dir.join(manifest["state_dict"].as_str().context("state_dict")?);
+    // Strict: every key of the file, aux heads included, lands in the model.
+    let (model, _) = TorchImport::new(&weights)
+        .model_name("googlenet (aux heads)")
+        .load_into(model)?;
+    let model = model.freeze();
+    let mut rows = Vec::new();
+    for case in manifest["cases"].as_array().context("cases")? {
+        let Some(aux) = case.get("aux") else { continue };
+        let input_shape = shape_of(&case["input_shape"])?;
+        let logits_shape = shape_of(&case["logits_shape"])?;
+        let batch = input_shape[0].min(max_batch(backend));
+        let per_image = |shape: &[usize]| shape[1..].iter().product::<usize>();
+        let read = |key: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            let mut v = read_f32(&dir.join(key), shape)?;
+            v.truncate(batch * per_image(shape));
+            Ok(v)
+        };
+        let input = read(case["input"].as_str().context("input")?, &input_shape)?;
+        let mut batch_shape = input_shape.clone();
+        batch_shape[0] = batch;
+        let x = Tensor::<4>::from_data(TensorData::new(input, batch_shape.clone()), &device);
+        let out = model.forward_with_aux(x);
+        let (Some(aux1), Some(aux2)) = (out.aux1, out.aux2) else {
+            bail!("no aux logits in training mode");
+        };
+        // One row per classifier, each against its own scale.
+        let outputs = [
+            ("googlenet+aux", out.logits, "logits"),
+            ("googlenet.aux1", aux1, "aux1"),
+            ("googlenet.aux2", aux2, "aux2"),
+        ];
+        for (row_name, tensor, key) in outputs {
+            let file = if key == "logits" {
+                &case[key]
+            } else {
+                &aux[key]
+            };
+            let expected = read(file.as_str().context("reference file")?, &logits_shape)?;
+            let got = read_back(tensor)?;
+            rows.push(compare(row_name, backend, &batch_shape, &got, &expected)?);
+        }
+    }
+    Ok(rows)
+}
+
+fn read_back(logits: Tensor<2>) -> Result<Vec<f32>> {
+    logits
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading logits back: {e:?}"))
+}
+
+/// One row: `max |got - expected|` against the tolerance at the reference's scale.
+fn compare(
+    name: &str,
+    backend: Backend,
+    input_shape: &[usize],
+    got: &[f32],
+    expected: &[f32],
+) -> Result<Row> {
+    if got.len() != expected.len() {
+        bail!("{} logits, expected {}", got.len(), expected.len());
+    }
+    let scale = expected.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    let max_diff = got
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| {
+            if a.is_finite() {
+                (a - b).abs()
+            } else {
+                f32::INFINITY
+            }
+        })
+        .fold(0.0f32, f32::max);
+    Ok(Row {
+        model: name.to_string(),
+        backend,
+        shape: input_shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x"),
+        max_diff: Some(max_diff),
+        tolerance: TOLERANCE * scale,
+        reference_max: expected.iter().fold(0.0f32, |m, v| m.max(v.abs())),
+        skipped: false,
+        note: String::new(),
+    })
 }
 
 /// Compares each model's registry entry (parameters, GFLOPs, every weight descriptor) with the
@@ -347,16 +427,41 @@ fn check_registry_metadata(models: &[String], python: &Path) -> Result<Vec<Strin
     for name in models {
         let info = model_zoo::model_info(name)?;
         let Some(torch) = meta.get(name.as_str()) else {
-            problems.push(format!("{name}: torchvision has no such model"));
+            problems.push(format!(
+                "{name}: neither torchvision nor xtask/python/zoo_models.py has such a model"
+            ));
             continue;
+        };
+        let source = if info.torchvision {
+            "torchvision"
+        } else {
+            "zoo_models.py"
         };
         let mut differ = |what: &str, ours: String, theirs: String| {
             if ours != theirs {
-                problems.push(format!(
-                    "{name}: {what} is {ours}, torchvision says {theirs}"
-                ));
+                problems.push(format!("{name}: {what} is {ours}, {source} says {theirs}"));
             }
         };
+        differ(
+            "source",
+            if info.torchvision {
+                "torchvision"
+            } else {
+                "zoo"
+            }
+            .to_string(),
+            torch["source"].as_str().unwrap_or("?").to_string(),
+        );
+        differ(
+            "image_size",
+            info.image_size.to_string(),
+            torch["image_size"].to_string(),
+        );
+        differ(
+            "num_classes",
+            info.num_classes.to_string(),
+            torch["num_classes"].to_string(),
+        );
         differ(
             "params",
             info.params.to_string(),
@@ -466,7 +571,8 @@ const SOFTWARE_VULKAN_MAX_BINDING: usize = 1 << 27;
 fn largest_tensor_bytes(name: &str) -> Option<usize> {
     use burn::store::ModuleSnapshot;
     let device = model_zoo::available_backends().first()?.device().ok()?;
-    let model = model_zoo::create(name, 1000, &device).ok()?;
+    let info = model_zoo::model_info(name).ok()?;
+    let model = info.create(info.num_classes, &device).ok()?;
     model
         .collect(None, None, false)
         .iter()

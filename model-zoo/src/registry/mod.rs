@@ -17,6 +17,8 @@
 //! entry there.
 
 mod alexnet;
+mod googlenet;
+mod lenet;
 mod resnet;
 mod vgg;
 
@@ -37,6 +39,10 @@ pub const TORCHVISION_BASE_URL: &str = "https://download.pytorch.org/models/";
 pub enum Family {
     /// AlexNet ([`crate::alexnet`]).
     AlexNet,
+    /// GoogLeNet ([`crate::googlenet`]).
+    GoogLeNet,
+    /// LeNet-5 ([`crate::lenet`]).
+    LeNet,
     /// ResNet, ResNeXt and Wide ResNet ([`crate::resnet`]).
     ResNet,
     /// VGG, with and without BatchNorm ([`crate::vgg`]).
@@ -48,6 +54,8 @@ impl Family {
     pub fn name(self) -> &'static str {
         match self {
             Family::AlexNet => "alexnet",
+            Family::GoogLeNet => "googlenet",
+            Family::LeNet => "lenet",
             Family::ResNet => "resnet",
             Family::Vgg => "vgg",
         }
@@ -182,10 +190,21 @@ pub struct ModelInfo {
     pub name: &'static str,
     /// Its family.
     pub family: Family,
-    /// Learnable parameters with 1000 classes, as PyTorch's `parameters()` counts them.
+    /// Whether torchvision has this model. Its metadata and parity reference then come from
+    /// torchvision; the others (the 32x32 CIFAR variants, `alexnet_half`) are checked against
+    /// the zoo's own PyTorch modules in `xtask/python/zoo_models.py`.
+    pub torchvision: bool,
+    /// Learnable parameters with [`Self::num_classes`] classes, as PyTorch's `parameters()`
+    /// counts them.
     pub params: usize,
-    /// Giga multiply-accumulates of one 224x224 image (torchvision's `_ops` metadata).
+    /// Giga multiply-accumulates of one `image_size` x `image_size` image (torchvision's `_ops`
+    /// metadata; PyTorch's `FlopCounterMode` / 2 for the zoo's own models).
     pub gflops: f64,
+    /// The input side the model is designed for: 224, or 32 for the CIFAR variants.
+    pub image_size: usize,
+    /// The class count it is built with by default: 1000 (ImageNet), or 10 for the CIFAR
+    /// variants.
+    pub num_classes: usize,
     /// What the model accepts: channels and smallest input size.
     pub input: InputSpec,
     /// torchvision's pretrained weights for this model, oldest first.
@@ -249,12 +268,16 @@ pub(super) const fn imagenet(
     }
 }
 
-/// Every registered model, family by family, in torchvision's order.
+/// Every registered model, family by family (alphabetically), each family in torchvision's
+/// order.
 pub fn models() -> impl Iterator<Item = &'static ModelInfo> {
     alexnet::MODELS
         .iter()
+        .chain(googlenet::MODELS)
+        .chain(lenet::MODELS)
         .chain(resnet::MODELS)
         .chain(vgg::MODELS)
+        .chain(vgg::CIFAR)
 }
 
 /// The models whose name matches a glob pattern (`*` any run of characters, `?` one
@@ -411,8 +434,8 @@ mod tests {
     #[test]
     fn registry_builds_what_it_describes() {
         let device = device();
-        for info in list_models("resnet*") {
-            let model = info.create(1000, &device).unwrap();
+        for info in models().filter(|m| m.params < 20_000_000) {
+            let model = info.create(info.num_classes, &device).unwrap();
             assert_eq!(crate::num_parameters(&model), info.params, "{}", info.name);
             assert_eq!(model.family(), info.family);
             assert_eq!(model.input_spec(), info.input);

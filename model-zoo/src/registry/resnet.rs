@@ -12,8 +12,11 @@ macro_rules! resnet {
         ModelInfo {
             name: stringify!($name),
             family: Family::ResNet,
+            torchvision: true,
             params: $params,
             gflops: $gflops,
+            image_size: 224,
+            num_classes: 1000,
             input: RESNET_INPUT,
             weights: &[$($w),*],
             build: |num_classes, device| {

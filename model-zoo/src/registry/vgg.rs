@@ -18,8 +18,11 @@ macro_rules! vgg {
         ModelInfo {
             name: stringify!($name),
             family: Family::Vgg,
+            torchvision: true,
             params: $params,
             gflops: $gflops,
+            image_size: 224,
+            num_classes: 1000,
             input: VGG_INPUT,
             weights: &[$($w),*],
             build: |num_classes, device| {
@@ -56,3 +59,23 @@ pub(super) const MODELS: &[ModelInfo] = &[
         imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/vgg19_bn-c79401a0.pth", "c79401a0", 548.143, 74.218, 91.842, 256, true),
     ]),
 ];
+
+/// The zoo's VGG-16 for 32x32 input (torchvision has none).
+pub(super) const CIFAR: &[ModelInfo] = &[ModelInfo {
+    name: "vgg16_cifar",
+    family: Family::Vgg,
+    torchvision: false,
+    params: 33_646_666,
+    gflops: 0.332,
+    image_size: 32,
+    num_classes: 10,
+    input: VGG_INPUT,
+    weights: &[],
+    build: |num_classes, device| {
+        Ok(Model::Vgg(
+            VggConfig::vgg16_cifar()
+                .with_num_classes(num_classes)
+                .init(device)?,
+        ))
+    },
+}];

@@ -1,0 +1,165 @@
+//! LeNet-5 for 32x32 colour images, in the form PyTorch's CIFAR-10 tutorial ("Training a
+//! classifier") and most courses teach it.
+//!
+//! LeCun et al., *Gradient-Based Learning Applied to Document Recognition*, 1998, with the
+//! modern substitutions that form uses: **ReLU after each convolution and hidden linear layer**
+//! (the paper's scaled tanh), max-pooling (the paper's trainable subsampling), and fully
+//! connected C3 (the paper's partial connection table). An `AdaptiveAvgPool2d((5, 5))` before
+//! the classifier, the identity at 32x32, lets larger inputs through as torchvision's models do.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{ConfigError, InputError, InputSpec};
+use crate::layers::{linear_torch_default, new_classifier};
+
+/// Configuration of a [`LeNet5`].
+#[derive(Config, Debug)]
+pub struct LeNet5Config {
+    /// Output classes.
+    #[config(default = 10)]
+    pub num_classes: usize,
+}
+
+/// What LeNet-5 accepts: designed for 32x32; 16x16 is the smallest input that leaves the second
+/// max-pool a pixel.
+pub const LENET5_INPUT: InputSpec = InputSpec {
+    channels: 3,
+    min_size: [16, 16],
+};
+
+/// LeNet-5: `conv1` 5x5 → 6 channels, ReLU, 2x2 max-pool; `conv2` 5x5 → 16, ReLU, 2x2 max-pool;
+/// `fc1` 400 → 120, ReLU; `fc2` 120 → 84, ReLU; `fc3` 84 → classes.
+#[derive(Module, Debug)]
+pub struct LeNet5 {
+    /// 5x5 convolution, 3 → 6 channels, no padding.
+    pub conv1: Conv2d,
+    /// 5x5 convolution, 6 → 16 channels.
+    pub conv2: Conv2d,
+    /// 2x2 stride-2 max-pool, after each convolution.
+    pub pool: MaxPool2d,
+    /// `AdaptiveAvgPool2d((5, 5))`: the identity at 32x32 input.
+    pub avgpool: AdaptiveAvgPool2d,
+    /// 400 → 120.
+    pub fc1: Linear,
+    /// 120 → 84.
+    pub fc2: Linear,
+    /// 84 → classes.
+    pub fc3: Linear,
+}
+
+impl LeNet5Config {
+    /// Builds the model with PyTorch's default initialisation.
+    pub fn init(&self, device: &Device) -> Result<LeNet5, ConfigError> {
+        if self.num_classes == 0 {
+            return Err(ConfigError::Zero {
+                model: "lenet5".into(),
+                field: "num_classes",
+            });
+        }
+        Ok(LeNet5 {
+            conv1: Conv2dConfig::new([3, 6], [5, 5]).init(device),
+            conv2: Conv2dConfig::new([6, 16], [5, 5]).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            avgpool: AdaptiveAvgPool2dConfig::new([5, 5]).init(),
+            fc1: linear_torch_default(16 * 5 * 5, 120, device),
+            fc2: linear_torch_default(120, 84, device),
+            fc3: linear_torch_default(84, self.num_classes, device),
+        })
+    }
+}
+
+impl LeNet5 {
+    /// What this model accepts: 3 channels, at least 16x16 (32x32 by design).
+    pub fn input_spec(&self) -> InputSpec {
+        LENET5_INPUT
+    }
+
+    /// The features `fc3` classifies: the 84-wide output of `fc2`.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least 16x16
+    /// - output: `[batch, 84]`
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self.pool.forward(relu(self.conv1.forward(x)));
+        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        let x = self.avgpool.forward(x).flatten(1, 3);
+        relu(self.fc2.forward(relu(self.fc1.forward(x))))
+    }
+
+    /// Logits.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least 16x16
+    /// - output: `[batch, num_classes]`
+    ///
+    /// # Panics
+    /// On an input that [`Self::try_forward`] rejects, with the same message.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        crate::error::or_panic(self.try_forward(x))
+    }
+
+    /// Logits, or an error naming what is wrong with the input.
+    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+        self.input_spec().check("lenet5", x.dims())?;
+        Ok(self.fc3.forward(self.forward_features(x)))
+    }
+
+    /// Width of the features (84).
+    pub fn num_features(&self) -> usize {
+        84
+    }
+
+    /// Classes of `fc3`.
+    pub fn num_classes(&self) -> usize {
+        self.fc3.weight.shape().dims::<2>()[1]
+    }
+
+    /// Replaces `fc3` by a freshly initialised layer for `num_classes` classes.
+    pub fn reset_classifier(
+        mut self,
+        num_classes: usize,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        self.fc3 = new_classifier("lenet5", 84, num_classes, device)?;
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::device::test_device as device;
+
+    #[test]
+    fn parameter_count_equals_pytorch() {
+        // The reference module in xtask/python/zoo_models.py, 10 classes:
+        // 456 + 2416 + 48120 + 10164 + 850.
+        let model = LeNet5Config::new().init(&device()).unwrap();
+        assert_eq!(crate::num_parameters(&model), 62_006);
+    }
+
+    #[test]
+    fn any_size_from_16_and_a_clear_error_below() {
+        let device = device();
+        let model = LeNet5Config::new().init(&device).unwrap();
+        for [h, w] in [[16, 16], [32, 32], [48, 40]] {
+            assert_eq!(
+                model.forward(Tensor::zeros([2, 3, h, w], &device)).dims(),
+                [2, 10]
+            );
+        }
+        let err = model
+            .try_forward(Tensor::zeros([1, 3, 15, 32], &device))
+            .unwrap_err();
+        assert!(err.to_string().contains("at least 16x16"), "{err}");
+        let model = model.reset_classifier(100, &device).unwrap();
+        assert_eq!(model.num_classes(), 100);
+    }
+}
