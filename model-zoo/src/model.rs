@@ -1,10 +1,11 @@
 //! [`Model`]: any model of the zoo behind one type, as the registry builds it.
 
-use burn::module::Module;
+use burn::module::{Module, ParamGroup};
 use burn::tensor::{Device, Tensor};
 
 use crate::alexnet::AlexNet;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::layers::VectorLayer;
 use crate::googlenet::{GoogLeNet, GoogLeNetCifar};
 use crate::lenet::LeNet5;
 use crate::registry::Family;
@@ -101,6 +102,32 @@ impl Model {
         dispatch!(self, m => m.num_classes())
     }
 
+    /// The parameters of the classifier, the layers [`Self::reset_classifier`] replaces
+    /// (`fc`, the last linear of `classifier`, GoogLeNet's `fc` and its aux heads' `fc2`,
+    /// LeNet-5's `fc3`); everything else is the backbone. Feature extraction freezes
+    /// `ParamGroup::all().exclude(model.classifier_group())`.
+    pub fn classifier_group(&self) -> ParamGroup {
+        let heads: Vec<ParamGroup> = match self {
+            Model::AlexNet(m) => last_linear_group(&m.classifier),
+            Model::Vgg(m) => last_linear_group(&m.classifier),
+            Model::GoogLeNet(m) => std::iter::once(ParamGroup::ids_from_module(m.fc.clone()))
+                .chain(
+                    [&m.aux1, &m.aux2]
+                        .into_iter()
+                        .flatten()
+                        .map(|aux| ParamGroup::ids_from_module(aux.fc2.clone())),
+                )
+                .collect(),
+            Model::GoogLeNetCifar(m) => vec![ParamGroup::ids_from_module(m.fc.clone())],
+            Model::LeNet5(m) => vec![ParamGroup::ids_from_module(m.fc3.clone())],
+            Model::ResNet(m) => vec![ParamGroup::ids_from_module(m.fc.clone())],
+        };
+        heads
+            .into_iter()
+            .reduce(|a, b| a.fuse(&b))
+            .unwrap_or_else(|| ParamGroup::from_ids(Vec::new()))
+    }
+
     /// Replaces the classifier by a freshly initialised one for `num_classes` classes, keeping
     /// the backbone. The new layer lives on `device`.
     pub fn reset_classifier(
@@ -119,6 +146,18 @@ impl Model {
             Model::Vgg(m) => Model::Vgg(m.reset_classifier(num_classes, device)?),
         })
     }
+}
+
+fn last_linear_group(layers: &[VectorLayer]) -> Vec<ParamGroup> {
+    layers
+        .iter()
+        .rev()
+        .find_map(|layer| match layer {
+            VectorLayer::Linear(linear) => Some(ParamGroup::ids_from_module(linear.clone())),
+            _ => None,
+        })
+        .into_iter()
+        .collect()
 }
 
 impl From<ResNet> for Model {

@@ -9,6 +9,7 @@
 mod import;
 mod info;
 mod parity;
+mod train_step;
 mod transforms;
 
 use clap::{Parser, Subcommand};

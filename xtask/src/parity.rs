@@ -16,7 +16,7 @@ use serde_json::Value;
 use zoo_import::TorchImport;
 
 /// Relative tolerance of the parity check.
-const TOLERANCE: f32 = 1e-4;
+pub const TOLERANCE: f32 = 1e-4;
 
 /// The most images of a reference batch a backend runs. NdArray is about 10x slower than Flex,
 /// so it checks the first image of each batch only (every input shape is still covered).
@@ -45,23 +45,26 @@ pub struct ParityArgs {
     /// Python with torch and torchvision (default: the venv made by xtask/python/setup-venv.sh).
     #[arg(long, env = "ZOO_PYTHON")]
     python: Option<PathBuf>,
+    /// Also check one training step against PyTorch (implied by --all).
+    #[arg(long)]
+    train_step: bool,
     /// Also compare the image preprocessing with torchvision's transforms on real photos
     /// (implied by --all).
     #[arg(long)]
     transforms: bool,
 }
 
-struct Row {
+pub struct Row {
     /// Could not run on this machine's adapter (see [`SOFTWARE_VULKAN_MAX_BINDING`]).
-    skipped: bool,
+    pub skipped: bool,
     /// `max |torch logits|`, the scale the tolerance follows (above 1).
-    reference_max: f32,
-    model: String,
-    backend: Backend,
-    shape: String,
-    max_diff: Option<f32>,
-    tolerance: f32,
-    note: String,
+    pub reference_max: f32,
+    pub model: String,
+    pub backend: Backend,
+    pub shape: String,
+    pub max_diff: Option<f32>,
+    pub tolerance: f32,
+    pub note: String,
 }
 
 impl Row {
@@ -74,8 +77,11 @@ impl Row {
 pub fn run(args: &ParityArgs) -> Result<bool> {
     let models: Vec<String> = if args.all {
         model_zoo::models().map(|m| m.name.to_string()).collect()
-    } else if args.models.is_empty() {
-        bail!("name models to check (e.g. `cargo xtask parity resnet50`) or pass --all");
+    } else if args.models.is_empty() && !args.train_step {
+        bail!(
+            "name models to check (e.g. `cargo xtask parity resnet50`), or pass --train-step or \
+             --all"
+        );
     } else {
         args.models.clone()
     };
@@ -134,13 +140,35 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
             }
         }
     }
+    if args.all || args.train_step {
+        let dir = refs.join("train_step");
+        crate::train_step::write_reference(&dir, &python)?;
+        for &backend in &backends {
+            let started = Instant::now();
+            let outcome = std::panic::catch_unwind(|| crate::train_step::check(backend, &dir));
+            let new_rows = match outcome {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(err)) => vec![error_row("train-step", backend, format!("{err:#}"))],
+                Err(panic) => vec![error_row("train-step", backend, panic_message(panic))],
+            };
+            for row in new_rows {
+                print_row(&row, started.elapsed().as_secs_f32());
+                rows.push(row);
+            }
+        }
+    }
     let skipped = rows.iter().filter(|r| r.skipped).count();
     let failed = rows.iter().filter(|r| !r.passed() && !r.skipped).count();
     println!(
-        "\n{} checks: {} models x {} backends, each on its reference inputs",
+        "\n{} checks: {} models x {} backends, each on its reference inputs{}",
         rows.len(),
         models.len(),
         backends.len(),
+        if args.all || args.train_step {
+            ", and a training step"
+        } else {
+            ""
+        }
     );
     let transforms_ok = if args.all || args.transforms {
         crate::transforms::check(&refs.join("transforms"), &python)?
@@ -231,7 +259,7 @@ fn read_manifest(dir: &Path) -> Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-fn shape_of(value: &Value) -> Result<Vec<usize>> {
+pub fn shape_of(value: &Value) -> Result<Vec<usize>> {
     value
         .as_array()
         .context("shape is not a list")?
@@ -370,7 +398,7 @@ fn read_back(logits: Tensor<2>) -> Result<Vec<f32>> {
 }
 
 /// One row: `max |got - expected|` against the tolerance at the reference's scale.
-fn compare(
+pub fn compare(
     name: &str,
     backend: Backend,
     input_shape: &[usize],

@@ -1,0 +1,141 @@
+//! What a run leaves behind for inference: the best model in Burn's format with its class map
+//! and preprocessing, so that `zoo-train predict` and `zoo-train eval` need nothing else.
+//!
+//! ```text
+//! <run>/best/model.bpk        the weights (burnpack)
+//! <run>/best/model.json       {"model": "resnet18", "num_classes": 6, "epoch": 4, ...}
+//! <run>/best/classes.json     {"names": ["circle", "cross", ...]}
+//! <run>/best/preprocess.json  the training and evaluation transforms
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use model_zoo::Model;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::augment::Transforms;
+use crate::error::TrainError;
+use crate::folder::ClassMap;
+
+/// Which model a saved directory holds and how it was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// Registry name.
+    pub model: String,
+    /// Classes of its head.
+    pub num_classes: usize,
+    /// The epoch (1-based) whose weights these are.
+    pub epoch: usize,
+    /// Validation top-1 accuracy of that epoch, in percent.
+    pub val_accuracy: f64,
+    /// Validation loss of that epoch.
+    pub val_loss: f64,
+}
+
+/// A trained model with everything needed to use it.
+#[derive(Debug)]
+pub struct TrainedModel {
+    /// The network, in eval mode on the device it was loaded on.
+    pub model: Model,
+    /// What it is.
+    pub card: ModelCard,
+    /// Class names in index order.
+    pub classes: ClassMap,
+    /// Preprocessing it was trained with.
+    pub transforms: Transforms,
+}
+
+/// File names inside a saved model directory.
+pub const MODEL_FILE: &str = "model.bpk";
+/// See [`MODEL_FILE`].
+pub const CARD_FILE: &str = "model.json";
+/// See [`MODEL_FILE`].
+pub const CLASSES_FILE: &str = "classes.json";
+/// See [`MODEL_FILE`].
+pub const PREPROCESS_FILE: &str = "preprocess.json";
+
+/// Writes `value` as pretty JSON to `path`, through a temporary file renamed into place.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| TrainError::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_atomically(path, &json)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, renamed into place:
+/// an interrupted write never leaves a partial file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| TrainError::io(dir, e))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| TrainError::io(path, e))?;
+    tmp.persist(path).map_err(|e| TrainError::io(path, e.error))?;
+    Ok(())
+}
+
+/// Reads a JSON file written by [`write_json`].
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Saves a trained model and its companions into `dir` (created if needed).
+pub fn save_trained(
+    dir: &Path,
+    model: &Model,
+    card: &ModelCard,
+    classes: &ClassMap,
+    transforms: &Transforms,
+) -> Result<(), TrainError> {
+    zoo_import::save_burnpack(model, dir.join(MODEL_FILE))?;
+    write_json(&dir.join(CLASSES_FILE), classes)?;
+    write_json(&dir.join(PREPROCESS_FILE), transforms)?;
+    write_json(&dir.join(CARD_FILE), card)
+}
+
+/// Loads a directory written by [`save_trained`] (a run's `best/`), or a run directory holding
+/// one, onto `device`.
+pub fn load_trained(dir: &Path, device: &Device) -> Result<TrainedModel, TrainError> {
+    let dir: PathBuf = if dir.join(CARD_FILE).is_file() {
+        dir.to_path_buf()
+    } else if dir.join("best").join(CARD_FILE).is_file() {
+        dir.join("best")
+    } else {
+        return Err(TrainError::Dataset(format!(
+            "{}: no trained model here (expected {CARD_FILE}, {MODEL_FILE}, {CLASSES_FILE} and \
+             {PREPROCESS_FILE}, as `zoo-train train` writes into <run>/best)",
+            dir.display()
+        )));
+    };
+    let card: ModelCard = read_json(&dir.join(CARD_FILE))?;
+    let classes: ClassMap = read_json(&dir.join(CLASSES_FILE))?;
+    let transforms: Transforms = read_json(&dir.join(PREPROCESS_FILE))?;
+    if classes.len() != card.num_classes {
+        return Err(TrainError::Json {
+            path: dir.join(CLASSES_FILE),
+            message: format!(
+                "{} classes, but {} says the model has {}",
+                classes.len(),
+                CARD_FILE,
+                card.num_classes
+            ),
+        });
+    }
+    let model = model_zoo::create(&card.model, card.num_classes, device)?;
+    let model = zoo_import::load_burnpack(model, dir.join(MODEL_FILE))?;
+    Ok(TrainedModel {
+        model,
+        card,
+        classes,
+        transforms,
+    })
+}

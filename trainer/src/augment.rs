@@ -1,0 +1,171 @@
+//! Training and evaluation transforms as torchvision defines them.
+//!
+//! Training: `RandomResizedCrop(size, scale=(0.08, 1), ratio=(3/4, 4/3))`,
+//! `RandomHorizontalFlip()`, `ToTensor()`, `Normalize(mean, std)`. Evaluation: `Resize(resize)`,
+//! `CenterCrop(crop)`, `ToTensor()`, `Normalize(mean, std)`, the zoo's `transforms` module.
+
+use image::{RgbImage, imageops};
+use model_zoo::registry::{Interpolation, Preprocess};
+use model_zoo::transforms::{normalize, resize_and_crop, to_chw};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// How images become tensors, for training and for evaluation. Saved beside a trained model
+/// (`preprocess.json`) so that `predict` needs nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Transforms {
+    /// Side of the training crop (`RandomResizedCrop(size)`).
+    pub train_size: usize,
+    /// Evaluation: shorter side resized to this.
+    pub resize: usize,
+    /// Evaluation: center crop side.
+    pub crop: usize,
+    /// Per-channel mean (RGB), after scaling to `[0, 1]`.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation (RGB).
+    pub std: [f32; 3],
+    /// `RandomResizedCrop`'s area fraction range.
+    pub scale: (f64, f64),
+    /// `RandomResizedCrop`'s aspect-ratio range.
+    pub ratio: (f64, f64),
+    /// Probability of a horizontal flip.
+    pub flip: f64,
+}
+
+impl Transforms {
+    /// torchvision's recipe around an evaluation transform: train crops of `preprocess.crop`.
+    pub fn from_preprocess(preprocess: &Preprocess) -> Self {
+        Self {
+            train_size: preprocess.crop,
+            resize: preprocess.resize,
+            crop: preprocess.crop,
+            mean: preprocess.mean,
+            std: preprocess.std,
+            scale: (0.08, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+            flip: 0.5,
+        }
+    }
+
+    /// The evaluation transform as the zoo's [`Preprocess`].
+    pub fn eval_preprocess(&self) -> Preprocess {
+        Preprocess {
+            resize: self.resize,
+            crop: self.crop,
+            interpolation: Interpolation::Bilinear,
+            mean: self.mean,
+            std: self.std,
+        }
+    }
+
+    /// Training transform of one image: a normalised `[3, train_size, train_size]` in CHW order.
+    pub fn train(&self, image: &RgbImage, rng: &mut impl Rng) -> Vec<f32> {
+        let (left, top, width, height) = random_resized_crop_params(
+            image.width(),
+            image.height(),
+            self.scale,
+            self.ratio,
+            rng,
+        );
+        let crop = imageops::crop_imm(image, left, top, width, height).to_image();
+        let size = self.train_size as u32;
+        let mut out = if crop.dimensions() == (size, size) {
+            crop
+        } else {
+            imageops::resize(&crop, size, size, imageops::FilterType::Triangle)
+        };
+        if rng.random_bool(self.flip.clamp(0.0, 1.0)) {
+            imageops::flip_horizontal_in_place(&mut out);
+        }
+        let mut chw = to_chw(&out);
+        normalize(&mut chw, self.mean, self.std);
+        chw
+    }
+
+    /// Evaluation transform of one image: `[3, crop, crop]`, CHW.
+    pub fn eval(&self, image: &RgbImage) -> Vec<f32> {
+        let preprocess = self.eval_preprocess();
+        let mut chw = to_chw(&resize_and_crop(
+            &image::DynamicImage::ImageRgb8(image.clone()),
+            &preprocess,
+        ));
+        normalize(&mut chw, self.mean, self.std);
+        chw
+    }
+}
+
+/// torchvision's `RandomResizedCrop.get_params`: `(left, top, width, height)`. Ten tries at a
+/// random area fraction in `scale` and a log-uniform aspect ratio in `ratio`; then the central
+/// crop clamped to `ratio`.
+pub fn random_resized_crop_params(
+    width: u32,
+    height: u32,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut impl Rng,
+) -> (u32, u32, u32, u32) {
+    let area = f64::from(width) * f64::from(height);
+    let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
+    for _ in 0..10 {
+        let target_area = area * rng.random_range(scale.0..=scale.1);
+        let aspect = rng.random_range(log_lo..=log_hi).exp();
+        let w = (target_area * aspect).sqrt().round() as i64;
+        let h = (target_area / aspect).sqrt().round() as i64;
+        if 0 < w && w <= i64::from(width) && 0 < h && h <= i64::from(height) {
+            let (w, h) = (w as u32, h as u32);
+            let top = rng.random_range(0..=height - h);
+            let left = rng.random_range(0..=width - w);
+            return (left, top, w, h);
+        }
+    }
+    let in_ratio = f64::from(width) / f64::from(height);
+    let (w, h) = if in_ratio < ratio.0.min(ratio.1) {
+        (width, (f64::from(width) / ratio.0.min(ratio.1)).round() as u32)
+    } else if in_ratio > ratio.0.max(ratio.1) {
+        ((f64::from(height) * ratio.0.max(ratio.1)).round() as u32, height)
+    } else {
+        (width, height)
+    };
+    ((width - w) / 2, (height - h) / 2, w, h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn crops_stay_inside_and_follow_scale_and_ratio() {
+        let mut rng = StdRng::seed_from_u64(1);
+        for _ in 0..500 {
+            let (l, t, w, h) =
+                random_resized_crop_params(64, 48, (0.08, 1.0), (0.75, 4.0 / 3.0), &mut rng);
+            assert!(l + w <= 64 && t + h <= 48 && w > 0 && h > 0);
+            let fraction = f64::from(w * h) / f64::from(64 * 48);
+            assert!(fraction > 0.05 && fraction <= 1.0, "{fraction}");
+        }
+        // A very wide image falls back to the central crop at the largest ratio.
+        let (l, t, w, h) =
+            random_resized_crop_params(400, 10, (0.99, 1.0), (0.75, 4.0 / 3.0), &mut rng);
+        assert_eq!((w, h), (13, 10));
+        assert_eq!((l, t), ((400 - 13) / 2, 0));
+    }
+
+    #[test]
+    fn train_and_eval_shapes() {
+        let transforms = Transforms {
+            train_size: 32,
+            resize: 36,
+            crop: 32,
+            ..Transforms::from_preprocess(&Preprocess::default())
+        };
+        let image = RgbImage::from_pixel(50, 40, image::Rgb([255, 0, 128]));
+        let mut rng = StdRng::seed_from_u64(0);
+        assert_eq!(transforms.train(&image, &mut rng).len(), 3 * 32 * 32);
+        let eval = transforms.eval(&image);
+        assert_eq!(eval.len(), 3 * 32 * 32);
+        // A uniform image stays uniform: red channel (1 - 0.485) / 0.229.
+        assert!((eval[0] - (1.0 - 0.485) / 0.229).abs() < 1e-5);
+    }
+}

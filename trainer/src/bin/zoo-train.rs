@@ -1,0 +1,445 @@
+//! `zoo-train`: transfer learning for the zoo's models on an ImageFolder dataset.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+use model_zoo::Backend;
+use zoo_trainer::plot::plot_confusion;
+use zoo_trainer::{
+    Mode, OptimizerKind, RunOptions, Schedule, TrainConfig, TrainError, TrainSummary, evaluate,
+    load_trained, predict,
+};
+use zoo_trainer::demo::{DemoConfig, generate};
+use zoo_trainer::folder::{ImageFolder, verify_images};
+use zoo_trainer::stats::channel_stats;
+
+#[derive(Parser)]
+#[command(version, about = "Transfer learning for the burn model zoo")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where and how a run executes.
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Run directory: checkpoints, metrics.csv, curves.png, and best/ (the model for
+    /// `predict` and `eval`).
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    /// Backend (those compiled in: see `--help` of `zoo-train`); always with autodiff.
+    #[arg(long, default_value = "flex")]
+    backend: Backend,
+    /// Plain lines instead of Burn's TUI even on a terminal.
+    #[arg(long)]
+    no_tui: bool,
+}
+
+/// What to train and how.
+#[derive(clap::Args, Clone)]
+struct TrainArgs {
+    /// Model name from the registry (`cargo xtask list`).
+    #[arg(long, default_value = "resnet18")]
+    model: String,
+    /// Start from these weights: a PyTorch/safetensors file, or the burnpack that
+    /// `cargo xtask import MODEL` writes. The head is replaced for the dataset's classes.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// ImageFolder of training images (`DIR/<class>/<image>`), or a folder holding `train/`
+    /// and `val/`.
+    #[arg(long)]
+    data: PathBuf,
+    /// Separate validation ImageFolder (default: `DATA/val` when DATA has `train/` and `val/`,
+    /// else a seeded split of DATA).
+    #[arg(long)]
+    val: Option<PathBuf>,
+    /// Fraction of each class held out for validation when splitting.
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    /// `finetune` trains every layer; `feature-extract` freezes the backbone (weights and
+    /// BatchNorm statistics) and trains the new head.
+    #[arg(long, value_enum, default_value = "finetune")]
+    mode: Mode,
+    /// With feature-extract: unfreeze the whole model after this many epochs.
+    #[arg(long)]
+    unfreeze_after: Option<usize>,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Sum the gradients of this many batches before each optimiser step.
+    #[arg(long, default_value_t = 1)]
+    grad_accumulation: usize,
+    #[arg(long, value_enum, default_value = "sgd")]
+    optimizer: OptimizerKind,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// Nesterov momentum (SGD).
+    #[arg(long)]
+    nesterov: bool,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Learning-rate schedule after the warmup.
+    #[arg(long, value_enum, default_value = "constant")]
+    schedule: Schedule,
+    /// Linear warmup from lr/100, in epochs.
+    #[arg(long, default_value_t = 0)]
+    warmup_epochs: usize,
+    /// Step schedule: epochs between decays by --gamma.
+    #[arg(long, default_value_t = 7)]
+    step_epochs: usize,
+    #[arg(long, default_value_t = 0.1)]
+    gamma: f64,
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    /// Training crop and evaluation center-crop side (default: the model's pretrained size).
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// Evaluation resize of the shorter side (default: image size x 256/224).
+    #[arg(long)]
+    resize: Option<usize>,
+    /// Normalisation mean, `R,G,B` (default: the weights', ImageNet's); see `zoo-train stats`.
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    mean: Option<Vec<f32>>,
+    /// Normalisation std, `R,G,B`.
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    std: Option<Vec<f32>>,
+    /// RandomResizedCrop's smallest area fraction.
+    #[arg(long, default_value_t = 0.08)]
+    min_scale: f64,
+    /// Data-loading threads.
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(2, |n| n.get()))]
+    workers: usize,
+    /// Leave unreadable images out (logged) instead of failing on the first.
+    #[arg(long)]
+    skip_bad_images: bool,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl TrainArgs {
+    fn config(&self) -> Result<TrainConfig> {
+        let (train_dir, val_dir) = match &self.val {
+            Some(val) => (self.data.clone(), Some(val.clone())),
+            None if self.data.join("train").is_dir() && self.data.join("val").is_dir() => {
+                (self.data.join("train"), Some(self.data.join("val")))
+            }
+            None => (self.data.clone(), None),
+        };
+        let triple = |v: &Option<Vec<f32>>, what: &str| -> Result<Option<[f32; 3]>> {
+            v.as_ref()
+                .map(|v| {
+                    <[f32; 3]>::try_from(v.as_slice())
+                        .map_err(|_| anyhow::anyhow!("--{what} takes three values, R,G,B"))
+                })
+                .transpose()
+        };
+        Ok(TrainConfig {
+            model: self.model.clone(),
+            weights: self.weights.clone(),
+            train_dir,
+            val_dir,
+            val_fraction: self.val_fraction,
+            mode: self.mode,
+            unfreeze_after: self.unfreeze_after,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            grad_accumulation: self.grad_accumulation,
+            optimizer: self.optimizer,
+            lr: self.lr,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay,
+            schedule: self.schedule,
+            warmup_epochs: self.warmup_epochs,
+            step_epochs: self.step_epochs,
+            gamma: self.gamma,
+            label_smoothing: self.label_smoothing,
+            image_size: self.image_size,
+            resize: self.resize,
+            mean: triple(&self.mean, "mean")?,
+            std: triple(&self.std, "std")?,
+            min_scale: self.min_scale,
+            workers: self.workers,
+            skip_bad_images: self.skip_bad_images,
+            seed: self.seed,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generates the demo dataset and trains resnet18 on it from scratch: the product in one
+    /// command, offline, in minutes on a laptop CPU.
+    Quickstart {
+        /// Where the demo dataset goes (kept and reused if already there).
+        #[arg(long, default_value = "data/shapes")]
+        data: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+        /// Epochs.
+        #[arg(long, default_value_t = 8)]
+        epochs: usize,
+        /// Model.
+        #[arg(long, default_value = "resnet18")]
+        model: String,
+    },
+    /// Trains (or, with --resume, continues) a run.
+    Train {
+        #[command(flatten)]
+        args: Option<TrainArgs>,
+        #[command(flatten)]
+        run: RunArgs,
+        /// Continue the run in --out from its last checkpoint with the settings it started
+        /// with (train.json); other training flags are not allowed.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Accuracy and confusion matrix of a trained model on an ImageFolder (printed, and saved
+    /// as confusion.png beside the model unless --plot says otherwise).
+    Eval {
+        /// A run directory or its best/ directory.
+        #[arg(long, default_value = "runs/latest")]
+        model: PathBuf,
+        /// The ImageFolder to evaluate on, with the model's classes.
+        data: PathBuf,
+        /// Where to draw the confusion matrix.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        #[arg(long, default_value = "flex")]
+        backend: Backend,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        #[arg(long)]
+        skip_bad_images: bool,
+    },
+    /// Top-k classes of images, with their probabilities.
+    Predict {
+        /// A run directory or its best/ directory.
+        #[arg(long, default_value = "runs/latest")]
+        model: PathBuf,
+        /// Image files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, short, default_value_t = 3)]
+        k: usize,
+        #[arg(long, default_value = "flex")]
+        backend: Backend,
+    },
+    /// Draws the offline demo dataset (shapes) as an ImageFolder of PNGs.
+    DemoData {
+        /// Where to write it (`<out>/train/<class>/*.png`, `<out>/val/<class>/*.png`).
+        #[arg(long, default_value = "data/shapes")]
+        out: PathBuf,
+        /// Number of classes (2 to 10).
+        #[arg(long, default_value_t = 6)]
+        classes: usize,
+        /// Training images per class.
+        #[arg(long, default_value_t = 400)]
+        train_per_class: usize,
+        /// Validation images per class.
+        #[arg(long, default_value_t = 100)]
+        val_per_class: usize,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Per-channel mean and std of an ImageFolder, for `Normalize(mean, std)`.
+    Stats {
+        /// The ImageFolder root (`DIR/<class>/<image>`).
+        dir: PathBuf,
+        /// Worker threads.
+        #[arg(long, default_value_t = std::thread::available_parallelism().map_or(2, |n| n.get()))]
+        workers: usize,
+        /// Leave unreadable images out (listed) instead of failing on the first.
+        #[arg(long)]
+        skip_bad_images: bool,
+    },
+}
+
+fn options(run: &RunArgs) -> RunOptions {
+    RunOptions {
+        dir: run.out.clone(),
+        backend: run.backend,
+        tui: !run.no_tui,
+        quiet: false,
+    }
+}
+
+fn report(summary: &TrainSummary) {
+    println!(
+        "best: epoch {} with validation accuracy {:.1}% (loss {:.4}), saved in {}",
+        summary.best.epoch,
+        summary.best.val_accuracy,
+        summary.best.val_loss,
+        summary.best_dir.display()
+    );
+    if summary.skipped_images > 0 {
+        println!("{} unreadable images were skipped", summary.skipped_images);
+    }
+    println!("{:.0} s in all", summary.seconds);
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Quickstart {
+            data,
+            run,
+            epochs,
+            model,
+        } => {
+            let root = generate(&data, &DemoConfig::default())?;
+            let mut config = TrainConfig::new(model, root.join("train"));
+            config.val_dir = Some(root.join("val"));
+            config.epochs = epochs;
+            config.batch_size = 32;
+            config.optimizer = OptimizerKind::Adamw;
+            config.lr = 2e-3;
+            config.weight_decay = 0.05;
+            config.schedule = Schedule::Cosine;
+            config.warmup_epochs = 1;
+            config.label_smoothing = 0.1;
+            config.image_size = Some(64);
+            config.min_scale = 0.35;
+            config.mean = Some([0.5, 0.5, 0.5]);
+            config.std = Some([0.25, 0.25, 0.25]);
+            let options = options(&run);
+            let summary = match zoo_trainer::train(&config, &options) {
+                Err(TrainError::Config(message)) if message.contains("--resume") => {
+                    println!("{message}; resuming instead");
+                    zoo_trainer::resume(&options)?
+                }
+                other => other?,
+            };
+            report(&summary);
+            println!(
+                "try: cargo run -p zoo-trainer -- predict --model {} {}",
+                options.dir.display(),
+                root.join("val").join("circle").join("00000.png").display()
+            );
+        }
+        Command::Train { args, run, resume } => {
+            let options = options(&run);
+            let summary = match (resume, args) {
+                (true, None) => zoo_trainer::resume(&options)?,
+                (true, Some(_)) => {
+                    bail!("--resume continues with the run's own settings (train.json): drop the other flags")
+                }
+                (false, Some(args)) => zoo_trainer::train(&args.config()?, &options)?,
+                (false, None) => bail!("--data is required (or --resume to continue a run)"),
+            };
+            report(&summary);
+        }
+        Command::Eval {
+            model,
+            data,
+            plot,
+            backend,
+            batch_size,
+            skip_bad_images,
+        } => {
+            let trained = load_trained(&model, &backend.device()?)?;
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let evaluation = evaluate(&trained, &data, batch_size, workers, skip_bad_images)?;
+            for (path, reason) in &evaluation.skipped {
+                eprintln!("skipped {}: {reason}", path.display());
+            }
+            println!(
+                "{} on {}: {} images, top-1 {:.2}%, top-{} {:.2}%\n",
+                trained.card.model,
+                data.display(),
+                evaluation.images,
+                evaluation.accuracy,
+                5.min(evaluation.classes.len()),
+                evaluation.top5
+            );
+            print!("{}", evaluation.table());
+            let plot = plot.unwrap_or_else(|| {
+                let dir = if model.join("best").is_dir() { model.join("best") } else { model.clone() };
+                dir.join("confusion.png")
+            });
+            plot_confusion(&plot, &evaluation.confusion, &evaluation.classes)?;
+            println!("confusion matrix drawn in {}", plot.display());
+        }
+        Command::Predict {
+            model,
+            images,
+            k,
+            backend,
+        } => {
+            let trained = load_trained(&model, &backend.device()?)?;
+            let k = k.clamp(1, trained.classes.len());
+            for path in &images {
+                let top = predict(&trained, &[path.as_path()], k)?;
+                println!("{}:", path.display());
+                for (name, p) in &top[0] {
+                    println!("  {:6.2}%  {name}", 100.0 * p);
+                }
+            }
+        }
+        Command::DemoData {
+            out,
+            classes,
+            train_per_class,
+            val_per_class,
+            size,
+            seed,
+        } => {
+            let config = DemoConfig {
+                classes,
+                train_per_class,
+                val_per_class,
+                size,
+                seed,
+            };
+            let root = generate(&out, &config)?;
+            println!(
+                "demo dataset: {} classes, {} training and {} validation images of {size}x{size} in {}",
+                classes,
+                classes * train_per_class,
+                classes * val_per_class,
+                root.display()
+            );
+        }
+        Command::Stats {
+            dir,
+            workers,
+            skip_bad_images,
+        } => {
+            let folder = ImageFolder::open(&dir)?;
+            let (samples, bad) = verify_images(folder.samples, workers, skip_bad_images)?;
+            for (path, reason) in &bad {
+                eprintln!("skipped {}: {reason}", path.display());
+            }
+            let stats = channel_stats(&samples, workers)?;
+            println!(
+                "{} images, {} classes, {} pixels per channel",
+                stats.images,
+                folder.classes.len(),
+                stats.pixels
+            );
+            println!("mean = [{:.4}, {:.4}, {:.4}]", stats.mean[0], stats.mean[1], stats.mean[2]);
+            println!("std  = [{:.4}, {:.4}, {:.4}]", stats.std[0], stats.std[1], stats.std[2]);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

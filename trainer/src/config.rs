@@ -1,0 +1,272 @@
+//! What a training run is: the model, the data, the optimiser and its schedule. Saved as
+//! `train.json` in the run directory, so `--resume` continues with exactly the same settings.
+
+use std::path::{Path, PathBuf};
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::lr_scheduler::LrSchedulerConfig;
+use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
+use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::optim::lr_scheduler::sequential::SequentialLrSchedulerConfig;
+use burn::optim::lr_scheduler::step::StepLrSchedulerConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// Which parameters train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Every parameter trains.
+    Finetune,
+    /// The backbone is frozen (weights and BatchNorm statistics); only the new head trains.
+    FeatureExtract,
+}
+
+/// The optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// SGD, with `momentum` and optionally Nesterov momentum.
+    Sgd,
+    /// Adam; `weight_decay` is L2 added to the gradient, as in PyTorch's `Adam`.
+    Adam,
+    /// AdamW: decoupled weight decay.
+    Adamw,
+}
+
+/// How the learning rate evolves over the optimiser steps, after the warmup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// The same learning rate throughout.
+    Constant,
+    /// Cosine annealing to zero at the last step (PyTorch's `CosineAnnealingLR`).
+    Cosine,
+    /// Multiplied by `gamma` every `step_epochs` epochs (PyTorch's `StepLR`).
+    Step,
+}
+
+/// Everything a training run depends on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Registry name of the model (`resnet18`).
+    pub model: String,
+    /// PyTorch or burnpack weights to start from (the head is replaced); `None` trains from
+    /// scratch.
+    pub weights: Option<PathBuf>,
+    /// ImageFolder of the training images.
+    pub train_dir: PathBuf,
+    /// ImageFolder of the validation images; `None` splits `train_dir` by `val_fraction`.
+    pub val_dir: Option<PathBuf>,
+    /// Fraction of each class held out for validation when there is no `val_dir`.
+    pub val_fraction: f64,
+    /// Finetune or feature-extract.
+    pub mode: Mode,
+    /// In feature-extract mode, unfreeze the backbone after this many epochs.
+    pub unfreeze_after: Option<usize>,
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Batches whose gradients are summed before one optimiser step.
+    pub grad_accumulation: usize,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// SGD momentum (`0` for none).
+    pub momentum: f64,
+    /// Nesterov momentum for SGD.
+    pub nesterov: bool,
+    /// Weight decay (L2 for SGD and Adam, decoupled for AdamW).
+    pub weight_decay: f64,
+    /// Learning-rate schedule after the warmup.
+    pub schedule: Schedule,
+    /// Linear warmup from `lr / 100` to `lr`, in epochs.
+    pub warmup_epochs: usize,
+    /// For the step schedule: epochs between decays.
+    pub step_epochs: usize,
+    /// For the step schedule: the decay factor.
+    pub gamma: f64,
+    /// Label smoothing of the cross-entropy loss.
+    pub label_smoothing: f32,
+    /// Side of the training crops and of the evaluation center crop; `None` takes the model's
+    /// pretrained size (224 for ImageNet models).
+    pub image_size: Option<usize>,
+    /// Evaluation: shorter side resized to this before the center crop; `None` keeps
+    /// torchvision's ratio (256 for 224).
+    pub resize: Option<usize>,
+    /// Per-channel mean; `None` takes the weights' (ImageNet's).
+    pub mean: Option<[f32; 3]>,
+    /// Per-channel std; `None` takes the weights'.
+    pub std: Option<[f32; 3]>,
+    /// `RandomResizedCrop`'s smallest area fraction (torchvision: 0.08).
+    pub min_scale: f64,
+    /// Data-loading threads.
+    pub workers: usize,
+    /// Leave unreadable images out (logged) instead of failing.
+    pub skip_bad_images: bool,
+    /// Seed of the split, the shuffling, the augmentations and the initialisation.
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// torchvision's transfer-learning defaults for `model` on the ImageFolder `train_dir`:
+    /// SGD with momentum 0.9, lr 0.001, 10 epochs, batch 32, 20% held out for validation.
+    pub fn new(model: impl Into<String>, train_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            model: model.into(),
+            weights: None,
+            train_dir: train_dir.into(),
+            val_dir: None,
+            val_fraction: 0.2,
+            mode: Mode::Finetune,
+            unfreeze_after: None,
+            epochs: 10,
+            batch_size: 32,
+            grad_accumulation: 1,
+            optimizer: OptimizerKind::Sgd,
+            lr: 1e-3,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            warmup_epochs: 0,
+            step_epochs: 7,
+            gamma: 0.1,
+            label_smoothing: 0.0,
+            image_size: None,
+            resize: None,
+            mean: None,
+            std: None,
+            min_scale: 0.08,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            skip_bad_images: false,
+            seed: 42,
+        }
+    }
+
+    /// Rejects settings that cannot train, naming the setting.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |what: String| Err(TrainError::Config(what));
+        if self.epochs == 0 {
+            return bad("--epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return bad("--batch-size must be at least 1".into());
+        }
+        if self.grad_accumulation == 0 {
+            return bad("--grad-accumulation must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr <= 1.0) {
+            return bad(format!("--lr must be in (0, 1], not {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(format!("--momentum must be in [0, 1), not {}", self.momentum));
+        }
+        if self.nesterov && (self.optimizer != OptimizerKind::Sgd || self.momentum == 0.0) {
+            return bad("--nesterov needs --optimizer sgd and a momentum above 0".into());
+        }
+        if self.weight_decay < 0.0 {
+            return bad(format!("--weight-decay must be >= 0, not {}", self.weight_decay));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad(format!(
+                "--label-smoothing must be in [0, 1), not {}",
+                self.label_smoothing
+            ));
+        }
+        if !(self.min_scale > 0.0 && self.min_scale <= 1.0) {
+            return bad(format!("--min-scale must be in (0, 1], not {}", self.min_scale));
+        }
+        if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
+            return bad(format!(
+                "--warmup-epochs ({}) must be fewer than --epochs ({})",
+                self.warmup_epochs, self.epochs
+            ));
+        }
+        if self.schedule == Schedule::Step && self.step_epochs == 0 {
+            return bad("--step-epochs must be at least 1".into());
+        }
+        if let Some(n) = self.unfreeze_after {
+            if self.mode != Mode::FeatureExtract {
+                return bad("--unfreeze-after needs --mode feature-extract".into());
+            }
+            if n == 0 || n >= self.epochs {
+                return bad(format!(
+                    "--unfreeze-after must be between 1 and --epochs - 1 ({}), not {n}",
+                    self.epochs - 1
+                ));
+            }
+        }
+        if self.image_size == Some(0) {
+            return bad("--image-size must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The optimiser, as Burn's type-erased [`ModuleOptimizer`].
+    pub fn optimizer(&self) -> ModuleOptimizer {
+        let decay = (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
+        match self.optimizer {
+            OptimizerKind::Sgd => SgdConfig::new()
+                .with_weight_decay(decay)
+                .with_momentum((self.momentum > 0.0).then(|| MomentumConfig {
+                    momentum: self.momentum,
+                    dampening: 0.0,
+                    nesterov: self.nesterov,
+                }))
+                .init(),
+            OptimizerKind::Adam => AdamConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(decay)
+                .init(),
+            OptimizerKind::Adamw => AdamWConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(self.weight_decay as f32)
+                .init(),
+        }
+    }
+
+    /// The learning-rate schedule over `steps_per_epoch` optimiser steps per epoch.
+    pub fn lr_scheduler(&self, steps_per_epoch: usize) -> Result<ModuleLrScheduler, TrainError> {
+        let steps_per_epoch = steps_per_epoch.max(1);
+        let warmup = self.warmup_epochs * steps_per_epoch;
+        let rest = (self.epochs - self.warmup_epochs) * steps_per_epoch;
+        let main: LrSchedulerConfig = match self.schedule {
+            Schedule::Constant => LrSchedulerConfig::Constant(self.lr),
+            Schedule::Cosine => CosineAnnealingLrSchedulerConfig::new(self.lr, rest).into(),
+            Schedule::Step => {
+                StepLrSchedulerConfig::new(self.lr, self.step_epochs * steps_per_epoch)
+                    .with_gamma(self.gamma)
+                    .into()
+            }
+        };
+        let warmup_schedule: LrSchedulerConfig =
+            LinearLrSchedulerConfig::new(self.lr / 100.0, self.lr, warmup.max(1)).into();
+        // Warmup or not, one sequential schedule, so that the saved scheduler state always has
+        // the same shape; a single milestone at step 0 is not allowed, hence the `max(1)`.
+        let (schedulers, milestones) = if warmup > 0 {
+            (vec![warmup_schedule, main], vec![warmup])
+        } else {
+            (vec![main], vec![])
+        };
+        SequentialLrSchedulerConfig::new(schedulers, milestones)
+            .init()
+            .map_err(|e| TrainError::Config(format!("learning-rate schedule: {e}")))
+    }
+
+    /// Writes the configuration as JSON, atomically.
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        crate::artifact::write_json(path, self)
+    }
+
+    /// Reads a configuration written by [`Self::save`].
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        crate::artifact::read_json(path)
+    }
+}

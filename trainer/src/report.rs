@@ -1,0 +1,454 @@
+//! Watching a run: one line per epoch (or Burn's TUI on a terminal), `metrics.csv` and
+//! `curves.png` rewritten after every epoch.
+//!
+//! [`EpochReporter`] is a Burn [`MetricsRenderer`]: the learner hands it every metric update.
+//! It keeps each epoch's final values (train and validation loss, top-1, top-5, learning rate),
+//! and at the end of each epoch appends a row to the CSV, redraws the plot and, when stdout is
+//! not a terminal, prints one readable line. On a terminal it forwards everything to Burn's
+//! TUI as well.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use burn::train::renderer::{
+    EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining,
+};
+use burn::train::{Interrupter, LearnerSummary};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// One epoch's numbers, a row of `metrics.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Training top-1 accuracy, percent (on augmented crops).
+    pub train_acc: f64,
+    /// Training top-5 accuracy, percent.
+    pub train_top5: f64,
+    /// Mean validation loss.
+    pub val_loss: f64,
+    /// Validation top-1 accuracy, percent.
+    pub val_acc: f64,
+    /// Validation top-5 accuracy, percent.
+    pub val_top5: f64,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Wall-clock seconds of the epoch (training and validation).
+    pub seconds: f64,
+}
+
+const CSV_HEADER: &str =
+    "epoch,train_loss,train_acc,train_top5,val_loss,val_acc,val_top5,lr,seconds";
+
+impl EpochRecord {
+    fn csv_row(&self) -> String {
+        format!(
+            "{},{:.6},{:.4},{:.4},{:.6},{:.4},{:.4},{:.6e},{:.2}",
+            self.epoch,
+            self.train_loss,
+            self.train_acc,
+            self.train_top5,
+            self.val_loss,
+            self.val_acc,
+            self.val_top5,
+            self.lr,
+            self.seconds
+        )
+    }
+
+    fn parse(line: &str) -> Option<Self> {
+        let v: Vec<&str> = line.split(',').collect();
+        if v.len() != 9 {
+            return None;
+        }
+        let f = |i: usize| v[i].trim().parse::<f64>().ok();
+        Some(Self {
+            epoch: v[0].trim().parse().ok()?,
+            train_loss: f(1)?,
+            train_acc: f(2)?,
+            train_top5: f(3)?,
+            val_loss: f(4)?,
+            val_acc: f(5)?,
+            val_top5: f(6)?,
+            lr: f(7)?,
+            seconds: f(8)?,
+        })
+    }
+}
+
+/// Writes `records` as CSV, atomically.
+pub fn write_csv(path: &Path, records: &[EpochRecord]) -> Result<(), TrainError> {
+    let mut text = String::from(CSV_HEADER);
+    text.push('\n');
+    for r in records {
+        text.push_str(&r.csv_row());
+        text.push('\n');
+    }
+    crate::artifact::write_atomically(path, text.as_bytes())
+}
+
+/// Reads a CSV written by [`write_csv`]; a missing file is an empty history.
+pub fn read_csv(path: &Path) -> Result<Vec<EpochRecord>, TrainError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(TrainError::io(path, e)),
+    };
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            EpochRecord::parse(l).ok_or_else(|| TrainError::Json {
+                path: path.to_path_buf(),
+                message: format!("not a metrics row: `{l}`"),
+            })
+        })
+        .collect()
+}
+
+/// Which of our columns a Burn metric feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Loss,
+    Accuracy,
+    Top5,
+    Lr,
+}
+
+fn column(name: &str) -> Option<Column> {
+    if name == "Loss" {
+        Some(Column::Loss)
+    } else if name == "Accuracy" {
+        Some(Column::Accuracy)
+    } else if name.starts_with("Top-K Accuracy") {
+        Some(Column::Top5)
+    } else if name.contains("Learning Rate") || name.eq_ignore_ascii_case("lr") {
+        Some(Column::Lr)
+    } else {
+        None
+    }
+}
+
+/// Burn [`MetricsRenderer`] that writes `metrics.csv` and `curves.png` in the run directory
+/// after every epoch and prints one line per epoch; on a terminal it also drives Burn's TUI.
+pub struct EpochReporter {
+    dir: PathBuf,
+    inner: Option<Box<dyn MetricsRenderer>>,
+    columns: HashMap<MetricId, Column>,
+    current: EpochRecord,
+    history: Vec<EpochRecord>,
+    total_epochs: usize,
+    started: Instant,
+    bar: Option<ProgressBar>,
+    show_bar: bool,
+    quiet: bool,
+}
+
+impl EpochReporter {
+    /// A reporter writing into `dir`. `history` holds the epochs before a resumed run's start
+    /// (later rows are dropped as the run rewrites them). With `tui`, and stdout a terminal,
+    /// Burn's TUI shows the run; otherwise a line per epoch goes to stdout and, when stderr is a
+    /// terminal, a progress bar to stderr. `quiet` prints nothing (tests).
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        history: Vec<EpochRecord>,
+        interrupter: Interrupter,
+        checkpoint: Option<usize>,
+        tui: bool,
+        quiet: bool,
+    ) -> Self {
+        let inner = (tui && !quiet && std::io::stdout().is_terminal())
+            .then(|| burn::train::renderer::default_renderer(interrupter, checkpoint));
+        let show_bar = inner.is_none() && !quiet && std::io::stderr().is_terminal();
+        Self {
+            dir: dir.into(),
+            inner,
+            columns: HashMap::new(),
+            current: EpochRecord::default(),
+            history,
+            total_epochs: 0,
+            started: Instant::now(),
+            bar: None,
+            show_bar,
+            quiet,
+        }
+    }
+
+    fn record(&mut self, state: &MetricState, train: bool) {
+        let MetricState::Numeric(entry, Some(value)) = state else {
+            return;
+        };
+        let Some(&column) = self.columns.get(&entry.metric_id) else {
+            return;
+        };
+        // Per-batch entries carry the batch's value; the epoch's own number comes as `Final` at
+        // the end of each split. The learning rate has no final value: keep the last one.
+        let value = match value {
+            NumericEntry::Final(v) => *v,
+            NumericEntry::Value(v) if column == Column::Lr => *v,
+            NumericEntry::Aggregated {
+                aggregated_value, ..
+            } if column == Column::Lr => *aggregated_value,
+            _ => return,
+        };
+        let r = &mut self.current;
+        match (column, train) {
+            (Column::Loss, true) => r.train_loss = value,
+            (Column::Accuracy, true) => r.train_acc = value,
+            (Column::Top5, true) => r.train_top5 = value,
+            (Column::Loss, false) => r.val_loss = value,
+            (Column::Accuracy, false) => r.val_acc = value,
+            (Column::Top5, false) => r.val_top5 = value,
+            (Column::Lr, _) => r.lr = value,
+        }
+    }
+
+    fn finish_epoch(&mut self, epoch: usize) {
+        let mut record = self.current;
+        record.epoch = epoch;
+        record.seconds = self.started.elapsed().as_secs_f64();
+        self.history.retain(|r| r.epoch < epoch);
+        self.history.push(record);
+        self.current = EpochRecord::default();
+        self.started = Instant::now();
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.inner.is_none() && !self.quiet {
+            println!(
+                "epoch {epoch:>3}/{}  train loss {:.4} acc {:5.1}% top5 {:5.1}%  |  val loss \
+                 {:.4} acc {:5.1}% top5 {:5.1}%  |  lr {:.2e}  {:.1}s",
+                self.total_epochs,
+                record.train_loss,
+                record.train_acc,
+                record.train_top5,
+                record.val_loss,
+                record.val_acc,
+                record.val_top5,
+                record.lr,
+                record.seconds
+            );
+        }
+        let csv = self.dir.join("metrics.csv");
+        if let Err(e) = write_csv(&csv, &self.history) {
+            log::warn!("could not write {}: {e}", csv.display());
+        }
+        let png = self.dir.join("curves.png");
+        if let Err(e) = crate::plot::plot_curves(&png, &self.history) {
+            log::warn!("could not draw {}: {e}", png.display());
+        }
+    }
+}
+
+impl MetricsRendererTraining for EpochReporter {
+    fn update_train(&mut self, state: MetricState) {
+        self.record(&state, true);
+        if let Some(inner) = &mut self.inner {
+            inner.update_train(state);
+        }
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        self.record(&state, false);
+        if let Some(inner) = &mut self.inner {
+            inner.update_valid(state);
+        }
+    }
+
+    fn on_train_end(
+        &mut self,
+        summary: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn core::error::Error>> {
+        match &mut self.inner {
+            Some(inner) => inner.on_train_end(summary),
+            None => Ok(()),
+        }
+    }
+}
+
+impl MetricsRendererEvaluation for EpochReporter {
+    fn update_test(&mut self, name: EvaluationName, state: MetricState) {
+        if let Some(inner) = &mut self.inner {
+            inner.update_test(name, state);
+        }
+    }
+}
+
+impl TrainingProgressLogger for EpochReporter {
+    fn start(
+        &mut self,
+        total_epochs: usize,
+        starting_epoch: usize,
+        total_items: Option<usize>,
+        label: Option<&str>,
+    ) {
+        self.total_epochs = total_epochs;
+        self.started = Instant::now();
+        if let Some(inner) = &mut self.inner {
+            inner.start(total_epochs, starting_epoch, total_items, label);
+        }
+    }
+
+    fn update_epoch(&mut self, epoch: usize) {
+        self.finish_epoch(epoch);
+        if let Some(inner) = &mut self.inner {
+            inner.update_epoch(epoch);
+        }
+    }
+
+    fn start_split(&mut self, split: &str, total_items: usize) {
+        if self.show_bar {
+            let bar = ProgressBar::new(total_items as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{msg:>6} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_message(split.to_string());
+            self.bar = Some(bar);
+        }
+        if let Some(inner) = &mut self.inner {
+            inner.start_split(split, total_items);
+        }
+    }
+
+    fn update_split(&mut self, items_processed: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(items_processed as u64);
+        }
+        if let Some(inner) = &mut self.inner {
+            inner.update_split(items_processed);
+        }
+    }
+
+    fn end_split(&mut self) {
+        if let Some(inner) = &mut self.inner {
+            inner.end_split();
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if let Some(inner) = &mut self.inner {
+            inner.end();
+        }
+    }
+
+    fn log_event_training(&mut self, event: String) {
+        if let Some(inner) = &mut self.inner {
+            inner.log_event_training(event);
+        }
+    }
+}
+
+impl EvaluationProgressLogger for EpochReporter {
+    fn start_global_progress(&mut self, total_tests: usize) {
+        if let Some(inner) = &mut self.inner {
+            inner.start_global_progress(total_tests);
+        }
+    }
+
+    fn start_test(&mut self, name: &str, total_items: usize) {
+        if let Some(inner) = &mut self.inner {
+            inner.start_test(name, total_items);
+        }
+    }
+
+    fn update_test_progress(&mut self, items_processed: usize) {
+        if let Some(inner) = &mut self.inner {
+            inner.update_test_progress(items_processed);
+        }
+    }
+
+    fn end_test(&mut self) {
+        if let Some(inner) = &mut self.inner {
+            inner.end_test();
+        }
+    }
+
+    fn end_global_progress(&mut self) {
+        if let Some(inner) = &mut self.inner {
+            inner.end_global_progress();
+        }
+    }
+
+    fn log_event_evaluation(&mut self, event: String) {
+        if let Some(inner) = &mut self.inner {
+            inner.log_event_evaluation(event);
+        }
+    }
+}
+
+impl MetricsRenderer for EpochReporter {
+    fn manual_close(&mut self) {
+        if let Some(inner) = &mut self.inner {
+            inner.manual_close();
+        }
+    }
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        if let Some(column) = column(&definition.name) {
+            self.columns.insert(definition.metric_id.clone(), column);
+        }
+        if let Some(inner) = &mut self.inner {
+            inner.register_metric(definition);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_round_trips_and_rejects_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        assert!(read_csv(&path).unwrap().is_empty());
+        let rows = vec![
+            EpochRecord {
+                epoch: 1,
+                train_loss: 1.5,
+                train_acc: 40.0,
+                train_top5: 90.0,
+                val_loss: 1.25,
+                val_acc: 50.5,
+                val_top5: 95.0,
+                lr: 1e-3,
+                seconds: 12.5,
+            },
+            EpochRecord {
+                epoch: 2,
+                ..Default::default()
+            },
+        ];
+        write_csv(&path, &rows).unwrap();
+        assert_eq!(read_csv(&path).unwrap(), rows);
+        std::fs::write(&path, format!("{CSV_HEADER}\n1,2,3\n")).unwrap();
+        let err = read_csv(&path).unwrap_err().to_string();
+        assert!(err.contains("metrics.csv") && err.contains("1,2,3"), "{err}");
+    }
+
+    #[test]
+    fn burn_metric_names_map_to_columns() {
+        use burn::train::metric::{
+            AccuracyMetric, LearningRateMetric, LossMetric, Metric, TopKAccuracyMetric,
+        };
+        assert_eq!(column(&AccuracyMetric::new().name()), Some(Column::Accuracy));
+        assert_eq!(column(&LossMetric::new().name()), Some(Column::Loss));
+        assert_eq!(column(&TopKAccuracyMetric::new(5).name()), Some(Column::Top5));
+        assert_eq!(column(&LearningRateMetric::new().name()), Some(Column::Lr));
+    }
+}

@@ -1,0 +1,468 @@
+//! A training run on Burn's `SupervisedTraining` + `Learner`: data, model, optimiser and
+//! schedule from a [`TrainConfig`], checkpoints every epoch, `--resume`, the best model saved
+//! for inference.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::module::{Module, ParamGroup};
+use burn::optim::OptimizerRecord;
+use burn::optim::lr_scheduler::LrSchedulerRecord;
+use burn::store::ModuleRecord;
+use burn::tensor::Device;
+use burn::train::checkpoint::{
+    ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
+};
+use burn::train::metric::store::{Aggregate, Direction, Split as MetricSplit};
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
+use burn::train::{Learner, SupervisedTraining};
+use model_zoo::registry::Preprocess;
+use model_zoo::{Backend, Model};
+
+use crate::artifact::{ModelCard, save_trained};
+use crate::augment::Transforms;
+use crate::config::{Mode, TrainConfig};
+use crate::data::{ImageBatcher, SampleDataset, Split};
+use crate::error::TrainError;
+use crate::folder::{ClassMap, ImageFolder, Sample, same_classes, verify_images};
+use crate::report::{EpochRecord, EpochReporter, read_csv};
+use crate::step::Classifier;
+
+/// How a run is executed (as opposed to what it computes, the [`TrainConfig`]).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where checkpoints, metrics, plots and the best model go.
+    pub dir: PathBuf,
+    /// Backend to train on (always with autodiff).
+    pub backend: Backend,
+    /// Burn's TUI when stdout is a terminal.
+    pub tui: bool,
+    /// Print nothing (tests).
+    pub quiet: bool,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// The saved best model's card.
+    pub best: ModelCard,
+    /// Where it was saved.
+    pub best_dir: PathBuf,
+    /// Every epoch's numbers.
+    pub history: Vec<EpochRecord>,
+    /// Images left out as unreadable.
+    pub skipped_images: usize,
+    /// Training and validation images used.
+    pub train_images: usize,
+    /// See `train_images`.
+    pub val_images: usize,
+    /// The epoch the run started from (0 for a fresh run).
+    pub resumed_from: usize,
+    /// Wall-clock seconds of this invocation.
+    pub seconds: f64,
+}
+
+/// The data of a run, read and checked.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    /// Class names.
+    pub classes: ClassMap,
+    /// Training samples.
+    pub train: Vec<Sample>,
+    /// Validation samples.
+    pub val: Vec<Sample>,
+    /// Unreadable files left out, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Reads the ImageFolder(s) of `config`, splits when there is no validation folder, and decodes
+/// every image once so that a corrupt file fails now (naming it) or is skipped.
+pub fn load_data(config: &TrainConfig) -> Result<RunData, TrainError> {
+    let folder = ImageFolder::open(&config.train_dir)?;
+    let (train, val) = match &config.val_dir {
+        Some(val_dir) => {
+            let val = ImageFolder::open(val_dir)?;
+            same_classes(&folder, &val)?;
+            (folder.samples.clone(), val.samples)
+        }
+        None => folder.split(config.val_fraction, config.seed)?,
+    };
+    let (train, mut skipped) = verify_images(train, config.workers, config.skip_bad_images)?;
+    let (val, skipped_val) = verify_images(val, config.workers, config.skip_bad_images)?;
+    skipped.extend(skipped_val);
+    for (path, reason) in &skipped {
+        log::warn!("skipping {}: {reason}", path.display());
+    }
+    if train.is_empty() || val.is_empty() {
+        return Err(TrainError::Dataset(format!(
+            "{}: {} training and {} validation images; both must be non-empty",
+            config.train_dir.display(),
+            train.len(),
+            val.len()
+        )));
+    }
+    Ok(RunData {
+        classes: folder.classes,
+        train,
+        val,
+        skipped,
+    })
+}
+
+/// The transforms of `config`: the model's pretrained preprocessing (ImageNet's when it has
+/// none), resized to `image_size` with torchvision's 256/224 ratio, with the given mean/std.
+pub fn transforms_for(config: &TrainConfig) -> Result<Transforms, TrainError> {
+    let info = model_zoo::model_info(&config.model)?;
+    let preprocess = info
+        .default_weights()
+        .map(|w| w.preprocess)
+        .unwrap_or(Preprocess {
+            resize: info.image_size * 256 / 224,
+            crop: info.image_size,
+            ..Preprocess::default()
+        });
+    let mut t = Transforms::from_preprocess(&preprocess);
+    if let Some(size) = config.image_size {
+        t.train_size = size;
+        t.crop = size;
+        t.resize = config
+            .resize
+            .unwrap_or_else(|| (size as f64 * preprocess.resize as f64 / preprocess.crop as f64).round() as usize);
+    } else if let Some(resize) = config.resize {
+        t.resize = resize;
+    }
+    if t.resize < t.crop {
+        return Err(TrainError::Config(format!(
+            "--resize ({}) must be at least the crop size ({})",
+            t.resize, t.crop
+        )));
+    }
+    if let Some(mean) = config.mean {
+        t.mean = mean;
+    }
+    if let Some(std) = config.std {
+        if std.iter().any(|s| *s <= 0.0) {
+            return Err(TrainError::Config(format!("--std must be positive, not {std:?}")));
+        }
+        t.std = std;
+    }
+    t.scale = (config.min_scale, 1.0);
+    let spec = info.input;
+    if t.crop < spec.min_size {
+        return Err(TrainError::Config(format!(
+            "{} needs images of at least {}x{}; --image-size is {}",
+            config.model, spec.min_size, spec.min_size, t.crop
+        )));
+    }
+    Ok(t)
+}
+
+/// `config.model` with `num_classes` classes on `device`: initialised as torchvision does, or
+/// from `config.weights` with its head replaced.
+///
+/// A burnpack (`.bpk`, as `cargo xtask import` writes) must hold the model with its original
+/// head; a PyTorch or safetensors file is imported with a head of another size left as
+/// initialised.
+pub fn build_model(
+    config: &TrainConfig,
+    num_classes: usize,
+    device: &Device,
+) -> Result<Model, TrainError> {
+    device.seed(config.seed);
+    let info = model_zoo::model_info(&config.model)?;
+    let Some(weights) = &config.weights else {
+        return Ok(info.create(num_classes, device)?);
+    };
+    let is_burnpack = weights
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("bpk") || e.eq_ignore_ascii_case("burnpack"));
+    if is_burnpack {
+        let classes = info.default_weights().map_or(info.num_classes, |w| w.num_classes());
+        let model = zoo_import::load_burnpack(info.create(classes, device)?, weights)?;
+        Ok(model.reset_classifier(num_classes, device)?)
+    } else {
+        let model = info.create(num_classes, device)?;
+        let (model, report) = zoo_import::TorchImport::new(weights)
+            .model_name(info.name)
+            .partial(true)
+            .load_into(model)?;
+        log::info!("{report}");
+        Ok(model)
+    }
+}
+
+/// The backbone of `model`: every parameter and training flag outside its classifier.
+pub fn backbone(model: &Model) -> ParamGroup {
+    ParamGroup::all().exclude(model.classifier_group())
+}
+
+/// Epochs with a complete checkpoint (model, optimiser and scheduler, each readable) in `dir`,
+/// the latest last.
+pub fn complete_checkpoints(dir: &Path) -> Vec<usize> {
+    let checkpoints = dir.join("checkpoint");
+    let Ok(entries) = std::fs::read_dir(&checkpoints) else {
+        return Vec::new();
+    };
+    let mut epochs: Vec<usize> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("model-")?.strip_suffix(".bpk")?.parse().ok()
+        })
+        .filter(|&epoch| {
+            let file = |kind: &str| checkpoints.join(format!("{kind}-{epoch}.bpk"));
+            ModuleRecord::load(file("model")).is_ok()
+                && OptimizerRecord::load(file("optim")).is_ok()
+                && LrSchedulerRecord::load(file("scheduler")).is_ok()
+        })
+        .collect();
+    epochs.sort_unstable();
+    epochs
+}
+
+/// Starts a fresh run of `config` in `options.dir`. The directory must not hold another run's
+/// checkpoints (use [`resume`] to continue one).
+pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainSummary, TrainError> {
+    config.validate()?;
+    if !complete_checkpoints(&options.dir).is_empty() {
+        return Err(TrainError::Config(format!(
+            "{} already holds a run's checkpoints: pass --resume to continue it, or choose \
+             another --out",
+            options.dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&options.dir).map_err(|e| TrainError::io(&options.dir, e))?;
+    config.save(&options.dir.join("train.json"))?;
+    run(config, options, 0)
+}
+
+/// Continues the run in `options.dir` from its last complete checkpoint, with the settings it
+/// was started with (`train.json`): model, optimiser state and learning-rate schedule restored.
+pub fn resume(options: &RunOptions) -> Result<TrainSummary, TrainError> {
+    let config = TrainConfig::load(&options.dir.join("train.json"))?;
+    config.validate()?;
+    let last = complete_checkpoints(&options.dir).last().copied().ok_or_else(|| {
+        TrainError::Config(format!(
+            "{}: no complete checkpoint to resume from (the run stopped before its first epoch \
+             ended); start it again without --resume",
+            options.dir.display()
+        ))
+    })?;
+    if last >= config.epochs {
+        return Err(TrainError::Config(format!(
+            "{}: the run already finished its {} epochs",
+            options.dir.display(),
+            config.epochs
+        )));
+    }
+    run(&config, options, last)
+}
+
+fn run(config: &TrainConfig, options: &RunOptions, start: usize) -> Result<TrainSummary, TrainError> {
+    let started = Instant::now();
+    let data = load_data(config)?;
+    let transforms = transforms_for(config)?;
+    let num_classes = data.classes.len();
+    let device = options.backend.device()?;
+    let train_device = device.clone().autodiff();
+    if !options.quiet {
+        println!(
+            "{}: {} classes, {} training / {} validation images{}; {} at {}x{} on {}, {:?}{}",
+            config.train_dir.display(),
+            num_classes,
+            data.train.len(),
+            data.val.len(),
+            if data.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(", {} unreadable skipped", data.skipped.len())
+            },
+            config.model,
+            transforms.crop,
+            transforms.crop,
+            options.backend,
+            config.mode,
+            if start > 0 {
+                format!("; resuming after epoch {start}")
+            } else {
+                String::new()
+            }
+        );
+    }
+    let mut history = read_csv(&options.dir.join("metrics.csv"))?;
+    history.retain(|r| r.epoch <= start);
+
+    let batches = data.train.len().div_ceil(config.batch_size);
+    let steps_per_epoch = batches.div_ceil(config.grad_accumulation);
+    let batcher_train = ImageBatcher::new(transforms, Split::Train, config.seed);
+    let batcher_val = ImageBatcher::new(transforms, Split::Eval, config.seed);
+    let loader_train = DataLoaderBuilder::new(batcher_train.clone())
+        .batch_size(config.batch_size)
+        .shuffle(config.seed.wrapping_add(start as u64))
+        .num_workers(config.workers.max(1))
+        .set_device(train_device.clone())
+        .build(SampleDataset::new(data.train.clone()));
+    let loader_val = DataLoaderBuilder::new(batcher_val.clone())
+        .batch_size(config.batch_size)
+        .num_workers(config.workers.max(1))
+        .set_device(device.clone())
+        .build(SampleDataset::new(data.val.clone()));
+
+    // Phases: a frozen backbone until `unfreeze_after`, then everything.
+    let frozen_until = match config.mode {
+        Mode::Finetune => 0,
+        Mode::FeatureExtract => config.unfreeze_after.unwrap_or(config.epochs),
+    };
+    let mut phases = Vec::new();
+    if start < frozen_until {
+        phases.push((start, frozen_until, true));
+    }
+    if frozen_until < config.epochs {
+        phases.push((start.max(frozen_until), config.epochs, false));
+    }
+    let mut interrupted = None;
+    for (from, to, frozen) in phases {
+        let model = build_model(config, num_classes, &train_device)?;
+        let model = if frozen {
+            let group = backbone(&model);
+            model.freeze_group(group)
+        } else {
+            model
+        };
+        let classifier = Classifier {
+            model,
+            label_smoothing: config.label_smoothing,
+        };
+        let learner = Learner::new(
+            classifier,
+            config.optimizer(),
+            config.lr_scheduler(steps_per_epoch)?,
+        );
+        let mut training = SupervisedTraining::new(
+            &options.dir,
+            loader_train.clone(),
+            loader_val.clone(),
+        )
+        .metrics((
+            AccuracyMetric::new(),
+            TopKAccuracyMetric::new(5.min(num_classes)),
+            LossMetric::new(),
+        ))
+        .metric_train_numeric(LearningRateMetric::new())
+        .with_default_checkpointers()
+        .with_checkpointing_strategy(
+            ComposedCheckpointingStrategy::builder()
+                .add(KeepLastNCheckpoints::new(2))
+                .add(MetricCheckpointingStrategy::new(
+                    &AccuracyMetric::new(),
+                    Aggregate::Mean,
+                    Direction::Highest,
+                    MetricSplit::Valid,
+                ))
+                .build(),
+        )
+        .num_epochs(to);
+        if config.grad_accumulation > 1 {
+            training = training.grads_accumulation(config.grad_accumulation);
+        }
+        if from > 0 {
+            training = training.checkpoint(from);
+        }
+        let reporter = EpochReporter::new(
+            &options.dir,
+            history.clone(),
+            training.interrupter(),
+            (from > 0).then_some(from),
+            options.tui,
+            options.quiet,
+        );
+        let training = training.renderer(Box::new(reporter));
+        let result = training.launch(learner);
+        if let Some(error) = result.error {
+            return Err(TrainError::Training(error.to_string()));
+        }
+        history = read_csv(&options.dir.join("metrics.csv"))?;
+        if result.interrupted.is_some() {
+            interrupted = result.interrupted;
+            break;
+        }
+    }
+    let best_dir = options.dir.join("best");
+    let best = save_best(config, &options.dir, &best_dir, &history, &data.classes, &transforms, &train_device)?;
+    if let Some(stop) = interrupted {
+        return Err(TrainError::Training(format!(
+            "interrupted{}; continue with --resume",
+            stop.reason.map(|r| format!(": {r}")).unwrap_or_default()
+        )));
+    }
+    Ok(TrainSummary {
+        best,
+        best_dir,
+        history,
+        skipped_images: data.skipped.len() + batcher_train.skipped() + batcher_val.skipped(),
+        train_images: data.train.len(),
+        val_images: data.val.len(),
+        resumed_from: start,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Saves the checkpoint of the epoch with the best validation accuracy (among those kept:
+/// the checkpointing strategy keeps it) into `best_dir`, with its class map and transforms.
+fn save_best(
+    config: &TrainConfig,
+    run_dir: &Path,
+    best_dir: &Path,
+    history: &[EpochRecord],
+    classes: &ClassMap,
+    transforms: &Transforms,
+    device: &Device,
+) -> Result<ModelCard, TrainError> {
+    let kept = complete_checkpoints(run_dir);
+    let best = history
+        .iter()
+        .filter(|r| kept.contains(&r.epoch))
+        .max_by(|a, b| {
+            a.val_acc
+                .total_cmp(&b.val_acc)
+                .then(b.val_loss.total_cmp(&a.val_loss))
+        })
+        .copied()
+        .ok_or_else(|| {
+            TrainError::Training(format!(
+                "{}: no epoch finished with a checkpoint",
+                run_dir.display()
+            ))
+        })?;
+    let path = run_dir
+        .join("checkpoint")
+        .join(format!("model-{}.bpk", best.epoch));
+    let record = ModuleRecord::load(&path).map_err(|e| TrainError::Json {
+        path: path.clone(),
+        message: format!("unreadable checkpoint: {e}"),
+    })?;
+    let model = build_model(
+        &TrainConfig {
+            weights: None,
+            ..config.clone()
+        },
+        classes.len(),
+        device,
+    )?;
+    let classifier = Classifier {
+        model,
+        label_smoothing: config.label_smoothing,
+    }
+    .load_record(record);
+    let card = ModelCard {
+        model: config.model.clone(),
+        num_classes: classes.len(),
+        epoch: best.epoch,
+        val_accuracy: best.val_acc,
+        val_loss: best.val_loss,
+    };
+    save_trained(best_dir, &classifier.model.valid(), &card, classes, transforms)?;
+    Ok(card)
+}
+

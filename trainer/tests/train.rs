@@ -1,0 +1,272 @@
+//! Training runs end to end on the demo dataset: a frozen backbone stays bit-identical, an
+//! interrupted run resumes with its schedule, and the saved model predicts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burn::module::Module;
+use burn::store::ModuleSnapshot;
+use burn::tensor::{Distribution, Tensor};
+use model_zoo::{Backend, Model};
+use zoo_trainer::demo::{DemoConfig, generate};
+use zoo_trainer::report::read_csv;
+use zoo_trainer::{Mode, OptimizerKind, RunOptions, Schedule, TrainConfig, load_trained};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zoo-train-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn demo(root: &Path, classes: usize, per_class: usize) -> PathBuf {
+    let config = DemoConfig {
+        classes,
+        train_per_class: per_class,
+        val_per_class: per_class / 2,
+        size: 32,
+        seed: 3,
+    };
+    generate(&root.join("shapes"), &config).unwrap()
+}
+
+/// Every tensor of a model (parameters and BatchNorm buffers) by path, as raw f32 bits.
+fn tensors(model: &Model) -> BTreeMap<String, Vec<u32>> {
+    model
+        .collect(None, None, false)
+        .into_iter()
+        .map(|snapshot| {
+            let data = snapshot.to_data().unwrap();
+            let bits = data
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .unwrap()
+                .into_iter()
+                .map(f32::to_bits)
+                .collect();
+            (snapshot.full_path(), bits)
+        })
+        .collect()
+}
+
+/// A config training `model` on `data` for `epochs` quick epochs at 32x32.
+fn quick_config(model: &str, data: &Path, epochs: usize) -> TrainConfig {
+    let mut config = TrainConfig::new(model, data.join("train"));
+    config.val_dir = Some(data.join("val"));
+    config.epochs = epochs;
+    config.batch_size = 8;
+    config.image_size = Some(32);
+    config.workers = 2;
+    config
+}
+
+fn options(dir: PathBuf) -> RunOptions {
+    RunOptions {
+        dir,
+        backend: Backend::Flex,
+        tui: false,
+        quiet: true,
+    }
+}
+
+/// Feature extraction: starting from weights with randomised BatchNorm statistics, two epochs
+/// of SGD change the new head while every backbone tensor (weights, biases, running means and
+/// variances) stays bit-identical.
+#[test]
+fn frozen_backbone_stays_bit_identical_while_the_head_trains() {
+    let root = temp_dir("frozen");
+    let data = demo(&root, 3, 8);
+    let device = Backend::Flex.device().unwrap();
+
+    // "Pretrained" weights: a resnet18 with random BatchNorm statistics, saved as PyTorch would.
+    let model = model_zoo::create("resnet18", 1000, &device).unwrap();
+    let model = randomise_batchnorm(model);
+    let weights = root.join("pretrained.safetensors");
+    zoo_import::save_safetensors(&model, &weights).unwrap();
+    let before = tensors(&model);
+
+    let mut config = quick_config("resnet18", &data, 2);
+    config.weights = Some(weights);
+    config.mode = Mode::FeatureExtract;
+    config.lr = 0.05;
+    let summary = zoo_trainer::train(&config, &options(root.join("run"))).unwrap();
+    assert_eq!(summary.history.len(), 2);
+
+    let trained = load_trained(&summary.best_dir, &device).unwrap();
+    let after = tensors(&trained.model);
+    let mut backbone = 0;
+    for (path, values) in &after {
+        if path.split('.').any(|part| part == "fc") {
+            continue;
+        }
+        backbone += 1;
+        assert!(
+            before.get(path) == Some(values),
+            "backbone tensor {path} changed under --mode feature-extract"
+        );
+    }
+    // conv, bn (weight, bias, running_mean, running_var) of 20 layers and more.
+    assert!(backbone > 100, "{backbone} backbone tensors compared");
+    let fc = &after["fc.weight"];
+    assert_eq!(fc.len(), 512 * 3);
+    // The new head trained: it is not the freshly initialised one of another run either, but
+    // at least it moved away from any constant and gives non-uniform outputs.
+    let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let logits = trained.model.forward(x).into_data().into_vec::<f32>().unwrap();
+    assert!(logits.iter().any(|v| v.abs() > 1e-3));
+    assert!(summary.history.iter().all(|r| r.train_loss.is_finite()));
+}
+
+/// Random running statistics (and affine parameters) for every BatchNorm, so that a frozen
+/// backbone that still updated its statistics would be caught.
+fn randomise_batchnorm(model: Model) -> Model {
+    use burn::module::{ModuleMapper, Param};
+    struct Randomise;
+    impl ModuleMapper for Randomise {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            let device = tensor.device();
+            let shape = tensor.shape();
+            let random = Tensor::<D>::random(shape, Distribution::Uniform(0.5, 1.5), &device);
+            let tensor = if D == 1 { random } else { tensor };
+            Param::from_mapped_value(id, tensor, mapper)
+        }
+    }
+    model.map(&mut Randomise)
+}
+
+/// Kills a training run (SIGKILL) after its first checkpoint, resumes it, and checks that it
+/// finishes every epoch once, with the learning-rate schedule continued where it stopped.
+#[test]
+fn killed_run_resumes_from_its_last_checkpoint() {
+    let root = temp_dir("resume");
+    let data = demo(&root, 3, 16);
+    let run = root.join("run");
+    let epochs = 4;
+    let train = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zoo-train"));
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    };
+    let mut child = train()
+        .args(["train", "--model", "lenet5", "--data"])
+        .arg(&data)
+        .args(["--out"])
+        .arg(&run)
+        .args([
+            "--epochs",
+            &epochs.to_string(),
+            "--batch-size",
+            "4",
+            "--image-size",
+            "32",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.01",
+            "--schedule",
+            "cosine",
+            "--workers",
+            "1",
+            "--no-tui",
+        ])
+        .spawn()
+        .unwrap();
+    let first = run.join("checkpoint").join("scheduler-1.bpk");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !first.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the run ended ({status}) before it could be killed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        assert!(Instant::now() < deadline, "no checkpoint after 300 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_before = read_csv(&run.join("metrics.csv")).unwrap().len();
+    assert!(done_before < epochs, "killed too late: {done_before} epochs done");
+
+    let output = train()
+        .args(["train", "--resume", "--no-tui", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "resume failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("resuming after epoch"), "{stdout}");
+
+    let history = read_csv(&run.join("metrics.csv")).unwrap();
+    let numbers: Vec<usize> = history.iter().map(|r| r.epoch).collect();
+    assert_eq!(numbers, (1..=epochs).collect::<Vec<_>>(), "{history:?}");
+    // Cosine over all steps: the last step of epoch e is step e*s of 4*s (12 batches of 4 here,
+    // 48 training images), so the lr is 0.01 * (1 + cos(pi * e / 4)) / 2 at the end of epoch e
+    // up to one step. A scheduler restarted on resume would repeat epoch 1's value.
+    let steps = 12usize;
+    for record in &history {
+        let t = (record.epoch * steps) as f64 / (epochs * steps) as f64;
+        let expected = 0.01 * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0;
+        let one_step = 0.01 * std::f64::consts::PI / (2.0 * (epochs * steps) as f64);
+        assert!(
+            (record.lr - expected).abs() <= one_step * 1.5,
+            "epoch {}: lr {} where the uninterrupted schedule has {expected}",
+            record.epoch,
+            record.lr
+        );
+    }
+    let trained = load_trained(&run, &Backend::Flex.device().unwrap()).unwrap();
+    assert_eq!(trained.card.model, "lenet5");
+    assert_eq!(trained.classes.len(), 3);
+}
+
+/// The saved best model predicts, and `eval` reports consistent numbers; bad settings and a
+/// second fresh run into the same directory are clear errors.
+#[test]
+fn quick_run_saves_a_model_that_predicts_and_evaluates() {
+    let root = temp_dir("predict");
+    let data = demo(&root, 3, 8);
+    let mut config = quick_config("lenet5", &data, 2);
+    config.optimizer = OptimizerKind::Adam;
+    config.schedule = Schedule::Step;
+    config.step_epochs = 1;
+    config.label_smoothing = 0.1;
+    config.grad_accumulation = 2;
+    let dir = root.join("run");
+    let summary = zoo_trainer::train(&config, &options(dir.clone())).unwrap();
+    assert!(dir.join("curves.png").is_file());
+    assert!(dir.join("train.json").is_file());
+
+    let trained = load_trained(&dir, &Backend::Flex.device().unwrap()).unwrap();
+    assert_eq!(trained.card, summary.best);
+    let image = data.join("val").join("circle").join("00000.png");
+    let top = zoo_trainer::predict(&trained, &[image.as_path()], 3).unwrap();
+    assert_eq!(top[0].len(), 3);
+    let total: f32 = top[0].iter().map(|(_, p)| p).sum();
+    assert!((total - 1.0).abs() < 1e-4, "three classes' probabilities sum to {total}");
+
+    let evaluation = zoo_trainer::evaluate(&trained, &data.join("val"), 4, 1, false).unwrap();
+    assert_eq!(evaluation.images, 12);
+    assert_eq!(evaluation.confusion.iter().flatten().sum::<usize>(), 12);
+    // The saved model is the best epoch's: evaluating it reproduces that epoch's accuracy.
+    assert!(
+        (evaluation.accuracy - summary.best.val_accuracy).abs() < 1e-6,
+        "eval {} vs training's {}",
+        evaluation.accuracy,
+        summary.best.val_accuracy
+    );
+
+    let again = zoo_trainer::train(&config, &options(dir)).unwrap_err().to_string();
+    assert!(again.contains("--resume"), "{again}");
+    config.unfreeze_after = Some(1);
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("--unfreeze-after"), "{err}");
+}

@@ -1,0 +1,100 @@
+"""PyTorch side of the training-step parity check.
+
+torchvision's resnet18 (10 classes) with random weights and randomised BatchNorm statistics, in
+training mode (BatchNorm on batch statistics, running statistics updated with momentum 0.1),
+takes two steps of SGD (lr 0.1, momentum 0.9, weight decay 1e-4) on one fixed batch with
+cross-entropy. The second step exercises the momentum buffer. Saved into OUT/:
+  state_dict.pth            the weights before the first step
+  input.f32, targets.i64    the batch (raw little-endian, C order)
+  <key>.f32                 selected tensors after the two steps (first conv, a middle BatchNorm's
+                            weight, bias and running statistics, fc)
+  manifest.json             losses of both steps, shapes, settings, versions
+
+Usage: python train_step.py --out DIR
+"""
+import argparse
+import json
+import pathlib
+
+import torch
+import torchvision
+from torch import nn
+
+from reference import randomise_batchnorm
+
+FORMAT = 1
+BATCH = (8, 3, 64, 64)
+NUM_CLASSES = 10
+SETTINGS = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "steps": 2}
+KEYS = [
+    "conv1.weight",
+    "layer2.1.bn1.weight",
+    "layer2.1.bn1.bias",
+    "layer2.1.bn1.running_mean",
+    "layer2.1.bn1.running_var",
+    "layer4.1.conv2.weight",
+    "fc.weight",
+    "fc.bias",
+]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True, type=pathlib.Path)
+    args = parser.parse_args()
+    out = args.out
+    manifest_path = out / "manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("format") == FORMAT and manifest.get("torch") == torch.__version__:
+            return
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1234)
+    model = torchvision.models.resnet18(num_classes=NUM_CLASSES)
+    with torch.no_grad():
+        randomise_batchnorm(model, generator)
+    torch.save(model.state_dict(), out / "state_dict.pth")
+    x = torch.randn(BATCH, generator=generator)
+    y = torch.randint(0, NUM_CLASSES, (BATCH[0],), generator=generator)
+    x.numpy().astype("<f4").tofile(out / "input.f32")
+    y.numpy().astype("<i8").tofile(out / "targets.i64")
+
+    model.train()
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=SETTINGS["lr"],
+        momentum=SETTINGS["momentum"],
+        weight_decay=SETTINGS["weight_decay"],
+    )
+    losses = []
+    for _ in range(SETTINGS["steps"]):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    state = model.state_dict()
+    tensors = {}
+    for key in KEYS:
+        value = state[key].detach().float()
+        file = key + ".f32"
+        value.numpy().astype("<f4").tofile(out / file)
+        tensors[key] = {"file": file, "shape": list(value.shape)}
+    manifest = {
+        "format": FORMAT,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "model": "resnet18",
+        "num_classes": NUM_CLASSES,
+        "input_shape": list(BATCH),
+        "settings": SETTINGS,
+        "losses": losses,
+        "tensors": tensors,
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    print(f"train step reference: losses {losses} in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+//! One training step against PyTorch: resnet18 in training mode (BatchNorm on batch statistics),
+//! two SGD steps with momentum and weight decay on a fixed batch, cross-entropy. The loss of
+//! each step and the updated tensors of the first conv, a middle BatchNorm (affine parameters
+//! and running statistics), a late conv and fc must match torch's. The step is the trainer's
+//! own: `zoo_trainer::Classifier`'s `TrainStep` and the optimiser `TrainConfig` builds.
+//!
+//! Tolerances: each loss within 1e-4 relative; each updated tensor within 1e-4 of its own scale
+//! (`max |torch tensor|`), and its change over the two steps (`after - before`) within 1e-3 of
+//! the change's scale, which checks the gradients themselves rather than weights that barely
+//! moved.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
+use burn::tensor::{Int, Tensor, TensorData};
+use burn::train::TrainStep;
+use model_zoo::{Backend, Model};
+use serde_json::Value;
+use zoo_import::TorchImport;
+use zoo_trainer::{Classifier, ImageBatch, OptimizerKind, TrainConfig};
+
+use crate::parity::{Row, compare, read_f32, shape_of};
+
+/// Relative tolerance on the change of a tensor over the steps.
+const DELTA_TOLERANCE: f32 = 1e-3;
+
+/// Runs the reference script unless its output is current.
+pub fn write_reference(dir: &Path, python: &Path) -> Result<()> {
+    let script = crate::parity::workspace_root().join("xtask/python/train_step.py");
+    let status = std::process::Command::new(python)
+        .arg(&script)
+        .arg("--out")
+        .arg(dir)
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
+    }
+    Ok(())
+}
+
+fn named_tensors(model: &Model) -> Result<std::collections::BTreeMap<String, Vec<f32>>> {
+    model
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+        .into_iter()
+        .map(|snapshot| {
+            let data = snapshot
+                .to_data()
+                .map_err(|e| anyhow::anyhow!("reading {}: {e:?}", snapshot.full_path()))?;
+            let values = data
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("reading {}: {e:?}", snapshot.full_path()))?;
+            Ok((snapshot.full_path(), values))
+        })
+        .collect()
+}
+
+/// The rows of the training-step check on `backend`.
+pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
+    let path = dir.join("manifest.json");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )?;
+    let device = backend.device()?.autodiff();
+    let num_classes = manifest["num_classes"].as_u64().context("num_classes")? as usize;
+    let model = model_zoo::create("resnet18", num_classes, &device)?;
+    let (model, _) = TorchImport::new(dir.join("state_dict.pth"))
+        .model_name("resnet18")
+        .load_into(model)?;
+    let before = named_tensors(&model)?;
+
+    let input_shape = shape_of(&manifest["input_shape"])?;
+    let input = read_f32(&dir.join("input.f32"), &input_shape)?;
+    let bytes = std::fs::read(dir.join("targets.i64"))?;
+    let targets: Vec<i64> = bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    if targets.len() != input_shape[0] {
+        bail!("{} targets for a batch of {}", targets.len(), input_shape[0]);
+    }
+    let batch = ImageBatch {
+        images: Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), &device),
+        targets: Tensor::<1, Int>::from_data(TensorData::new(targets, [input_shape[0]]), &device),
+    };
+
+    let settings = &manifest["settings"];
+    let mut config = TrainConfig::new("resnet18", ".");
+    config.optimizer = OptimizerKind::Sgd;
+    config.lr = settings["lr"].as_f64().context("lr")?;
+    config.momentum = settings["momentum"].as_f64().context("momentum")?;
+    config.weight_decay = settings["weight_decay"].as_f64().context("weight_decay")?;
+    let steps = settings["steps"].as_u64().context("steps")? as usize;
+    let mut optimizer = config.optimizer();
+    let mut classifier = Classifier {
+        model,
+        label_smoothing: 0.0,
+    };
+    let expected_losses: Vec<f32> = manifest["losses"]
+        .as_array()
+        .context("losses")?
+        .iter()
+        .map(|v| v.as_f64().unwrap_or(f64::NAN) as f32)
+        .collect();
+    let mut rows = Vec::new();
+    for step in 0..steps {
+        let output = TrainStep::step(&classifier, batch.clone());
+        let loss = output
+            .item
+            .loss
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading the loss: {e:?}"))?;
+        let expected = expected_losses.get(step).copied().unwrap_or(f32::NAN);
+        let mut row = compare("train-step", backend, &[], &loss, &[expected])?;
+        row.shape = format!("loss, step {}", step + 1);
+        rows.push(row);
+        classifier = optimizer.step(config.lr, classifier, output.grads);
+    }
+
+    let after = named_tensors(&classifier.model)?;
+    let tensors = manifest["tensors"].as_object().context("tensors")?;
+    for (key, entry) in tensors {
+        let shape = shape_of(&entry["shape"])?;
+        let expected = read_f32(&dir.join(entry["file"].as_str().context("file")?), &shape)?;
+        let got = after
+            .get(key)
+            .with_context(|| format!("the model has no tensor {key}"))?;
+        let mut row = compare("train-step", backend, &shape, got, &expected)?;
+        row.shape = key.clone();
+        rows.push(row);
+        let start = before.get(key).with_context(|| format!("no initial {key}"))?;
+        let delta = |values: &[f32]| -> Vec<f32> {
+            values.iter().zip(start).map(|(a, b)| a - b).collect()
+        };
+        let (got_delta, expected_delta) = (delta(got), delta(&expected));
+        let mut row = compare("train-step", backend, &shape, &got_delta, &expected_delta)?;
+        row.shape = format!("Δ {key}");
+        row.tolerance = row.tolerance / crate::parity::TOLERANCE * DELTA_TOLERANCE;
+        rows.push(row);
+    }
+    Ok(rows)
+}
