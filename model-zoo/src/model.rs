@@ -5,8 +5,8 @@ use burn::tensor::{Device, Tensor};
 
 use crate::alexnet::AlexNet;
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::layers::VectorLayer;
 use crate::googlenet::{GoogLeNet, GoogLeNetCifar};
+use crate::layers::VectorLayer;
 use crate::lenet::LeNet5;
 use crate::registry::Family;
 use crate::resnet::ResNet;

@@ -75,7 +75,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| TrainError::io(dir, e))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(|e| TrainError::io(path, e))?;
-    tmp.persist(path).map_err(|e| TrainError::io(path, e.error))?;
+    tmp.persist(path)
+        .map_err(|e| TrainError::io(path, e.error))?;
     Ok(())
 }
 

@@ -60,13 +60,8 @@ impl Transforms {
 
     /// Training transform of one image: a normalised `[3, train_size, train_size]` in CHW order.
     pub fn train(&self, image: &RgbImage, rng: &mut impl Rng) -> Vec<f32> {
-        let (left, top, width, height) = random_resized_crop_params(
-            image.width(),
-            image.height(),
-            self.scale,
-            self.ratio,
-            rng,
-        );
+        let (left, top, width, height) =
+            random_resized_crop_params(image.width(), image.height(), self.scale, self.ratio, rng);
         let crop = imageops::crop_imm(image, left, top, width, height).to_image();
         let size = self.train_size as u32;
         let mut out = if crop.dimensions() == (size, size) {
@@ -120,9 +115,15 @@ pub fn random_resized_crop_params(
     }
     let in_ratio = f64::from(width) / f64::from(height);
     let (w, h) = if in_ratio < ratio.0.min(ratio.1) {
-        (width, (f64::from(width) / ratio.0.min(ratio.1)).round() as u32)
+        (
+            width,
+            (f64::from(width) / ratio.0.min(ratio.1)).round() as u32,
+        )
     } else if in_ratio > ratio.0.max(ratio.1) {
-        ((f64::from(height) * ratio.0.max(ratio.1)).round() as u32, height)
+        (
+            (f64::from(height) * ratio.0.max(ratio.1)).round() as u32,
+            height,
+        )
     } else {
         (width, height)
     };

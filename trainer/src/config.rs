@@ -166,13 +166,19 @@ impl TrainConfig {
             return bad(format!("--lr must be in (0, 1], not {}", self.lr));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return bad(format!("--momentum must be in [0, 1), not {}", self.momentum));
+            return bad(format!(
+                "--momentum must be in [0, 1), not {}",
+                self.momentum
+            ));
         }
         if self.nesterov && (self.optimizer != OptimizerKind::Sgd || self.momentum == 0.0) {
             return bad("--nesterov needs --optimizer sgd and a momentum above 0".into());
         }
         if self.weight_decay < 0.0 {
-            return bad(format!("--weight-decay must be >= 0, not {}", self.weight_decay));
+            return bad(format!(
+                "--weight-decay must be >= 0, not {}",
+                self.weight_decay
+            ));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad(format!(
@@ -181,7 +187,10 @@ impl TrainConfig {
             ));
         }
         if !(self.min_scale > 0.0 && self.min_scale <= 1.0) {
-            return bad(format!("--min-scale must be in (0, 1], not {}", self.min_scale));
+            return bad(format!(
+                "--min-scale must be in (0, 1], not {}",
+                self.min_scale
+            ));
         }
         if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
             return bad(format!(
@@ -211,11 +220,12 @@ impl TrainConfig {
 
     /// The optimiser, as Burn's type-erased [`ModuleOptimizer`].
     pub fn optimizer(&self) -> ModuleOptimizer {
-        let decay = (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
+        let decay =
+            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
         match self.optimizer {
             OptimizerKind::Sgd => SgdConfig::new()
                 .with_weight_decay(decay)
-                .with_momentum((self.momentum > 0.0).then(|| MomentumConfig {
+                .with_momentum((self.momentum > 0.0).then_some(MomentumConfig {
                     momentum: self.momentum,
                     dampening: 0.0,
                     nesterov: self.nesterov,

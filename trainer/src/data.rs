@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use burn::data::dataloader::batcher::Batcher;
-use burn::data::dataset::Dataset;
+use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -28,8 +28,9 @@ impl SampleDataset {
 }
 
 impl Dataset<Sample> for SampleDataset {
-    fn get(&self, index: usize) -> Option<Sample> {
-        self.samples.get(index).cloned()
+    fn get(&self, index: usize) -> Result<Sample, DatasetError> {
+        // Out of range panics, as the trait documents; decoding happens in the batcher.
+        Ok(self.samples[index].clone())
     }
 
     fn len(&self) -> usize {

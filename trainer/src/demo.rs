@@ -17,7 +17,15 @@ use crate::error::TrainError;
 
 /// The shapes, in class order. The first `classes` of them are drawn.
 pub const SHAPES: [&str; 10] = [
-    "circle", "square", "triangle", "plus", "ring", "star", "crescent", "semicircle", "bar",
+    "circle",
+    "square",
+    "triangle",
+    "plus",
+    "ring",
+    "star",
+    "crescent",
+    "semicircle",
+    "bar",
     "frame",
 ];
 
@@ -96,12 +104,10 @@ pub fn generate(root: &Path, config: &DemoConfig) -> Result<PathBuf, TrainError>
             for i in 0..count {
                 let image = draw(shape, config.size, &mut rng);
                 let path = dir.join(format!("{i:05}.png"));
-                image
-                    .save(&path)
-                    .map_err(|e| TrainError::Image {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?;
+                image.save(&path).map_err(|e| TrainError::Image {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
 
@@ -30,7 +31,13 @@ pub struct Evaluation {
 impl Evaluation {
     /// The confusion matrix as an aligned text table with per-class recall.
     pub fn table(&self) -> String {
-        let width = self.classes.iter().map(|c| c.len()).max().unwrap_or(4).max(6);
+        let width = self
+            .classes
+            .iter()
+            .map(|c| c.len())
+            .max()
+            .unwrap_or(4)
+            .max(6);
         let cell = self
             .confusion
             .iter()
@@ -126,8 +133,8 @@ pub fn classify(trained: &TrainedModel, paths: &[&Path]) -> Result<Vec<Vec<f32>>
     let device = trained
         .model
         .devices()
-        .into_iter()
-        .next()
+        .first()
+        .cloned()
         .ok_or_else(|| TrainError::Config("the model has no device".into()))?;
     let x = Tensor::<4>::from_data(
         TensorData::new(pixels, [paths.len(), 3, t.crop, t.crop]),
@@ -137,7 +144,7 @@ pub fn classify(trained: &TrainedModel, paths: &[&Path]) -> Result<Vec<Vec<f32>>
     let n = trained.classes.len();
     let values: Vec<f32> = probs
         .into_data()
-        .into_vec()
+        .try_into_vec::<f32>()
         .map_err(|e| TrainError::Training(format!("reading the predictions: {e:?}")))?;
     Ok(values.chunks(n).map(<[f32]>::to_vec).collect())
 }

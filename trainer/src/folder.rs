@@ -141,7 +141,11 @@ impl ImageFolder {
     /// Splits the samples into training and validation sets: `val_fraction` of each class goes
     /// to validation (at least one image per class when the class has two or more), chosen by a
     /// seeded shuffle, so the same seed gives the same split.
-    pub fn split(&self, val_fraction: f64, seed: u64) -> Result<(Vec<Sample>, Vec<Sample>), TrainError> {
+    pub fn split(
+        &self,
+        val_fraction: f64,
+        seed: u64,
+    ) -> Result<(Vec<Sample>, Vec<Sample>), TrainError> {
         if !(0.0..1.0).contains(&val_fraction) || val_fraction == 0.0 {
             return Err(TrainError::Config(format!(
                 "the validation fraction must be in (0, 1), not {val_fraction}"
@@ -183,6 +187,9 @@ pub fn same_classes(train: &ImageFolder, val: &ImageFolder) -> Result<(), TrainE
     Ok(())
 }
 
+/// An image left out: its file and why it could not be read.
+pub type BadImage = (PathBuf, String);
+
 /// Decodes every image once, with `threads` workers, before training starts: a corrupt file is
 /// then an error naming it (or, with `skip_bad`, left out and returned in the second list with
 /// its reason) rather than a failure in the middle of an epoch.
@@ -190,7 +197,7 @@ pub fn verify_images(
     samples: Vec<Sample>,
     threads: usize,
     skip_bad: bool,
-) -> Result<(Vec<Sample>, Vec<(PathBuf, String)>), TrainError> {
+) -> Result<(Vec<Sample>, Vec<BadImage>), TrainError> {
     if samples.is_empty() {
         return Ok((samples, Vec::new()));
     }
@@ -217,7 +224,9 @@ pub fn verify_images(
             .collect()
     });
     if verdicts.len() != samples.len() {
-        return Err(TrainError::Dataset("an image-checking worker panicked".into()));
+        return Err(TrainError::Dataset(
+            "an image-checking worker panicked".into(),
+        ));
     }
     let mut good = Vec::with_capacity(samples.len());
     let mut bad = Vec::new();

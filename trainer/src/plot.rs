@@ -17,6 +17,9 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
     }
 }
 
+/// A chart: its area, title, y range top, and the train and validation series.
+type Panel<'a, A> = (&'a A, &'a str, f64, [fn(&EpochRecord) -> f64; 2]);
+
 fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -51,9 +54,14 @@ pub fn plot_curves(path: &Path, records: &[EpochRecord]) -> Result<(), TrainErro
             .fold(0.0f64, f64::max)
             .max(1e-3)
             * 1.05;
-        let panels: [(&DrawingArea<_, _>, &str, f64, [fn(&EpochRecord) -> f64; 2]); 2] = [
+        let panels: [Panel<'_, _>; 2] = [
             (&left, "loss", loss_max, [|r| r.train_loss, |r| r.val_loss]),
-            (&right, "top-1 accuracy (%)", 100.0, [|r| r.train_acc, |r| r.val_acc]),
+            (
+                &right,
+                "top-1 accuracy (%)",
+                100.0,
+                [|r| r.train_acc, |r| r.val_acc],
+            ),
         ];
         for (area, title, y_max, series) in panels {
             let mut chart = ChartBuilder::on(area)
@@ -69,10 +77,9 @@ pub fn plot_curves(path: &Path, records: &[EpochRecord]) -> Result<(), TrainErro
                 .light_line_style(WHITE.mix(0.0))
                 .draw()
                 .map_err(|e| plot_error(path, e))?;
-            for (value, label, color) in [
-                (series[0], "train", BLUE),
-                (series[1], "validation", RED),
-            ] {
+            for (value, label, color) in
+                [(series[0], "train", BLUE), (series[1], "validation", RED)]
+            {
                 let points: Vec<(f64, f64)> = records
                     .iter()
                     .map(|r| (r.epoch as f64, value(r)))
@@ -84,7 +91,11 @@ pub fn plot_curves(path: &Path, records: &[EpochRecord]) -> Result<(), TrainErro
                     .label(label)
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
                 chart
-                    .draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+                    .draw_series(
+                        points
+                            .into_iter()
+                            .map(|p| Circle::new(p, 3, color.filled())),
+                    )
                     .map_err(|e| plot_error(path, e))?;
             }
             chart
@@ -127,8 +138,12 @@ pub fn plot_confusion(
             let total = row.iter().sum::<usize>().max(1) as f64;
             let y = (margin + cell * i as u32) as i32;
             let name = names.get(i).map_or("?", String::as_str);
-            root.draw(&Text::new(name.to_string(), (8, y + cell as i32 / 2 - 7), font.clone()))
-                .map_err(|e| plot_error(path, e))?;
+            root.draw(&Text::new(
+                name.to_string(),
+                (8, y + cell as i32 / 2 - 7),
+                font.clone(),
+            ))
+            .map_err(|e| plot_error(path, e))?;
             for (j, &count) in row.iter().enumerate() {
                 let x = (margin + cell * j as u32) as i32;
                 let share = count as f64 / total;
@@ -157,9 +172,9 @@ pub fn plot_confusion(
         // legend under the row labels instead when names are long.
         for j in 0..matrix.len() {
             let x = (margin + cell * j as u32) as i32;
-            let label: String = names
-                .get(j)
-                .map_or("?".into(), |s| s.chars().take((cell / 8).max(2) as usize).collect());
+            let label: String = names.get(j).map_or("?".into(), |s| {
+                s.chars().take((cell / 8).max(2) as usize).collect()
+            });
             root.draw(&Text::new(label, (x + 2, margin as i32 - 20), font.clone()))
                 .map_err(|e| plot_error(path, e))?;
         }
@@ -173,7 +188,10 @@ fn save_png(path: &Path, buffer: Vec<u8>, w: u32, h: u32) -> Result<(), TrainErr
         .ok_or_else(|| plot_error(path, "buffer size mismatch"))?;
     let mut bytes = Vec::new();
     image
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
         .map_err(|e| plot_error(path, e))?;
     crate::artifact::write_atomically(path, &bytes)
 }

@@ -192,13 +192,18 @@ impl EpochReporter {
             return;
         };
         // Per-batch entries carry the batch's value; the epoch's own number comes as `Final` at
-        // the end of each split. The learning rate has no final value: keep the last one.
-        let value = match value {
-            NumericEntry::Final(v) => *v,
-            NumericEntry::Value(v) if column == Column::Lr => *v,
-            NumericEntry::Aggregated {
-                aggregated_value, ..
-            } if column == Column::Lr => *aggregated_value,
+        // the end of each split. For the learning rate, whose `Final` is the epoch's mean, keep
+        // the last step's value instead.
+        let value = match (value, column) {
+            (NumericEntry::Final(_), Column::Lr) => return,
+            (NumericEntry::Final(v), _) => *v,
+            (NumericEntry::Value(v), Column::Lr) => *v,
+            (
+                NumericEntry::Aggregated {
+                    aggregated_value, ..
+                },
+                Column::Lr,
+            ) => *aggregated_value,
             _ => return,
         };
         let r = &mut self.current;
@@ -438,7 +443,10 @@ mod tests {
         assert_eq!(read_csv(&path).unwrap(), rows);
         std::fs::write(&path, format!("{CSV_HEADER}\n1,2,3\n")).unwrap();
         let err = read_csv(&path).unwrap_err().to_string();
-        assert!(err.contains("metrics.csv") && err.contains("1,2,3"), "{err}");
+        assert!(
+            err.contains("metrics.csv") && err.contains("1,2,3"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -446,9 +454,15 @@ mod tests {
         use burn::train::metric::{
             AccuracyMetric, LearningRateMetric, LossMetric, Metric, TopKAccuracyMetric,
         };
-        assert_eq!(column(&AccuracyMetric::new().name()), Some(Column::Accuracy));
+        assert_eq!(
+            column(&AccuracyMetric::new().name()),
+            Some(Column::Accuracy)
+        );
         assert_eq!(column(&LossMetric::new().name()), Some(Column::Loss));
-        assert_eq!(column(&TopKAccuracyMetric::new(5).name()), Some(Column::Top5));
+        assert_eq!(
+            column(&TopKAccuracyMetric::new(5).name()),
+            Some(Column::Top5)
+        );
         assert_eq!(column(&LearningRateMetric::new().name()), Some(Column::Lr));
     }
 }

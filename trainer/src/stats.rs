@@ -23,18 +23,24 @@ pub struct ChannelStats {
 /// An unreadable image is an error naming it.
 pub fn channel_stats(samples: &[Sample], threads: usize) -> Result<ChannelStats, TrainError> {
     if samples.is_empty() {
-        return Err(TrainError::Dataset("no image to compute statistics of".into()));
+        return Err(TrainError::Dataset(
+            "no image to compute statistics of".into(),
+        ));
     }
     let threads = threads.clamp(1, samples.len());
     let chunk = samples.len().div_ceil(threads);
-    let partials: Vec<Result<([f64; 3], [f64; 3], u64), TrainError>> = std::thread::scope(|s| {
+    let partials: Vec<Result<Sums, TrainError>> = std::thread::scope(|s| {
         let handles: Vec<_> = samples
             .chunks(chunk)
             .map(|part| s.spawn(move || sums(part)))
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(TrainError::Dataset("a statistics worker panicked".into()))))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(TrainError::Dataset("a statistics worker panicked".into()))
+                })
+            })
             .collect()
     });
     let (mut sum, mut sum_sq, mut count) = ([0.0f64; 3], [0.0f64; 3], 0u64);
@@ -57,7 +63,10 @@ pub fn channel_stats(samples: &[Sample], threads: usize) -> Result<ChannelStats,
     })
 }
 
-fn sums(samples: &[Sample]) -> Result<([f64; 3], [f64; 3], u64), TrainError> {
+/// Per-channel sums of values and of squares, and the pixel count, of some images.
+type Sums = ([f64; 3], [f64; 3], u64);
+
+fn sums(samples: &[Sample]) -> Result<Sums, TrainError> {
     let (mut sum, mut sum_sq, mut count) = ([0.0f64; 3], [0.0f64; 3], 0u64);
     for sample in samples {
         let image = load(&sample.path)?;

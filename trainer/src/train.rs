@@ -126,9 +126,9 @@ pub fn transforms_for(config: &TrainConfig) -> Result<Transforms, TrainError> {
     if let Some(size) = config.image_size {
         t.train_size = size;
         t.crop = size;
-        t.resize = config
-            .resize
-            .unwrap_or_else(|| (size as f64 * preprocess.resize as f64 / preprocess.crop as f64).round() as usize);
+        t.resize = config.resize.unwrap_or_else(|| {
+            (size as f64 * preprocess.resize as f64 / preprocess.crop as f64).round() as usize
+        });
     } else if let Some(resize) = config.resize {
         t.resize = resize;
     }
@@ -143,16 +143,19 @@ pub fn transforms_for(config: &TrainConfig) -> Result<Transforms, TrainError> {
     }
     if let Some(std) = config.std {
         if std.iter().any(|s| *s <= 0.0) {
-            return Err(TrainError::Config(format!("--std must be positive, not {std:?}")));
+            return Err(TrainError::Config(format!(
+                "--std must be positive, not {std:?}"
+            )));
         }
         t.std = std;
     }
     t.scale = (config.min_scale, 1.0);
     let spec = info.input;
-    if t.crop < spec.min_size {
+    let [min_h, min_w] = spec.min_size;
+    if t.crop < min_h || t.crop < min_w {
         return Err(TrainError::Config(format!(
-            "{} needs images of at least {}x{}; --image-size is {}",
-            config.model, spec.min_size, spec.min_size, t.crop
+            "{} needs images of at least {min_h}x{min_w}; --image-size is {}",
+            config.model, t.crop
         )));
     }
     Ok(t)
@@ -178,7 +181,9 @@ pub fn build_model(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("bpk") || e.eq_ignore_ascii_case("burnpack"));
     if is_burnpack {
-        let classes = info.default_weights().map_or(info.num_classes, |w| w.num_classes());
+        let classes = info
+            .default_weights()
+            .map_or(info.num_classes, |w| w.num_classes());
         let model = zoo_import::load_burnpack(info.create(classes, device)?, weights)?;
         Ok(model.reset_classifier(num_classes, device)?)
     } else {
@@ -208,7 +213,10 @@ pub fn complete_checkpoints(dir: &Path) -> Vec<usize> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("model-")?.strip_suffix(".bpk")?.parse().ok()
+            name.strip_prefix("model-")?
+                .strip_suffix(".bpk")?
+                .parse()
+                .ok()
         })
         .filter(|&epoch| {
             let file = |kind: &str| checkpoints.join(format!("{kind}-{epoch}.bpk"));
@@ -242,13 +250,16 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainSummary,
 pub fn resume(options: &RunOptions) -> Result<TrainSummary, TrainError> {
     let config = TrainConfig::load(&options.dir.join("train.json"))?;
     config.validate()?;
-    let last = complete_checkpoints(&options.dir).last().copied().ok_or_else(|| {
-        TrainError::Config(format!(
-            "{}: no complete checkpoint to resume from (the run stopped before its first epoch \
+    let last = complete_checkpoints(&options.dir)
+        .last()
+        .copied()
+        .ok_or_else(|| {
+            TrainError::Config(format!(
+                "{}: no complete checkpoint to resume from (the run stopped before its first epoch \
              ended); start it again without --resume",
-            options.dir.display()
-        ))
-    })?;
+                options.dir.display()
+            ))
+        })?;
     if last >= config.epochs {
         return Err(TrainError::Config(format!(
             "{}: the run already finished its {} epochs",
@@ -259,7 +270,11 @@ pub fn resume(options: &RunOptions) -> Result<TrainSummary, TrainError> {
     run(&config, options, last)
 }
 
-fn run(config: &TrainConfig, options: &RunOptions, start: usize) -> Result<TrainSummary, TrainError> {
+fn run(
+    config: &TrainConfig,
+    options: &RunOptions,
+    start: usize,
+) -> Result<TrainSummary, TrainError> {
     let started = Instant::now();
     let data = load_data(config)?;
     let transforms = transforms_for(config)?;
@@ -339,30 +354,27 @@ fn run(config: &TrainConfig, options: &RunOptions, start: usize) -> Result<Train
             config.optimizer(),
             config.lr_scheduler(steps_per_epoch)?,
         );
-        let mut training = SupervisedTraining::new(
-            &options.dir,
-            loader_train.clone(),
-            loader_val.clone(),
-        )
-        .metrics((
-            AccuracyMetric::new(),
-            TopKAccuracyMetric::new(5.min(num_classes)),
-            LossMetric::new(),
-        ))
-        .metric_train_numeric(LearningRateMetric::new())
-        .with_default_checkpointers()
-        .with_checkpointing_strategy(
-            ComposedCheckpointingStrategy::builder()
-                .add(KeepLastNCheckpoints::new(2))
-                .add(MetricCheckpointingStrategy::new(
-                    &AccuracyMetric::new(),
-                    Aggregate::Mean,
-                    Direction::Highest,
-                    MetricSplit::Valid,
+        let mut training =
+            SupervisedTraining::new(&options.dir, loader_train.clone(), loader_val.clone())
+                .metrics((
+                    AccuracyMetric::new(),
+                    TopKAccuracyMetric::new(5.min(num_classes)),
+                    LossMetric::new(),
                 ))
-                .build(),
-        )
-        .num_epochs(to);
+                .metric_train_numeric(LearningRateMetric::new())
+                .with_default_checkpointers()
+                .with_checkpointing_strategy(
+                    ComposedCheckpointingStrategy::builder()
+                        .add(KeepLastNCheckpoints::new(2))
+                        .add(MetricCheckpointingStrategy::new(
+                            &AccuracyMetric::new(),
+                            Aggregate::Mean,
+                            Direction::Highest,
+                            MetricSplit::Valid,
+                        ))
+                        .build(),
+                )
+                .num_epochs(to);
         if config.grad_accumulation > 1 {
             training = training.grads_accumulation(config.grad_accumulation);
         }
@@ -389,7 +401,15 @@ fn run(config: &TrainConfig, options: &RunOptions, start: usize) -> Result<Train
         }
     }
     let best_dir = options.dir.join("best");
-    let best = save_best(config, &options.dir, &best_dir, &history, &data.classes, &transforms, &train_device)?;
+    let best = save_best(
+        config,
+        &options.dir,
+        &best_dir,
+        &history,
+        &data.classes,
+        &transforms,
+        &train_device,
+    )?;
     if let Some(stop) = interrupted {
         return Err(TrainError::Training(format!(
             "interrupted{}; continue with --resume",
@@ -462,7 +482,12 @@ fn save_best(
         val_accuracy: best.val_acc,
         val_loss: best.val_loss,
     };
-    save_trained(best_dir, &classifier.model.valid(), &card, classes, transforms)?;
+    save_trained(
+        best_dir,
+        &classifier.model.valid(),
+        &card,
+        classes,
+        transforms,
+    )?;
     Ok(card)
 }
-

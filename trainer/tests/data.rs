@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
+use zoo_trainer::TrainError;
 use zoo_trainer::demo::{DemoConfig, SHAPES, generate};
 use zoo_trainer::folder::{ImageFolder, same_classes, verify_images};
 use zoo_trainer::stats::channel_stats;
-use zoo_trainer::TrainError;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("zoo-trainer-{}-{name}", std::process::id()));
@@ -44,7 +44,17 @@ fn demo_dataset_is_an_image_folder_with_sorted_classes() {
     let image = image::open(&first.path).unwrap();
     assert_eq!((image.width(), image.height()), (32, 32));
     // The same seed draws the same pixels; generating again keeps the files.
-    let again = generate(&root, &DemoConfig { classes: 4, train_per_class: 6, val_per_class: 2, size: 32, seed: 7 }).unwrap();
+    let again = generate(
+        &root,
+        &DemoConfig {
+            classes: 4,
+            train_per_class: 6,
+            val_per_class: 2,
+            size: 32,
+            seed: 7,
+        },
+    )
+    .unwrap();
     assert_eq!(again, root);
 }
 

@@ -8,6 +8,10 @@ cross-entropy. The second step exercises the momentum buffer. Saved into OUT/:
   input.f32, targets.i64    the batch (raw little-endian, C order)
   <key>.f32                 selected tensors after the two steps (first conv, a middle BatchNorm's
                             weight, bias and running statistics, fc)
+  <bn>.running_var.biased.f32  that BatchNorm's running_var as an implementation that updates it
+                            with the biased batch variance (Burn's BatchNorm) computes it:
+                            PyTorch uses the unbiased one, n / (n - 1) times larger, n being the
+                            values per channel (batch x height x width)
   manifest.json             losses of both steps, shapes, settings, versions
 
 Usage: python train_step.py --out DIR
@@ -22,7 +26,7 @@ from torch import nn
 
 from reference import randomise_batchnorm
 
-FORMAT = 1
+FORMAT = 2
 BATCH = (8, 3, 64, 64)
 NUM_CLASSES = 10
 SETTINGS = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "steps": 2}
@@ -60,6 +64,11 @@ def main():
     x.numpy().astype("<f4").tofile(out / "input.f32")
     y.numpy().astype("<i8").tofile(out / "targets.i64")
 
+    bn = model.layer2[1].bn1
+    per_channel = []
+    bn.register_forward_hook(lambda m, inputs, output: per_channel.append(inputs[0].numel() // inputs[0].shape[1]))
+    running_var_before = bn.running_var.clone()
+
     model.train()
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -81,6 +90,20 @@ def main():
         file = key + ".f32"
         value.numpy().astype("<f4").tofile(out / file)
         tensors[key] = {"file": file, "shape": list(value.shape)}
+    # Each step adds momentum * var_unbiased; the biased convention adds (n - 1) / n of that.
+    momentum = bn.momentum
+    # Closed form over the steps: rv = m0 * rv0 + sum_i c_i * u_i with u_i the unbiased batch
+    # variances; the biased update replaces u_i by u_i * (n - 1) / n, so, with one n for all
+    # steps, rv_biased = m0 * rv0 + (rv - m0 * rv0) * (n - 1) / n.
+    assert len(set(per_channel)) == 1, per_channel
+    n = per_channel[0]
+    m0 = (1 - momentum) ** len(per_channel)
+    rv = state["layer2.1.bn1.running_var"].detach()
+    biased = m0 * running_var_before + (rv - m0 * running_var_before) * (n - 1) / n
+    key = "layer2.1.bn1.running_var"
+    biased.float().numpy().astype("<f4").tofile(out / (key + ".biased.f32"))
+    tensors[key]["biased_file"] = key + ".biased.f32"
+    tensors[key]["values_per_channel"] = n
     manifest = {
         "format": FORMAT,
         "torch": torch.__version__,
