@@ -189,7 +189,7 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
         /// Epochs.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 40)]
         epochs: usize,
         /// Model (any registry name; resnet18 takes about 90 s an epoch here instead of 2).
         #[arg(long, default_value = "lenet5")]
@@ -312,8 +312,8 @@ fn run(cli: Cli) -> Result<()> {
             config.epochs = epochs;
             config.batch_size = 32;
             config.optimizer = OptimizerKind::Adamw;
-            config.lr = 2e-3;
-            config.weight_decay = 0.05;
+            config.lr = 3e-3;
+            config.weight_decay = 1e-4;
             config.schedule = Schedule::Cosine;
             config.warmup_epochs = 1;
             config.label_smoothing = 0.1;
