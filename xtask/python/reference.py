@@ -77,13 +77,19 @@ def build(name, seed):
     return model.eval()
 
 
+def is_current(manifest_path, format, key="torch", version=torch.__version__):
+    """Whether the references of `manifest_path` exist in this format for this `key` version."""
+    if not manifest_path.exists():
+        return False
+    manifest = json.loads(manifest_path.read_text())
+    return manifest.get("format") == format and manifest.get(key) == version
+
+
 def write(out, name, seed):
     folder = out / name
     manifest_path = folder / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("format") == FORMAT and manifest.get("torch") == torch.__version__:
-            return
+    if is_current(manifest_path, FORMAT):
+        return
     folder.mkdir(parents=True, exist_ok=True)
     model = build(name, seed)
     torch.save(model.state_dict(), folder / "state_dict.pth")

@@ -24,7 +24,7 @@ import torch
 import torchvision
 from torch import nn
 
-from reference import randomise_batchnorm
+from reference import is_current, randomise_batchnorm
 
 FORMAT = 2
 BATCH = (8, 3, 64, 64)
@@ -48,10 +48,8 @@ def main():
     args = parser.parse_args()
     out = args.out
     manifest_path = out / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("format") == FORMAT and manifest.get("torch") == torch.__version__:
-            return
+    if is_current(manifest_path, FORMAT):
+        return
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1234)

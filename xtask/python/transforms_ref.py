@@ -27,6 +27,8 @@ from torchvision.models import ResNet50_Weights
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 
+from reference import is_current
+
 SKIMAGE = "scikit-image==0.26.0"
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
           "camera.png"]
@@ -52,10 +54,8 @@ def main():
     out = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("format") == FORMAT and manifest.get("torchvision") == torchvision.__version__:
-            return
+    if is_current(manifest_path, FORMAT, "torchvision", torchvision.__version__):
+        return
     fetch_photos(out)
     weights = {256: ResNet50_Weights.IMAGENET1K_V1, 232: ResNet50_Weights.IMAGENET1K_V2}
     cases = []

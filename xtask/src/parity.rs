@@ -241,12 +241,23 @@ fn write_references(refs: &Path, models: &[String], python: &Path) -> Result<()>
     if models.is_empty() {
         return Ok(());
     }
-    let script = workspace_root().join("xtask/python/reference.py");
+    run_reference_script(python, "reference.py", refs, models)
+}
+
+/// Runs `xtask/python/<script> --out <out> <args>` with `python`; the script leaves references
+/// that are already current as they are.
+pub fn run_reference_script(
+    python: &Path,
+    script: &str,
+    out: &Path,
+    args: &[String],
+) -> Result<()> {
+    let script = workspace_root().join("xtask/python").join(script);
     let status = Command::new(python)
         .arg(&script)
         .arg("--out")
-        .arg(refs)
-        .args(models)
+        .arg(out)
+        .args(args)
         .status()
         .with_context(|| format!("running {} {}", python.display(), script.display()))?;
     if !status.success() {
@@ -255,7 +266,7 @@ fn write_references(refs: &Path, models: &[String], python: &Path) -> Result<()>
     Ok(())
 }
 
-fn read_manifest(dir: &Path) -> Result<Value> {
+pub fn read_manifest(dir: &Path) -> Result<Value> {
     let path = dir.join("manifest.json");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

@@ -17,28 +17,17 @@ use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
 use burn::tensor::{Int, Tensor, TensorData};
 use burn::train::TrainStep;
 use model_zoo::{Backend, Model};
-use serde_json::Value;
 use zoo_import::TorchImport;
 use zoo_trainer::{Classifier, ImageBatch, OptimizerKind, TrainConfig};
 
-use crate::parity::{Row, compare, read_f32, shape_of};
+use crate::parity::{Row, compare, read_f32, read_manifest, shape_of};
 
 /// Relative tolerance on the change of a tensor over the steps.
 const DELTA_TOLERANCE: f32 = 1e-3;
 
-/// Runs the reference script unless its output is current.
+/// Writes the PyTorch reference into `dir` unless it is current.
 pub fn write_reference(dir: &Path, python: &Path) -> Result<()> {
-    let script = crate::parity::workspace_root().join("xtask/python/train_step.py");
-    let status = std::process::Command::new(python)
-        .arg(&script)
-        .arg("--out")
-        .arg(dir)
-        .status()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !status.success() {
-        bail!("{} failed ({status})", script.display());
-    }
-    Ok(())
+    crate::parity::run_reference_script(python, "train_step.py", dir, &[])
 }
 
 fn named_tensors(model: &Model) -> Result<std::collections::BTreeMap<String, Vec<f32>>> {
@@ -79,10 +68,7 @@ fn compare_with_delta(
 
 /// The rows of the training-step check on `backend`.
 pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
-    let path = dir.join("manifest.json");
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-    )?;
+    let manifest = read_manifest(dir)?;
     let device = backend.device()?.autodiff();
     let num_classes = manifest["num_classes"].as_u64().context("num_classes")? as usize;
     let model = model_zoo::create("resnet18", num_classes, &device)?;

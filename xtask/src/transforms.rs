@@ -2,34 +2,20 @@
 //! transforms (PIL decode, antialiased bilinear resize, center crop) on real photos.
 
 use std::path::Path;
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use model_zoo::registry::Preprocess;
 use model_zoo::transforms::{load_image, normalize, resize_and_crop, to_chw};
 
-use crate::parity::{read_f32, workspace_root};
+use crate::parity::read_f32;
 
 /// Pass when no value differs by more than this before normalisation (2/255).
 const MAX_RAW_DIFF: f32 = 2.0 / 255.0;
 
 /// Writes torchvision's references into `dir` (once) and compares; `Ok(false)` on a failure.
 pub fn check(dir: &Path, python: &Path) -> Result<bool> {
-    let script = workspace_root().join("xtask/python/transforms_ref.py");
-    let status = Command::new(python)
-        .arg(&script)
-        .arg("--out")
-        .arg(dir)
-        .status()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !status.success() {
-        bail!("{} failed ({status})", script.display());
-    }
-    let manifest_path = dir.join("manifest.json");
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&manifest_path)
-            .with_context(|| format!("reading {}", manifest_path.display()))?,
-    )?;
+    crate::parity::run_reference_script(python, "transforms_ref.py", dir, &[])?;
+    let manifest = crate::parity::read_manifest(dir)?;
     println!(
         "\npreprocessing vs torchvision {} (PIL), before normalisation in units of 1/255:",
         manifest["torchvision"].as_str().unwrap_or("?")
