@@ -179,3 +179,36 @@ pub(crate) fn replace_last_linear(
     }
     Ok(layers)
 }
+
+/// `bn(x)`, or `x` where the BatchNorm was folded away (see [`fold_batchnorm`]).
+pub(crate) fn norm(bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
+    match bn {
+        Some(bn) => bn.forward(x),
+        None => x,
+    }
+}
+
+/// `conv` followed by `bn` (in eval mode) as one convolution: each output channel `c` is
+/// scaled by `s = gamma[c] / sqrt(running_var[c] + eps)` and gets the bias
+/// `beta[c] + (bias[c] - running_mean[c]) * s` (`bias` 0 when the convolution had none).
+/// Computed on the parameters' device, in their precision.
+pub fn fold_batchnorm(conv: Conv2d, bn: &BatchNorm) -> Conv2d {
+    let valid = bn.valid();
+    let gamma = valid.gamma.val();
+    let beta = valid.beta.val();
+    let mean = valid.running_mean.value();
+    let var = valid.running_var.value();
+    let scale = gamma.div(var.add_scalar(bn.epsilon).sqrt());
+    let out_channels = scale.dims()[0];
+    let weight = conv.weight.val().mul(scale.clone().reshape([out_channels, 1, 1, 1]));
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => mean.zeros_like(),
+    };
+    let bias = beta.add(bias.sub(mean).mul(scale));
+    Conv2d {
+        weight: Param::from_tensor(weight),
+        bias: Some(Param::from_tensor(bias)),
+        ..conv
+    }
+}

@@ -102,6 +102,17 @@ impl Model {
         dispatch!(self, m => m.num_classes())
     }
 
+    /// The inference form of the model: BatchNorms folded into the convolutions before them,
+    /// which saves a pass over every activation. ResNet, ResNeXt and Wide ResNet are folded
+    /// (see [`ResNet::fold_batchnorm`]); the other families are returned as they are. For eval
+    /// mode only, and after loading weights.
+    pub fn fold_batchnorm(self) -> Self {
+        match self {
+            Model::ResNet(m) => Model::ResNet(m.fold_batchnorm()),
+            other => other,
+        }
+    }
+
     /// The parameters of the classifier, the layers [`Self::reset_classifier`] replaces
     /// (`fc`, the last linear of `classifier`, GoogLeNet's `fc` and its aux heads' `fc2`,
     /// LeNet-5's `fc3`); everything else is the backbone. Feature extraction freezes

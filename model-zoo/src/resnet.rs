@@ -25,7 +25,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::layers::{conv_config, conv_kaiming_fan_out, linear_torch_default, new_classifier};
+use crate::layers::{fold_batchnorm, norm, conv_config, conv_kaiming_fan_out, linear_torch_default, new_classifier};
 
 /// The residual block a ResNet is built from.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -214,7 +214,7 @@ impl ResNetConfig {
         let num_features = 512 * self.block.expansion();
         Ok(ResNet {
             conv1: conv_kaiming_fan_out(conv_config(3, 64, 7, 2, 1), device),
-            bn1: BatchNormConfig::new(64).init(device),
+            bn1: Some(BatchNormConfig::new(64).init(device)),
             maxpool: MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -255,7 +255,7 @@ impl StageBuilder<'_> {
                     conv_config(self.in_planes, out_planes, 1, stride, 1),
                     device,
                 ),
-                BatchNormConfig::new(out_planes).init(device),
+                Some(BatchNormConfig::new(out_planes).init(device)),
             )
         });
         let mut layer = Vec::with_capacity(blocks);
@@ -272,18 +272,18 @@ impl StageBuilder<'_> {
         planes: usize,
         stride: usize,
         dilation: usize,
-        downsample: Option<(Conv2d, BatchNorm)>,
+        downsample: Option<Downsample>,
     ) -> Block {
         let (config, device, in_planes) = (self.config, self.device, self.in_planes);
         // torchvision zeroes the *weight* of the residual branch's last BatchNorm.
         let last_bn = |channels| {
             let bn = BatchNormConfig::new(channels).init(device);
-            if config.zero_init_residual {
+            Some(if config.zero_init_residual {
                 let gamma = bn.gamma.map(|g| g.zeros_like());
                 BatchNorm { gamma, ..bn }
             } else {
                 bn
-            }
+            })
         };
         match config.block {
             BlockKind::Basic => Block::Basic(BasicBlock {
@@ -291,7 +291,7 @@ impl StageBuilder<'_> {
                     conv_config(in_planes, planes, 3, stride, dilation),
                     device,
                 ),
-                bn1: BatchNormConfig::new(planes).init(device),
+                bn1: Some(BatchNormConfig::new(planes).init(device)),
                 conv2: conv_kaiming_fan_out(conv_config(planes, planes, 3, 1, dilation), device),
                 bn2: last_bn(planes),
                 downsample,
@@ -301,12 +301,12 @@ impl StageBuilder<'_> {
                 let out = planes * BlockKind::Bottleneck.expansion();
                 Block::Bottleneck(Bottleneck {
                     conv1: conv_kaiming_fan_out(conv_config(in_planes, width, 1, 1, 1), device),
-                    bn1: BatchNormConfig::new(width).init(device),
+                    bn1: Some(BatchNormConfig::new(width).init(device)),
                     conv2: conv_kaiming_fan_out(
                         conv_config(width, width, 3, stride, dilation).with_groups(config.groups),
                         device,
                     ),
-                    bn2: BatchNormConfig::new(width).init(device),
+                    bn2: Some(BatchNormConfig::new(width).init(device)),
                     conv3: conv_kaiming_fan_out(conv_config(width, out, 1, 1, 1), device),
                     bn3: last_bn(out),
                     downsample,
@@ -347,11 +347,11 @@ impl Block {
 
 /// The projection shortcut: a strided 1x1 convolution then BatchNorm. A tuple, so that its keys
 /// are torchvision's `downsample.0.*` and `downsample.1.*`.
-pub type Downsample = (Conv2d, BatchNorm);
+pub type Downsample = (Conv2d, Option<BatchNorm>);
 
 fn shortcut(downsample: &Option<Downsample>, x: Tensor<4>) -> Tensor<4> {
     match downsample {
-        Some((conv, bn)) => bn.forward(conv.forward(x)),
+        Some((conv, bn)) => norm(bn, conv.forward(x)),
         None => x,
     }
 }
@@ -362,11 +362,11 @@ pub struct BasicBlock {
     /// 3x3, carries the block's stride.
     pub conv1: Conv2d,
     /// BatchNorm after `conv1`.
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     /// 3x3.
     pub conv2: Conv2d,
     /// BatchNorm after `conv2` (zeroed by `zero_init_residual`).
-    pub bn2: BatchNorm,
+    pub bn2: Option<BatchNorm>,
     /// Projection shortcut when the shape changes.
     pub downsample: Option<Downsample>,
 }
@@ -377,8 +377,8 @@ impl BasicBlock {
     /// - output: `[batch, planes, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = shortcut(&self.downsample, x.clone());
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(norm(&self.bn1, self.conv1.forward(x)));
+        let out = norm(&self.bn2, self.conv2.forward(out));
         relu(out + identity)
     }
 }
@@ -389,17 +389,68 @@ pub struct Bottleneck {
     /// 1x1 reduction to the bottleneck width.
     pub conv1: Conv2d,
     /// BatchNorm after `conv1`.
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     /// 3x3, grouped, carries the stride (v1.5) and the dilation.
     pub conv2: Conv2d,
     /// BatchNorm after `conv2`.
-    pub bn2: BatchNorm,
+    pub bn2: Option<BatchNorm>,
     /// 1x1 expansion to `planes * 4`.
     pub conv3: Conv2d,
     /// BatchNorm after `conv3` (zeroed by `zero_init_residual`).
-    pub bn3: BatchNorm,
+    pub bn3: Option<BatchNorm>,
     /// Projection shortcut when the shape changes.
     pub downsample: Option<Downsample>,
+}
+
+impl BasicBlock {
+    fn fold_batchnorm(self) -> Self {
+        let (conv1, bn1) = fold(self.conv1, self.bn1);
+        let (conv2, bn2) = fold(self.conv2, self.bn2);
+        Self {
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            downsample: fold_downsample(self.downsample),
+        }
+    }
+}
+
+impl Bottleneck {
+    fn fold_batchnorm(self) -> Self {
+        let (conv1, bn1) = fold(self.conv1, self.bn1);
+        let (conv2, bn2) = fold(self.conv2, self.bn2);
+        let (conv3, bn3) = fold(self.conv3, self.bn3);
+        Self {
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            conv3,
+            bn3,
+            downsample: fold_downsample(self.downsample),
+        }
+    }
+}
+
+fn fold(conv: Conv2d, bn: Option<BatchNorm>) -> (Conv2d, Option<BatchNorm>) {
+    match bn {
+        Some(bn) => (fold_batchnorm(conv, &bn), None),
+        None => (conv, None),
+    }
+}
+
+fn fold_downsample(downsample: Option<Downsample>) -> Option<Downsample> {
+    downsample.map(|(conv, bn)| fold(conv, bn))
+}
+
+impl Block {
+    fn fold_batchnorm(self) -> Self {
+        match self {
+            Block::Basic(block) => Block::Basic(block.fold_batchnorm()),
+            Block::Bottleneck(block) => Block::Bottleneck(block.fold_batchnorm()),
+        }
+    }
 }
 
 impl Bottleneck {
@@ -408,9 +459,9 @@ impl Bottleneck {
     /// - output: `[batch, planes * 4, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = shortcut(&self.downsample, x.clone());
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let out = self.bn3.forward(self.conv3.forward(out));
+        let out = relu(norm(&self.bn1, self.conv1.forward(x)));
+        let out = relu(norm(&self.bn2, self.conv2.forward(out)));
+        let out = norm(&self.bn3, self.conv3.forward(out));
         relu(out + identity)
     }
 }
@@ -421,7 +472,7 @@ pub struct ResNet {
     /// Stem: 7x7 stride-2 convolution.
     pub conv1: Conv2d,
     /// Stem BatchNorm.
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     /// Stem: 3x3 stride-2 max-pool.
     pub maxpool: MaxPool2d,
     /// Stage 1 (stride 4 overall, 64 planes).
@@ -458,7 +509,7 @@ impl ResNet {
     /// - input: `[batch, 3, height, width]`
     /// - output: `[batch, num_features]` (512 for ResNet-18/34, 2048 for the bottleneck models)
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let x = relu(norm(&self.bn1, self.conv1.forward(x)));
         let mut x = self.maxpool.forward(x);
         for block in self
             .layer1
@@ -488,6 +539,31 @@ impl ResNet {
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
         self.input_spec().check("resnet", x.dims())?;
         Ok(self.fc.forward(self.forward_features(x)))
+    }
+
+    /// The inference form of this model: every BatchNorm folded into the convolution before it
+    /// (`w' = w * gamma / sqrt(var + eps)`, `b' = beta - mean * gamma / sqrt(var + eps)`), which
+    /// removes a full pass over each activation. Same logits in eval mode (checked against
+    /// PyTorch by `cargo xtask parity`); not for training, and its keys differ (convolutions
+    /// gain a bias, BatchNorms are gone), so fold after loading weights, not before.
+    pub fn fold_batchnorm(self) -> Self {
+        let (conv1, bn1) = fold(self.conv1, self.bn1);
+        let fold_stage =
+            |stage: Vec<Block>| stage.into_iter().map(Block::fold_batchnorm).collect::<Vec<_>>();
+        Self {
+            conv1,
+            bn1,
+            layer1: fold_stage(self.layer1),
+            layer2: fold_stage(self.layer2),
+            layer3: fold_stage(self.layer3),
+            layer4: fold_stage(self.layer4),
+            ..self
+        }
+    }
+
+    /// Whether [`Self::fold_batchnorm`] was applied.
+    pub fn is_folded(&self) -> bool {
+        self.bn1.is_none()
     }
 
     /// Width of the pooled features, the classifier's input.
@@ -688,6 +764,38 @@ mod tests {
     }
 
     #[test]
+    fn folded_batchnorm_gives_the_same_logits() {
+        use burn::module::{ModuleMapper, Param};
+        // Random BatchNorm statistics and affine parameters (every 1-D tensor but fc's bias).
+        struct Randomise;
+        impl ModuleMapper for Randomise {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let (id, tensor, mapper) = param.consume();
+                let tensor = if D == 1 {
+                    let device = tensor.device();
+                    Tensor::random(tensor.shape(), Distribution::Uniform(0.5, 1.5), &device)
+                } else {
+                    tensor
+                };
+                Param::from_mapped_value(id, tensor, mapper)
+            }
+        }
+        let device = device();
+        for config in [ResNetConfig::resnet18(), ResNetConfig::resnext50_32x4d()] {
+            let model = config.init(&device).unwrap().map(&mut Randomise);
+            let x = Tensor::<4>::random([2, 3, 64, 48], Distribution::Normal(0.0, 1.0), &device);
+            let expected = model.forward(x.clone());
+            let folded = model.fold_batchnorm();
+            assert!(folded.is_folded());
+            assert!(folded.conv1.bias.is_some());
+            let got = folded.forward(x);
+            let scale = expected.clone().abs().max().into_scalar::<f32>().max(1e-3);
+            let diff = (got - expected).abs().max().into_scalar::<f32>();
+            assert!(diff <= 1e-4 * scale, "max diff {diff} at scale {scale}");
+        }
+    }
+
+    #[test]
     fn initialisation_follows_torchvision() {
         let device = device();
         let model = ResNetConfig::resnet50()
@@ -697,9 +805,9 @@ mod tests {
         let Block::Bottleneck(block) = &model.layer2[1] else {
             panic!("bottleneck expected")
         };
-        assert_eq!(block.bn3.gamma.val().abs().max().into_scalar::<f32>(), 0.0);
-        assert_eq!(block.bn2.gamma.val().min().into_scalar::<f32>(), 1.0);
-        assert_eq!(block.bn2.beta.val().abs().max().into_scalar::<f32>(), 0.0);
+        assert_eq!(block.bn3.as_ref().unwrap().gamma.val().abs().max().into_scalar::<f32>(), 0.0);
+        assert_eq!(block.bn2.as_ref().unwrap().gamma.val().min().into_scalar::<f32>(), 1.0);
+        assert_eq!(block.bn2.as_ref().unwrap().beta.val().abs().max().into_scalar::<f32>(), 0.0);
         // Kaiming normal with PyTorch's fan-out, out * k * k: the stem's std is
         // sqrt(2 / (64 * 7 * 7)) = 0.02525.
         let std = weight_std(model.conv1.weight.val());

@@ -5,7 +5,9 @@
 //! - `cargo xtask list [PATTERN]`, `cargo xtask info MODEL`: the registry and a model's layers.
 //! - `cargo xtask import MODEL [--weights W] [--from FILE]`: pretrained weights, verified,
 //!   cached and converted to Burn's format.
+//! - `cargo run --release -p xtask -- bench [--quick]`: speed and memory beside PyTorch's.
 
+mod bench;
 mod import;
 mod info;
 mod parity;
@@ -33,6 +35,9 @@ enum Command {
     /// Download torchvision's weights (SHA-256 verified, cached), convert them to Burn's
     /// format, and check that they load and run.
     Import(import::ImportArgs),
+    /// Inference and training speed, import time and peak memory, beside PyTorch's measured in
+    /// the same run (use a release build: `cargo run --release -p xtask -- bench`).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::List(args) => info::list(&args),
         Command::Info(args) => info::info(&args),
         Command::Import(args) => import::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match outcome {
         Ok(true) => std::process::ExitCode::SUCCESS,

@@ -216,7 +216,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Finds the venv's python (creating the venv if needed) unless one was given.
-fn python(given: Option<&Path>) -> Result<PathBuf> {
+pub fn python(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(python) = given {
         return Ok(python.to_path_buf());
     }
@@ -322,6 +322,10 @@ fn check(name: &str, backend: Backend, dir: &Path, manifest: &Value) -> Result<V
     let (model, _) = TorchImport::new(&weights)
         .model_name(name)
         .load_into(model)?;
+    // The inference form with BatchNorm folded into the convolutions, where the family has it,
+    // must give the same logits.
+    let folded = (info.family == model_zoo::registry::Family::ResNet)
+        .then(|| model.clone().fold_batchnorm());
     let mut rows = Vec::new();
     for case in manifest["cases"]
         .as_array()
@@ -338,8 +342,18 @@ fn check(name: &str, backend: Backend, dir: &Path, manifest: &Value) -> Result<V
         expected.truncate(batch * logits_shape[1..].iter().product::<usize>());
         input_shape[0] = batch;
         let x = Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), &device);
-        let got = read_back(model.try_forward(x)?)?;
+        let got = read_back(model.try_forward(x.clone())?)?;
         rows.push(compare(name, backend, &input_shape, &got, &expected)?);
+        if let Some(folded) = &folded {
+            let got = read_back(folded.try_forward(x)?)?;
+            rows.push(compare(
+                &format!("{name}+fold"),
+                backend,
+                &input_shape,
+                &got,
+                &expected,
+            )?);
+        }
     }
     if name == "googlenet" {
         rows.extend(check_googlenet_aux(backend, dir, manifest)?);

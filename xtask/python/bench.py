@@ -1,0 +1,100 @@
+"""PyTorch side of `cargo xtask bench`: one measurement per invocation, so that its peak RSS is
+its own. Prints one JSON object.
+
+  bench.py infer  --model resnet50 --batch 8 --size 224 --threads 2 --warmup 2 --runs 5
+  bench.py train  --model resnet18 --batch 8 --size 224 --threads 2 --warmup 1 --runs 3
+  bench.py import --file resnet152.pth --model resnet152 --threads 2
+  bench.py write-weights --model resnet152 --out FILE   (random weights, torchvision's keys)
+"""
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+import torchvision
+
+
+def build(name, num_classes=1000):
+    if name == "googlenet":
+        return torchvision.models.googlenet(
+            num_classes=num_classes, aux_logits=False, init_weights=True, transform_input=True
+        )
+    return getattr(torchvision.models, name)(num_classes=num_classes)
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def timed(fn, warmup, runs):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["infer", "train", "import", "write-weights"])
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--file")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    result = {"engine": "pytorch", "torch": torch.__version__, "threads": args.threads}
+
+    if args.what == "write-weights":
+        torch.save(build(args.model).state_dict(), args.out)
+        return
+    if args.what == "import":
+        model = build(args.model)
+        start = time.perf_counter()
+        state = torch.load(args.file, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        result.update(seconds=time.perf_counter() - start, peak_rss_mb=peak_rss_mb())
+        print(json.dumps(result))
+        return
+
+    model = build(args.model)
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    if args.what == "infer":
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                model(x)
+
+    else:
+        model.train()
+        y = torch.randint(0, 1000, (args.batch,))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+        def step():
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+
+    median, times = timed(step, args.warmup, args.runs)
+    result.update(
+        seconds=median,
+        images_per_second=args.batch / median,
+        times=times,
+        peak_rss_mb=peak_rss_mb(),
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,710 @@
+//! `cargo xtask bench`: the zoo's speed beside PyTorch's, measured in the same run on the same
+//! machine. Every measurement runs in its own process (this binary re-run with `--child`, or
+//! `xtask/python/bench.py`), so that its peak RSS is its own and one case cannot warm another.
+//!
+//! Run it from a release build: `cargo run --release -p xtask -- bench [--quick]`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use burn::train::TrainStep;
+use model_zoo::{Backend, available_backends};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use zoo_trainer::{Classifier, ImageBatch, OptimizerKind, TrainConfig};
+
+/// Arguments of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// A one-minute subset: resnet18 and resnet50 at batch 8, fewer runs, the training step, no
+    /// import.
+    #[arg(long)]
+    quick: bool,
+    /// Models for inference (default: resnet18, resnet50, vgg16, googlenet, alexnet).
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<String>,
+    /// Batch sizes for inference (default: 1 and 8).
+    #[arg(long, value_delimiter = ',')]
+    batches: Vec<usize>,
+    /// Backends (default: every compiled one).
+    #[arg(long, value_delimiter = ',')]
+    backend: Vec<Backend>,
+    /// Image side.
+    #[arg(long, default_value_t = 224)]
+    size: usize,
+    /// Timed runs per case (the median is reported); default 5, 3 with --quick.
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Threads PyTorch may use (default: the cores of this machine, as Flex uses).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where results.md, results.json and results.png go.
+    #[arg(long, default_value = "bench")]
+    out: PathBuf,
+    /// Skip PyTorch (no ratios).
+    #[arg(long)]
+    no_torch: bool,
+    /// Python with torch and torchvision (default: the repo's venv).
+    #[arg(long, env = "ZOO_PYTHON")]
+    python: Option<PathBuf>,
+    /// Internal: run one case (JSON) in this process and print its result.
+    #[arg(long, hide = true)]
+    child: Option<String>,
+}
+
+/// One measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Case {
+    /// Forward passes in eval mode (with `fold`, BatchNorm folded into the convolutions).
+    Infer {
+        model: String,
+        backend: String,
+        batch: usize,
+        size: usize,
+        warmup: usize,
+        runs: usize,
+        #[serde(default)]
+        fold: bool,
+    },
+    /// Training steps (forward, backward, SGD with momentum) in train mode.
+    Train {
+        model: String,
+        backend: String,
+        batch: usize,
+        size: usize,
+        warmup: usize,
+        runs: usize,
+    },
+    /// Loading a weight file into a fresh model.
+    Import {
+        model: String,
+        file: PathBuf,
+        burnpack: bool,
+    },
+}
+
+/// What a measurement reports.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Measured {
+    /// Median seconds of one run (or the whole import).
+    seconds: f64,
+    /// Images per second (inference and training).
+    images_per_second: Option<f64>,
+    /// Peak resident memory of the process, MiB.
+    peak_rss_mb: f64,
+}
+
+/// One row of the results.
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    what: String,
+    model: String,
+    backend: String,
+    batch: usize,
+    burn: Measured,
+    torch: Option<Measured>,
+    /// burn images/s divided by PyTorch's (inference, training), or PyTorch's seconds divided
+    /// by burn's (import): above 1, burn is faster.
+    ratio: Option<f64>,
+    note: String,
+}
+
+/// Peak RSS of this process in MiB (`VmHWM`), 0 where /proc is not there.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        times[n / 2]
+    } else {
+        (times[n / 2 - 1] + times[n / 2]) / 2.0
+    }
+}
+
+/// Times `run` after `warmup` untimed calls: the median of `runs`.
+fn time_runs(warmup: usize, runs: usize, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..warmup {
+        run()?;
+    }
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        run()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    Ok(median(times))
+}
+
+/// Runs one case in this process.
+fn run_case(case: &Case) -> Result<Measured> {
+    match case {
+        Case::Infer {
+            model,
+            backend,
+            batch,
+            size,
+            warmup,
+            runs,
+            fold,
+        } => {
+            let device = backend.parse::<Backend>()?.device()?;
+            let net = model_zoo::create(model, 1000, &device)?;
+            let net = if *fold { net.fold_batchnorm() } else { net };
+            let x = Tensor::<4>::random(
+                [*batch, 3, *size, *size],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            // Reading the logits back waits for the device: GPU backends are synchronised
+            // before the clock stops.
+            let seconds = time_runs(*warmup, *runs, || {
+                net.forward(x.clone())
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .map(|_| ())
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))
+            })?;
+            Ok(Measured {
+                seconds,
+                images_per_second: Some(*batch as f64 / seconds),
+                peak_rss_mb: peak_rss_mb(),
+            })
+        }
+        Case::Train {
+            model,
+            backend,
+            batch,
+            size,
+            warmup,
+            runs,
+        } => {
+            let device = backend.parse::<Backend>()?.device()?.autodiff();
+            let net = model_zoo::create(model, 1000, &device)?;
+            let images = Tensor::<4>::random(
+                [*batch, 3, *size, *size],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let targets: Vec<i64> = (0..*batch as i64).map(|i| (i * 37) % 1000).collect();
+            let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [*batch]), &device);
+            let batch_data = ImageBatch { images, targets };
+            let mut config = TrainConfig::new(model.as_str(), ".");
+            config.optimizer = OptimizerKind::Sgd;
+            config.lr = 0.01;
+            let mut optimizer = config.optimizer();
+            let mut classifier = Some(Classifier {
+                model: net,
+                label_smoothing: 0.0,
+            });
+            let seconds = time_runs(*warmup, *runs, || {
+                let current = classifier.take().context("no model")?;
+                let output = TrainStep::step(&current, batch_data.clone());
+                // The loss read back waits for the forward; the update of each step is waited
+                // for by the next step's forward.
+                output
+                    .item
+                    .loss
+                    .clone()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                classifier = Some(optimizer.step(config.lr, current, output.grads));
+                Ok(())
+            })?;
+            Ok(Measured {
+                seconds,
+                images_per_second: Some(*batch as f64 / seconds),
+                peak_rss_mb: peak_rss_mb(),
+            })
+        }
+        Case::Import {
+            model,
+            file,
+            burnpack,
+        } => {
+            let device = Backend::Flex.device()?;
+            let start = Instant::now();
+            let net = model_zoo::create(model, 1000, &device)?;
+            if *burnpack {
+                zoo_import::load_burnpack(net, file)?;
+            } else {
+                zoo_import::TorchImport::new(file)
+                    .model_name(model.as_str())
+                    .load_into(net)?;
+            }
+            Ok(Measured {
+                seconds: start.elapsed().as_secs_f64(),
+                images_per_second: None,
+                peak_rss_mb: peak_rss_mb(),
+            })
+        }
+    }
+}
+
+/// Runs `case` in a fresh process of this binary.
+fn child(case: &Case) -> Result<Measured> {
+    let exe = std::env::current_exe()?;
+    let output = Command::new(exe)
+        .args(["bench", "--child"])
+        .arg(serde_json::to_string(case)?)
+        .output()?;
+    last_json(&output, "burn")
+}
+
+fn last_json<T: for<'de> Deserialize<'de>>(output: &std::process::Output, who: &str) -> Result<T> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "{who} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+        );
+    }
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .with_context(|| format!("{who} printed no result"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+struct Torch {
+    python: PathBuf,
+    script: PathBuf,
+    threads: usize,
+}
+
+impl Torch {
+    fn run(&self, args: &[String]) -> Result<Measured> {
+        let output = Command::new(&self.python)
+            .arg(&self.script)
+            .args(args)
+            .args(["--threads", &self.threads.to_string()])
+            .output()
+            .with_context(|| format!("running {}", self.python.display()))?;
+        let value: Value = last_json(&output, "pytorch")?;
+        Ok(Measured {
+            seconds: value["seconds"].as_f64().unwrap_or(f64::NAN),
+            images_per_second: value["images_per_second"].as_f64(),
+            peak_rss_mb: value["peak_rss_mb"].as_f64().unwrap_or(0.0),
+        })
+    }
+
+    fn case(&self, case: &Case) -> Result<Measured> {
+        let args: Vec<String> = match case {
+            Case::Infer {
+                model,
+                batch,
+                size,
+                warmup,
+                runs,
+                ..
+            }
+            | Case::Train {
+                model,
+                batch,
+                size,
+                warmup,
+                runs,
+                ..
+            } => {
+                let what = if matches!(case, Case::Infer { .. }) {
+                    "infer"
+                } else {
+                    "train"
+                };
+                [
+                    what.to_string(),
+                    "--model".into(),
+                    model.clone(),
+                    "--batch".into(),
+                    batch.to_string(),
+                    "--size".into(),
+                    size.to_string(),
+                    "--warmup".into(),
+                    warmup.to_string(),
+                    "--runs".into(),
+                    runs.to_string(),
+                ]
+                .into()
+            }
+            Case::Import { model, file, .. } => vec![
+                "import".into(),
+                "--model".into(),
+                model.clone(),
+                "--file".into(),
+                file.display().to_string(),
+            ],
+        };
+        self.run(&args)
+    }
+}
+
+/// Runs the benchmark; prints the table and writes results.{md,json,png} into `--out`.
+pub fn run(args: &BenchArgs) -> Result<bool> {
+    if let Some(json) = &args.child {
+        let case: Case = serde_json::from_str(json)?;
+        let measured = run_case(&case)?;
+        println!("{}", serde_json::to_string(&measured)?);
+        return Ok(true);
+    }
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: a debug build; benchmark with `cargo run --release -p xtask -- bench`"
+        );
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let torch = if args.no_torch {
+        None
+    } else {
+        Some(Torch {
+            python: crate::parity::python(args.python.as_deref())?,
+            script: crate::parity::workspace_root().join("xtask/python/bench.py"),
+            threads,
+        })
+    };
+    let models: Vec<String> = match (&args.models[..], args.quick) {
+        ([], true) => vec!["resnet18".into(), "resnet50".into()],
+        ([], false) => ["resnet18", "resnet50", "vgg16", "googlenet", "alexnet"]
+            .map(String::from)
+            .into(),
+        (given, _) => given.to_vec(),
+    };
+    for name in &models {
+        model_zoo::model_info(name)?;
+    }
+    let batches: Vec<usize> = match (&args.batches[..], args.quick) {
+        ([], true) => vec![8],
+        ([], false) => vec![1, 8],
+        (given, _) => given.to_vec(),
+    };
+    let backends = if args.backend.is_empty() {
+        available_backends()
+    } else {
+        args.backend.clone()
+    };
+    let runs = args.runs.unwrap_or(if args.quick { 3 } else { 5 });
+    let warmup = if args.quick { 1 } else { 2 };
+
+    let mut cases = Vec::new();
+    for model in &models {
+        for &batch in &batches {
+            let info = model_zoo::model_info(model)?;
+            let folds: &[bool] = if info.family == model_zoo::registry::Family::ResNet {
+                &[false, true]
+            } else {
+                &[false]
+            };
+            for &backend in &backends {
+                for &fold in folds {
+                    cases.push(Case::Infer {
+                        model: model.clone(),
+                        backend: backend.name().into(),
+                        batch,
+                        size: args.size,
+                        warmup,
+                        runs,
+                        fold,
+                    });
+                }
+            }
+        }
+    }
+    for &backend in &backends {
+        cases.push(Case::Train {
+            model: "resnet18".into(),
+            backend: backend.name().into(),
+            batch: 8,
+            size: args.size,
+            warmup: 1,
+            runs: runs.min(3),
+        });
+    }
+    if !args.quick {
+        let file = import_file(args, torch.as_ref())?;
+        let burnpack = file.with_extension("bpk");
+        if !burnpack.is_file() {
+            let model = model_zoo::create("resnet152", 1000, &Backend::Flex.device()?)?;
+            let (model, _) = zoo_import::TorchImport::new(&file).load_into(model)?;
+            zoo_import::save_burnpack(&model, &burnpack)?;
+        }
+        for (file, burnpack) in [(file, false), (burnpack, true)] {
+            cases.push(Case::Import {
+                model: "resnet152".into(),
+                file,
+                burnpack,
+            });
+        }
+    }
+
+    println!(
+        "{} cases; PyTorch with {threads} threads{}",
+        cases.len(),
+        if torch.is_none() { " (skipped)" } else { "" }
+    );
+    let mut rows = Vec::new();
+    // PyTorch runs once per shape, not once per backend.
+    let mut torch_cache: std::collections::HashMap<String, Option<Measured>> = Default::default();
+    for case in &cases {
+        let (what, model, backend, batch) = describe(case);
+        let burn = child(case);
+        let key = torch_key(case);
+        let torch_result = match (&torch, torch_cache.get(&key)) {
+            (None, _) => None,
+            (Some(_), Some(cached)) => cached.clone(),
+            (Some(t), None) => {
+                let measured = match t.case(case) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        eprintln!("pytorch {what} {model} batch {batch}: {e:#}");
+                        None
+                    }
+                };
+                torch_cache.insert(key, measured.clone());
+                measured
+            }
+        };
+        let (burn, note) = match burn {
+            Ok(m) => (m, String::new()),
+            Err(e) => (Measured::default(), format!("failed: {e:#}")),
+        };
+        let ratio = torch_result.as_ref().and_then(|t| {
+            if !note.is_empty() {
+                return None;
+            }
+            match (burn.images_per_second, t.images_per_second) {
+                (Some(b), Some(p)) => Some(b / p),
+                _ => Some(t.seconds / burn.seconds),
+            }
+        });
+        let row = Row {
+            what,
+            model,
+            backend,
+            batch,
+            burn,
+            torch: torch_result,
+            ratio,
+            note,
+        };
+        println!("{}", markdown_row(&row));
+        rows.push(row);
+    }
+    std::fs::create_dir_all(&args.out)?;
+    let table = markdown(&rows, threads);
+    std::fs::write(args.out.join("results.md"), &table)?;
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "threads": threads,
+            "size": args.size,
+            "release": !cfg!(debug_assertions),
+            "rows": rows,
+        }))?,
+    )?;
+    plot(&args.out.join("results.png"), &rows)?;
+    println!("\n{table}");
+    println!(
+        "written: {}/results.md, results.json, results.png",
+        args.out.display()
+    );
+    Ok(rows.iter().all(|r| r.note.is_empty()))
+}
+
+/// resnet152 with random weights in torchvision's format (230 MB), made once by PyTorch.
+fn import_file(args: &BenchArgs, torch: Option<&Torch>) -> Result<PathBuf> {
+    let dir = args.out.join("weights");
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("resnet152.pth");
+    if file.is_file() {
+        return Ok(file);
+    }
+    let Some(torch) = torch else {
+        bail!(
+            "{} is missing and PyTorch is skipped: run once without --no-torch",
+            file.display()
+        );
+    };
+    let status = Command::new(&torch.python)
+        .arg(&torch.script)
+        .args(["write-weights", "--model", "resnet152", "--out"])
+        .arg(&file)
+        .status()?;
+    if !status.success() {
+        bail!("writing {} failed", file.display());
+    }
+    Ok(file)
+}
+
+fn describe(case: &Case) -> (String, String, String, usize) {
+    match case {
+        Case::Infer {
+            model,
+            backend,
+            batch,
+            fold,
+            ..
+        } => (
+            if *fold {
+                "inference, BN folded".into()
+            } else {
+                "inference".into()
+            },
+            model.clone(),
+            backend.clone(),
+            *batch,
+        ),
+        Case::Train {
+            model,
+            backend,
+            batch,
+            ..
+        } => ("train step".into(), model.clone(), backend.clone(), *batch),
+        Case::Import { model, burnpack, .. } => (
+            if *burnpack {
+                "import .bpk".into()
+            } else {
+                "import .pth".into()
+            },
+            model.clone(),
+            "flex".into(),
+            0,
+        ),
+    }
+}
+
+fn torch_key(case: &Case) -> String {
+    match case {
+        Case::Infer {
+            model, batch, size, ..
+        } => format!("infer {model} {batch} {size}"),
+        Case::Train {
+            model, batch, size, ..
+        } => format!("train {model} {batch} {size}"),
+        // Both imports compare with PyTorch loading the .pth.
+        Case::Import { model, .. } => format!("import {model}"),
+    }
+}
+
+fn markdown_row(row: &Row) -> String {
+    let speed = |m: &Measured| match m.images_per_second {
+        Some(ips) => format!("{ips:.2} img/s"),
+        None => format!("{:.2} s", m.seconds),
+    };
+    let torch = row.torch.as_ref();
+    format!(
+        "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} |",
+        row.what,
+        row.model,
+        row.backend,
+        if row.batch == 0 {
+            "-".to_string()
+        } else {
+            row.batch.to_string()
+        },
+        if row.note.is_empty() {
+            speed(&row.burn)
+        } else {
+            "-".into()
+        },
+        torch.map_or("-".into(), speed),
+        row.ratio.map_or("-".into(), |r| format!("{r:.2}x")),
+        row.burn.peak_rss_mb,
+        torch.map_or("-".into(), |t| format!("{:.0}", t.peak_rss_mb)),
+        row.note
+    )
+}
+
+fn markdown(rows: &[Row], threads: usize) -> String {
+    let mut out = format!(
+        "| what | model | backend | batch | burn | PyTorch ({threads} threads) | burn / PyTorch | \
+         burn peak RSS (MiB) | PyTorch peak RSS (MiB) | note |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|\n"
+    );
+    for row in rows {
+        out.push_str(&markdown_row(row));
+        out.push('\n');
+    }
+    out
+}
+
+/// A bar chart of the ratios to PyTorch, one bar per row that has one.
+fn plot(path: &Path, rows: &[Row]) -> Result<()> {
+    use plotters::prelude::*;
+    let bars: Vec<(String, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            r.ratio.map(|ratio| {
+                let batch = if r.batch == 0 {
+                    String::new()
+                } else {
+                    format!(" b{}", r.batch)
+                };
+                (format!("{} {} {}{batch}", r.what, r.model, r.backend), ratio)
+            })
+        })
+        .collect();
+    if bars.is_empty() {
+        return Ok(());
+    }
+    let _ = plotters::style::register_font(
+        "sans-serif",
+        plotters::style::FontStyle::Normal,
+        dejavu::sans::regular(),
+    );
+    let height = 60 + 26 * bars.len() as u32;
+    let width = 1000u32;
+    let mut buffer = vec![0u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let max = bars.iter().map(|b| b.1).fold(1.2f64, f64::max) * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("burn / PyTorch (same machine, same run; 1.0 = parity)", ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(330)
+            .build_cartesian_2d(0.0..max, 0..bars.len())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(bars.len())
+            .y_label_formatter(&|i| bars.get(*i).map_or(String::new(), |b| b.0.clone()))
+            .draw()?;
+        chart.draw_series(bars.iter().enumerate().map(|(i, (_, r))| {
+            let color = if *r >= 1.0 { GREEN } else { BLUE };
+            Rectangle::new([(0.0, i), (*r, i + 1)], color.mix(0.7).filled())
+        }))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(1.0, 0), (1.0, bars.len())],
+            RED.stroke_width(2),
+        )))?;
+        root.present()?;
+    }
+    let image = image::RgbImage::from_raw(width, height, buffer).context("plot buffer")?;
+    image.save(path)?;
+    Ok(())
+}
