@@ -200,7 +200,10 @@ pub fn fold_batchnorm(conv: Conv2d, bn: &BatchNorm) -> Conv2d {
     let var = valid.running_var.value();
     let scale = gamma.div(var.add_scalar(bn.epsilon).sqrt());
     let out_channels = scale.dims()[0];
-    let weight = conv.weight.val().mul(scale.clone().reshape([out_channels, 1, 1, 1]));
+    let weight = conv
+        .weight
+        .val()
+        .mul(scale.clone().reshape([out_channels, 1, 1, 1]));
     let bias = match &conv.bias {
         Some(bias) => bias.val(),
         None => mean.zeros_like(),

@@ -25,7 +25,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::layers::{fold_batchnorm, norm, conv_config, conv_kaiming_fan_out, linear_torch_default, new_classifier};
+use crate::layers::{
+    conv_config, conv_kaiming_fan_out, fold_batchnorm, linear_torch_default, new_classifier, norm,
+};
 
 /// The residual block a ResNet is built from.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -548,8 +550,12 @@ impl ResNet {
     /// gain a bias, BatchNorms are gone), so fold after loading weights, not before.
     pub fn fold_batchnorm(self) -> Self {
         let (conv1, bn1) = fold(self.conv1, self.bn1);
-        let fold_stage =
-            |stage: Vec<Block>| stage.into_iter().map(Block::fold_batchnorm).collect::<Vec<_>>();
+        let fold_stage = |stage: Vec<Block>| {
+            stage
+                .into_iter()
+                .map(Block::fold_batchnorm)
+                .collect::<Vec<_>>()
+        };
         Self {
             conv1,
             bn1,
@@ -805,9 +811,41 @@ mod tests {
         let Block::Bottleneck(block) = &model.layer2[1] else {
             panic!("bottleneck expected")
         };
-        assert_eq!(block.bn3.as_ref().unwrap().gamma.val().abs().max().into_scalar::<f32>(), 0.0);
-        assert_eq!(block.bn2.as_ref().unwrap().gamma.val().min().into_scalar::<f32>(), 1.0);
-        assert_eq!(block.bn2.as_ref().unwrap().beta.val().abs().max().into_scalar::<f32>(), 0.0);
+        assert_eq!(
+            block
+                .bn3
+                .as_ref()
+                .unwrap()
+                .gamma
+                .val()
+                .abs()
+                .max()
+                .into_scalar::<f32>(),
+            0.0
+        );
+        assert_eq!(
+            block
+                .bn2
+                .as_ref()
+                .unwrap()
+                .gamma
+                .val()
+                .min()
+                .into_scalar::<f32>(),
+            1.0
+        );
+        assert_eq!(
+            block
+                .bn2
+                .as_ref()
+                .unwrap()
+                .beta
+                .val()
+                .abs()
+                .max()
+                .into_scalar::<f32>(),
+            0.0
+        );
         // Kaiming normal with PyTorch's fan-out, out * k * k: the stem's std is
         // sqrt(2 / (64 * 7 * 7)) = 0.02525.
         let std = weight_std(model.conv1.weight.val());

@@ -371,9 +371,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         return Ok(true);
     }
     if cfg!(debug_assertions) {
-        eprintln!(
-            "warning: a debug build; benchmark with `cargo run --release -p xtask -- bench`"
-        );
+        eprintln!("warning: a debug build; benchmark with `cargo run --release -p xtask -- bench`");
     }
     let threads = args
         .threads
@@ -584,7 +582,9 @@ fn describe(case: &Case) -> (String, String, String, usize) {
             batch,
             ..
         } => ("train step".into(), model.clone(), backend.clone(), *batch),
-        Case::Import { model, burnpack, .. } => (
+        Case::Import {
+            model, burnpack, ..
+        } => (
             if *burnpack {
                 "import .bpk".into()
             } else {
@@ -663,7 +663,10 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
                 } else {
                     format!(" b{}", r.batch)
                 };
-                (format!("{} {} {}{batch}", r.what, r.model, r.backend), ratio)
+                (
+                    format!("{} {} {}{batch}", r.what, r.model, r.backend),
+                    ratio,
+                )
             })
         })
         .collect();
@@ -683,23 +686,37 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
         root.fill(&WHITE)?;
         let max = bars.iter().map(|b| b.1).fold(1.2f64, f64::max) * 1.1;
         let mut chart = ChartBuilder::on(&root)
-            .caption("burn / PyTorch (same machine, same run; 1.0 = parity)", ("sans-serif", 18))
+            .caption(
+                "burn / PyTorch (same machine, same run; 1.0 = parity)",
+                ("sans-serif", 18),
+            )
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(330)
-            .build_cartesian_2d(0.0..max, 0..bars.len())?;
+            .build_cartesian_2d(0.0..max, (0..bars.len()).into_segmented())?;
         chart
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(bars.len())
-            .y_label_formatter(&|i| bars.get(*i).map_or(String::new(), |b| b.0.clone()))
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => bars.get(*i).map_or(String::new(), |b| b.0.clone()),
+                _ => String::new(),
+            })
             .draw()?;
         chart.draw_series(bars.iter().enumerate().map(|(i, (_, r))| {
             let color = if *r >= 1.0 { GREEN } else { BLUE };
-            Rectangle::new([(0.0, i), (*r, i + 1)], color.mix(0.7).filled())
+            let mut bar = Rectangle::new(
+                [
+                    (0.0, SegmentValue::Exact(i)),
+                    (*r, SegmentValue::Exact(i + 1)),
+                ],
+                color.mix(0.7).filled(),
+            );
+            bar.set_margin(3, 3, 0, 0);
+            bar
         }))?;
         chart.draw_series(std::iter::once(PathElement::new(
-            vec![(1.0, 0), (1.0, bars.len())],
+            vec![(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Last)],
             RED.stroke_width(2),
         )))?;
         root.present()?;
