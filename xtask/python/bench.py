@@ -5,6 +5,8 @@ its own. Prints one JSON object.
   bench.py train  --model resnet18 --batch 8 --size 224 --threads 2 --warmup 1 --runs 3
   bench.py import --file resnet152.pth --model resnet152 --threads 2
   bench.py write-weights --model resnet152 --out FILE   (random weights, torchvision's keys)
+  bench.py ops --spec '[{"op":"conv2d",...}, ...]' --threads 2 --warmup 2 --runs 7
+      (each op alone, as torchvision's ResNet runs it; prints a list of median seconds)
 """
 import argparse
 import json
@@ -39,9 +41,52 @@ def timed(fn, warmup, runs):
     return statistics.median(times), times
 
 
+def time_op(op, warmup, runs):
+    """Median seconds of one call of `op` (a dict from xtask's bench_ops::Op) on fresh inputs."""
+    kind = op["op"]
+    F = torch.nn.functional
+    if kind == "conv2d":
+        x = torch.randn(op["n"], op["cin"], op["size"], op["size"])
+        w = torch.randn(op["cout"], op["cin"], op["k"], op["k"])
+        make, call = (lambda: x), (lambda x: F.conv2d(x, w, None, op["stride"], op["pad"]))
+    elif kind == "linear":
+        x = torch.randn(op["n"], op["cin"])
+        w = torch.randn(op["cout"], op["cin"])
+        b = torch.randn(op["cout"])
+        make, call = (lambda: x), (lambda x: F.linear(x, w, b))
+    else:
+        shape = (op["n"], op["c"], op["size"], op["size"])
+        x = torch.randn(shape)
+        if kind == "batch_norm":
+            mean, weight, bias = torch.randn(op["c"]), torch.randn(op["c"]), torch.randn(op["c"])
+            var = torch.rand(op["c"]) + 0.5
+            make = lambda: x
+            call = lambda x: F.batch_norm(x, mean, var, weight, bias, False, 0.1, 1e-5)
+        elif kind == "relu":
+            # torchvision's ReLU(inplace=True), on a fresh copy (made outside the clock).
+            make, call = (lambda: x.clone()), (lambda x: F.relu(x, inplace=True))
+        elif kind == "add":
+            # torchvision's `out += identity`.
+            y = torch.randn(shape)
+            make, call = (lambda: x.clone()), (lambda x: x.add_(y))
+        elif kind == "max_pool":
+            make, call = (lambda: x), (lambda x: F.max_pool2d(x, 3, 2, 1))
+        else:
+            raise SystemExit(f"unknown op {kind}")
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + max(runs, 1)):
+            arg = make()
+            start = time.perf_counter()
+            call(arg)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["infer", "train", "import", "write-weights"])
+    parser.add_argument("what", choices=["infer", "train", "import", "write-weights", "ops"])
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--size", type=int, default=224)
@@ -50,11 +95,15 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--file")
     parser.add_argument("--out")
+    parser.add_argument("--spec")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     result = {"engine": "pytorch", "torch": torch.__version__, "threads": args.threads}
 
+    if args.what == "ops":
+        print(json.dumps([time_op(op, args.warmup, args.runs) for op in json.loads(args.spec)]))
+        return
     if args.what == "write-weights":
         torch.save(build(args.model).state_dict(), args.out)
         return

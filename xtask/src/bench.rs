@@ -38,9 +38,15 @@ pub struct BenchArgs {
     /// Timed runs per case (the median is reported); default 5, 3 with --quick.
     #[arg(long)]
     runs: Option<usize>,
-    /// Threads PyTorch may use (default: the cores of this machine, as Flex uses).
+    /// Threads for both engines: PyTorch's `set_num_threads`, burn's `RAYON_NUM_THREADS`
+    /// (default: the cores of this machine).
     #[arg(long)]
     threads: Option<usize>,
+    /// Instead of whole models: every op of ResNet-50 (each convolution shape, BatchNorm, ReLU,
+    /// add, pooling, classifier) timed alone in burn and in PyTorch, with its share of the gap.
+    /// Uses the first of `--batches` (default 8) and `--backend` (default flex).
+    #[arg(long)]
+    ops: bool,
     /// Where results.md, results.json and results.png go.
     #[arg(long, default_value = "bench")]
     out: PathBuf,
@@ -53,6 +59,15 @@ pub struct BenchArgs {
     /// Internal: run one case (JSON) in this process and print its result.
     #[arg(long, hide = true)]
     child: Option<String>,
+    /// Internal: time the ops of `--ops-spec` on this backend in this process.
+    #[arg(long, hide = true)]
+    ops_child: Option<Backend>,
+    /// Internal: the op list (JSON) for `--ops-child`.
+    #[arg(long, hide = true)]
+    ops_spec: Option<String>,
+    /// Internal: warm-up calls per op for `--ops-child`.
+    #[arg(long, hide = true, default_value_t = 2)]
+    ops_warmup: usize,
 }
 
 /// One measurement.
@@ -126,7 +141,8 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn median(mut times: Vec<f64>) -> f64 {
+/// The median; the mean of the two middle values for an even count.
+pub(crate) fn median(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
     let n = times.len();
     if n == 0 {
@@ -259,17 +275,19 @@ fn run_case(case: &Case) -> Result<Measured> {
     }
 }
 
-/// Runs `case` in a fresh process of this binary.
-fn child(case: &Case) -> Result<Measured> {
+/// Runs `case` in a fresh process of this binary with `threads` rayon threads.
+fn child(case: &Case, threads: usize) -> Result<Measured> {
     let exe = std::env::current_exe()?;
     let output = Command::new(exe)
         .args(["bench", "--child"])
         .arg(serde_json::to_string(case)?)
+        .env("RAYON_NUM_THREADS", threads.to_string())
         .output()?;
     last_json(&output, "burn")
 }
 
-fn last_json<T: for<'de> Deserialize<'de>>(output: &std::process::Output, who: &str) -> Result<T> {
+/// The last line of `output` that is a JSON value, or the failure with its last stderr line.
+pub(crate) fn last_json<T: for<'de> Deserialize<'de>>(output: &std::process::Output, who: &str) -> Result<T> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(
@@ -285,7 +303,7 @@ fn last_json<T: for<'de> Deserialize<'de>>(output: &std::process::Output, who: &
     let line = stdout
         .lines()
         .rev()
-        .find(|l| l.trim_start().starts_with('{'))
+        .find(|l| l.trim_start().starts_with(['{', '[']))
         .with_context(|| format!("{who} printed no result"))?;
     Ok(serde_json::from_str(line)?)
 }
@@ -370,6 +388,14 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         println!("{}", serde_json::to_string(&measured)?);
         return Ok(true);
     }
+    if let Some(backend) = args.ops_child {
+        let ops: Vec<crate::bench_ops::Op> =
+            serde_json::from_str(args.ops_spec.as_deref().context("--ops-spec is missing")?)?;
+        let times =
+            crate::bench_ops::run_child(backend, &ops, args.ops_warmup, args.runs.unwrap_or(5))?;
+        println!("{}", serde_json::to_string(&times)?);
+        return Ok(true);
+    }
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; benchmark with `cargo run --release -p xtask -- bench`");
     }
@@ -385,6 +411,20 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             threads,
         })
     };
+    if args.ops {
+        let table = crate::bench_ops::run(
+            args.backend.first().copied().unwrap_or(Backend::Flex),
+            args.batches.first().copied().unwrap_or(8),
+            args.size,
+            if args.quick { 1 } else { 2 },
+            args.runs.unwrap_or(if args.quick { 3 } else { 7 }),
+            threads,
+            torch.as_ref().map(|t| (t.python.as_path(), t.script.as_path())),
+            &args.out,
+        )?;
+        println!("\n{table}");
+        return Ok(true);
+    }
     let models: Vec<String> = match (&args.models[..], args.quick) {
         ([], true) => vec!["resnet18".into(), "resnet50".into()],
         ([], false) => ["resnet18", "resnet50", "vgg16", "googlenet", "alexnet"]
@@ -469,7 +509,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     let mut torch_cache: std::collections::HashMap<String, Option<Measured>> = Default::default();
     for case in &cases {
         let (what, model, backend, batch) = describe(case);
-        let burn = child(case);
+        let burn = child(case, threads);
         let key = torch_key(case);
         let torch_result = match (&torch, torch_cache.get(&key)) {
             (None, _) => None,

@@ -8,6 +8,7 @@
 //! - `cargo run --release -p xtask -- bench [--quick]`: speed and memory beside PyTorch's.
 
 mod bench;
+mod bench_ops;
 mod import;
 mod info;
 mod parity;
