@@ -49,6 +49,11 @@ def time_op(op, warmup, runs):
         x = torch.randn(op["n"], op["cin"], op["size"], op["size"])
         w = torch.randn(op["cout"], op["cin"], op["k"], op["k"])
         make, call = (lambda: x), (lambda x: F.conv2d(x, w, None, op["stride"], op["pad"]))
+    elif kind == "subsampled":
+        # PyTorch runs the strided 1x1 convolution as it is.
+        x = torch.randn(op["n"], op["cin"], op["size"], op["size"])
+        w = torch.randn(op["cout"], op["cin"], 1, 1)
+        make, call = (lambda: x), (lambda x: F.conv2d(x, w, None, op["stride"]))
     elif kind == "linear":
         x = torch.randn(op["n"], op["cin"])
         w = torch.randn(op["cout"], op["cin"])

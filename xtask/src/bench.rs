@@ -287,7 +287,10 @@ fn child(case: &Case, threads: usize) -> Result<Measured> {
 }
 
 /// The last line of `output` that is a JSON value, or the failure with its last stderr line.
-pub(crate) fn last_json<T: for<'de> Deserialize<'de>>(output: &std::process::Output, who: &str) -> Result<T> {
+pub(crate) fn last_json<T: for<'de> Deserialize<'de>>(
+    output: &std::process::Output,
+    who: &str,
+) -> Result<T> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(
@@ -419,7 +422,9 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             if args.quick { 1 } else { 2 },
             args.runs.unwrap_or(if args.quick { 3 } else { 7 }),
             threads,
-            torch.as_ref().map(|t| (t.python.as_path(), t.script.as_path())),
+            torch
+                .as_ref()
+                .map(|t| (t.python.as_path(), t.script.as_path())),
             &args.out,
         )?;
         println!("\n{table}");

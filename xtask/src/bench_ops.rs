@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::module::{batch_norm, conv2d, linear, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
-use burn::tensor::{Device, Distribution, Tensor, activation::relu};
+use burn::tensor::{Device, Distribution, Tensor, activation::relu, s};
 use model_zoo::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,15 @@ pub enum Op {
         k: usize,
         stride: usize,
         pad: usize,
+        size: usize,
+    },
+    /// A strided 1x1 convolution as the zoo's ResNets run their projection shortcut: subsample
+    /// (`slice` with steps) then a 1x1 convolution at stride 1.
+    Subsampled {
+        n: usize,
+        cin: usize,
+        cout: usize,
+        stride: usize,
         size: usize,
     },
     /// BatchNorm in eval mode (running statistics).
@@ -48,6 +57,7 @@ impl Op {
             Op::Conv2d { k: 1, .. } => "conv 1x1",
             Op::Conv2d { k: 3, .. } => "conv 3x3",
             Op::Conv2d { .. } => "conv 7x7 (stem)",
+            Op::Subsampled { .. } => "conv 1x1",
             Op::BatchNorm { .. } => "batchnorm",
             Op::Relu { .. } => "relu",
             Op::Add { .. } => "add",
@@ -67,6 +77,15 @@ impl Op {
                 pad,
                 size,
             } => format!("[{n},{cin},{size},{size}] {k}x{k} -> {cout}, stride {stride}, pad {pad}"),
+            Op::Subsampled {
+                n,
+                cin,
+                cout,
+                stride,
+                size,
+            } => format!(
+                "[{n},{cin},{size},{size}] 1x1 -> {cout}, stride {stride}, as subsample + stride 1"
+            ),
             Op::BatchNorm { n, c, size }
             | Op::Relu { n, c, size }
             | Op::Add { n, c, size }
@@ -90,6 +109,16 @@ impl Op {
                 let out = (size + 2 * pad - k) / stride + 1;
                 Some(2.0 * (n * cout * out * out * cin * k * k) as f64)
             }
+            Op::Subsampled {
+                n,
+                cin,
+                cout,
+                stride,
+                size,
+            } => {
+                let out = size.div_ceil(stride);
+                Some(2.0 * (n * cout * out * out * cin) as f64)
+            }
             Op::Linear { n, cin, cout } => Some(2.0 * (n * cin * cout) as f64),
             _ => None,
         }
@@ -97,10 +126,14 @@ impl Op {
 }
 
 /// Every op of a torchvision ResNet with bottleneck blocks (`layers` blocks per stage, as
-/// `_make_layer` builds them) at batch `n` and image side `size`, with how often it occurs.
+/// `_make_layer` builds them) at batch `n` and image side `size`, with how often it occurs in the
+/// zoo's forward. The strided 1x1 shortcut convolutions run as [`Op::Subsampled`]; the plain
+/// strided `conv2d` on those shapes is listed too, with count 0, as the reproducer of why.
 pub fn bottleneck_resnet_ops(layers: [usize; 4], n: usize, size: usize) -> BTreeMap<Op, usize> {
     let mut ops = BTreeMap::new();
-    let mut add = |op: Op| *ops.entry(op).or_insert(0) += 1;
+    fn add(ops: &mut BTreeMap<Op, usize>, op: Op) {
+        *ops.entry(op).or_insert(0) += 1;
+    }
     let conv = |cin, cout, k, stride, pad, size| Op::Conv2d {
         n,
         cin,
@@ -112,10 +145,31 @@ pub fn bottleneck_resnet_ops(layers: [usize; 4], n: usize, size: usize) -> BTree
     };
     // Stem: conv 7×7/2, BN, ReLU, max-pool 3×3/2.
     let mut side = size.div_ceil(2);
-    add(conv(3, 64, 7, 2, 3, size));
-    add(Op::BatchNorm { n, c: 64, size: side });
-    add(Op::Relu { n, c: 64, size: side });
-    add(Op::MaxPool { n, c: 64, size: side });
+    add(&mut ops, conv(3, 64, 7, 2, 3, size));
+    add(
+        &mut ops,
+        Op::BatchNorm {
+            n,
+            c: 64,
+            size: side,
+        },
+    );
+    add(
+        &mut ops,
+        Op::Relu {
+            n,
+            c: 64,
+            size: side,
+        },
+    );
+    add(
+        &mut ops,
+        Op::MaxPool {
+            n,
+            c: 64,
+            size: side,
+        },
+    );
     side = side.div_ceil(2);
     let mut inplanes = 64;
     for (stage, &blocks) in layers.iter().enumerate() {
@@ -125,29 +179,109 @@ pub fn bottleneck_resnet_ops(layers: [usize; 4], n: usize, size: usize) -> BTree
             let stride = if stage > 0 && block == 0 { 2 } else { 1 };
             let out_side = side.div_ceil(stride);
             // conv1 1×1, conv2 3×3 (carries the stride, ResNet v1.5), conv3 1×1.
-            add(conv(inplanes, planes, 1, 1, 0, side));
-            add(Op::BatchNorm { n, c: planes, size: side });
-            add(Op::Relu { n, c: planes, size: side });
-            add(conv(planes, planes, 3, stride, 1, side));
-            add(Op::BatchNorm { n, c: planes, size: out_side });
-            add(Op::Relu { n, c: planes, size: out_side });
-            add(conv(planes, out_planes, 1, 1, 0, out_side));
-            add(Op::BatchNorm { n, c: out_planes, size: out_side });
-            if block == 0 {
-                add(conv(inplanes, out_planes, 1, stride, 0, side));
-                add(Op::BatchNorm { n, c: out_planes, size: out_side });
+            add(&mut ops, conv(inplanes, planes, 1, 1, 0, side));
+            add(
+                &mut ops,
+                Op::BatchNorm {
+                    n,
+                    c: planes,
+                    size: side,
+                },
+            );
+            add(
+                &mut ops,
+                Op::Relu {
+                    n,
+                    c: planes,
+                    size: side,
+                },
+            );
+            add(&mut ops, conv(planes, planes, 3, stride, 1, side));
+            add(
+                &mut ops,
+                Op::BatchNorm {
+                    n,
+                    c: planes,
+                    size: out_side,
+                },
+            );
+            add(
+                &mut ops,
+                Op::Relu {
+                    n,
+                    c: planes,
+                    size: out_side,
+                },
+            );
+            add(&mut ops, conv(planes, out_planes, 1, 1, 0, out_side));
+            add(
+                &mut ops,
+                Op::BatchNorm {
+                    n,
+                    c: out_planes,
+                    size: out_side,
+                },
+            );
+            if block == 0 && stride > 1 {
+                add(
+                    &mut ops,
+                    Op::Subsampled {
+                        n,
+                        cin: inplanes,
+                        cout: out_planes,
+                        stride,
+                        size: side,
+                    },
+                );
+                ops.entry(conv(inplanes, out_planes, 1, stride, 0, side))
+                    .or_insert(0);
+                add(
+                    &mut ops,
+                    Op::BatchNorm {
+                        n,
+                        c: out_planes,
+                        size: out_side,
+                    },
+                );
+            } else if block == 0 {
+                add(&mut ops, conv(inplanes, out_planes, 1, stride, 0, side));
+                add(
+                    &mut ops,
+                    Op::BatchNorm {
+                        n,
+                        c: out_planes,
+                        size: out_side,
+                    },
+                );
             }
-            add(Op::Add { n, c: out_planes, size: out_side });
-            add(Op::Relu { n, c: out_planes, size: out_side });
+            add(
+                &mut ops,
+                Op::Add {
+                    n,
+                    c: out_planes,
+                    size: out_side,
+                },
+            );
+            add(
+                &mut ops,
+                Op::Relu {
+                    n,
+                    c: out_planes,
+                    size: out_side,
+                },
+            );
             inplanes = out_planes;
             side = out_side;
         }
     }
-    add(Op::Linear {
-        n,
-        cin: inplanes,
-        cout: 1000,
-    });
+    add(
+        &mut ops,
+        Op::Linear {
+            n,
+            cin: inplanes,
+            cout: 1000,
+        },
+    );
     ops
 }
 
@@ -203,6 +337,26 @@ pub fn time_burn(op: &Op, device: &Device, warmup: usize, runs: usize) -> Result
                 runs,
                 || (),
                 |()| conv2d(x.clone(), w.clone(), None, options.clone()),
+            )
+        }
+        Op::Subsampled {
+            n,
+            cin,
+            cout,
+            stride,
+            size,
+        } => {
+            let x = random([n, cin, size, size], device);
+            let w = random([cout, cin, 1, 1], device);
+            let options = ConvOptions::new([1; 2], [0; 2], [1; 2], 1);
+            time_op(
+                warmup,
+                runs,
+                || (),
+                |()| {
+                    let x = x.clone().slice(s![.., .., ..;stride, ..;stride]);
+                    conv2d(x, w.clone(), None, options.clone())
+                },
             )
         }
         Op::BatchNorm { n, c, size } => {
