@@ -62,7 +62,10 @@ fn run(args: &Args) -> Result<bool> {
     let device = args.backend.device()?;
 
     let started = Instant::now();
-    let classifier = load_classifier(info, &args.weights, args.num_classes, &device)?;
+    let mut classifier = load_classifier(info, &args.weights, args.num_classes, &device)?;
+    // Inference only: BatchNorms folded into their convolutions (ResNets; the other families as
+    // they are): one pass less per layer; see `cargo xtask bench`.
+    classifier.model = classifier.model.fold_batchnorm();
     println!(
         "{} on {} (loaded in {:.2}s; resize {}, crop {})",
         classifier.source,

@@ -686,8 +686,9 @@ fn markdown_row(row: &Row) -> String {
 
 fn markdown(rows: &[Row], threads: usize) -> String {
     let mut out = format!(
-        "| what | model | backend | batch | burn | PyTorch ({threads} threads) | burn / PyTorch | \
-         burn peak RSS (MiB) | PyTorch peak RSS (MiB) | note |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|\n"
+        "| what | model | backend | batch | burn | PyTorch ({threads} thread{}) | burn / PyTorch | \
+         burn peak RSS (MiB) | PyTorch peak RSS (MiB) | note |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|\n",
+        if threads == 1 { "" } else { "s" }
     );
     for row in rows {
         out.push_str(&markdown_row(row));

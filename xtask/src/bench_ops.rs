@@ -550,11 +550,11 @@ fn markdown(rows: &[OpRow], backend: Backend, batch: usize, size: usize, threads
     }
     let burn_total: f64 = by_kind.values().map(|v| v.0).sum();
     let torch_total: f64 = by_kind.values().map(|v| v.1).sum();
-    out.push_str(&format!(
+    out.push_str(
         "\nBy kind (sum of time × count over the model):\n\n\
          | kind | burn ms | PyTorch ms | burn / PyTorch time | share of the gap |\n\
-         |---|---:|---:|---:|---:|\n"
-    ));
+         |---|---:|---:|---:|---:|\n",
+    );
     let gap = burn_total - torch_total;
     for (kind, (b, t)) in &by_kind {
         out.push_str(&format!(

@@ -360,7 +360,9 @@ fn run(cli: Cli) -> Result<()> {
             batch_size,
             skip_bad_images,
         } => {
-            let trained = load_trained(&model, &backend.device()?)?;
+            let mut trained = load_trained(&model, &backend.device()?)?;
+            // Inference only: BatchNorms folded into their convolutions (ResNets), one pass less.
+            trained.model = trained.model.fold_batchnorm();
             let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
             let evaluation = evaluate(&trained, &data, batch_size, workers, skip_bad_images)?;
             for (path, reason) in &evaluation.skipped {
@@ -393,7 +395,9 @@ fn run(cli: Cli) -> Result<()> {
             k,
             backend,
         } => {
-            let trained = load_trained(&model, &backend.device()?)?;
+            let mut trained = load_trained(&model, &backend.device()?)?;
+            // Inference only: BatchNorms folded into their convolutions (ResNets), one pass less.
+            trained.model = trained.model.fold_batchnorm();
             let k = k.clamp(1, trained.classes.len());
             for path in &images {
                 let top = predict(&trained, &[path.as_path()], k)?;
