@@ -5,7 +5,8 @@
 //! - `cargo xtask list [PATTERN]`, `cargo xtask info MODEL`: the registry and a model's layers.
 //! - `cargo xtask import MODEL [--weights W] [--from FILE]`: pretrained weights, verified,
 //!   cached and converted to Burn's format.
-//! - `cargo run --release -p xtask -- bench [--quick]`: speed and memory beside PyTorch's.
+//! - `cargo run --release -p xtask -- bench [--quick]`: speed and memory beside PyTorch's;
+//!   `bench --ops`: ResNet-50 op by op beside PyTorch, each op's share of the gap.
 
 mod bench;
 mod bench_ops;
