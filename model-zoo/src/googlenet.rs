@@ -22,7 +22,7 @@ use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::layers::{conv_config, linear_torch_default, new_classifier};
+use crate::layers::{batch_norm, conv_config, linear_torch_default, new_classifier};
 
 /// torchvision's `BasicConv2d`: convolution without bias, BatchNorm (`eps = 0.001`), ReLU.
 #[derive(Module, Debug)]
@@ -62,7 +62,7 @@ impl BasicConv2d {
 
     /// Applies convolution, BatchNorm and ReLU.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(batch_norm(&self.bn, self.conv.forward(x)))
     }
 }
 

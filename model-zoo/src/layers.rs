@@ -83,7 +83,7 @@ impl ImageLayer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             ImageLayer::Conv(conv) => conv.forward(x),
-            ImageLayer::BatchNorm(bn) => bn.forward(x),
+            ImageLayer::BatchNorm(bn) => batch_norm(bn, x),
             ImageLayer::Relu(relu) => relu.forward(x),
             ImageLayer::MaxPool(pool) => pool.forward(x),
         }
@@ -183,9 +183,28 @@ pub(crate) fn replace_last_linear(
 /// `bn(x)`, or `x` where the BatchNorm was folded away (see [`fold_batchnorm`]).
 pub(crate) fn norm(bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
     match bn {
-        Some(bn) => bn.forward(x),
+        Some(bn) => batch_norm(bn, x),
         None => x,
     }
+}
+
+/// `bn.forward(x)`. In eval mode (Burn's own test: not a training layer on an autodiff device)
+/// it is one multiply and one add per element, with the per-channel
+/// `scale = gamma / sqrt(running_var + eps)` and `shift = beta - running_mean * scale` computed
+/// on `[channels]` vectors; Burn 0.22's `batch_norm` makes four passes over the activation
+/// (subtract, divide, multiply, add), 3-6x PyTorch's time on Flex (`cargo xtask bench --ops`).
+/// Training mode is Burn's, batch statistics and running-statistics update included.
+pub(crate) fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    if device.is_autodiff() && bn.training.is_enabled() {
+        return bn.forward(x);
+    }
+    let [channels] = bn.gamma.shape().dims();
+    let mean = bn.running_mean.value().to_device(&device);
+    let var = bn.running_var.value().to_device(&device);
+    let scale = bn.gamma.val() / (var + bn.epsilon).sqrt();
+    let shift = bn.beta.val() - mean * scale.clone();
+    x * scale.reshape([1, channels, 1, 1]) + shift.reshape([1, channels, 1, 1])
 }
 
 /// `conv` followed by `bn` (in eval mode) as one convolution: each output channel `c` is
