@@ -195,39 +195,43 @@ pub(crate) fn norm(bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
 /// (subtract, divide, multiply, add), 3-6x PyTorch's time on Flex (`cargo xtask bench --ops`).
 /// Training mode is Burn's, batch statistics and running-statistics update included.
 pub(crate) fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    let device = x.device();
-    if device.is_autodiff() && bn.training.is_enabled() {
+    if x.device().is_autodiff() && bn.training.is_enabled() {
         return bn.forward(x);
     }
-    let [channels] = bn.gamma.shape().dims();
+    let (scale, shift) = eval_scale_shift(bn);
+    let [channels] = scale.dims();
+    x * scale.reshape([1, channels, 1, 1]) + shift.reshape([1, channels, 1, 1])
+}
+
+/// Eval-mode BatchNorm as `x * scale + shift` per channel: `scale = gamma / sqrt(running_var +
+/// eps)`, `shift = beta - running_mean * scale`, on the device of `gamma`. Shared by
+/// [`batch_norm`] and [`fold_batchnorm`].
+fn eval_scale_shift(bn: &BatchNorm) -> (Tensor<1>, Tensor<1>) {
+    let gamma = bn.gamma.val();
+    let device = gamma.device();
     let mean = bn.running_mean.value().to_device(&device);
     let var = bn.running_var.value().to_device(&device);
-    let scale = bn.gamma.val() / (var + bn.epsilon).sqrt();
+    let scale = gamma / (var + bn.epsilon).sqrt();
     let shift = bn.beta.val() - mean * scale.clone();
-    x * scale.reshape([1, channels, 1, 1]) + shift.reshape([1, channels, 1, 1])
+    (scale, shift)
 }
 
 /// `conv` followed by `bn` (in eval mode) as one convolution: each output channel `c` is
 /// scaled by `s = gamma[c] / sqrt(running_var[c] + eps)` and gets the bias
-/// `beta[c] + (bias[c] - running_mean[c]) * s` (`bias` 0 when the convolution had none).
+/// `beta[c] - running_mean[c] * s + bias[c] * s` (no last term when the convolution had no
+/// bias).
 /// Computed on the parameters' device, in their precision.
 pub fn fold_batchnorm(conv: Conv2d, bn: &BatchNorm) -> Conv2d {
-    let valid = bn.valid();
-    let gamma = valid.gamma.val();
-    let beta = valid.beta.val();
-    let mean = valid.running_mean.value();
-    let var = valid.running_var.value();
-    let scale = gamma.div(var.add_scalar(bn.epsilon).sqrt());
+    let (scale, shift) = eval_scale_shift(&bn.valid());
     let out_channels = scale.dims()[0];
     let weight = conv
         .weight
         .val()
         .mul(scale.clone().reshape([out_channels, 1, 1, 1]));
     let bias = match &conv.bias {
-        Some(bias) => bias.val(),
-        None => mean.zeros_like(),
+        Some(bias) => shift.add(bias.val().mul(scale)),
+        None => shift,
     };
-    let bias = beta.add(bias.sub(mean).mul(scale));
     Conv2d {
         weight: Param::from_tensor(weight),
         bias: Some(Param::from_tensor(bias)),

@@ -157,16 +157,35 @@ pub(crate) fn median(mut times: Vec<f64>) -> f64 {
 
 /// Times `run` after `warmup` untimed calls: the median of `runs`.
 fn time_runs(warmup: usize, runs: usize, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
-    for _ in 0..warmup {
-        run()?;
-    }
+    time_runs_with(warmup, runs, || (), |()| run())
+}
+
+/// [`time_runs`] where every call gets a fresh input from `setup`, made outside the clock.
+pub(crate) fn time_runs_with<I>(
+    warmup: usize,
+    runs: usize,
+    mut setup: impl FnMut() -> I,
+    mut run: impl FnMut(I) -> Result<()>,
+) -> Result<f64> {
     let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs.max(1) {
+    for i in 0..warmup + runs.max(1) {
+        let input = setup();
         let start = Instant::now();
-        run()?;
-        times.push(start.elapsed().as_secs_f64());
+        run(input)?;
+        if i >= warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
     }
     Ok(median(times))
+}
+
+/// Reads `tensor` back to the host: a GPU backend has finished computing it when this returns.
+pub(crate) fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<()> {
+    tensor
+        .into_data()
+        .try_to_vec::<f32>()
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 /// Runs one case in this process.
@@ -191,13 +210,7 @@ fn run_case(case: &Case) -> Result<Measured> {
             );
             // Reading the logits back waits for the device: GPU backends are synchronised
             // before the clock stops.
-            let seconds = time_runs(*warmup, *runs, || {
-                net.forward(x.clone())
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .map(|_| ())
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))
-            })?;
+            let seconds = time_runs(*warmup, *runs, || read_back(net.forward(x.clone())))?;
             Ok(Measured {
                 seconds,
                 images_per_second: Some(*batch as f64 / seconds),
@@ -235,13 +248,7 @@ fn run_case(case: &Case) -> Result<Measured> {
                 let output = TrainStep::step(&current, batch_data.clone());
                 // The loss read back waits for the forward; the update of each step is waited
                 // for by the next step's forward.
-                output
-                    .item
-                    .loss
-                    .clone()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                read_back(output.item.loss.clone())?;
                 classifier = Some(optimizer.step(config.lr, current, output.grads));
                 Ok(())
             })?;

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::module::{batch_norm, conv2d, linear, max_pool2d};
@@ -294,22 +293,10 @@ fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
 fn time_op<I>(
     warmup: usize,
     runs: usize,
-    mut input: impl FnMut() -> I,
+    input: impl FnMut() -> I,
     mut op: impl FnMut(I) -> Tensor<4>,
 ) -> Result<f64> {
-    let mut times = Vec::with_capacity(runs);
-    for i in 0..warmup + runs.max(1) {
-        let x = input();
-        let start = Instant::now();
-        op(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        if i >= warmup {
-            times.push(start.elapsed().as_secs_f64());
-        }
-    }
-    Ok(crate::bench::median(times))
+    crate::bench::time_runs_with(warmup, runs, input, |x| crate::bench::read_back(op(x)))
 }
 
 /// A fresh copy of `t` that no other handle shares, so an op may reuse its buffer.
