@@ -71,8 +71,7 @@ pub fn load_classifier(
 /// `(class index, probability)` from softmax, most probable first.
 pub fn top_k(logits: burn::tensor::Tensor<2>, k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
     let [batch, classes] = logits.dims();
-    let probabilities: Vec<f32> = softmax(logits, 1)
-        .into_data()
+    let probabilities: Vec<f32> = model_zoo::read_back(softmax(logits, 1), "probabilities")?
         .try_to_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("reading probabilities: {e:?}"))
         .context("top_k")?;

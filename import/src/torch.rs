@@ -166,8 +166,9 @@ impl TorchImport {
             .model_name
             .clone()
             .unwrap_or_else(|| model.family().to_string());
-        // The model's keys and shapes in PyTorch's layout (`bn.weight`, linear `[out, in]`).
-        let expected = model_shapes(&model, Some(Box::new(BurnToPyTorchAdapter)), true);
+        // The model's keys and shapes in PyTorch's layout (`bn.weight`, linear `[out, in]`),
+        // with weights the model keeps in row blocks seen whole, as torchvision has them.
+        let expected = model_zoo::layers::torch_shapes(&model);
 
         let tensors = self.read_tensors()?;
         let tensors = remap(tensors, model.key_map());
@@ -213,6 +214,13 @@ impl TorchImport {
             .filter(|t| !skipped.contains(&t.name))
             .collect();
         let loaded = to_apply.len();
+        let to_apply = model_zoo::layers::split_row_blocks(&model, to_apply).map_err(|e| {
+            ImportError::Apply {
+                path: self.path.clone(),
+                model: model_name.clone(),
+                errors: vec![e.to_string()],
+            }
+        })?;
         let result = model.apply(to_apply, None, Some(Box::new(PyTorchToBurnAdapter)), true);
         let mut errors: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
         // Keys left out on purpose come back as missing; anything else missing is a bug here.
@@ -407,20 +415,88 @@ pub fn save_burnpack<M: Importable>(model: &M, path: impl AsRef<Path>) -> Result
 }
 
 /// Saves `model` as a `.safetensors` file with PyTorch's names and layouts (Linear weights
-/// transposed back to `[out, in]`), so that `model.load_state_dict(safetensors.torch.load_file(p))`
-/// reads it in PyTorch, and [`TorchImport`] reads it back here. Written atomically.
+/// transposed back to `[out, in]`, weights kept in row blocks joined into torchvision's single
+/// tensor), so that `model.load_state_dict(safetensors.torch.load_file(p))` reads it in PyTorch,
+/// and [`TorchImport`] reads it back here. Written atomically.
 pub fn save_safetensors<M: Importable>(
     model: &M,
     path: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
     write_atomically(path.as_ref(), |tmp| {
-        let mut store = SafetensorsStore::from_file(tmp)
-            .overwrite(true)
-            .skip_enum_variants(true)
-            .with_to_adapter(BurnToPyTorchAdapter)
-            .metadata("family", model.family());
-        model.save_into(&mut store).map_err(|e| e.to_string())
+        let tensors = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
+        let tensors = model_zoo::layers::merge_row_blocks(tensors).map_err(|e| e.to_string())?;
+        let views = tensors
+            .into_iter()
+            .map(|t| Ok((t.name.clone(), SafetensorsView::new(t)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let metadata = [
+            ("format".to_string(), "pt".to_string()),
+            ("family".to_string(), model.family().to_string()),
+        ];
+        safetensors::serialize_to_file(views, Some(metadata.into_iter().collect()), tmp)
+            .map_err(|e| e.to_string())
     })
+}
+
+/// One tensor as the `safetensors` crate writes it. burn-store's safetensors writer takes a
+/// module, not a list of tensors, so it cannot write the merged row blocks. The bytes are read
+/// (back from the device) before writing starts, so that a failed read is an error rather than
+/// a damaged file: `View::data` has no error path.
+struct SafetensorsView {
+    bytes: burn::store::burn_pack::Bytes,
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+}
+
+impl SafetensorsView {
+    fn new(tensor: PackTensor) -> Result<Self, String> {
+        use burn::tensor::DType;
+        use safetensors::Dtype;
+        let dtype = match tensor.dtype {
+            DType::F64 => Dtype::F64,
+            DType::F32 | DType::Flex32 => Dtype::F32,
+            DType::F16 => Dtype::F16,
+            DType::BF16 => Dtype::BF16,
+            DType::I64 => Dtype::I64,
+            DType::I32 => Dtype::I32,
+            DType::I16 => Dtype::I16,
+            DType::I8 => Dtype::I8,
+            DType::U8 => Dtype::U8,
+            DType::Bool(_) => Dtype::BOOL,
+            other => {
+                return Err(format!(
+                    "`{}`: {other:?} has no safetensors equivalent",
+                    tensor.name
+                ));
+            }
+        };
+        let shape = tensor.shape.to_vec();
+        let name = tensor.name.clone();
+        let bytes = tensor.into_bytes().map_err(|e| format!("`{name}`: {e}"))?;
+        Ok(Self {
+            bytes,
+            dtype,
+            shape,
+        })
+    }
+}
+
+impl safetensors::View for SafetensorsView {
+    fn dtype(&self) -> safetensors::Dtype {
+        self.dtype
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.bytes)
+    }
+
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
 }
 
 /// Runs `write` on a temporary file beside `path`, then renames it into place; on any failure

@@ -11,13 +11,13 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{BatchNormConfig, DropoutConfig, PaddingConfig2d, Relu};
+use burn::nn::{BatchNormConfig, DropoutConfig, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
-    ImageLayer, VectorLayer, last_linear, linear_torch_default, replace_last_linear,
-    run_image_layers, run_vector_layers,
+    ImageLayer, VectorLayer, last_linear, linear_slot, replace_last_linear, run_image_layers,
+    run_vector_layers,
 };
 
 /// The shape of AlexNet's feature extractor.
@@ -173,14 +173,16 @@ impl AlexNetConfig {
         };
         let num_features = c5 * pooled * pooled;
         let dropout = || VectorLayer::Dropout(DropoutConfig::new(self.dropout).init());
+        // PyTorch's `nn.Linear` default initialisation (burn's default draws exactly that).
+        let linear = |d_in, d_out| linear_slot(LinearConfig::new(d_in, d_out), false, device);
         let classifier = vec![
             dropout(),
-            VectorLayer::Linear(linear_torch_default(num_features, self.hidden, device)),
+            linear(num_features, self.hidden),
             VectorLayer::Relu(Relu),
             dropout(),
-            VectorLayer::Linear(linear_torch_default(self.hidden, self.hidden, device)),
+            linear(self.hidden, self.hidden),
             VectorLayer::Relu(Relu),
-            VectorLayer::Linear(linear_torch_default(self.hidden, self.num_classes, device)),
+            linear(self.hidden, self.num_classes),
         ];
         Ok(AlexNet {
             features,

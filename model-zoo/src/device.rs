@@ -10,7 +10,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::DeviceError;
 
 /// An execution backend that this crate knows about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,8 +59,9 @@ impl Backend {
 
     /// The backend's default device (the first GPU for `wgpu` and `cuda`).
     ///
-    /// Creating the device is lazy: a `wgpu` device without any Vulkan driver fails on first use,
-    /// not here.
+    /// For `wgpu` this opens the adapter, so that a machine without one (no Vulkan loader or
+    /// driver) is a [`BackendError::Unavailable`] here, saying what to install, instead of a
+    /// panic at the first tensor.
     pub fn device(self) -> Result<Device, BackendError> {
         match self {
             #[cfg(feature = "flex")]
@@ -68,7 +71,7 @@ impl Backend {
             // burn deprecates NdArray; the product still offers it.
             Backend::NdArray => Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]
-            Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            Backend::Wgpu => wgpu_default_device(),
             #[cfg(feature = "cuda")]
             Backend::Cuda => Ok(Device::cuda(0)),
             #[allow(unreachable_patterns)]
@@ -78,6 +81,148 @@ impl Backend {
             }),
         }
     }
+}
+
+impl Backend {
+    /// The devices with these indices, for data-parallel training (one model replica each).
+    ///
+    /// `[0]` is [`Backend::device`]. A GPU backend lists its adapters (wgpu: every adapter Burn
+    /// enumerates, GPUs first; cuda: `Device::cuda(i)`) and refuses an index it does not have,
+    /// saying how many there are. The CPU backends have one device, the whole CPU: every index
+    /// names it, and replicas share its cores (which tests the data-parallel path, without a
+    /// speed-up).
+    pub fn devices(self, indices: &[usize]) -> Result<Vec<Device>, BackendError> {
+        if indices.is_empty() || indices == [0] {
+            return Ok(vec![self.device()?]);
+        }
+        match self {
+            Backend::Flex | Backend::NdArray => {
+                let device = self.device()?;
+                Ok(indices.iter().map(|_| device.clone()).collect())
+            }
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => {
+                self.device()?;
+                let all: Vec<Device> = Device::enumerate(burn::tensor::DeviceType::Wgpu)
+                    .into_iter()
+                    .collect();
+                indices
+                    .iter()
+                    .map(|&i| {
+                        all.get(i)
+                            .cloned()
+                            .ok_or_else(|| BackendError::Unavailable {
+                                name: self.name().into(),
+                                reason: format!(
+                                    "device {i} was asked for, this machine has {} wgpu adapter(s) \
+                                 (indices 0 to {})",
+                                    all.len(),
+                                    all.len().saturating_sub(1)
+                                ),
+                                hint: "name fewer devices".into(),
+                            })
+                    })
+                    .collect()
+            }
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Ok(indices.iter().map(|&i| Device::cuda(i)).collect()),
+            #[allow(unreachable_patterns)]
+            other => Err(BackendError::NotCompiled {
+                name: other.name().to_string(),
+                available: available_names(),
+            }),
+        }
+    }
+}
+
+/// The default wgpu device, opened once per process: `Device::wgpu_options().init()` reports a
+/// missing adapter as an error, where a lazily created device would panic on first use.
+#[cfg(feature = "wgpu")]
+fn wgpu_default_device() -> Result<Device, BackendError> {
+    use burn::tensor::wgpu::WgpuInitError;
+    use std::sync::OnceLock;
+
+    static OPENED: OnceLock<Result<Device, BackendError>> = OnceLock::new();
+    OPENED
+        .get_or_init(|| match Device::wgpu_options().init() {
+            Ok(device) => Ok(device),
+            Err(
+                err @ (WgpuInitError::AdapterUnavailable { .. }
+                | WgpuInitError::RequestDevice { .. }
+                | WgpuInitError::UnsupportedGraphicsApi { .. }),
+            ) => Err(BackendError::Unavailable {
+                name: "wgpu".into(),
+                reason: err.to_string(),
+                hint: "wgpu needs a Vulkan, Metal or DX12 driver. On Linux: a GPU driver with \
+                       its Vulkan ICD, or, on a machine without a GPU, lavapipe (software \
+                       Vulkan): `apt-get install mesa-vulkan-drivers libvulkan1`"
+                    .into(),
+            }),
+            // Already opened by other code in this process (a tensor made on
+            // `Device::wgpu(..)` first): that device is the one to share.
+            Err(_) => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        })
+        .clone()
+}
+
+/// The largest tensor, in bytes, that `device` can hand a kernel in one buffer
+/// (`maxStorageBufferBindingSize` on wgpu: 128 MiB on lavapipe and WebGPU's default), or `None`
+/// where the backend sets no such limit (the CPU backends). An autodiff device answers for the
+/// device it wraps.
+pub fn max_tensor_bytes(device: &Device) -> Option<u64> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        use burn::backend::DispatchDevice;
+        fn of(device: &DispatchDevice) -> Option<u64> {
+            match device {
+                DispatchDevice::Cube(cube) => Some(cube.client().properties().memory.max_page_size),
+                DispatchDevice::Autodiff(inner) => of(inner),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            }
+        }
+        of(device.as_dispatch())
+    }
+    #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+    {
+        let _ = device;
+        None
+    }
+}
+
+/// Reads `tensor` back to the host, waiting for the device: the one place where a GPU backend
+/// reports what it could not run (Burn runs lazily). A failure is a [`DeviceError::Execution`]
+/// saying what was being computed and, for an allocation, its size against the device's limit,
+/// instead of the panic of `into_data`; the device stays usable.
+pub fn read_back<const D: usize>(tensor: Tensor<D>, what: &str) -> Result<TensorData, DeviceError> {
+    let device = tensor.device();
+    tensor.try_into_data().map_err(|err| {
+        let message = err.to_string();
+        DeviceError::Execution {
+            what: what.to_string(),
+            bytes: failed_allocation(&message),
+            limit: max_tensor_bytes(&device),
+            message: message.lines().take(8).collect::<Vec<_>>().join(" | "),
+        }
+    })
+}
+
+/// The size in cubecl's "can't allocate buffer of size: N" / "out of device memory allocating N
+/// bytes", if the message holds one.
+fn failed_allocation(message: &str) -> Option<u64> {
+    [
+        "can't allocate buffer of size: ",
+        "out of device memory allocating ",
+    ]
+    .iter()
+    .find_map(|marker| {
+        let at = message.find(marker)? + marker.len();
+        let digits: String = message[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    })
 }
 
 impl fmt::Display for Backend {
@@ -106,9 +251,19 @@ fn available_names() -> String {
     }
 }
 
-/// A backend name that cannot be used in this build.
+/// A backend name that cannot be used in this build, or a backend this machine cannot open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
+    /// The backend is compiled in, but this machine has no device for it.
+    #[error("backend `{name}` has no device on this machine: {reason}. {hint}")]
+    Unavailable {
+        /// The backend's name.
+        name: String,
+        /// What the backend reported.
+        reason: String,
+        /// What to install or check.
+        hint: String,
+    },
     /// The name is not a backend this crate knows.
     #[error("unknown backend `{name}`; this build offers: {available}")]
     Unknown {
@@ -186,6 +341,29 @@ mod tests {
         for backend in available_backends() {
             assert!(message.contains(backend.name()), "{message}");
         }
+    }
+
+    #[test]
+    fn failed_allocations_are_read_from_the_message() {
+        let message = "Several failures at once\nCaused by:\n  An IO error happened\nCaused by:\n  \
+                       can't allocate buffer of size: 648000000\nNo backtrace available";
+        assert_eq!(failed_allocation(message), Some(648_000_000));
+        assert_eq!(
+            failed_allocation("out of device memory allocating 1024 bytes"),
+            Some(1024)
+        );
+        assert_eq!(failed_allocation("The device is poisoned"), None);
+        let err = DeviceError::Execution {
+            what: "logits".into(),
+            bytes: Some(648_000_000),
+            limit: Some(128 << 20),
+            message: message.into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "computing logits: the device cannot allocate a 618.0 MiB tensor, over its limit of \
+             128.0 MiB for one buffer; use a smaller batch or image size"
+        );
     }
 
     #[test]

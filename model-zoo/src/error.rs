@@ -76,6 +76,74 @@ pub enum InputError {
         /// The model.
         model: String,
     },
+    /// A tensor of the model, or the input, is larger than the device can hold in one buffer.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+}
+
+/// Something a device cannot run, found before running it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// A tensor is over the device's limit on one buffer (`maxStorageBufferBindingSize` on wgpu:
+    /// 128 MiB on lavapipe and in WebGPU by default), which Burn binds whole.
+    #[error(
+        "{model}: `{tensor}` {shape:?} takes {:.1} MiB, over this device's limit of {:.1} MiB \
+         for one buffer ({device}); {advice}",
+        *bytes as f64 / 1048576.0, *limit as f64 / 1048576.0
+    )]
+    TensorTooLarge {
+        /// The model's family.
+        model: &'static str,
+        /// The tensor: a parameter's key, or `input`.
+        tensor: String,
+        /// Its shape.
+        shape: Box<[usize]>,
+        /// Its size in bytes.
+        bytes: u64,
+        /// The device's limit in bytes.
+        limit: u64,
+        /// The device, as Burn names it.
+        device: String,
+        /// What to do about it.
+        advice: &'static str,
+    },
+    /// The device failed to run what was asked of it, found when reading a result back. Burn's
+    /// GPU backends run lazily, so a tensor the device cannot allocate (an activation over the
+    /// buffer limit, device memory exhausted) is reported here; the device stays usable.
+    #[error("{}", execution_message(.what, .bytes, .limit, .message))]
+    Execution {
+        /// What was being read (`logits`).
+        what: String,
+        /// The allocation that failed, in bytes, where the device said.
+        bytes: Option<u64>,
+        /// The device's limit on one buffer, where it has one.
+        limit: Option<u64>,
+        /// What the device reported.
+        message: String,
+    },
+}
+
+fn execution_message(
+    what: &str,
+    bytes: &Option<u64>,
+    limit: &Option<u64>,
+    message: &str,
+) -> String {
+    let mib = |b: u64| b as f64 / 1048576.0;
+    match (bytes, limit) {
+        (Some(bytes), Some(limit)) if bytes > limit => format!(
+            "computing {what}: the device cannot allocate a {:.1} MiB tensor, over its limit of \
+             {:.1} MiB for one buffer; use a smaller batch or image size",
+            mib(*bytes),
+            mib(*limit)
+        ),
+        (Some(bytes), _) => format!(
+            "computing {what}: the device could not allocate {:.1} MiB (out of device memory?); \
+             use a smaller batch or image size",
+            mib(*bytes)
+        ),
+        _ => format!("computing {what}: the device failed: {message}"),
+    }
 }
 
 /// The value of a model's `try_forward`, or a panic with its message: what every model's

@@ -32,9 +32,9 @@ pub mod transforms;
 pub mod vgg;
 
 pub use count::num_parameters;
-pub use device::{Backend, BackendError, available_backends};
+pub use device::{Backend, BackendError, available_backends, max_tensor_bytes, read_back};
 pub use error::RegistryError;
-pub use error::{ConfigError, InputError, InputSpec};
+pub use error::{ConfigError, DeviceError, InputError, InputSpec};
 pub use model::Model;
 pub use registry::{ModelInfo, WeightsInfo, create, list_models, model_info, models};
 pub use resnet::{ResNet, ResNetConfig};

@@ -1,10 +1,12 @@
 //! [`Model`]: any model of the zoo behind one type, as the registry builds it.
 
 use burn::module::{Module, ParamGroup};
+use burn::store::ModuleSnapshot;
 use burn::tensor::{Device, Tensor};
 
 use crate::alexnet::AlexNet;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::device::max_tensor_bytes;
+use crate::error::{ConfigError, DeviceError, InputError, InputSpec};
 use crate::googlenet::{GoogLeNet, GoogLeNetCifar};
 use crate::layers::VectorLayer;
 use crate::lenet::LeNet5;
@@ -78,9 +80,71 @@ impl Model {
         dispatch!(self, m => m.forward(x))
     }
 
-    /// Logits, or an error naming what is wrong with the input (channels, size, empty batch).
+    /// Logits, or an error naming what is wrong with the input (channels, size, empty batch),
+    /// or what the input's device cannot hold: a parameter or the input over its limit on one
+    /// buffer (see [`Self::check_device`]).
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+        let device = x.device();
+        if let Some(limit) = max_tensor_bytes(&device) {
+            self.check_limit(limit, &device)?;
+            let dims = x.dims().to_vec();
+            let bytes = dims.iter().product::<usize>() as u64 * x.dtype().size() as u64;
+            if bytes > limit {
+                return Err(self
+                    .too_large("input", dims, bytes, limit, &device, "use a smaller batch")
+                    .into());
+            }
+        }
         dispatch!(self, m => m.try_forward(x))
+    }
+
+    /// Checks that `device` can hold every parameter of the model in one buffer each, as Burn
+    /// binds them: wgpu devices cap a binding (128 MiB on lavapipe and in WebGPU by default).
+    /// The zoo keeps its large layers in blocks under 128 MiB (see
+    /// [`crate::layers::BlockedLinear`]), so this fails only on a device with a smaller limit,
+    /// or for a layer the zoo did not build. Always `Ok` on the CPU backends.
+    pub fn check_device(&self, device: &Device) -> Result<(), DeviceError> {
+        match max_tensor_bytes(device) {
+            Some(limit) => self.check_limit(limit, device),
+            None => Ok(()),
+        }
+    }
+
+    fn check_limit(&self, limit: u64, device: &Device) -> Result<(), DeviceError> {
+        for tensor in self.collect(None, None, true) {
+            let bytes = tensor.byte_len() as u64;
+            if bytes > limit {
+                return Err(self.too_large(
+                    &tensor.name,
+                    tensor.shape.to_vec(),
+                    bytes,
+                    limit,
+                    device,
+                    "this layer cannot run on this device",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn too_large(
+        &self,
+        tensor: &str,
+        shape: Vec<usize>,
+        bytes: u64,
+        limit: u64,
+        device: &Device,
+        advice: &'static str,
+    ) -> DeviceError {
+        DeviceError::TensorTooLarge {
+            model: self.family().name(),
+            tensor: tensor.to_string(),
+            shape: shape.into(),
+            bytes,
+            limit,
+            device: format!("{device:?}"),
+            advice,
+        }
     }
 
     /// Pooled features before the classifier.
@@ -165,6 +229,7 @@ fn last_linear_group(layers: &[VectorLayer]) -> Vec<ParamGroup> {
         .rev()
         .find_map(|layer| match layer {
             VectorLayer::Linear(linear) => Some(ParamGroup::ids_from_module(linear.clone())),
+            VectorLayer::BlockedLinear(linear) => Some(ParamGroup::ids_from_module(linear.clone())),
             _ => None,
         })
         .into_iter()

@@ -14,8 +14,8 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
-    ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, last_linear, replace_last_linear,
-    run_image_layers, run_vector_layers, zero_bias,
+    ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, last_linear, linear_slot,
+    replace_last_linear, run_image_layers, run_vector_layers, zero_bias,
 };
 
 /// One entry of a VGG configuration: a 3x3 convolution with this many output channels, or a
@@ -157,14 +157,11 @@ impl VggConfig {
             }
         }
         let linear = |d_in, d_out| {
-            let mut linear = LinearConfig::new(d_in, d_out)
-                .with_initializer(Initializer::Normal {
-                    mean: 0.0,
-                    std: 0.01,
-                })
-                .init(device);
-            linear.bias = zero_bias(linear.bias, device);
-            VectorLayer::Linear(linear)
+            let config = LinearConfig::new(d_in, d_out).with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: 0.01,
+            });
+            linear_slot(config, true, device)
         };
         let dropout = || VectorLayer::Dropout(DropoutConfig::new(self.dropout).init());
         let num_features = channels * self.pool_size * self.pool_size;
@@ -327,21 +324,45 @@ mod tests {
             "features.5.running_var",
         ];
         assert_eq!(&keys[..12], expected);
-        let classifier: Vec<String> = keys
-            .into_iter()
-            .filter(|k| k.starts_with("classifier."))
+        // The first classifier layer is kept in row blocks; torchvision's keys and shapes are
+        // what the model shows.
+        let shapes = crate::layers::torch_shapes(&model);
+        let classifier: Vec<(&str, &[usize])> = shapes
+            .iter()
+            .filter(|(k, _)| k.starts_with("classifier."))
+            .map(|(k, s)| (k.as_str(), s.as_slice()))
             .collect();
         assert_eq!(
             classifier,
             [
-                "classifier.0.weight",
-                "classifier.0.bias",
-                "classifier.3.weight",
-                "classifier.3.bias",
-                "classifier.6.weight",
-                "classifier.6.bias"
+                ("classifier.0.bias", &[4096][..]),
+                ("classifier.0.weight", &[4096, 25088][..]),
+                ("classifier.3.bias", &[4096][..]),
+                ("classifier.3.weight", &[4096, 4096][..]),
+                ("classifier.6.bias", &[1000][..]),
+                ("classifier.6.weight", &[1000, 4096][..]),
             ]
         );
+    }
+
+    #[test]
+    fn weights_over_128_mib_are_kept_in_blocks_under_it() {
+        let model = VggConfig::vgg11().init(&device()).unwrap();
+        let VectorLayer::BlockedLinear(first) = &model.classifier[0] else {
+            panic!("classifier.0 is not blocked");
+        };
+        assert_eq!(first.dims(), [25088, 4096]);
+        assert_eq!(first.row_blocks.len(), 4);
+        for tensor in burn::store::ModuleSnapshot::collect(&model, None, None, true) {
+            assert!(
+                tensor.byte_len() <= crate::layers::MAX_TENSOR_BYTES,
+                "{} is {} bytes",
+                tensor.name,
+                tensor.byte_len()
+            );
+        }
+        assert!(matches!(model.classifier[3], VectorLayer::Linear(_)));
+        assert_eq!(model.num_classes(), 1000);
     }
 
     #[test]

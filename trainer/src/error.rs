@@ -47,6 +47,9 @@ pub enum TrainError {
     /// A backend that is not compiled in or has no device.
     #[error(transparent)]
     Backend(#[from] model_zoo::BackendError),
+    /// Something the device cannot run: a layer over its buffer limit, a batch it cannot hold.
+    #[error(transparent)]
+    Device(#[from] model_zoo::DeviceError),
     /// Training stopped with an error (from Burn's learner).
     #[error("training failed: {0}")]
     Training(String),

@@ -140,10 +140,16 @@ pub fn classify(trained: &TrainedModel, paths: &[&Path]) -> Result<Vec<Vec<f32>>
         TensorData::new(pixels, [paths.len(), 3, t.crop, t.crop]),
         &device,
     );
-    let probs = softmax(trained.model.forward(x), 1);
+    let probs = softmax(
+        trained
+            .model
+            .try_forward(x)
+            .map_err(|e| TrainError::Training(e.to_string()))?,
+        1,
+    );
     let n = trained.classes.len();
-    let values: Vec<f32> = probs
-        .into_data()
+    let values: Vec<f32> = model_zoo::read_back(probs, "the predictions")
+        .map_err(|e| TrainError::Training(e.to_string()))?
         .try_into_vec::<f32>()
         .map_err(|e| TrainError::Training(format!("reading the predictions: {e:?}")))?;
     Ok(values.chunks(n).map(<[f32]>::to_vec).collect())

@@ -15,6 +15,7 @@
 //! let options = RunOptions {
 //!     dir: "runs/resnet18".into(),
 //!     backend: model_zoo::Backend::Flex,
+//!     devices: vec![0],
 //!     tui: false,
 //!     quiet: false,
 //! };

@@ -23,9 +23,22 @@ pub struct Classifier {
     pub model: Model,
     /// Label smoothing of the loss, `0` for none.
     pub label_smoothing: f32,
+    /// The loss is multiplied by this before the backward pass: `1 / devices` when training
+    /// data-parallel, since Burn sums the replicas' gradients, so that they add up to the
+    /// gradient of the mean loss over the whole (effective) batch. Reported losses are unscaled.
+    pub loss_scale: f32,
 }
 
 impl Classifier {
+    /// `model` with cross-entropy (and `label_smoothing`), its gradients unscaled.
+    pub fn new(model: Model, label_smoothing: f32) -> Self {
+        Self {
+            model,
+            label_smoothing,
+            loss_scale: 1.0,
+        }
+    }
+
     /// Logits and the cross-entropy loss of a batch, with the model as it is (training or eval
     /// behaviour is decided by the device: autodiff means training).
     pub fn forward_classification(&self, batch: ImageBatch) -> ClassificationOutput {
@@ -47,7 +60,12 @@ impl TrainStep for Classifier {
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<ClassificationOutput> {
         let item = self.forward_classification(batch);
-        TrainOutput::new(self, item.loss.backward(), item)
+        let grads = if self.loss_scale == 1.0 {
+            item.loss.backward()
+        } else {
+            (item.loss.clone() * self.loss_scale).backward()
+        };
+        TrainOutput::new(self, grads, item)
     }
 }
 
@@ -57,5 +75,48 @@ impl InferenceStep for Classifier {
 
     fn step(&self, batch: ImageBatch) -> ClassificationOutput {
         self.forward_classification(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, TensorData};
+
+    /// Data-parallel replicas each scale their loss by `1 / devices`, so that Burn's sum of
+    /// their gradients is the gradient of the mean loss: the scale must reach the gradients.
+    #[test]
+    fn the_loss_scale_scales_the_gradients_not_the_reported_loss() {
+        let device = model_zoo::Backend::Flex.device().unwrap().autodiff();
+        let model = model_zoo::create("lenet5", 3, &device).unwrap();
+        let images = Tensor::<4>::random([4, 3, 32, 32], Distribution::Default, &device);
+        let targets =
+            Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 1], [4]), &device);
+        let batch = ImageBatch { images, targets };
+        let whole = Classifier::new(model.clone(), 0.0);
+        let half = Classifier {
+            loss_scale: 0.5,
+            ..Classifier::new(model, 0.0)
+        };
+        let conv1 = |c: &Classifier, batch: ImageBatch| {
+            let output = TrainStep::step(c, batch);
+            let Model::LeNet5(lenet) = &c.model else {
+                unreachable!()
+            };
+            let grad = output
+                .grads
+                .get::<4>(lenet.conv1.weight.id)
+                .expect("conv1 has a gradient");
+            let loss = output.item.loss.into_data().try_to_vec::<f32>().unwrap()[0];
+            (grad.into_data().try_to_vec::<f32>().unwrap(), loss)
+        };
+        let (g1, l1) = conv1(&whole, batch.clone());
+        let (g2, l2) = conv1(&half, batch);
+        assert_eq!(l1, l2);
+        let norm: f32 = g1.iter().map(|g| g.abs()).sum();
+        assert!(norm > 0.0);
+        for (a, b) in g1.iter().zip(&g2) {
+            assert!((a * 0.5 - b).abs() <= 1e-6 * norm, "{a} {b}");
+        }
     }
 }

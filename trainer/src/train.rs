@@ -16,7 +16,9 @@ use burn::train::checkpoint::{
 };
 use burn::train::metric::store::{Aggregate, Direction, Split as MetricSplit};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAccuracyMetric};
-use burn::train::{Learner, SupervisedTraining};
+use burn::train::{
+    ExecutionStrategy, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
+};
 use model_zoo::registry::Preprocess;
 use model_zoo::{Backend, Model};
 
@@ -36,6 +38,10 @@ pub struct RunOptions {
     pub dir: PathBuf,
     /// Backend to train on (always with autodiff).
     pub backend: Backend,
+    /// The backend's devices to train on, data-parallel (one model replica each, Burn's
+    /// multi-device strategy) where more than one: `[0]` for the default device. The batch size
+    /// stays the effective batch: each device takes `batch_size / devices` images a step.
+    pub devices: Vec<usize>,
     /// Burn's TUI when stdout is a terminal.
     pub tui: bool,
     /// Print nothing (tests).
@@ -270,6 +276,54 @@ pub fn resume(options: &RunOptions) -> Result<TrainSummary, TrainError> {
     run(&config, options, last)
 }
 
+/// On a device with a limit on one buffer (the GPU backends), one training step on a batch of the
+/// run's size before Burn's learner starts: a layer or an activation the device cannot hold is
+/// then a [`TrainError::Device`] naming it and the limit, where inside the learner it would be a
+/// panic. It runs on a freshly initialised model of the same architecture (and the same frozen
+/// part), because a training step updates BatchNorm's running statistics, which every clone of
+/// a Burn module shares. The CPU backends have no such limit and skip it.
+fn preflight(
+    config: &TrainConfig,
+    frozen: bool,
+    batch: usize,
+    crop: usize,
+    num_classes: usize,
+    device: &Device,
+) -> Result<(), TrainError> {
+    use burn::tensor::{Distribution, Int, Tensor, TensorData};
+    use burn::train::TrainStep;
+
+    if model_zoo::max_tensor_bytes(device).is_none() {
+        return Ok(());
+    }
+    let model = model_zoo::create(&config.model, num_classes, device)?;
+    model.check_device(device)?;
+    let model = if frozen {
+        let group = backbone(&model);
+        model.freeze_group(group)
+    } else {
+        model
+    };
+    let classifier = Classifier::new(model, config.label_smoothing);
+    let batch = batch.max(1);
+    let images = Tensor::<4>::random([batch, 3, crop, crop], Distribution::Default, device);
+    let targets: Vec<i64> = (0..batch)
+        .map(|i| (i % num_classes.max(1)) as i64)
+        .collect();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [batch]), device);
+    let output = TrainStep::step(&classifier, crate::step::ImageBatch { images, targets });
+    model_zoo::read_back(output.item.loss, "a training step (the loss)")?;
+    device
+        .sync()
+        .map_err(|e| model_zoo::DeviceError::Execution {
+            what: "a training step (the gradients)".into(),
+            bytes: None,
+            limit: model_zoo::max_tensor_bytes(device),
+            message: e.to_string(),
+        })?;
+    Ok(())
+}
+
 fn run(
     config: &TrainConfig,
     options: &RunOptions,
@@ -279,7 +333,17 @@ fn run(
     let data = load_data(config)?;
     let transforms = transforms_for(config)?;
     let num_classes = data.classes.len();
-    let device = options.backend.device()?;
+    let devices = options.backend.devices(&options.devices)?;
+    let replicas = devices.len();
+    if !config.batch_size.is_multiple_of(replicas) {
+        return Err(TrainError::Config(format!(
+            "--batch-size {} is the effective batch, split over {replicas} devices: make it a \
+             multiple of {replicas}",
+            config.batch_size
+        )));
+    }
+    let device_batch = config.batch_size / replicas;
+    let device = devices[0].clone();
     let train_device = device.clone().autodiff();
     if !options.quiet {
         println!(
@@ -296,7 +360,14 @@ fn run(
             config.model,
             transforms.crop,
             transforms.crop,
-            options.backend,
+            if replicas > 1 {
+                format!(
+                    "{} x{replicas} ({device_batch} images each)",
+                    options.backend
+                )
+            } else {
+                options.backend.to_string()
+            },
             config.mode,
             if start > 0 {
                 format!("; resuming after epoch {start}")
@@ -308,12 +379,15 @@ fn run(
     let mut history = read_csv(&options.dir.join("metrics.csv"))?;
     history.retain(|r| r.epoch <= start);
 
-    let batches = data.train.len().div_ceil(config.batch_size);
+    // Each device iterates its share of the training set (Burn splits the loader in
+    // `replicas` contiguous parts, the last taking the remainder), one batch a step.
+    let largest_share = data.train.len() - (replicas - 1) * (data.train.len() / replicas);
+    let batches = largest_share.div_ceil(device_batch);
     let steps_per_epoch = batches.div_ceil(config.grad_accumulation);
     let batcher_train = ImageBatcher::new(transforms, Split::Train, config.seed);
     let batcher_val = ImageBatcher::new(transforms, Split::Eval, config.seed);
     let loader_train = DataLoaderBuilder::new(batcher_train.clone())
-        .batch_size(config.batch_size)
+        .batch_size(device_batch)
         .shuffle(config.seed.wrapping_add(start as u64))
         .num_workers(config.workers.max(1))
         .set_device(train_device.clone())
@@ -346,9 +420,17 @@ fn run(
             model
         };
         let classifier = Classifier {
-            model,
-            label_smoothing: config.label_smoothing,
+            loss_scale: 1.0 / replicas as f32,
+            ..Classifier::new(model, config.label_smoothing)
         };
+        preflight(
+            config,
+            frozen,
+            device_batch,
+            transforms.crop,
+            num_classes,
+            &train_device,
+        )?;
         let learner = Learner::new(
             classifier,
             config.optimizer(),
@@ -377,6 +459,14 @@ fn run(
                 .num_epochs(to);
         if config.grad_accumulation > 1 {
             training = training.grads_accumulation(config.grad_accumulation);
+        }
+        if replicas > 1 {
+            training = training.with_training_strategy(TrainingStrategy::Default(
+                ExecutionStrategy::multi(
+                    devices.iter().map(|d| d.clone().autodiff()).collect(),
+                    MultiDeviceOptim::OptimMainDevice,
+                ),
+            ));
         }
         if from > 0 {
             training = training.checkpoint(from);
@@ -470,11 +560,7 @@ fn save_best(
         classes.len(),
         device,
     )?;
-    let classifier = Classifier {
-        model,
-        label_smoothing: config.label_smoothing,
-    }
-    .load_record(record);
+    let classifier = Classifier::new(model, config.label_smoothing).load_record(record);
     let card = ModelCard {
         model: config.model.clone(),
         num_classes: classes.len(),

@@ -60,6 +60,7 @@ fn options(dir: PathBuf) -> RunOptions {
     RunOptions {
         dir,
         backend: Backend::Flex,
+        devices: vec![0],
         tui: false,
         quiet: true,
     }
@@ -326,4 +327,64 @@ fn trains_on_wgpu() {
         evaluation.accuracy,
         summary.best.val_accuracy
     );
+}
+
+/// An ImageFolder that a small network learns in a few epochs: dark against bright noise images.
+fn dark_and_bright(root: &Path, per_class: usize) -> PathBuf {
+    let mut seed = 7u32;
+    let mut next = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 24) as u8
+    };
+    for (split, count) in [("train", per_class), ("val", per_class / 2)] {
+        for (class, base) in [("bright", 150u8), ("dark", 40u8)] {
+            let dir = root.join("tones").join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..count {
+                let image = image::RgbImage::from_fn(32, 32, |_, _| {
+                    image::Rgb([0; 3].map(|_: u8| base.saturating_add(next() / 3)))
+                });
+                image.save(dir.join(format!("{i}.png"))).unwrap();
+            }
+        }
+    }
+    root.join("tones")
+}
+
+/// Data-parallel training on two devices (Burn's multi-device strategy; on this CPU machine two
+/// replicas on the one Flex device, which runs the same code path as two GPUs) reaches the
+/// validation accuracy of one device with the same effective batch; a batch that does not split
+/// evenly is refused.
+#[test]
+fn two_devices_train_as_well_as_one_with_the_same_effective_batch() {
+    let root = temp_dir("devices");
+    let data = dark_and_bright(&root, 48);
+    let mut config = quick_config("lenet5", &data, 4);
+    config.batch_size = 12;
+    config.optimizer = OptimizerKind::Adamw;
+    config.lr = 3e-3;
+    let run = |config: &TrainConfig, devices: Vec<usize>, dir: &str| {
+        let options = RunOptions {
+            devices,
+            ..options(root.join(dir))
+        };
+        zoo_trainer::train(config, &options)
+    };
+    let one = run(&config, vec![0], "one").unwrap();
+    let two = run(&config, vec![0, 1], "two").unwrap();
+    assert_eq!(two.history.len(), 4);
+    for summary in [&one, &two] {
+        // Chance is 50%.
+        assert!(summary.best.val_accuracy >= 95.0, "{:?}", summary.history);
+    }
+    assert!(
+        (one.best.val_accuracy - two.best.val_accuracy).abs() <= 5.0,
+        "one device {:.1}%, two {:.1}%",
+        one.best.val_accuracy,
+        two.best.val_accuracy
+    );
+
+    config.batch_size = 7;
+    let err = run(&config, vec![0, 1], "odd").unwrap_err();
+    assert!(err.to_string().contains("multiple of 2"), "{err}");
 }

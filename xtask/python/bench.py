@@ -2,6 +2,8 @@
 its own. Prints one JSON object.
 
   bench.py infer  --model resnet50 --batch 8 --size 224 --threads 2 --warmup 2 --runs 5
+      [--device cuda]  (on a GPU: the logits are copied back to the host before the clock stops,
+      as burn reads them back; a training step ends with the loss read back and a synchronize)
   bench.py train  --model resnet18 --batch 8 --size 224 --threads 2 --warmup 1 --runs 3
   bench.py import --file resnet152.pth --model resnet152 --threads 2
   bench.py write-weights --model resnet152 --out FILE   (random weights, torchvision's keys)
@@ -101,10 +103,14 @@ def main():
     parser.add_argument("--file")
     parser.add_argument("--out")
     parser.add_argument("--spec")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     result = {"engine": "pytorch", "torch": torch.__version__, "threads": args.threads}
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        result["device"] = torch.cuda.get_device_name(device)
 
     if args.what == "ops":
         print(json.dumps([time_op(op, args.warmup, args.runs) for op in json.loads(args.spec)]))
@@ -121,24 +127,29 @@ def main():
         print(json.dumps(result))
         return
 
-    model = build(args.model)
-    x = torch.randn(args.batch, 3, args.size, args.size)
+    model = build(args.model).to(device)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     if args.what == "infer":
         model.eval()
 
         def step():
             with torch.no_grad():
-                model(x)
+                # Read back, as burn's side does: on a GPU this waits for the forward.
+                model(x).cpu()
 
     else:
         model.train()
-        y = torch.randint(0, 1000, (args.batch,))
+        y = torch.randint(0, 1000, (args.batch,), device=device)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
         def step():
             optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            loss.item()
             optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
 
     median, times = timed(step, args.warmup, args.runs)
     result.update(

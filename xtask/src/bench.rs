@@ -53,6 +53,18 @@ pub struct BenchArgs {
     /// Skip PyTorch (no ratios).
     #[arg(long)]
     no_torch: bool,
+    /// Where PyTorch runs: `cpu`, or `cuda` to set a GPU backend beside PyTorch eager CUDA.
+    #[arg(long, default_value = "cpu")]
+    torch_device: String,
+    /// The model of the training-step case.
+    #[arg(long, default_value = "resnet18")]
+    train_model: String,
+    /// The batch of the training-step case.
+    #[arg(long, default_value_t = 8)]
+    train_batch: usize,
+    /// Leave out the import cases (resnet152 from `.pth` and burnpack, on Flex).
+    #[arg(long)]
+    no_import: bool,
     /// Python with torch and torchvision (default: the repo's venv).
     #[arg(long, env = "ZOO_PYTHON")]
     python: Option<PathBuf>,
@@ -181,8 +193,7 @@ pub(crate) fn time_runs_with<I>(
 
 /// Reads `tensor` back to the host: a GPU backend has finished computing it when this returns.
 pub(crate) fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<()> {
-    tensor
-        .into_data()
+    model_zoo::read_back(tensor, "the result")?
         .try_to_vec::<f32>()
         .map(|_| ())
         .map_err(|e| anyhow::anyhow!("{e:?}"))
@@ -239,10 +250,7 @@ fn run_case(case: &Case) -> Result<Measured> {
             config.optimizer = OptimizerKind::Sgd;
             config.lr = 0.01;
             let mut optimizer = config.optimizer();
-            let mut classifier = Some(Classifier {
-                model: net,
-                label_smoothing: 0.0,
-            });
+            let mut classifier = Some(Classifier::new(net, 0.0));
             let seconds = time_runs(*warmup, *runs, || {
                 let current = classifier.take().context("no model")?;
                 let output = TrainStep::step(&current, batch_data.clone());
@@ -322,6 +330,7 @@ struct Torch {
     python: PathBuf,
     script: PathBuf,
     threads: usize,
+    device: String,
 }
 
 impl Torch {
@@ -330,6 +339,7 @@ impl Torch {
             .arg(&self.script)
             .args(args)
             .args(["--threads", &self.threads.to_string()])
+            .args(["--device", &self.device])
             .output()
             .with_context(|| format!("running {}", self.python.display()))?;
         let value: Value = last_json(&output, "pytorch")?;
@@ -419,6 +429,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             python: crate::parity::python(args.python.as_deref())?,
             script: crate::parity::workspace_root().join("xtask/python/bench.py"),
             threads,
+            device: args.torch_device.clone(),
         })
     };
     if args.ops {
@@ -486,15 +497,15 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     }
     for &backend in &backends {
         cases.push(Case::Train {
-            model: "resnet18".into(),
+            model: args.train_model.clone(),
             backend: backend.name().into(),
-            batch: 8,
+            batch: args.train_batch,
             size: args.size,
             warmup: 1,
             runs: runs.min(3),
         });
     }
-    if !args.quick {
+    if !args.quick && !args.no_import {
         let file = import_file(args, torch.as_ref())?;
         let burnpack = file.with_extension("bpk");
         if !burnpack.is_file() {
@@ -565,7 +576,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         rows.push(row);
     }
     std::fs::create_dir_all(&args.out)?;
-    let table = markdown(&rows, threads);
+    let table = markdown(&rows, threads, &args.torch_device);
     std::fs::write(args.out.join("results.md"), &table)?;
     std::fs::write(
         args.out.join("results.json"),
@@ -691,11 +702,15 @@ fn markdown_row(row: &Row) -> String {
     )
 }
 
-fn markdown(rows: &[Row], threads: usize) -> String {
+fn markdown(rows: &[Row], threads: usize, torch_device: &str) -> String {
+    let torch = if torch_device == "cpu" {
+        format!("{threads} thread{}", if threads == 1 { "" } else { "s" })
+    } else {
+        format!("eager, {torch_device}")
+    };
     let mut out = format!(
-        "| what | model | backend | batch | burn | PyTorch ({threads} thread{}) | burn / PyTorch | \
-         burn peak RSS (MiB) | PyTorch peak RSS (MiB) | note |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|\n",
-        if threads == 1 { "" } else { "s" }
+        "| what | model | backend | batch | burn | PyTorch ({torch}) | burn / PyTorch | \
+         burn peak RSS (MiB) | PyTorch peak RSS (MiB) | note |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|\n"
     );
     for row in rows {
         out.push_str(&markdown_row(row));

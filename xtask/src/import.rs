@@ -138,9 +138,7 @@ pub fn run(args: &ImportArgs) -> Result<bool> {
         .with_context(|| format!("reloading {}", out.display()))?;
     let side = descriptor.map_or(224, |d| d.preprocess.crop);
     let x = Tensor::<4>::random([1, 3, side, side], Distribution::Normal(0.0, 1.0), &device);
-    let logits: Vec<f32> = model
-        .try_forward(x)?
-        .into_data()
+    let logits: Vec<f32> = model_zoo::read_back(model.try_forward(x)?, "logits")?
         .try_to_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
     if logits.len() != num_classes || logits.iter().any(|v| !v.is_finite()) {

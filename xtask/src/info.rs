@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
 use burn::tensor::Tensor;
 
 /// Arguments of `cargo xtask list`.
@@ -10,6 +9,9 @@ use burn::tensor::Tensor;
 pub struct ListArgs {
     /// Glob over model names (`resnet*`, `*resnext*`); all models when absent.
     pattern: Option<String>,
+    /// Only the names, one a line (for scripts).
+    #[arg(long)]
+    names: bool,
 }
 
 /// Arguments of `cargo xtask info`.
@@ -36,6 +38,12 @@ pub fn list(args: &ListArgs) -> Result<bool> {
     if models.is_empty() {
         println!("no model matches `{pattern}`");
         return Ok(false);
+    }
+    if args.names {
+        for info in &models {
+            println!("{}", info.name);
+        }
+        return Ok(true);
     }
     println!(
         "{:<18} {:<9} {:>9} {:>7} {:>5} {:>9}  weights (acc@1 on ImageNet-1K; * = DEFAULT)",
@@ -100,14 +108,12 @@ pub fn info(args: &InfoArgs) -> Result<bool> {
     }
     if args.params {
         println!("\n{:<48} {:<20} {:>12}", "state_dict key", "shape", "numel");
-        let mut tensors = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
-        tensors.sort_by(|a, b| a.name.cmp(&b.name));
-        for t in tensors {
-            let shape = t.shape.to_vec();
+        // torchvision's keys and shapes: weights kept in row blocks are shown whole.
+        for (name, shape) in model_zoo::layers::torch_shapes(&model) {
             let numel: usize = shape.iter().product();
             println!(
                 "{:<48} {:<20} {:>12}",
-                t.name,
+                name,
                 format!("{shape:?}"),
                 thousands(numel)
             );

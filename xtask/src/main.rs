@@ -7,9 +7,12 @@
 //!   cached and converted to Burn's format.
 //! - `cargo run --release -p xtask -- bench [--quick]`: speed and memory beside PyTorch's;
 //!   `bench --ops`: ResNet-50 op by op beside PyTorch, each op's share of the gap.
+//! - `cargo xtask gpu-bundle [--check]`: a release bundle that runs the GPU check (parity, speed,
+//!   training) on a bare GPU machine (see [`gpu_bundle`]).
 
 mod bench;
 mod bench_ops;
+mod gpu_bundle;
 mod import;
 mod info;
 mod parity;
@@ -40,6 +43,9 @@ enum Command {
     /// Inference and training speed, import time and peak memory, beside PyTorch's measured in
     /// the same run (use a release build: `cargo run --release -p xtask -- bench`).
     Bench(bench::BenchArgs),
+    /// Build the GPU check's bundle (release binaries, scripts, Vulkan loader; under 64 MiB) to
+    /// run on a bare GPU machine; `--check` runs its quick mode here on lavapipe.
+    GpuBundle(gpu_bundle::GpuBundleArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::Info(args) => info::info(&args),
         Command::Import(args) => import::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::GpuBundle(args) => gpu_bundle::run(&args),
     };
     match outcome {
         Ok(true) => std::process::ExitCode::SUCCESS,

@@ -55,7 +55,7 @@ pub struct ParityArgs {
 }
 
 pub struct Row {
-    /// Could not run on this machine's adapter (see [`SOFTWARE_VULKAN_MAX_BINDING`]).
+    /// Not checked, with the reason in `note`: a defect to fix, not a pass.
     pub skipped: bool,
     /// `max |torch logits|`, the scale the tolerance follows (above 1).
     pub reference_max: f32,
@@ -112,27 +112,7 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
             let new_rows = match outcome {
                 Ok(Ok(rows)) => rows,
                 Ok(Err(err)) => vec![error_row(name, backend, format!("{err:#}"))],
-                Err(panic) => {
-                    let message = panic_message(panic);
-                    let mut row = error_row(name, backend, message.clone());
-                    if backend == Backend::Wgpu {
-                        // wgpu reports an oversized binding either as a validation error or,
-                        // later, as a failed read; its cause goes to stderr only. So the skip is
-                        // decided by the tensor sizes: any wgpu failure of a model whose
-                        // largest weight exceeds lavapipe's limit.
-                        if let Some(bytes) =
-                            largest_tensor_bytes(name).filter(|&b| b > SOFTWARE_VULKAN_MAX_BINDING)
-                        {
-                            row.skipped = true;
-                            row.note = format!(
-                                "skipped: failed on this adapter; a {:.0} MiB weight exceeds \
-                                 lavapipe's 128 MiB storage buffer binding limit ({message})",
-                                bytes as f64 / (1 << 20) as f64
-                            );
-                        }
-                    }
-                    vec![row]
-                }
+                Err(panic) => vec![error_row(name, backend, panic_message(panic))],
             };
             for row in new_rows {
                 print_row(&row, started.elapsed().as_secs_f32());
@@ -211,8 +191,13 @@ fn default_refs_dir() -> PathBuf {
     home.join(".cache/burn-model-zoo/parity")
 }
 
+/// The repository, where `xtask/python` lives: `$ZOO_ROOT` when set (the GPU bundle sets it to
+/// the bundle's folder), else the checkout this binary was built from.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    match std::env::var_os("ZOO_ROOT") {
+        Some(root) => PathBuf::from(root),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+    }
 }
 
 /// Finds the venv's python (creating the venv if needed) unless one was given.
@@ -420,8 +405,7 @@ fn check_googlenet_aux(backend: Backend, dir: &Path, manifest: &Value) -> Result
 }
 
 fn read_back(logits: Tensor<2>) -> Result<Vec<f32>> {
-    logits
-        .into_data()
+    model_zoo::read_back(logits, "logits")?
         .try_to_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("reading logits back: {e:?}"))
 }
@@ -617,24 +601,6 @@ fn check_registry_metadata(models: &[String], python: &Path) -> Result<Vec<Strin
         }
     }
     Ok(problems)
-}
-
-/// lavapipe's `maxStorageBufferRange` (2^27 bytes). burn binds a whole tensor as one storage
-/// buffer, so a larger weight (AlexNet's and VGG's first classifier layer: 144 and 392 MiB)
-/// cannot run on it. Vulkan drivers for real GPUs state limits of GiBs, which cubecl requests.
-const SOFTWARE_VULKAN_MAX_BINDING: usize = 1 << 27;
-
-/// Bytes of the model's largest float32 tensor.
-fn largest_tensor_bytes(name: &str) -> Option<usize> {
-    use burn::store::ModuleSnapshot;
-    let device = model_zoo::available_backends().first()?.device().ok()?;
-    let info = model_zoo::model_info(name).ok()?;
-    let model = info.create(info.num_classes, &device).ok()?;
-    model
-        .collect(None, None, false)
-        .iter()
-        .map(|t| t.shape.iter().product::<usize>() * 4)
-        .max()
 }
 
 fn error_row(name: &str, backend: Backend, note: String) -> Row {

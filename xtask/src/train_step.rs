@@ -104,10 +104,7 @@ pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
     config.weight_decay = settings["weight_decay"].as_f64().context("weight_decay")?;
     let steps = settings["steps"].as_u64().context("steps")? as usize;
     let mut optimizer = config.optimizer();
-    let mut classifier = Classifier {
-        model,
-        label_smoothing: 0.0,
-    };
+    let mut classifier = Classifier::new(model, 0.0);
     let expected_losses: Vec<f32> = manifest["losses"]
         .as_array()
         .context("losses")?
@@ -117,11 +114,7 @@ pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for step in 0..steps {
         let output = TrainStep::step(&classifier, batch.clone());
-        let loss = output
-            .item
-            .loss
-            .clone()
-            .into_data()
+        let loss = model_zoo::read_back(output.item.loss.clone(), "the loss")?
             .convert::<f32>()
             .try_into_vec::<f32>()
             .map_err(|e| anyhow::anyhow!("reading the loss: {e:?}"))?;

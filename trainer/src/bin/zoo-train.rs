@@ -32,6 +32,14 @@ struct RunArgs {
     /// Backend (those compiled in: see `--help` of `zoo-train`); always with autodiff.
     #[arg(long, default_value = "flex")]
     backend: Backend,
+    /// Train data-parallel on this many devices of the backend (devices 0..N), one model
+    /// replica each (Burn's multi-device strategy); --batch-size stays the effective batch,
+    /// split evenly between them.
+    #[arg(long, default_value_t = 1, conflicts_with = "device_ids")]
+    devices: usize,
+    /// Train data-parallel on these devices of the backend (`0,2`), as --devices does.
+    #[arg(long, value_delimiter = ',')]
+    device_ids: Vec<usize>,
     /// Plain lines instead of Burn's TUI even on a terminal.
     #[arg(long)]
     no_tui: bool,
@@ -278,6 +286,11 @@ fn options(run: &RunArgs) -> RunOptions {
     RunOptions {
         dir: run.out.clone(),
         backend: run.backend,
+        devices: if run.device_ids.is_empty() {
+            (0..run.devices.max(1)).collect()
+        } else {
+            run.device_ids.clone()
+        },
         tui: !run.no_tui,
         quiet: false,
     }

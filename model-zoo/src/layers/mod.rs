@@ -8,6 +8,12 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
 
+mod blocked;
+pub use blocked::{
+    BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, merge_row_blocks, row_block_sizes,
+    split_row_blocks, torch_shapes,
+};
+
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's
 /// `conv1x1`/`conv3x3`/stem do: `dilation * (kernel - 1) / 2` on each side.
 pub(crate) fn conv_config(
@@ -96,6 +102,9 @@ impl ImageLayer {
 pub enum VectorLayer {
     /// `nn.Linear`.
     Linear(Linear),
+    /// `nn.Linear` whose weight is over [`MAX_TENSOR_BYTES`], kept as row blocks (see
+    /// [`BlockedLinear`]); torchvision's key and shape all the same.
+    BlockedLinear(BlockedLinear),
     /// `nn.ReLU`.
     Relu(Relu),
     /// `nn.Dropout` (active only on an autodiff device).
@@ -107,9 +116,35 @@ impl VectorLayer {
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         match self {
             VectorLayer::Linear(linear) => linear.forward(x),
+            VectorLayer::BlockedLinear(linear) => linear.forward(x),
             VectorLayer::Relu(relu) => relu.forward(x),
             VectorLayer::Dropout(dropout) => dropout.forward(x),
         }
+    }
+}
+
+/// A `Linear` slot of `config`'s size: one `Linear` where its `f32` weight fits in
+/// [`MAX_TENSOR_BYTES`], else a [`BlockedLinear`] (VGG's and AlexNet's first classifier layer).
+/// With `zero_bias`, the bias starts at zero (torchvision's VGG).
+pub(crate) fn linear_slot(config: LinearConfig, zero_bias: bool, device: &Device) -> VectorLayer {
+    let bytes = config.d_input * config.d_output * std::mem::size_of::<f32>();
+    let zero = |linear: Linear| {
+        if zero_bias {
+            Linear {
+                bias: self::zero_bias(linear.bias, device),
+                ..linear
+            }
+        } else {
+            linear
+        }
+    };
+    if bytes <= MAX_TENSOR_BYTES {
+        VectorLayer::Linear(zero(config.init(device)))
+    } else {
+        let blocked = BlockedLinear::new(&config, device);
+        VectorLayer::BlockedLinear(BlockedLinear {
+            row_blocks: blocked.row_blocks.into_iter().map(zero).collect(),
+        })
     }
 }
 
@@ -138,6 +173,10 @@ pub(crate) fn last_linear(layers: &[VectorLayer]) -> Option<(usize, usize, usize
         .find_map(|(i, layer)| match layer {
             VectorLayer::Linear(linear) => {
                 let [d_in, d_out] = linear.weight.shape().dims::<2>();
+                Some((i, d_in, d_out))
+            }
+            VectorLayer::BlockedLinear(linear) => {
+                let [d_in, d_out] = linear.dims();
                 Some((i, d_in, d_out))
             }
             _ => None,
@@ -170,7 +209,13 @@ pub(crate) fn replace_last_linear(
 ) -> Result<Vec<VectorLayer>, ConfigError> {
     match last_linear(&layers) {
         Some((index, d_in, _)) => {
-            layers[index] = VectorLayer::Linear(new_classifier(model, d_in, num_classes, device)?);
+            // Checks the class count; a head over the size limit is then made in blocks.
+            let head = new_classifier(model, d_in, num_classes, device)?;
+            layers[index] = if d_in * num_classes * std::mem::size_of::<f32>() > MAX_TENSOR_BYTES {
+                linear_slot(LinearConfig::new(d_in, num_classes), false, device)
+            } else {
+                VectorLayer::Linear(head)
+            };
         }
         None => {
             // No linear layer to replace; still reject zero classes like every model does.

@@ -1,0 +1,403 @@
+//! Linear layers too large for a device to bind whole, kept as row blocks.
+//!
+//! Burn binds every tensor a kernel reads as one storage buffer, and many devices cap a binding:
+//! WebGPU's default `maxStorageBufferBindingSize` is 128 MiB, and so is lavapipe's (software
+//! Vulkan) and several integrated GPUs'. VGG's first classifier weight (`[4096, 25088]`, 392 MiB)
+//! and AlexNet's (`[4096, 9216]`, 144 MiB) are over it. [`BlockedLinear`] keeps such a weight as
+//! a few `Linear` layers, each under [`MAX_TENSOR_BYTES`], over disjoint ranges of the outputs,
+//! and concatenates their outputs: each output is the same dot product as in one `Linear`, so
+//! the numbers do not change.
+//!
+//! In parameter paths the blocks sit under `row_blocks` (`classifier.0.row_blocks.1.weight`).
+//! What users and the importer see is torchvision's single tensor: [`torch_shapes`] merges the
+//! blocks back into `classifier.0.weight` `[4096, 25088]`, [`split_row_blocks`] cuts a file's
+//! tensor into the blocks before it is applied, and [`merge_row_blocks`] joins them for export.
+
+use std::collections::BTreeMap;
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::store::burn_pack::{Bytes, Tensor as PackTensor};
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
+use burn::tensor::{Device, Tensor};
+
+/// The largest tensor the zoo keeps in one piece, in bytes: 128 MiB, WebGPU's default
+/// `maxStorageBufferBindingSize` (and lavapipe's limit).
+pub const MAX_TENSOR_BYTES: usize = 128 << 20;
+
+/// The field that holds the blocks, as it appears in parameter paths.
+pub const ROW_BLOCKS: &str = "row_blocks";
+
+/// A linear layer whose weight is kept as row blocks (ranges of output features), each under
+/// [`MAX_TENSOR_BYTES`] in `f32`. Equal to one `Linear` of the whole size; see the module docs.
+#[derive(Module, Debug)]
+pub struct BlockedLinear {
+    /// `Linear` layers over consecutive ranges of the outputs, in order.
+    pub row_blocks: Vec<Linear>,
+}
+
+/// How many `f32` rows of `row_bytes` each fit under [`MAX_TENSOR_BYTES`], split as evenly as
+/// possible over the fewest blocks: `[4096]` stays whole when it fits.
+pub fn row_block_sizes(rows: usize, row_bytes: usize) -> Vec<usize> {
+    let total = rows.saturating_mul(row_bytes);
+    let blocks = total.div_ceil(MAX_TENSOR_BYTES).clamp(1, rows.max(1));
+    (0..blocks)
+        .map(|i| rows / blocks + usize::from(i < rows % blocks))
+        .collect()
+}
+
+impl BlockedLinear {
+    /// A `Linear` of `config`'s size, as blocks of output features each under
+    /// [`MAX_TENSOR_BYTES`], every block initialised as `config` says (the fan-in, and so the
+    /// initial distribution, is the whole layer's).
+    pub fn new(config: &LinearConfig, device: &Device) -> Self {
+        let row_bytes = config.d_input * std::mem::size_of::<f32>();
+        let row_blocks = row_block_sizes(config.d_output, row_bytes)
+            .into_iter()
+            .map(|rows| {
+                LinearConfig {
+                    d_output: rows,
+                    ..config.clone()
+                }
+                .init(device)
+            })
+            .collect();
+        Self { row_blocks }
+    }
+
+    /// Input and output features of the whole layer.
+    pub fn dims(&self) -> [usize; 2] {
+        let d_in = self
+            .row_blocks
+            .first()
+            .map_or(0, |b| b.weight.shape().dims::<2>()[0]);
+        let d_out = self
+            .row_blocks
+            .iter()
+            .map(|b| b.weight.shape().dims::<2>()[1])
+            .sum();
+        [d_in, d_out]
+    }
+
+    /// `x W^T + b` with the whole weight.
+    ///
+    /// # Shapes
+    /// - input: `[batch, d_input]`
+    /// - output: `[batch, d_output]`
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match self.row_blocks.as_slice() {
+            [single] => single.forward(x),
+            blocks => Tensor::cat(blocks.iter().map(|b| b.forward(x.clone())).collect(), 1),
+        }
+    }
+}
+
+/// `prefix.row_blocks.3.weight` → (`prefix.weight`, 3).
+fn parse_block_key(key: &str) -> Option<(String, usize)> {
+    let marker = format!("{ROW_BLOCKS}.");
+    let (prefix, rest) = if let Some(rest) = key.strip_prefix(&marker) {
+        ("", rest)
+    } else {
+        let at = key.find(&format!(".{marker}"))?;
+        (&key[..at + 1], &key[at + 1 + marker.len()..])
+    };
+    let (index, param) = rest.split_once('.')?;
+    Some((format!("{prefix}{param}"), index.parse().ok()?))
+}
+
+/// The model's tensors as PyTorch names and shapes them (`BurnToPyTorchAdapter`, enum variants
+/// skipped), with row blocks merged: exactly the keys and shapes of torchvision's state_dict
+/// (less `num_batches_tracked`).
+pub fn torch_shapes<M: ModuleSnapshot>(model: &M) -> BTreeMap<String, Vec<usize>> {
+    let mut shapes = BTreeMap::new();
+    let mut blocks: BTreeMap<String, Vec<(usize, Vec<usize>)>> = BTreeMap::new();
+    for tensor in model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
+        let shape = tensor.shape.to_vec();
+        match parse_block_key(&tensor.name) {
+            Some((merged, index)) => blocks.entry(merged).or_default().push((index, shape)),
+            None => {
+                shapes.insert(tensor.name.clone(), shape);
+            }
+        }
+    }
+    for (key, mut parts) in blocks {
+        parts.sort_by_key(|(index, _)| *index);
+        let mut shape = parts[0].1.clone();
+        shape[0] = parts.iter().map(|(_, s)| s[0]).sum();
+        shapes.insert(key, shape);
+    }
+    shapes
+}
+
+/// The row blocks a model keeps: for each merged PyTorch key, its blocks' keys in order with
+/// their row counts.
+fn block_layout<M: ModuleSnapshot>(model: &M) -> BTreeMap<String, Vec<(String, usize)>> {
+    let mut layout: BTreeMap<String, Vec<(usize, String, usize)>> = BTreeMap::new();
+    for tensor in model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
+        if let Some((merged, index)) = parse_block_key(&tensor.name) {
+            let rows = tensor.shape.to_vec().first().copied().unwrap_or(0);
+            layout
+                .entry(merged)
+                .or_default()
+                .push((index, tensor.name.clone(), rows));
+        }
+    }
+    layout
+        .into_iter()
+        .map(|(key, mut parts)| {
+            parts.sort_by_key(|(index, _, _)| *index);
+            let parts = parts
+                .into_iter()
+                .map(|(_, name, rows)| (name, rows))
+                .collect();
+            (key, parts)
+        })
+        .collect()
+}
+
+/// A row-block operation that the tensors given cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{key}`: {message}")]
+pub struct RowBlockError {
+    /// The tensor's PyTorch key.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Cuts each tensor (PyTorch names and layout, as read from a torchvision file) that `model`
+/// keeps in row blocks into those blocks, named as the model names them, ready for
+/// `ModuleSnapshot::apply` with `PyTorchToBurnAdapter`. The file's bytes are shared, not copied,
+/// where the reader allows it. Tensors the model keeps whole pass through unchanged; shapes
+/// must already have been checked against [`torch_shapes`].
+pub fn split_row_blocks<M: ModuleSnapshot>(
+    model: &M,
+    tensors: Vec<PackTensor>,
+) -> Result<Vec<PackTensor>, RowBlockError> {
+    let layout = block_layout(model);
+    if layout.is_empty() {
+        return Ok(tensors);
+    }
+    let mut out = Vec::with_capacity(tensors.len());
+    for tensor in tensors {
+        let Some(parts) = layout.get(&tensor.name) else {
+            out.push(tensor);
+            continue;
+        };
+        let key = tensor.name.clone();
+        let fail = |message: String| RowBlockError {
+            key: key.clone(),
+            message,
+        };
+        let shape = tensor.shape.to_vec();
+        let rows = shape.first().copied().unwrap_or(0);
+        let byte_len = tensor.byte_len();
+        if rows == 0 || byte_len % rows != 0 {
+            return Err(fail(format!(
+                "cannot cut {byte_len} bytes of shape {shape:?} into rows"
+            )));
+        }
+        let row_bytes = byte_len / rows;
+        let (dtype, param_id) = (tensor.dtype, tensor.param_id);
+        let bytes = tensor
+            .into_bytes()
+            .map_err(|e| fail(e.to_string()))?
+            .shared();
+        let mut start = 0;
+        for (name, block_rows) in parts {
+            let end = start + block_rows;
+            let (from, to) = (start * row_bytes, end * row_bytes);
+            let window = match bytes.view(from, to) {
+                Ok(window) => window,
+                // A reader whose bytes cannot be windowed: copy this block.
+                Err(_) => Bytes::from_bytes_vec(read_range(&bytes, from, to)),
+            };
+            let mut block_shape = shape.clone();
+            block_shape[0] = *block_rows;
+            out.push(PackTensor::new(
+                name.clone(),
+                dtype,
+                block_shape,
+                param_id,
+                window,
+            ));
+            start = end;
+        }
+        if start != rows {
+            return Err(fail(format!(
+                "the model's blocks hold {start} rows, the tensor {rows}"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn read_range(bytes: &Bytes, from: usize, to: usize) -> Vec<u8> {
+    bytes[from..to].to_vec()
+}
+
+/// Joins row blocks (PyTorch names and layout, as `collect` with `BurnToPyTorchAdapter` gives
+/// them) back into torchvision's single tensors, for export. Other tensors pass through.
+pub fn merge_row_blocks(tensors: Vec<PackTensor>) -> Result<Vec<PackTensor>, RowBlockError> {
+    let mut out = Vec::with_capacity(tensors.len());
+    let mut groups: BTreeMap<String, Vec<(usize, PackTensor)>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for tensor in tensors {
+        match parse_block_key(&tensor.name) {
+            Some((merged, index)) => {
+                if !groups.contains_key(&merged) {
+                    order.push(merged.clone());
+                }
+                groups.entry(merged).or_default().push((index, tensor));
+            }
+            None => out.push(tensor),
+        }
+    }
+    for key in order {
+        let Some(mut parts) = groups.remove(&key) else {
+            continue;
+        };
+        parts.sort_by_key(|(index, _)| *index);
+        let fail = |message: String| RowBlockError {
+            key: key.clone(),
+            message,
+        };
+        let first = &parts[0].1;
+        let (dtype, param_id) = (first.dtype, first.param_id);
+        let mut shape = first.shape.to_vec();
+        shape[0] = parts.iter().map(|(_, t)| t.shape.to_vec()[0]).sum();
+        let mut data = Vec::with_capacity(parts.iter().map(|(_, t)| t.byte_len()).sum());
+        for (_, part) in parts {
+            let bytes = part.into_bytes().map_err(|e| fail(e.to_string()))?;
+            data.extend_from_slice(&bytes);
+        }
+        out.push(PackTensor::new(
+            key.clone(),
+            dtype,
+            shape,
+            param_id,
+            Bytes::from_bytes_vec(data),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::store::PyTorchToBurnAdapter;
+    use burn::tensor::TensorData;
+
+    use crate::device::test_device as device;
+
+    #[test]
+    fn blocks_stay_under_the_limit_and_cover_every_row() {
+        // VGG's classifier.0 ([4096, 25088] f32) and AlexNet's ([4096, 9216]).
+        assert_eq!(row_block_sizes(4096, 25088 * 4), [1024; 4]);
+        assert_eq!(row_block_sizes(4096, 9216 * 4), [2048; 2]);
+        assert_eq!(row_block_sizes(4096, 4096 * 4), [4096]);
+        for (rows, row_bytes) in [(4097, 100_000), (7, 40_000_000), (1, 1 << 30), (0, 4)] {
+            let sizes = row_block_sizes(rows, row_bytes);
+            assert_eq!(sizes.iter().sum::<usize>(), rows);
+            if rows > 1 {
+                assert!(sizes.iter().all(|r| r * row_bytes <= MAX_TENSOR_BYTES));
+            }
+        }
+    }
+
+    #[test]
+    fn block_keys_parse_to_the_merged_key() {
+        assert_eq!(
+            parse_block_key("classifier.0.row_blocks.3.weight"),
+            Some(("classifier.0.weight".into(), 3))
+        );
+        assert_eq!(
+            parse_block_key("row_blocks.0.bias"),
+            Some(("bias".into(), 0))
+        );
+        assert_eq!(parse_block_key("classifier.0.weight"), None);
+        assert_eq!(parse_block_key("blocks.0.weight"), None);
+    }
+
+    /// A model holding one blocked layer, small enough for a test: the blocks are made by hand.
+    #[derive(Module, Debug)]
+    struct Holder {
+        fc: BlockedLinear,
+    }
+
+    fn holder(rows: &[usize], d_in: usize, device: &Device) -> Holder {
+        let row_blocks = rows
+            .iter()
+            .map(|&r| LinearConfig::new(d_in, r).init(device))
+            .collect();
+        Holder {
+            fc: BlockedLinear { row_blocks },
+        }
+    }
+
+    #[test]
+    fn blocks_compute_one_linear_and_round_trip_through_torch_layout() {
+        let device = device();
+        let model = holder(&[3, 2], 4, &device);
+        assert_eq!(model.fc.dims(), [4, 5]);
+        let shapes = torch_shapes(&model);
+        assert_eq!(shapes["fc.weight"], [5, 4]);
+        assert_eq!(shapes["fc.bias"], [5]);
+        assert_eq!(shapes.len(), 2);
+
+        // Export: one torchvision tensor each, rows in block order.
+        let exported =
+            merge_row_blocks(model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true))
+                .unwrap();
+        let weight = exported.iter().find(|t| t.name == "fc.weight").unwrap();
+        assert_eq!(weight.shape.to_vec(), [5, 4]);
+
+        // The same values as one Linear with that weight.
+        let w: Vec<f32> = bytes_f32(weight);
+        let b: Vec<f32> = bytes_f32(exported.iter().find(|t| t.name == "fc.bias").unwrap());
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, -2.0, 0.5, 3.0], [1, 4]),
+            &device,
+        );
+        let got = model.fc.forward(x).into_data().try_to_vec::<f32>().unwrap();
+        for o in 0..5 {
+            let expected: f32 = b[o]
+                + [1.0f32, -2.0, 0.5, 3.0]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, xi)| w[o * 4 + i] * xi)
+                    .sum::<f32>();
+            assert!(
+                (got[o] - expected).abs() < 1e-5,
+                "{o}: {} vs {expected}",
+                got[o]
+            );
+        }
+
+        // Import: the merged tensors split back into the blocks reproduce the model.
+        let mut copy = holder(&[3, 2], 4, &device);
+        let split = split_row_blocks(&copy, exported).unwrap();
+        let names: Vec<&str> = split.iter().map(|t| t.name.as_str()).collect();
+        assert!(names.contains(&"fc.row_blocks.1.weight"), "{names:?}");
+        let result = copy.apply(split, None, Some(Box::new(PyTorchToBurnAdapter)), true);
+        assert!(
+            result.errors.is_empty() && result.missing.is_empty(),
+            "{result:?}"
+        );
+        for (a, b) in model.fc.row_blocks.iter().zip(&copy.fc.row_blocks) {
+            a.weight
+                .val()
+                .into_data()
+                .assert_eq(&b.weight.val().into_data(), true);
+        }
+    }
+
+    fn bytes_f32(tensor: &PackTensor) -> Vec<f32> {
+        tensor
+            .to_bytes()
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+}
