@@ -1,6 +1,6 @@
 //! [`Model`]: any model of the zoo behind one type, as the registry builds it.
 
-use burn::module::{Module, ParamGroup};
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::store::ModuleSnapshot;
 use burn::tensor::{Device, Tensor};
 
@@ -111,6 +111,13 @@ impl Model {
     }
 
     fn check_limit(&self, limit: u64, device: &Device) -> Result<(), DeviceError> {
+        // The common case, every tensor within the limit, reads shapes only; the names are
+        // collected when one is over.
+        let mut largest = LargestTensor::default();
+        self.visit(&mut largest);
+        if largest.bytes <= limit {
+            return Ok(());
+        }
         for tensor in self.collect(None, None, true) {
             let bytes = tensor.byte_len() as u64;
             if bytes > limit {
@@ -220,6 +227,19 @@ impl Model {
             Model::ResNet(m) => Model::ResNet(m.reset_classifier(num_classes, device)?),
             Model::Vgg(m) => Model::Vgg(m.reset_classifier(num_classes, device)?),
         })
+    }
+}
+
+/// The size in bytes of a module's largest float tensor.
+#[derive(Default)]
+struct LargestTensor {
+    bytes: u64,
+}
+
+impl ModuleVisitor for LargestTensor {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let bytes = param.shape().num_elements() as u64 * param.val().dtype().size() as u64;
+        self.bytes = self.bytes.max(bytes);
     }
 }
 

@@ -58,6 +58,7 @@ fn a_layer_over_the_limit_is_an_error_and_the_zoos_blocks_run() {
     assert_eq!(*bytes, 25088 * 4096 * 4);
     assert_eq!(*stated, limit);
     let message = err.to_string();
+    eprintln!("{message}");
     assert!(
         message.contains("classifier.0.weight") && message.contains("392.0 MiB"),
         "{message}"
@@ -88,6 +89,7 @@ fn an_activation_over_the_limit_is_an_error_and_the_device_lives_on() {
         "{err}"
     );
     let message = err.to_string();
+    eprintln!("{message}");
     assert!(message.contains("over its limit of 128.0 MiB"), "{message}");
     // Nothing is poisoned: the same model runs the next input.
     let x = Tensor::<4>::random([1, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);

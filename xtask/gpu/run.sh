@@ -21,11 +21,19 @@ zoo_train=$here/bin/zoo-train
 started=$SECONDS
 elapsed() { echo "$((SECONDS - started)) s"; }
 
-# The Vulkan loader: a bare GPU image may lack it; the bundle carries Debian's libvulkan1.
+# The Vulkan loader (and the GL dispatch libraries NVIDIA's Vulkan driver loads): a bare GPU
+# image may lack them; the bundle carries Debian's packages. As root they are unpacked into /
+# (the lending workplace's own recipe), otherwise beside the bundle.
 if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
-  for deb in "$here"/debs/*.deb; do dpkg -x "$deb" "$work/sysroot"; done
-  export LD_LIBRARY_PATH=$work/sysroot/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  echo "vulkan loader: from the bundle ($work/sysroot)"
+  if [ "$(id -u)" = 0 ]; then
+    for deb in "$here"/debs/*.deb; do dpkg -x "$deb" /; done
+    ldconfig
+    echo "vulkan loader: unpacked from the bundle into /"
+  else
+    for deb in "$here"/debs/*.deb; do dpkg -x "$deb" "$work/sysroot"; done
+    export LD_LIBRARY_PATH=$work/sysroot/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    echo "vulkan loader: from the bundle ($work/sysroot)"
+  fi
 fi
 # NVIDIA's Vulkan driver, where no ICD is registered in the usual places.
 if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] \
@@ -33,6 +41,8 @@ if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] \
   for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/nvidia/nvidia_icd.json; do
     if [ -f "$icd" ]; then export VK_DRIVER_FILES=$icd; echo "vulkan driver: $icd"; break; fi
   done
+  egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+  [ -f "$egl" ] && export __EGL_VENDOR_LIBRARY_FILENAMES=$egl
 fi
 
 {
@@ -54,7 +64,7 @@ else
   bench_models=resnet50,vgg16
   "$xtask" list --names | grep -qx mobilenet_v3_large && bench_models=mobilenet_v3_large,$bench_models
   bench_args=(--models "$bench_models" --batches 1,32,128 --train-model resnet50 --train-batch 32 --runs 5)
-  train_epochs=3 train_model=resnet18 limit_parity=200 limit_bench=200 limit_train=90
+  train_epochs=3 train_model=resnet18 limit_parity=240 limit_bench=180 limit_train=90
 fi
 
 echo "== parity on wgpu against PyTorch on this machine ($(elapsed))"

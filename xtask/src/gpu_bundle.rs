@@ -3,8 +3,8 @@
 //!
 //! - `bin/xtask`, `bin/zoo-train`: release builds with the wgpu backend, stripped;
 //! - `xtask/python/`: the reference and benchmark scripts (`ZOO_ROOT` points there);
-//! - `debs/`: Debian's Vulkan loader (`libvulkan1`), unpacked by `run.sh` where the machine
-//!   has none;
+//! - `debs/`: Debian's Vulkan loader (`libvulkan1`) and GL dispatch libraries, unpacked by
+//!   `run.sh` where the machine has no loader;
 //! - `run.sh`: the driver (`xtask/gpu/run.sh`): parity on wgpu against PyTorch on that machine,
 //!   inference and training speed beside PyTorch eager CUDA, and a short `zoo-train` run, as
 //!   tables under `$OUT`.
@@ -22,8 +22,17 @@ use crate::parity::workspace_root;
 /// What may travel to the GPU machine with the working tree.
 const MAX_BUNDLE_BYTES: u64 = 64 << 20;
 
-/// The Debian packages that make up the Vulkan loader.
-const DEBS: [&str; 1] = ["libvulkan1"];
+/// Debian's Vulkan loader, and the GL dispatch libraries NVIDIA's Vulkan driver loads (the
+/// lending workplace's list for headless Vulkan on its GPU machines).
+const DEBS: [&str; 7] = [
+    "libvulkan1",
+    "libegl1",
+    "libglvnd0",
+    "libopengl0",
+    "libgl1",
+    "libglx0",
+    "libgles2",
+];
 
 /// Arguments of `cargo xtask gpu-bundle`.
 #[derive(clap::Args)]
