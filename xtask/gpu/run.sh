@@ -16,10 +16,22 @@ work=${ZOO_GPU_WORK:-/tmp/zoo-gpu}
 mkdir -p "$out" "$work"
 export ZOO_ROOT=$here ZOO_CACHE=$work/cache ZOO_PYTHON=${ZOO_PYTHON:-$(command -v python3)}
 export PYTHONUNBUFFERED=1 RUST_BACKTRACE=1
-xtask=$here/bin/xtask
-zoo_train=$here/bin/zoo-train
 started=$SECONDS
 elapsed() { echo "$((SECONDS - started)) s"; }
+
+# The binaries travel compressed (xz); unpack them with xz, or Python's lzma where xz is absent.
+mkdir -p "$work/bin"
+for name in xtask zoo-train; do
+  if command -v xz >/dev/null; then
+    xz -dc "$here/bin/$name.xz" >"$work/bin/$name"
+  else
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+      "$here/bin/$name.xz" "$work/bin/$name"
+  fi
+  chmod +x "$work/bin/$name"
+done
+xtask=$work/bin/xtask
+zoo_train=$work/bin/zoo-train
 
 # The Vulkan loader (and the GL dispatch libraries NVIDIA's Vulkan driver loads): a bare GPU
 # image may lack them; the bundle carries Debian's packages. As root they are unpacked into /

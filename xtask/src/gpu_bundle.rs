@@ -1,7 +1,8 @@
 //! `cargo xtask gpu-bundle`: everything the GPU check needs on a bare GPU machine (no Rust, no
 //! network, Python with torch already there), in one folder under 64 MiB:
 //!
-//! - `bin/xtask`, `bin/zoo-train`: release builds with the wgpu backend, stripped;
+//! - `bin/xtask.xz`, `bin/zoo-train.xz`: release builds with the wgpu backend, stripped and
+//!   compressed;
 //! - `xtask/python/`: the reference and benchmark scripts (`ZOO_ROOT` points there);
 //! - `debs/`: Debian's Vulkan loader (`libvulkan1`) and GL dispatch libraries, unpacked by
 //!   `run.sh` where the machine has no loader;
@@ -91,10 +92,19 @@ pub fn run(args: &GpuBundleArgs) -> Result<bool> {
                 from.display()
             )
         })?;
-        // Symbols are most of a release binary's size; the bundle must stay under 64 MiB.
+        // The bundle must stay under 64 MiB: a stripped binary with burn's three backends is
+        // about 90 MiB, xz makes it about 16. `run.sh` unpacks it (xz, or Python's lzma).
         match Command::new("strip").arg(&to).status() {
             Ok(s) if s.success() => {}
             _ => eprintln!("note: could not strip {} (binutils' strip)", to.display()),
+        }
+        let status = Command::new("xz")
+            .args(["-T2", "-6", "-f"])
+            .arg(&to)
+            .status()
+            .context("running xz (Debian's xz-utils) to compress the binaries")?;
+        if !status.success() {
+            bail!("xz failed on {}", to.display());
         }
     }
     let python = out.join("xtask/python");
@@ -141,9 +151,12 @@ pub fn run(args: &GpuBundleArgs) -> Result<bool> {
     );
     if args.check {
         println!("\nchecking the bundle's quick mode on this machine's wgpu adapter");
+        // Here torch lives in the repository's venv; on a GPU machine it is the system python.
+        let python = crate::parity::python(None)?;
         let status = Command::new("bash")
             .arg(out.join("run.sh"))
             .arg("--quick")
+            .env("ZOO_PYTHON", python)
             .env("OUT", out.join("check"))
             .env("ZOO_GPU_WORK", out.join("check-work"))
             .status()?;
