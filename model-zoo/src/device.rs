@@ -81,9 +81,7 @@ impl Backend {
             }),
         }
     }
-}
 
-impl Backend {
     /// The devices with these indices, for data-parallel training (one model replica each).
     ///
     /// `[0]` is [`Backend::device`]. A GPU backend lists its adapters (wgpu: every adapter Burn
@@ -196,15 +194,28 @@ pub fn max_tensor_bytes(device: &Device) -> Option<u64> {
 /// instead of the panic of `into_data`; the device stays usable.
 pub fn read_back<const D: usize>(tensor: Tensor<D>, what: &str) -> Result<TensorData, DeviceError> {
     let device = tensor.device();
-    tensor.try_into_data().map_err(|err| {
-        let message = err.to_string();
-        DeviceError::Execution {
-            what: what.to_string(),
-            bytes: failed_allocation(&message),
-            limit: max_tensor_bytes(&device),
-            message: message.lines().take(8).collect::<Vec<_>>().join(" | "),
-        }
-    })
+    tensor
+        .try_into_data()
+        .map_err(|err| execution_error(&err, what, &device))
+}
+
+/// Waits for everything queued on `device`, as [`read_back`] does for one tensor: what the
+/// device could not run (the gradients of a training step, say) is a
+/// [`DeviceError::Execution`], not a panic.
+pub fn sync(device: &Device, what: &str) -> Result<(), DeviceError> {
+    device
+        .sync()
+        .map_err(|err| execution_error(&err, what, device))
+}
+
+fn execution_error(err: &impl fmt::Display, what: &str, device: &Device) -> DeviceError {
+    let message = err.to_string();
+    DeviceError::Execution {
+        what: what.to_string(),
+        bytes: failed_allocation(&message),
+        limit: max_tensor_bytes(device),
+        message: message.lines().take(8).collect::<Vec<_>>().join(" | "),
+    }
 }
 
 /// The size in cubecl's "can't allocate buffer of size: N" / "out of device memory allocating N

@@ -32,7 +32,7 @@ pub mod transforms;
 pub mod vgg;
 
 pub use count::num_parameters;
-pub use device::{Backend, BackendError, available_backends, max_tensor_bytes, read_back};
+pub use device::{Backend, BackendError, available_backends, max_tensor_bytes, read_back, sync};
 pub use error::RegistryError;
 pub use error::{ConfigError, DeviceError, InputError, InputSpec};
 pub use model::Model;

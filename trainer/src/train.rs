@@ -313,14 +313,7 @@ fn preflight(
     let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [batch]), device);
     let output = TrainStep::step(&classifier, crate::step::ImageBatch { images, targets });
     model_zoo::read_back(output.item.loss, "a training step (the loss)")?;
-    device
-        .sync()
-        .map_err(|e| model_zoo::DeviceError::Execution {
-            what: "a training step (the gradients)".into(),
-            bytes: None,
-            limit: model_zoo::max_tensor_bytes(device),
-            message: e.to_string(),
-        })?;
+    model_zoo::sync(device, "a training step (the gradients)")?;
     Ok(())
 }
 

@@ -109,21 +109,16 @@ fn parse_block_key(key: &str) -> Option<(String, usize)> {
 /// skipped), with row blocks merged: exactly the keys and shapes of torchvision's state_dict
 /// (less `num_batches_tracked`).
 pub fn torch_shapes<M: ModuleSnapshot>(model: &M) -> BTreeMap<String, Vec<usize>> {
-    let mut shapes = BTreeMap::new();
-    let mut blocks: BTreeMap<String, Vec<(usize, Vec<usize>)>> = BTreeMap::new();
-    for tensor in model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
-        let shape = tensor.shape.to_vec();
-        match parse_block_key(&tensor.name) {
-            Some((merged, index)) => blocks.entry(merged).or_default().push((index, shape)),
-            None => {
-                shapes.insert(tensor.name.clone(), shape);
-            }
-        }
-    }
-    for (key, mut parts) in blocks {
-        parts.sort_by_key(|(index, _)| *index);
-        let mut shape = parts[0].1.clone();
-        shape[0] = parts.iter().map(|(_, s)| s[0]).sum();
+    let tensors = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
+    let (whole, groups) = group_blocks(
+        tensors
+            .into_iter()
+            .map(|t| (t.name.clone(), t.shape.to_vec())),
+    );
+    let mut shapes: BTreeMap<String, Vec<usize>> = whole.into_iter().collect();
+    for (key, parts) in groups {
+        let mut shape = parts[0].clone();
+        shape[0] = parts.iter().map(|s| s[0]).sum();
         shapes.insert(key, shape);
     }
     shapes
@@ -132,27 +127,39 @@ pub fn torch_shapes<M: ModuleSnapshot>(model: &M) -> BTreeMap<String, Vec<usize>
 /// The row blocks a model keeps: for each merged PyTorch key, its blocks' keys in order with
 /// their row counts.
 fn block_layout<M: ModuleSnapshot>(model: &M) -> BTreeMap<String, Vec<(String, usize)>> {
-    let mut layout: BTreeMap<String, Vec<(usize, String, usize)>> = BTreeMap::new();
-    for tensor in model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
-        if let Some((merged, index)) = parse_block_key(&tensor.name) {
-            let rows = tensor.shape.to_vec().first().copied().unwrap_or(0);
-            layout
-                .entry(merged)
-                .or_default()
-                .push((index, tensor.name.clone(), rows));
+    let tensors = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
+    let (_, groups) = group_blocks(tensors.into_iter().map(|t| {
+        let rows = t.shape.to_vec().first().copied().unwrap_or(0);
+        (t.name.clone(), (t.name, rows))
+    }));
+    groups.into_iter().collect()
+}
+
+/// Tensors kept whole, by key; and row-block groups, by merged key, their parts in block order.
+type Grouped<T> = (Vec<(String, T)>, Vec<(String, Vec<T>)>);
+
+/// Sorts `items`, named by their PyTorch keys, into those kept whole and the row-block groups:
+/// each group under its merged key, in the order first seen, its parts in block order.
+fn group_blocks<T>(items: impl IntoIterator<Item = (String, T)>) -> Grouped<T> {
+    let mut whole = Vec::new();
+    let mut groups: Vec<(String, Vec<(usize, T)>)> = Vec::new();
+    for (name, item) in items {
+        match parse_block_key(&name) {
+            Some((merged, index)) => match groups.iter_mut().find(|(key, _)| *key == merged) {
+                Some((_, parts)) => parts.push((index, item)),
+                None => groups.push((merged, vec![(index, item)])),
+            },
+            None => whole.push((name, item)),
         }
     }
-    layout
+    let groups = groups
         .into_iter()
         .map(|(key, mut parts)| {
-            parts.sort_by_key(|(index, _, _)| *index);
-            let parts = parts
-                .into_iter()
-                .map(|(_, name, rows)| (name, rows))
-                .collect();
-            (key, parts)
+            parts.sort_by_key(|(index, _)| *index);
+            (key, parts.into_iter().map(|(_, item)| item).collect())
         })
-        .collect()
+        .collect();
+    (whole, groups)
 }
 
 /// A row-block operation that the tensors given cannot take.
@@ -210,7 +217,7 @@ pub fn split_row_blocks<M: ModuleSnapshot>(
             let window = match bytes.view(from, to) {
                 Ok(window) => window,
                 // A reader whose bytes cannot be windowed: copy this block.
-                Err(_) => Bytes::from_bytes_vec(read_range(&bytes, from, to)),
+                Err(_) => Bytes::from_bytes_vec(bytes[from..to].to_vec()),
             };
             let mut block_shape = shape.clone();
             block_shape[0] = *block_rows;
@@ -232,42 +239,22 @@ pub fn split_row_blocks<M: ModuleSnapshot>(
     Ok(out)
 }
 
-fn read_range(bytes: &Bytes, from: usize, to: usize) -> Vec<u8> {
-    bytes[from..to].to_vec()
-}
-
 /// Joins row blocks (PyTorch names and layout, as `collect` with `BurnToPyTorchAdapter` gives
 /// them) back into torchvision's single tensors, for export. Other tensors pass through.
 pub fn merge_row_blocks(tensors: Vec<PackTensor>) -> Result<Vec<PackTensor>, RowBlockError> {
-    let mut out = Vec::with_capacity(tensors.len());
-    let mut groups: BTreeMap<String, Vec<(usize, PackTensor)>> = BTreeMap::new();
-    let mut order = Vec::new();
-    for tensor in tensors {
-        match parse_block_key(&tensor.name) {
-            Some((merged, index)) => {
-                if !groups.contains_key(&merged) {
-                    order.push(merged.clone());
-                }
-                groups.entry(merged).or_default().push((index, tensor));
-            }
-            None => out.push(tensor),
-        }
-    }
-    for key in order {
-        let Some(mut parts) = groups.remove(&key) else {
-            continue;
-        };
-        parts.sort_by_key(|(index, _)| *index);
+    let (whole, groups) = group_blocks(tensors.into_iter().map(|t| (t.name.clone(), t)));
+    let mut out: Vec<PackTensor> = whole.into_iter().map(|(_, t)| t).collect();
+    for (key, parts) in groups {
         let fail = |message: String| RowBlockError {
             key: key.clone(),
             message,
         };
-        let first = &parts[0].1;
+        let first = &parts[0];
         let (dtype, param_id) = (first.dtype, first.param_id);
         let mut shape = first.shape.to_vec();
-        shape[0] = parts.iter().map(|(_, t)| t.shape.to_vec()[0]).sum();
-        let mut data = Vec::with_capacity(parts.iter().map(|(_, t)| t.byte_len()).sum());
-        for (_, part) in parts {
+        shape[0] = parts.iter().map(|t| t.shape.to_vec()[0]).sum();
+        let mut data = Vec::with_capacity(parts.iter().map(PackTensor::byte_len).sum());
+        for part in parts {
             let bytes = part.into_bytes().map_err(|e| fail(e.to_string()))?;
             data.extend_from_slice(&bytes);
         }

@@ -183,6 +183,17 @@ pub(crate) fn last_linear(layers: &[VectorLayer]) -> Option<(usize, usize, usize
         })
 }
 
+/// The error every model's `reset_classifier` gives for zero classes.
+fn check_num_classes(model: &str, num_classes: usize) -> Result<(), ConfigError> {
+    if num_classes == 0 {
+        return Err(ConfigError::Zero {
+            model: model.into(),
+            field: "num_classes",
+        });
+    }
+    Ok(())
+}
+
 /// A new classifier layer for `num_classes` classes (PyTorch's default init), or the error
 /// every model's `reset_classifier` gives for zero classes.
 pub(crate) fn new_classifier(
@@ -191,12 +202,7 @@ pub(crate) fn new_classifier(
     num_classes: usize,
     device: &Device,
 ) -> Result<Linear, ConfigError> {
-    if num_classes == 0 {
-        return Err(ConfigError::Zero {
-            model: model.into(),
-            field: "num_classes",
-        });
-    }
+    check_num_classes(model, num_classes)?;
     Ok(linear_torch_default(num_features, num_classes, device))
 }
 
@@ -207,20 +213,11 @@ pub(crate) fn replace_last_linear(
     num_classes: usize,
     device: &Device,
 ) -> Result<Vec<VectorLayer>, ConfigError> {
-    match last_linear(&layers) {
-        Some((index, d_in, _)) => {
-            // Checks the class count; a head over the size limit is then made in blocks.
-            let head = new_classifier(model, d_in, num_classes, device)?;
-            layers[index] = if d_in * num_classes * std::mem::size_of::<f32>() > MAX_TENSOR_BYTES {
-                linear_slot(LinearConfig::new(d_in, num_classes), false, device)
-            } else {
-                VectorLayer::Linear(head)
-            };
-        }
-        None => {
-            // No linear layer to replace; still reject zero classes like every model does.
-            new_classifier(model, 1, num_classes, device)?;
-        }
+    // Zero classes are refused even without a linear layer to replace, as by every model.
+    check_num_classes(model, num_classes)?;
+    if let Some((index, d_in, _)) = last_linear(&layers) {
+        // PyTorch's default initialisation; a head over the size limit is made in blocks.
+        layers[index] = linear_slot(LinearConfig::new(d_in, num_classes), false, device);
     }
     Ok(layers)
 }
