@@ -9,6 +9,7 @@
 //! Images go through torchvision's eval transform for the weights (resize the shorter side with
 //! antialiased bilinear, center crop, normalise) and run in batches.
 
+use model_zoo::Architecture;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;

@@ -27,10 +27,8 @@
 
 mod error;
 pub mod hub;
-mod importable;
 mod torch;
 
 pub use error::{ImportError, ShapeMismatch};
 pub use hub::{DownloadError, HubError, WeightsCache, pretrained};
-pub use importable::Importable;
 pub use torch::{ImportReport, TorchImport, load_burnpack, save_burnpack, save_safetensors};

@@ -1,6 +1,6 @@
 //! Reading PyTorch and safetensors files, matching their keys against a model, applying them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,9 @@ use burn::store::{
     PyTorchToBurnAdapter, PytorchStore, PytorchStoreError, SafetensorsStore,
 };
 
-use crate::{ImportError, Importable, ShapeMismatch};
+use model_zoo::Architecture;
+
+use crate::{ImportError, ShapeMismatch};
 
 /// Top-level keys under which training scripts commonly nest a state_dict, tried in this order
 /// when the caller names none.
@@ -161,18 +163,38 @@ impl TorchImport {
     ///
     /// On success the model holds the file's weights and the report says what was read; on error
     /// nothing was applied.
-    pub fn load_into<M: Importable>(&self, mut model: M) -> Result<(M, ImportReport), ImportError> {
+    pub fn load_into<M: Architecture>(
+        &self,
+        mut model: M,
+    ) -> Result<(M, ImportReport), ImportError> {
         let model_name = self
             .model_name
             .clone()
-            .unwrap_or_else(|| model.family().to_string());
+            .unwrap_or_else(|| model.family().name().to_string());
         // The model's keys and shapes in PyTorch's layout (`bn.weight`, linear `[out, in]`),
         // with weights the model keeps in row blocks seen whole, as torchvision has them.
         let expected = model_zoo::layers::torch_shapes(&model);
 
         let tensors = self.read_tensors()?;
-        let tensors = remap(tensors, model.key_map());
+        let tensors = remap(tensors, model.key_renames());
         let state = locate_state_dict(tensors, &expected, self.top_level_key.is_some());
+        // A file in an older layout of the same model (MNASNet's first version) rebuilds the
+        // model in that layout, as torchvision's `_load_from_state_dict` does.
+        let file_shapes: HashMap<String, Vec<usize>> = state
+            .tensors
+            .iter()
+            .map(|t| (t.name.clone(), dims(t)))
+            .collect();
+        if let Some(device) = model.devices().into_iter().next() {
+            model = model
+                .conform_to(&file_shapes, &device)
+                .map_err(|e| ImportError::Apply {
+                    path: self.path.clone(),
+                    model: model_name.clone(),
+                    errors: vec![e.to_string()],
+                })?;
+        }
+        let expected = model_zoo::layers::torch_shapes(&model);
 
         let mut ignored = 0;
         let mut found: BTreeMap<String, PackTensor> = BTreeMap::new();
@@ -404,12 +426,15 @@ fn locate_state_dict(
 /// Saves `model` in Burn's own burnpack format, for fast reloads without PyTorch's reader.
 /// The file is written beside its destination and renamed into place, so an interrupted save
 /// never leaves a partial file.
-pub fn save_burnpack<M: Importable>(model: &M, path: impl AsRef<Path>) -> Result<(), ImportError> {
+pub fn save_burnpack<M: Architecture>(
+    model: &M,
+    path: impl AsRef<Path>,
+) -> Result<(), ImportError> {
     write_atomically(path.as_ref(), |tmp| {
         let mut store = BurnpackStore::from_file(tmp)
             .auto_extension(false)
             .overwrite(true)
-            .metadata("family", model.family());
+            .metadata("family", model.family().name());
         model.save_into(&mut store).map_err(|e| e.to_string())
     })
 }
@@ -418,7 +443,7 @@ pub fn save_burnpack<M: Importable>(model: &M, path: impl AsRef<Path>) -> Result
 /// transposed back to `[out, in]`, weights kept in row blocks joined into torchvision's single
 /// tensor), so that `model.load_state_dict(safetensors.torch.load_file(p))` reads it in PyTorch,
 /// and [`TorchImport`] reads it back here. Written atomically.
-pub fn save_safetensors<M: Importable>(
+pub fn save_safetensors<M: Architecture>(
     model: &M,
     path: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
@@ -431,7 +456,7 @@ pub fn save_safetensors<M: Importable>(
             .collect::<Result<Vec<_>, String>>()?;
         let metadata = [
             ("format".to_string(), "pt".to_string()),
-            ("family".to_string(), model.family().to_string()),
+            ("family".to_string(), model.family().name().to_string()),
         ];
         safetensors::serialize_to_file(views, Some(metadata.into_iter().collect()), tmp)
             .map_err(|e| e.to_string())
@@ -528,7 +553,7 @@ fn write_atomically(
 
 /// Loads a burnpack file written by [`save_burnpack`] into `model`, strictly: the file must hold
 /// exactly the model's tensors with the same shapes.
-pub fn load_burnpack<M: Importable>(
+pub fn load_burnpack<M: Architecture>(
     mut model: M,
     path: impl AsRef<Path>,
 ) -> Result<M, ImportError> {
@@ -550,12 +575,12 @@ pub fn load_burnpack<M: Importable>(
         .iter()
         .map(|(k, t)| (k.clone(), dims(t)))
         .collect();
-    KeyDiff::between(&expected, &found).into_result(path, model.family())?;
+    KeyDiff::between(&expected, &found).into_result(path, model.family().name())?;
     model
         .load_from(&mut store)
         .map_err(|e| ImportError::Apply {
             path: path.to_path_buf(),
-            model: model.family().to_string(),
+            model: model.family().name().to_string(),
             errors: vec![e.to_string()],
         })?;
     Ok(model)

@@ -2,6 +2,7 @@
 //! good files, wrong hashes, truncated bodies, dropped connections, server errors, retries, and
 //! the cache that makes a second run download nothing.
 
+use model_zoo::Architecture;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

@@ -4,12 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
+use burn::module::ParamGroup;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData, Tolerance};
 use model_zoo::resnet::ResNetConfig;
-use zoo_import::{ImportError, Importable, TorchImport, load_burnpack, save_burnpack};
+use model_zoo::{Architecture, ConfigError, Family, InputError, InputSpec};
+use zoo_import::{ImportError, TorchImport, load_burnpack, save_burnpack};
 
 /// The Rust twin of `Tiny` in make_fixtures.py.
 #[derive(Module, Debug)]
@@ -37,19 +39,52 @@ impl Tiny {
             fc: LinearConfig::new(6, num_classes).init(device),
         }
     }
+}
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+/// Everything the importer asks of a model, for a module outside the zoo.
+impl Architecture for Tiny {
+    fn family(&self) -> Family {
+        Family::new("tiny")
+    }
+
+    fn input_spec(&self) -> InputSpec {
+        InputSpec {
+            channels: 3,
+            min_size: [1, 1],
+        }
+    }
+
+    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = relu(self.bn1.forward(self.conv1.forward(x)));
         let x = self.downsample.1.forward(self.downsample.0.forward(x));
         let [b, c, _, _] = x.dims();
-        self.fc.forward(x.mean_dims(&[2, 3]).reshape([b, c]))
+        x.mean_dims(&[2, 3]).reshape([b, c])
     }
-}
 
-impl Importable for Tiny {
-    fn family(&self) -> &'static str {
-        "tiny"
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+        self.input_spec().check("tiny", x.dims())?;
+        Ok(self.fc.forward(self.forward_features(x)))
     }
+
+    fn num_features(&self) -> usize {
+        6
+    }
+
+    fn num_classes(&self) -> usize {
+        self.fc.weight.dims()[1]
+    }
+
+    fn reset_classifier(self, num_classes: usize, device: &Device) -> Result<Self, ConfigError> {
+        Ok(Self {
+            fc: LinearConfig::new(6, num_classes).init(device),
+            ..self
+        })
+    }
+
+    fn classifier_group(&self) -> ParamGroup {
+        ParamGroup::ids_from_module(self.fc.clone())
+    }
+
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["fc."]
     }

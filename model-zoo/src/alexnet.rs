@@ -8,17 +8,25 @@
 //! `classifier.4`, `classifier.6`) by construction.
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, ParamGroup};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{BatchNormConfig, DropoutConfig, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
+use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::registry::Family;
+
 use crate::layers::{
-    ImageLayer, VectorLayer, last_linear, linear_slot, replace_last_linear, run_image_layers,
-    run_vector_layers,
+    ImageLayer, VectorLayer, last_linear, last_linear_group, linear_slot, replace_last_linear,
+    run_image_layers, run_vector_layers,
 };
+
+impl Family {
+    /// AlexNet, torchvision's and the zoo's half-width and CIFAR variants ([`crate::alexnet`]).
+    pub const ALEXNET: Family = Family::new("alexnet");
+}
 
 /// The shape of AlexNet's feature extractor.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -137,17 +145,17 @@ impl AlexNetConfig {
                 };
                 let features = vec![
                     conv(3, c1, 11, 4, 2),
-                    ImageLayer::Relu(Relu),
+                    ImageLayer::relu(),
                     pool(),
                     conv(c1, c2, 5, 1, 2),
-                    ImageLayer::Relu(Relu),
+                    ImageLayer::relu(),
                     pool(),
                     conv(c2, c3, 3, 1, 1),
-                    ImageLayer::Relu(Relu),
+                    ImageLayer::relu(),
                     conv(c3, c4, 3, 1, 1),
-                    ImageLayer::Relu(Relu),
+                    ImageLayer::relu(),
                     conv(c4, c5, 3, 1, 1),
-                    ImageLayer::Relu(Relu),
+                    ImageLayer::relu(),
                     pool(),
                 ];
                 (features, 6)
@@ -162,7 +170,7 @@ impl AlexNetConfig {
                             MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
                         ));
                     }
-                    features.push(ImageLayer::Relu(Relu));
+                    features.push(ImageLayer::relu());
                     features.push(ImageLayer::BatchNorm(
                         BatchNormConfig::new(c_out).init(device),
                     ));
@@ -197,9 +205,22 @@ impl AlexNetConfig {
     }
 }
 
-impl AlexNet {
+impl Architecture for AlexNet {
+    fn family(&self) -> Family {
+        Family::ALEXNET
+    }
+
+    /// The last linear layer, `classifier.6`.
+    fn classifier_group(&self) -> ParamGroup {
+        last_linear_group(&self.classifier)
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["classifier.6."]
+    }
+
     /// What this model accepts: 3 channels, at least 63x63 (8x8 in the CIFAR layout).
-    pub fn input_spec(&self) -> InputSpec {
+    fn input_spec(&self) -> InputSpec {
         InputSpec {
             channels: 3,
             min_size: [self.min_size, self.min_size],
@@ -211,25 +232,13 @@ impl AlexNet {
     /// # Shapes
     /// - input: `[batch, 3, height, width]`, at least 63x63
     /// - output: `[batch, num_features]` (9216 = 256 channels x 6 x 6 for torchvision's)
-    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = run_image_layers(&self.features, x);
         self.avgpool.forward(x).flatten(1, 3)
     }
 
-    /// Logits.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 63x63
-    /// - output: `[batch, num_classes]`
-    ///
-    /// # Panics
-    /// On an input that [`Self::try_forward`] rejects, with the same message.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        crate::error::or_panic(self.try_forward(x))
-    }
-
     /// Logits, or an error naming what is wrong with the input.
-    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
         self.input_spec().check("alexnet", x.dims())?;
         Ok(run_vector_layers(
             &self.classifier,
@@ -239,18 +248,18 @@ impl AlexNet {
 
     /// Width of the pooled features (9216 for torchvision's AlexNet, 4608 for the half-width
     /// one, 2048 for the CIFAR one).
-    pub fn num_features(&self) -> usize {
+    fn num_features(&self) -> usize {
         self.num_features
     }
 
     /// Classes of the last linear layer.
-    pub fn num_classes(&self) -> usize {
+    fn num_classes(&self) -> usize {
         last_linear(&self.classifier).map_or(0, |(_, _, out)| out)
     }
 
     /// Replaces the last linear layer (`classifier.6`) by a freshly initialised one for
     /// `num_classes` classes, as `model.classifier[6] = nn.Linear(4096, n)` does in PyTorch.
-    pub fn reset_classifier(
+    fn reset_classifier(
         mut self,
         num_classes: usize,
         device: &Device,

@@ -32,6 +32,19 @@ pub enum ConfigError {
         /// How many flags were given.
         found: usize,
     },
+    /// An option outside the values torchvision accepts (a width multiplier of zero, a stride
+    /// of 3, an empty block setting).
+    #[error("{model}: `{field}` is {value}; {expected}")]
+    Invalid {
+        /// The model being built.
+        model: String,
+        /// The configuration field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What torchvision accepts.
+        expected: &'static str,
+    },
     /// A size that must be positive (classes, groups, width, blocks per stage) is zero.
     #[error("{model}: `{field}` must be at least 1")]
     Zero {

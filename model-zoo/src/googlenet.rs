@@ -11,7 +11,7 @@
 //!   without a key map.
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, ParamGroup};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
@@ -21,8 +21,16 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
+use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::registry::Family;
+
 use crate::layers::{batch_norm, conv_config, linear_torch_default, new_classifier};
+
+impl Family {
+    /// GoogLeNet and its 32x32 variant ([`crate::googlenet`]).
+    pub const GOOGLENET: Family = Family::new("googlenet");
+}
 
 /// torchvision's `BasicConv2d`: convolution without bias, BatchNorm (`eps = 0.001`), ReLU.
 #[derive(Module, Debug)]
@@ -363,11 +371,6 @@ pub struct GoogLeNetOutputs {
 }
 
 impl GoogLeNet {
-    /// What this model accepts: 3 channels, at least 15x15.
-    pub fn input_spec(&self) -> InputSpec {
-        GOOGLENET_INPUT
-    }
-
     /// Whether the auxiliary classifiers exist.
     pub fn has_aux_logits(&self) -> bool {
         self.aux1.is_some() && self.aux2.is_some()
@@ -433,36 +436,6 @@ impl GoogLeNet {
         (x, aux2, aux1)
     }
 
-    /// Pooled features before the classifier (no aux heads run).
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 15x15
-    /// - output: `[batch, 1024]`
-    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let (x, _, _) = self.run(x, false);
-        self.avgpool.forward(x).flatten(1, 3)
-    }
-
-    /// Logits of the main classifier, in training and eval mode alike; the aux heads do not
-    /// run. [`Self::forward_with_aux`] is torchvision's training-mode forward.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 15x15
-    /// - output: `[batch, num_classes]`
-    ///
-    /// # Panics
-    /// On an input that [`Self::try_forward`] rejects, with the same message.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        crate::error::or_panic(self.try_forward(x))
-    }
-
-    /// Logits, or an error naming what is wrong with the input.
-    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("googlenet", x.dims())?;
-        let features = self.forward_features(x);
-        Ok(self.fc.forward(self.dropout.forward(features)))
-    }
-
     /// torchvision's `forward`: in training mode (an autodiff device, as Burn's dropout and
     /// BatchNorm decide it) and with aux heads, the logits of all three classifiers, to be
     /// combined as in the paper (`loss + 0.3 * (aux1_loss + aux2_loss)`); otherwise the logits
@@ -481,20 +454,77 @@ impl GoogLeNet {
             aux1,
         }
     }
+}
+
+impl Architecture for GoogLeNet {
+    fn family(&self) -> Family {
+        Family::GOOGLENET
+    }
+
+    /// The main classifier `fc` and the aux heads' `fc2`.
+    fn classifier_group(&self) -> ParamGroup {
+        [&self.aux1, &self.aux2]
+            .into_iter()
+            .flatten()
+            .map(|aux| ParamGroup::ids_from_module(aux.fc2.clone()))
+            .fold(ParamGroup::ids_from_module(self.fc.clone()), |a, b| {
+                a.fuse(&b)
+            })
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        if self.has_aux_logits() {
+            &["fc.", "aux1.fc2.", "aux2.fc2."]
+        } else {
+            &["fc."]
+        }
+    }
+
+    /// torchvision's weight file holds the aux heads; a model built without them loads it as
+    /// torchvision's builder does, leaving them out.
+    fn optional_prefixes(&self) -> &'static [&'static str] {
+        if self.has_aux_logits() {
+            &[]
+        } else {
+            &["aux1.", "aux2."]
+        }
+    }
+
+    /// What this model accepts: 3 channels, at least 15x15.
+    fn input_spec(&self) -> InputSpec {
+        GOOGLENET_INPUT
+    }
+
+    /// Pooled features before the classifier (no aux heads run).
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least 15x15
+    /// - output: `[batch, 1024]`
+    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+        let (x, _, _) = self.run(x, false);
+        self.avgpool.forward(x).flatten(1, 3)
+    }
+
+    /// Logits, or an error naming what is wrong with the input.
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+        self.input_spec().check("googlenet", x.dims())?;
+        let features = self.forward_features(x);
+        Ok(self.fc.forward(self.dropout.forward(features)))
+    }
 
     /// Width of the pooled features (1024).
-    pub fn num_features(&self) -> usize {
+    fn num_features(&self) -> usize {
         1024
     }
 
     /// Classes of the main classifier.
-    pub fn num_classes(&self) -> usize {
+    fn num_classes(&self) -> usize {
         self.fc.weight.shape().dims::<2>()[1]
     }
 
     /// Replaces the classifier (`fc`, and the aux heads' `fc2` when present) by freshly
     /// initialised ones for `num_classes` classes.
-    pub fn reset_classifier(
+    fn reset_classifier(
         mut self,
         num_classes: usize,
         device: &Device,
@@ -593,9 +623,22 @@ impl GoogLeNetCifarConfig {
     }
 }
 
-impl GoogLeNetCifar {
+impl Architecture for GoogLeNetCifar {
+    fn family(&self) -> Family {
+        Family::GOOGLENET
+    }
+
+    /// The classifier, `fc`.
+    fn classifier_group(&self) -> ParamGroup {
+        ParamGroup::ids_from_module(self.fc.clone())
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["fc."]
+    }
+
     /// What this model accepts: 3 channels, at least 2x2.
-    pub fn input_spec(&self) -> InputSpec {
+    fn input_spec(&self) -> InputSpec {
         GOOGLENET_CIFAR_INPUT
     }
 
@@ -604,7 +647,7 @@ impl GoogLeNetCifar {
     /// # Shapes
     /// - input: `[batch, 3, height, width]`, at least 2x2
     /// - output: `[batch, 1024]`
-    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.conv1.forward(x);
         let x = self.inception3b.forward(self.inception3a.forward(x));
         let x = self.maxpool3.forward(x);
@@ -617,37 +660,25 @@ impl GoogLeNetCifar {
         self.avgpool.forward(x).flatten(1, 3)
     }
 
-    /// Logits.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 2x2
-    /// - output: `[batch, num_classes]`
-    ///
-    /// # Panics
-    /// On an input that [`Self::try_forward`] rejects, with the same message.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        crate::error::or_panic(self.try_forward(x))
-    }
-
     /// Logits, or an error naming what is wrong with the input.
-    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
         self.input_spec().check("googlenet_cifar", x.dims())?;
         let features = self.forward_features(x);
         Ok(self.fc.forward(self.dropout.forward(features)))
     }
 
     /// Width of the pooled features (1024).
-    pub fn num_features(&self) -> usize {
+    fn num_features(&self) -> usize {
         1024
     }
 
     /// Classes of the classifier.
-    pub fn num_classes(&self) -> usize {
+    fn num_classes(&self) -> usize {
         self.fc.weight.shape().dims::<2>()[1]
     }
 
     /// Replaces the classifier (`fc`) by a freshly initialised one.
-    pub fn reset_classifier(
+    fn reset_classifier(
         mut self,
         num_classes: usize,
         device: &Device,

@@ -8,15 +8,23 @@
 //! the classifier, the identity at 32x32, lets larger inputs through as torchvision's models do.
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, ParamGroup};
 use burn::nn::Linear;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::registry::Family;
+
 use crate::layers::{linear_torch_default, new_classifier};
+
+impl Family {
+    /// LeNet-5 ([`crate::lenet`]).
+    pub const LENET: Family = Family::new("lenet");
+}
 
 /// Configuration of a [`LeNet5`].
 #[derive(Config, Debug)]
@@ -74,9 +82,22 @@ impl LeNet5Config {
     }
 }
 
-impl LeNet5 {
+impl Architecture for LeNet5 {
+    fn family(&self) -> Family {
+        Family::LENET
+    }
+
+    /// The last linear layer, `fc3`.
+    fn classifier_group(&self) -> ParamGroup {
+        ParamGroup::ids_from_module(self.fc3.clone())
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["fc3."]
+    }
+
     /// What this model accepts: 3 channels, at least 16x16 (32x32 by design).
-    pub fn input_spec(&self) -> InputSpec {
+    fn input_spec(&self) -> InputSpec {
         LENET5_INPUT
     }
 
@@ -85,43 +106,31 @@ impl LeNet5 {
     /// # Shapes
     /// - input: `[batch, 3, height, width]`, at least 16x16
     /// - output: `[batch, 84]`
-    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.pool.forward(relu(self.conv1.forward(x)));
         let x = self.pool.forward(relu(self.conv2.forward(x)));
         let x = self.avgpool.forward(x).flatten(1, 3);
         relu(self.fc2.forward(relu(self.fc1.forward(x))))
     }
 
-    /// Logits.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 16x16
-    /// - output: `[batch, num_classes]`
-    ///
-    /// # Panics
-    /// On an input that [`Self::try_forward`] rejects, with the same message.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        crate::error::or_panic(self.try_forward(x))
-    }
-
     /// Logits, or an error naming what is wrong with the input.
-    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
         self.input_spec().check("lenet5", x.dims())?;
         Ok(self.fc3.forward(self.forward_features(x)))
     }
 
     /// Width of the features (84).
-    pub fn num_features(&self) -> usize {
+    fn num_features(&self) -> usize {
         84
     }
 
     /// Classes of `fc3`.
-    pub fn num_classes(&self) -> usize {
+    fn num_classes(&self) -> usize {
         self.fc3.weight.shape().dims::<2>()[1]
     }
 
     /// Replaces `fc3` by a freshly initialised layer for `num_classes` classes.
-    pub fn reset_classifier(
+    fn reset_classifier(
         mut self,
         num_classes: usize,
         device: &Device,

@@ -6,7 +6,7 @@
 //! CUDA) and under autodiff.
 //!
 //! ```no_run
-//! use model_zoo::{Backend, resnet::ResNetConfig};
+//! use model_zoo::{Architecture, Backend, resnet::ResNetConfig};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let device = Backend::Flex.device()?;
 //! let model = ResNetConfig::resnet50().init(&device)?;
@@ -18,23 +18,35 @@
 //! Weights from torchvision load through the `zoo-import` crate.
 
 pub mod alexnet;
+mod architecture;
 mod count;
 pub mod device;
 pub mod error;
 pub mod googlenet;
 pub mod layers;
 pub mod lenet;
+pub mod mnasnet;
+pub mod mobilenet_v2;
+pub mod mobilenet_v3;
 mod model;
 pub mod registry;
 pub mod resnet;
+pub mod shufflenet_v2;
+pub mod squeezenet;
 #[cfg(feature = "image")]
 pub mod transforms;
 pub mod vgg;
 
+pub use architecture::Architecture;
 pub use count::num_parameters;
 pub use device::{Backend, BackendError, available_backends, max_tensor_bytes, read_back, sync};
 pub use error::RegistryError;
 pub use error::{ConfigError, DeviceError, InputError, InputSpec};
 pub use model::Model;
-pub use registry::{ModelInfo, WeightsInfo, create, list_models, model_info, models};
+pub use registry::{Family, ModelInfo, WeightsInfo, create, list_models, model_info, models};
 pub use resnet::{ResNet, ResNetConfig};
+
+/// What most programs need: `use model_zoo::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Architecture, Backend, Model, create, model_info};
+}

@@ -1,89 +1,104 @@
 //! [`Model`]: any model of the zoo behind one type, as the registry builds it.
 
+use std::collections::HashMap;
+
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::store::ModuleSnapshot;
 use burn::tensor::{Device, Tensor};
 
-use crate::alexnet::AlexNet;
+use crate::architecture::Architecture;
 use crate::device::max_tensor_bytes;
 use crate::error::{ConfigError, DeviceError, InputError, InputSpec};
-use crate::googlenet::{GoogLeNet, GoogLeNetCifar};
-use crate::layers::VectorLayer;
-use crate::lenet::LeNet5;
 use crate::registry::Family;
-use crate::resnet::ResNet;
-use crate::vgg::Vgg;
 
-/// Any model of the zoo. [`crate::create`] returns one; each family's own type (e.g.
-/// [`ResNet`]) is inside, for callers who want its specific API.
-///
-/// Enum variants add nothing to parameter paths, so a `Model` saves, loads and imports with
-/// exactly the keys of the model inside it.
-// A `Model` is held once, never in bulk, so the size of its largest variant does not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Module, Debug)]
-pub enum Model {
-    /// AlexNet, torchvision's and the zoo's half-width and CIFAR variants.
-    AlexNet(AlexNet),
-    /// GoogLeNet.
-    GoogLeNet(GoogLeNet),
-    /// GoogLeNet for 32x32 input.
-    GoogLeNetCifar(GoogLeNetCifar),
-    /// LeNet-5.
-    LeNet5(LeNet5),
-    /// ResNet, ResNeXt and Wide ResNet.
-    ResNet(ResNet),
-    /// VGG, with and without BatchNorm.
-    Vgg(Vgg),
-}
-
-/// Calls the same method on whichever model is inside.
-macro_rules! dispatch {
-    ($self:expr, $model:ident => $body:expr) => {
-        match $self {
-            Model::AlexNet($model) => $body,
-            Model::GoogLeNet($model) => $body,
-            Model::GoogLeNetCifar($model) => $body,
-            Model::LeNet5($model) => $body,
-            Model::ResNet($model) => $body,
-            Model::Vgg($model) => $body,
+/// Declares [`Model`] with one variant per architecture type, the one `dispatch!` over it, and
+/// `From` each type: adding a family is one line in the invocation below.
+macro_rules! models {
+    ($($(#[$doc:meta])* $variant:ident($($path:ident)::+),)*) => {
+        /// Any model of the zoo. [`crate::create`] returns one; each family's own type (e.g.
+        /// [`crate::ResNet`]) is inside, for callers who want its specific API.
+        ///
+        /// Enum variants add nothing to parameter paths, so a `Model` saves, loads and imports
+        /// with exactly the keys of the model inside it.
+        // A `Model` is held once, never in bulk, so the size of its largest variant does not
+        // matter.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Module, Debug)]
+        pub enum Model {
+            $($(#[$doc])* $variant(crate::$($path)::+),)*
         }
+
+        /// Calls the same method on whichever model is inside, rewrapping `Self` results.
+        macro_rules! dispatch {
+            ($self:expr, $m:ident => $body:expr) => {
+                match $self {
+                    $(Model::$variant($m) => $body,)*
+                }
+            };
+            (map $self:expr, $m:ident => $body:expr) => {
+                match $self {
+                    $(Model::$variant($m) => Model::$variant($body),)*
+                }
+            };
+            (try_map $self:expr, $m:ident => $body:expr) => {
+                match $self {
+                    $(Model::$variant($m) => Model::$variant($body?),)*
+                }
+            };
+        }
+
+        $(impl From<crate::$($path)::+> for Model {
+            fn from(model: crate::$($path)::+) -> Self {
+                Model::$variant(model)
+            }
+        })*
     };
 }
 
-impl Model {
-    /// The family of the model inside.
-    pub fn family(&self) -> Family {
-        match self {
-            Model::AlexNet(_) => Family::AlexNet,
-            Model::GoogLeNet(_) | Model::GoogLeNetCifar(_) => Family::GoogLeNet,
-            Model::LeNet5(_) => Family::LeNet,
-            Model::ResNet(_) => Family::ResNet,
-            Model::Vgg(_) => Family::Vgg,
-        }
+models! {
+    /// AlexNet, torchvision's and the zoo's half-width and CIFAR variants.
+    AlexNet(alexnet::AlexNet),
+    /// GoogLeNet.
+    GoogLeNet(googlenet::GoogLeNet),
+    /// GoogLeNet for 32x32 input.
+    GoogLeNetCifar(googlenet::GoogLeNetCifar),
+    /// LeNet-5.
+    LeNet5(lenet::LeNet5),
+    /// MNASNet.
+    MnasNet(mnasnet::MnasNet),
+    /// MobileNet V2.
+    MobileNetV2(mobilenet_v2::MobileNetV2),
+    /// MobileNet V3, Large and Small.
+    MobileNetV3(mobilenet_v3::MobileNetV3),
+    /// ResNet, ResNeXt and Wide ResNet.
+    ResNet(resnet::ResNet),
+    /// ShuffleNet V2.
+    ShuffleNetV2(shufflenet_v2::ShuffleNetV2),
+    /// SqueezeNet 1.0 and 1.1.
+    SqueezeNet(squeezenet::SqueezeNet),
+    /// VGG, with and without BatchNorm.
+    Vgg(vgg::Vgg),
+}
+
+/// Every method is the inside model's; `try_forward` first checks that the input's device can
+/// hold the model and the input (see [`Model::check_device`]).
+impl Architecture for Model {
+    fn family(&self) -> Family {
+        dispatch!(self, m => m.family())
     }
 
-    /// What this model accepts: channels and smallest spatial size.
-    pub fn input_spec(&self) -> InputSpec {
+    fn input_spec(&self) -> InputSpec {
         dispatch!(self, m => m.input_spec())
     }
 
-    /// Logits.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
-    /// - output: `[batch, num_classes]`
-    ///
-    /// # Panics
-    /// On an input that [`Self::try_forward`] rejects, with the same message.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        dispatch!(self, m => m.forward(x))
+    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+        dispatch!(self, m => m.forward_features(x))
     }
 
     /// Logits, or an error naming what is wrong with the input (channels, size, empty batch),
     /// or what the input's device cannot hold: a parameter or the input over its limit on one
-    /// buffer (see [`Self::check_device`]).
-    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+    /// buffer (see [`Model::check_device`]).
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
         let device = x.device();
         if let Some(limit) = max_tensor_bytes(&device) {
             self.check_limit(limit, &device)?;
@@ -98,6 +113,52 @@ impl Model {
         dispatch!(self, m => m.try_forward(x))
     }
 
+    fn num_features(&self) -> usize {
+        dispatch!(self, m => m.num_features())
+    }
+
+    fn num_classes(&self) -> usize {
+        dispatch!(self, m => m.num_classes())
+    }
+
+    fn reset_classifier(self, num_classes: usize, device: &Device) -> Result<Self, ConfigError> {
+        Ok(dispatch!(try_map self, m => m.reset_classifier(num_classes, device)))
+    }
+
+    fn classifier_group(&self) -> ParamGroup {
+        dispatch!(self, m => m.classifier_group())
+    }
+
+    fn can_fold_batchnorm(&self) -> bool {
+        dispatch!(self, m => m.can_fold_batchnorm())
+    }
+
+    fn fold_batchnorm(self) -> Self {
+        dispatch!(map self, m => m.fold_batchnorm())
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        dispatch!(self, m => m.classifier_prefixes())
+    }
+
+    fn optional_prefixes(&self) -> &'static [&'static str] {
+        dispatch!(self, m => m.optional_prefixes())
+    }
+
+    fn key_renames(&self) -> &'static [(&'static str, &'static str)] {
+        dispatch!(self, m => m.key_renames())
+    }
+
+    fn conform_to(
+        self,
+        shapes: &HashMap<String, Vec<usize>>,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        Ok(dispatch!(try_map self, m => m.conform_to(shapes, device)))
+    }
+}
+
+impl Model {
     /// Checks that `device` can hold every parameter of the model in one buffer each, as Burn
     /// binds them: wgpu devices cap a binding (128 MiB on lavapipe and in WebGPU by default).
     /// The zoo keeps its large layers in blocks under 128 MiB (see
@@ -153,81 +214,6 @@ impl Model {
             advice,
         }
     }
-
-    /// Pooled features before the classifier.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`
-    /// - output: `[batch, num_features]`
-    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        dispatch!(self, m => m.forward_features(x))
-    }
-
-    /// Width of the pooled features, the classifier's input.
-    pub fn num_features(&self) -> usize {
-        dispatch!(self, m => m.num_features())
-    }
-
-    /// Classes of the current classifier.
-    pub fn num_classes(&self) -> usize {
-        dispatch!(self, m => m.num_classes())
-    }
-
-    /// The inference form of the model: BatchNorms folded into the convolutions before them,
-    /// which saves a pass over every activation. ResNet, ResNeXt and Wide ResNet are folded
-    /// (see [`ResNet::fold_batchnorm`]); the other families are returned as they are. For eval
-    /// mode only, and after loading weights.
-    pub fn fold_batchnorm(self) -> Self {
-        match self {
-            Model::ResNet(m) => Model::ResNet(m.fold_batchnorm()),
-            other => other,
-        }
-    }
-
-    /// The parameters of the classifier, the layers [`Self::reset_classifier`] replaces
-    /// (`fc`, the last linear of `classifier`, GoogLeNet's `fc` and its aux heads' `fc2`,
-    /// LeNet-5's `fc3`); everything else is the backbone. Feature extraction freezes
-    /// `ParamGroup::all().exclude(model.classifier_group())`.
-    pub fn classifier_group(&self) -> ParamGroup {
-        let heads: Vec<ParamGroup> = match self {
-            Model::AlexNet(m) => last_linear_group(&m.classifier),
-            Model::Vgg(m) => last_linear_group(&m.classifier),
-            Model::GoogLeNet(m) => std::iter::once(ParamGroup::ids_from_module(m.fc.clone()))
-                .chain(
-                    [&m.aux1, &m.aux2]
-                        .into_iter()
-                        .flatten()
-                        .map(|aux| ParamGroup::ids_from_module(aux.fc2.clone())),
-                )
-                .collect(),
-            Model::GoogLeNetCifar(m) => vec![ParamGroup::ids_from_module(m.fc.clone())],
-            Model::LeNet5(m) => vec![ParamGroup::ids_from_module(m.fc3.clone())],
-            Model::ResNet(m) => vec![ParamGroup::ids_from_module(m.fc.clone())],
-        };
-        heads
-            .into_iter()
-            .reduce(|a, b| a.fuse(&b))
-            .unwrap_or_else(|| ParamGroup::from_ids(Vec::new()))
-    }
-
-    /// Replaces the classifier by a freshly initialised one for `num_classes` classes, keeping
-    /// the backbone. The new layer lives on `device`.
-    pub fn reset_classifier(
-        self,
-        num_classes: usize,
-        device: &Device,
-    ) -> Result<Self, ConfigError> {
-        Ok(match self {
-            Model::AlexNet(m) => Model::AlexNet(m.reset_classifier(num_classes, device)?),
-            Model::GoogLeNet(m) => Model::GoogLeNet(m.reset_classifier(num_classes, device)?),
-            Model::GoogLeNetCifar(m) => {
-                Model::GoogLeNetCifar(m.reset_classifier(num_classes, device)?)
-            }
-            Model::LeNet5(m) => Model::LeNet5(m.reset_classifier(num_classes, device)?),
-            Model::ResNet(m) => Model::ResNet(m.reset_classifier(num_classes, device)?),
-            Model::Vgg(m) => Model::Vgg(m.reset_classifier(num_classes, device)?),
-        })
-    }
 }
 
 /// The size in bytes of a module's largest float tensor.
@@ -240,24 +226,5 @@ impl ModuleVisitor for LargestTensor {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let bytes = param.shape().num_elements() as u64 * param.val().dtype().size() as u64;
         self.bytes = self.bytes.max(bytes);
-    }
-}
-
-fn last_linear_group(layers: &[VectorLayer]) -> Vec<ParamGroup> {
-    layers
-        .iter()
-        .rev()
-        .find_map(|layer| match layer {
-            VectorLayer::Linear(linear) => Some(ParamGroup::ids_from_module(linear.clone())),
-            VectorLayer::BlockedLinear(linear) => Some(ParamGroup::ids_from_module(linear.clone())),
-            _ => None,
-        })
-        .into_iter()
-        .collect()
-}
-
-impl From<ResNet> for Model {
-    fn from(model: ResNet) -> Self {
-        Model::ResNet(model)
     }
 }

@@ -17,7 +17,7 @@
 //! ```
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, ParamGroup};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
@@ -26,10 +26,18 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, s};
 
+use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::registry::Family;
+
 use crate::layers::{
     conv_config, conv_kaiming_fan_out, fold_batchnorm, linear_torch_default, new_classifier, norm,
 };
+
+impl Family {
+    /// ResNet, ResNeXt and Wide ResNet ([`crate::resnet`]).
+    pub const RESNET: Family = Family::new("resnet");
+}
 
 /// The residual block a ResNet is built from.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -525,8 +533,32 @@ pub const RESNET_INPUT: InputSpec = InputSpec {
 };
 
 impl ResNet {
+    /// Whether [`Self::fold_batchnorm`] was applied.
+    pub fn is_folded(&self) -> bool {
+        self.bn1.is_none()
+    }
+}
+
+impl Architecture for ResNet {
+    fn family(&self) -> Family {
+        Family::RESNET
+    }
+
+    /// The classifier, `fc`.
+    fn classifier_group(&self) -> ParamGroup {
+        ParamGroup::ids_from_module(self.fc.clone())
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["fc."]
+    }
+
+    fn can_fold_batchnorm(&self) -> bool {
+        !self.is_folded()
+    }
+
     /// What this model accepts: 3 channels, at least [`RESNET_INPUT`]'s size.
-    pub fn input_spec(&self) -> InputSpec {
+    fn input_spec(&self) -> InputSpec {
         RESNET_INPUT
     }
 
@@ -535,7 +567,7 @@ impl ResNet {
     /// # Shapes
     /// - input: `[batch, 3, height, width]`
     /// - output: `[batch, num_features]` (512 for ResNet-18/34, 2048 for the bottleneck models)
-    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = relu(norm(&self.bn1, self.conv1.forward(x)));
         let mut x = self.maxpool.forward(x);
         for block in self
@@ -550,20 +582,8 @@ impl ResNet {
         self.avgpool.forward(x).flatten(1, 3)
     }
 
-    /// Logits.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, height and width at least 1
-    /// - output: `[batch, num_classes]`
-    ///
-    /// # Panics
-    /// On an input that [`Self::try_forward`] rejects, with the same message.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        crate::error::or_panic(self.try_forward(x))
-    }
-
     /// Logits, or an error naming what is wrong with the input (channels, size, empty batch).
-    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
         self.input_spec().check("resnet", x.dims())?;
         Ok(self.fc.forward(self.forward_features(x)))
     }
@@ -573,7 +593,7 @@ impl ResNet {
     /// removes a full pass over each activation. Same logits in eval mode (checked against
     /// PyTorch by `cargo xtask parity`); not for training, and its keys differ (convolutions
     /// gain a bias, BatchNorms are gone), so fold after loading weights, not before.
-    pub fn fold_batchnorm(self) -> Self {
+    fn fold_batchnorm(self) -> Self {
         let (conv1, bn1) = fold(self.conv1, self.bn1);
         let fold_stage = |stage: Vec<Block>| {
             stage
@@ -592,28 +612,19 @@ impl ResNet {
         }
     }
 
-    /// Whether [`Self::fold_batchnorm`] was applied.
-    pub fn is_folded(&self) -> bool {
-        self.bn1.is_none()
-    }
-
     /// Width of the pooled features, the classifier's input.
-    pub fn num_features(&self) -> usize {
+    fn num_features(&self) -> usize {
         self.fc.weight.shape().dims::<2>()[0]
     }
 
     /// Classes of the current classifier.
-    pub fn num_classes(&self) -> usize {
+    fn num_classes(&self) -> usize {
         self.fc.weight.shape().dims::<2>()[1]
     }
 
     /// Replaces the classifier by a freshly initialised one for `num_classes` classes (timm's
     /// `reset_classifier`), keeping the backbone. The new layer lives on `device`.
-    pub fn reset_classifier(
-        self,
-        num_classes: usize,
-        device: &Device,
-    ) -> Result<Self, ConfigError> {
+    fn reset_classifier(self, num_classes: usize, device: &Device) -> Result<Self, ConfigError> {
         let fc = new_classifier("resnet", self.num_features(), num_classes, device)?;
         Ok(Self { fc, ..self })
     }

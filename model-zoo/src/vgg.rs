@@ -7,16 +7,24 @@
 //! max-pool), so `features.N` is torchvision's index by construction, BN variants included.
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, ParamGroup};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{BatchNormConfig, DropoutConfig, Initializer, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 
+use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::registry::Family;
+
 use crate::layers::{
-    ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, last_linear, linear_slot,
-    replace_last_linear, run_image_layers, run_vector_layers, zero_bias,
+    ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, last_linear, last_linear_group,
+    linear_slot, replace_last_linear, run_image_layers, run_vector_layers, zero_bias,
 };
+
+impl Family {
+    /// VGG, with and without BatchNorm ([`crate::vgg`]).
+    pub const VGG: Family = Family::new("vgg");
+}
 
 /// One entry of a VGG configuration: a 3x3 convolution with this many output channels, or a
 /// 2x2 max-pool.
@@ -151,7 +159,7 @@ impl VggConfig {
                             BatchNormConfig::new(out).init(device),
                         ));
                     }
-                    features.push(ImageLayer::Relu(Relu));
+                    features.push(ImageLayer::relu());
                     channels = out;
                 }
             }
@@ -203,9 +211,22 @@ pub struct Vgg {
     num_features: usize,
 }
 
-impl Vgg {
+impl Architecture for Vgg {
+    fn family(&self) -> Family {
+        Family::VGG
+    }
+
+    /// The last linear layer, `classifier.6`.
+    fn classifier_group(&self) -> ParamGroup {
+        last_linear_group(&self.classifier)
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["classifier.6."]
+    }
+
     /// What this model accepts: 3 channels, at least `2^pools` (32x32 for every standard VGG).
-    pub fn input_spec(&self) -> InputSpec {
+    fn input_spec(&self) -> InputSpec {
         InputSpec {
             channels: 3,
             min_size: [self.min_size, self.min_size],
@@ -217,25 +238,13 @@ impl Vgg {
     /// # Shapes
     /// - input: `[batch, 3, height, width]`, at least 32x32
     /// - output: `[batch, num_features]` (25088 = 512 x 7 x 7 in torchvision's VGGs)
-    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = run_image_layers(&self.features, x);
         self.avgpool.forward(x).flatten(1, 3)
     }
 
-    /// Logits.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 32x32
-    /// - output: `[batch, num_classes]`
-    ///
-    /// # Panics
-    /// On an input that [`Self::try_forward`] rejects, with the same message.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        crate::error::or_panic(self.try_forward(x))
-    }
-
     /// Logits, or an error naming what is wrong with the input.
-    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
         self.input_spec().check("vgg", x.dims())?;
         Ok(run_vector_layers(
             &self.classifier,
@@ -244,17 +253,17 @@ impl Vgg {
     }
 
     /// Width of the pooled features (25088; 512 for `vgg16_cifar`).
-    pub fn num_features(&self) -> usize {
+    fn num_features(&self) -> usize {
         self.num_features
     }
 
     /// Classes of the last linear layer.
-    pub fn num_classes(&self) -> usize {
+    fn num_classes(&self) -> usize {
         last_linear(&self.classifier).map_or(0, |(_, _, out)| out)
     }
 
     /// Replaces the last linear layer (`classifier.6`) by a freshly initialised one.
-    pub fn reset_classifier(
+    fn reset_classifier(
         mut self,
         num_classes: usize,
         device: &Device,

@@ -5,6 +5,7 @@
 
 use burn::nn::LinearConfig;
 use burn::tensor::{Device, Distribution, Tensor};
+use model_zoo::Architecture;
 use model_zoo::layers::VectorLayer;
 use model_zoo::vgg::VggConfig;
 use model_zoo::{Backend, DeviceError, InputError, Model};

@@ -1,6 +1,7 @@
 //! Using a trained model: accuracy and confusion matrix on an ImageFolder, top-k predictions
 //! for single images.
 
+use model_zoo::Architecture;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;

@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use model_zoo::Architecture;
 use model_zoo::Model;
 
 /// A batch of images and their class indices.

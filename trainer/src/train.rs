@@ -2,6 +2,7 @@
 //! schedule from a [`TrainConfig`], checkpoints every epoch, `--resume`, the best model saved
 //! for inference.
 
+use model_zoo::Architecture;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

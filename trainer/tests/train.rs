@@ -1,6 +1,7 @@
 //! Training runs end to end on the demo dataset: a frozen backbone stays bit-identical, an
 //! interrupted run resumes with its schedule, and the saved model predicts.
 
+use model_zoo::Architecture;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -4,6 +4,7 @@
 //!
 //! Run it from a release build: `cargo run --release -p xtask -- bench [--quick]`.
 
+use model_zoo::Architecture;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -475,11 +476,11 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     for model in &models {
         for &batch in &batches {
             let info = model_zoo::model_info(model)?;
-            let folds: &[bool] = if info.family == model_zoo::registry::Family::ResNet {
-                &[false, true]
-            } else {
-                &[false]
-            };
+            // Whether the model has a BatchNorm to fold, asked of a freshly built one.
+            let can_fold = info
+                .create(info.num_classes, &model_zoo::Backend::Flex.device()?)?
+                .can_fold_batchnorm();
+            let folds: &[bool] = if can_fold { &[false, true] } else { &[false] };
             for &backend in &backends {
                 for &fold in folds {
                     cases.push(Case::Infer {

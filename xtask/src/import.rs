@@ -1,6 +1,7 @@
 //! `cargo xtask import MODEL`: download torchvision's weights (verified, cached), convert them to
 //! Burn's format, check the result loads and runs, and say how to use it.
 
+use model_zoo::Architecture;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

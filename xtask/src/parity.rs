@@ -5,6 +5,7 @@
 //! own scale, also when it is small (AlexNet's default-initialised logits are about 0.03, where
 //! DESIGN.md's `max(1, ...)` floor would allow a 0.3% error).
 
+use model_zoo::Architecture;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -309,7 +310,8 @@ fn check(name: &str, backend: Backend, dir: &Path, manifest: &Value) -> Result<V
         .load_into(model)?;
     // The inference form with BatchNorm folded into the convolutions, where the family has it,
     // must give the same logits.
-    let folded = (info.family == model_zoo::registry::Family::ResNet)
+    let folded = model
+        .can_fold_batchnorm()
         .then(|| model.clone().fold_batchnorm());
     let mut rows = Vec::new();
     for case in manifest["cases"]

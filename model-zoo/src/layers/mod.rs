@@ -1,17 +1,23 @@
 //! Small building blocks shared by the model families.
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::MaxPool2d;
-use burn::nn::{BatchNorm, Dropout, Initializer, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::pool::{AdaptiveAvgPool2d, MaxPool2d};
+use burn::nn::{
+    BatchNorm, Dropout, Identity, Initializer, Linear, LinearConfig, PaddingConfig2d, Relu,
+};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
 
 mod blocked;
+mod misc;
 pub use blocked::{
     BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, merge_row_blocks, row_block_sizes,
     split_row_blocks, torch_shapes,
+};
+pub use misc::{
+    Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation, residual,
 };
 
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's
@@ -31,6 +37,20 @@ pub(crate) fn conv_config(
         ))
         .with_dilation([dilation, dilation])
         .with_bias(false)
+}
+
+/// torchvision's `_make_divisible(v, divisor)`: `v` rounded to the nearest multiple of
+/// `divisor` (at least `divisor`), but never more than 10% below `v`. Channel widths of the
+/// mobile families and EfficientNet.
+pub fn make_divisible(v: f64, divisor: usize) -> usize {
+    let d = divisor as f64;
+    // Python's `int(v + divisor / 2) // divisor * divisor`, `v` non-negative.
+    let rounded = ((v + d / 2.0) as usize / divisor * divisor).max(divisor);
+    if (rounded as f64) < 0.9 * v {
+        rounded + divisor
+    } else {
+        rounded
+    }
 }
 
 /// Builds a convolution initialised as torchvision does for its CNNs:
@@ -67,33 +87,97 @@ pub(crate) fn zero_bias(
     bias.map(|b| Param::from_tensor(Tensor::zeros(b.shape(), device)))
 }
 
-/// One slot of a torchvision `nn.Sequential` over images (`features` of AlexNet and VGG).
+/// One slot of a torchvision `nn.Sequential` over images (`features` of AlexNet, VGG and the
+/// mobile families).
 ///
 /// A `Vec` of these has one entry per torchvision slot, parameter-free ones (ReLU, max-pool)
 /// included, so the `Vec` index *is* torchvision's index (`features.3.weight`) by construction,
-/// and no key map is needed. Enum variants do not appear in state_dict keys.
+/// and no key map is needed. Enum variants do not appear in state_dict keys, so a nested
+/// [`ImageLayer::Sequential`] gives `features.1.0.weight` as torchvision's nested
+/// `nn.Sequential`s (`Conv2dNormActivation`) do.
 #[derive(Module, Debug)]
 pub enum ImageLayer {
     /// `nn.Conv2d`.
     Conv(Conv2d),
     /// `nn.BatchNorm2d`.
     BatchNorm(BatchNorm),
-    /// `nn.ReLU`.
-    Relu(Relu),
+    /// An activation (`nn.ReLU`, `nn.ReLU6`, `nn.Hardswish`, ...).
+    Activation(Activation),
     /// `nn.MaxPool2d`.
     MaxPool(MaxPool2d),
+    /// `nn.AdaptiveAvgPool2d`.
+    AdaptiveAvgPool(AdaptiveAvgPool2d),
+    /// `nn.Dropout` (active only on an autodiff device).
+    Dropout(Dropout),
+    /// A nested `nn.Sequential`, such as torchvision's `Conv2dNormActivation`.
+    Sequential(Vec<ImageLayer>),
+    /// torchvision's `SqueezeExcitation`.
+    SqueezeExcitation(SqueezeExcitation),
+    /// MobileNet V3's inverted residual block (and EfficientNet's MBConv).
+    InvertedResidual(InvertedResidual),
+    /// A slot that does nothing: `nn.Identity`, or a BatchNorm folded into the convolution
+    /// before it (see [`fold_layers`]).
+    Identity(Identity),
 }
 
 impl ImageLayer {
+    /// `nn.ReLU`.
+    pub fn relu() -> Self {
+        ImageLayer::Activation(Activation::Relu(Relu))
+    }
+
     /// Applies the layer.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             ImageLayer::Conv(conv) => conv.forward(x),
             ImageLayer::BatchNorm(bn) => batch_norm(bn, x),
-            ImageLayer::Relu(relu) => relu.forward(x),
+            ImageLayer::Activation(activation) => activation.forward(x),
             ImageLayer::MaxPool(pool) => pool.forward(x),
+            ImageLayer::AdaptiveAvgPool(pool) => pool.forward(x),
+            ImageLayer::Dropout(dropout) => dropout.forward(x),
+            ImageLayer::Sequential(layers) => run_image_layers(layers, x),
+            ImageLayer::SqueezeExcitation(se) => se.forward(x),
+            ImageLayer::InvertedResidual(block) => block.forward(x),
+            ImageLayer::Identity(_) => x,
         }
     }
+
+    /// Whether a BatchNorm follows a convolution anywhere in `layers` (so [`fold_layers`]
+    /// changes them).
+    pub fn can_fold(layers: &[ImageLayer]) -> bool {
+        layers
+            .windows(2)
+            .any(|pair| matches!(pair, [ImageLayer::Conv(_), ImageLayer::BatchNorm(_)]))
+            || layers.iter().any(|layer| match layer {
+                ImageLayer::Sequential(inner) => Self::can_fold(inner),
+                _ => false,
+            })
+    }
+}
+
+/// Folds every BatchNorm that directly follows a convolution in `layers` (nested sequences
+/// included) into that convolution (see [`fold_batchnorm`]); the BatchNorm's slot becomes
+/// [`ImageLayer::Identity`], so indices stay torchvision's. Eval mode only, after loading.
+pub fn fold_layers(layers: Vec<ImageLayer>) -> Vec<ImageLayer> {
+    let mut out: Vec<ImageLayer> = Vec::with_capacity(layers.len());
+    for layer in layers {
+        match (out.last_mut(), layer) {
+            (Some(last @ ImageLayer::Conv(_)), ImageLayer::BatchNorm(bn)) => {
+                let ImageLayer::Conv(conv) =
+                    std::mem::replace(last, ImageLayer::Identity(Identity))
+                else {
+                    unreachable!("matched as a convolution above")
+                };
+                *last = ImageLayer::Conv(fold_batchnorm(conv, &bn));
+                out.push(ImageLayer::Identity(Identity));
+            }
+            (_, ImageLayer::Sequential(inner)) => {
+                out.push(ImageLayer::Sequential(fold_layers(inner)))
+            }
+            (_, layer) => out.push(layer),
+        }
+    }
+    out
 }
 
 /// One slot of a torchvision `nn.Sequential` over feature vectors (`classifier` of AlexNet and
@@ -109,6 +193,8 @@ pub enum VectorLayer {
     Relu(Relu),
     /// `nn.Dropout` (active only on an autodiff device).
     Dropout(Dropout),
+    /// Another activation (MobileNet V3's `nn.Hardswish`).
+    Activation(Activation),
 }
 
 impl VectorLayer {
@@ -119,6 +205,7 @@ impl VectorLayer {
             VectorLayer::BlockedLinear(linear) => linear.forward(x),
             VectorLayer::Relu(relu) => relu.forward(x),
             VectorLayer::Dropout(dropout) => dropout.forward(x),
+            VectorLayer::Activation(activation) => activation.forward(x),
         }
     }
 }
@@ -181,6 +268,19 @@ pub(crate) fn last_linear(layers: &[VectorLayer]) -> Option<(usize, usize, usize
             }
             _ => None,
         })
+}
+
+/// The parameters of the last `Linear` of a classifier sequence (none if it has none).
+pub(crate) fn last_linear_group(layers: &[VectorLayer]) -> ParamGroup {
+    layers
+        .iter()
+        .rev()
+        .find_map(|layer| match layer {
+            VectorLayer::Linear(linear) => Some(ParamGroup::ids_from_module(linear.clone())),
+            VectorLayer::BlockedLinear(linear) => Some(ParamGroup::ids_from_module(linear.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| ParamGroup::from_ids(Vec::new()))
 }
 
 /// The error every model's `reset_classifier` gives for zero classes.

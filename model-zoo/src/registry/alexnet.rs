@@ -11,7 +11,7 @@ macro_rules! alexnet {
      num_classes: $classes:literal, weights: [$($w:expr),* $(,)?]) => {
         ModelInfo {
             name: $name,
-            family: Family::AlexNet,
+            family: Family::ALEXNET,
             torchvision: $tv,
             params: $params,
             gflops: $gflops,

@@ -16,7 +16,7 @@ use crate::model::Model;
 pub(super) const MODELS: &[ModelInfo] = &[
     ModelInfo {
         name: "googlenet",
-        family: Family::GoogLeNet,
+        family: Family::GOOGLENET,
         torchvision: true,
         params: 6_624_904,
         gflops: 1.498,
@@ -43,7 +43,7 @@ pub(super) const MODELS: &[ModelInfo] = &[
     },
     ModelInfo {
         name: "googlenet_cifar",
-        family: Family::GoogLeNet,
+        family: Family::GOOGLENET,
         torchvision: false,
         params: 5_490_986,
         gflops: 1.337,

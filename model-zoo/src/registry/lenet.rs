@@ -7,7 +7,7 @@ use crate::model::Model;
 /// LeNet-5 for 32x32 colour images.
 pub(super) const MODELS: &[ModelInfo] = &[ModelInfo {
     name: "lenet5",
-    family: Family::LeNet,
+    family: Family::LENET,
     torchvision: false,
     params: 62_006,
     gflops: 0.001,

@@ -11,7 +11,7 @@ macro_rules! resnet {
     ($name:ident, params: $params:literal, gflops: $gflops:literal, weights: [$($w:expr),* $(,)?]) => {
         ModelInfo {
             name: stringify!($name),
-            family: Family::ResNet,
+            family: Family::RESNET,
             torchvision: true,
             params: $params,
             gflops: $gflops,

@@ -17,7 +17,7 @@ macro_rules! vgg {
     ($name:ident, params: $params:literal, gflops: $gflops:literal, weights: [$($w:expr),* $(,)?]) => {
         ModelInfo {
             name: stringify!($name),
-            family: Family::Vgg,
+            family: Family::VGG,
             torchvision: true,
             params: $params,
             gflops: $gflops,
@@ -58,12 +58,10 @@ pub(super) const MODELS: &[ModelInfo] = &[
     vgg!(vgg19_bn, params: 143_678_248, gflops: 19.632, weights: [
         imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/vgg19_bn-c79401a0.pth", "c79401a0", 548.143, 74.218, 91.842, 256, true),
     ]),
-];
-
-/// The zoo's VGG-16 for 32x32 input (torchvision has none).
-pub(super) const CIFAR: &[ModelInfo] = &[ModelInfo {
+    // The zoo's VGG-16 for 32x32 input (torchvision has none).
+    ModelInfo {
     name: "vgg16_cifar",
-    family: Family::Vgg,
+    family: Family::VGG,
     torchvision: false,
     params: 33_646_666,
     gflops: 0.332,
@@ -78,4 +76,5 @@ pub(super) const CIFAR: &[ModelInfo] = &[ModelInfo {
                 .init(device)?,
         ))
     },
-}];
+},
+];

@@ -1,5 +1,6 @@
 //! `zoo-train`: transfer learning for the zoo's models on an ImageFolder dataset.
 
+use model_zoo::Architecture;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,0 +1,117 @@
+//! [`Architecture`]: the one trait every family implements. It is the model's whole public API
+//! (forward, features, classifier) and everything the importer needs to know about it (which
+//! keys are the classifier, which parts are optional, which old spellings to rename, how to
+//! conform to a file's layout), so that [`crate::Model`] dispatches once and `zoo-import` has no
+//! per-family code.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ParamGroup};
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{ConfigError, InputError, InputSpec};
+use crate::registry::Family;
+
+/// What every model of the zoo is: a Burn [`Module`] that maps `[batch, 3, height, width]`
+/// images to `[batch, num_classes]` logits, with torchvision's state_dict keys.
+///
+/// ```no_run
+/// use model_zoo::Architecture;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let device = model_zoo::Backend::Flex.device()?;
+/// let model = model_zoo::resnet::resnet18(10, &device)?;
+/// let logits = model.forward(burn::tensor::Tensor::zeros([1, 3, 64, 64], &device));
+/// assert_eq!(logits.dims(), [1, 10]);
+/// # Ok(()) }
+/// ```
+pub trait Architecture: Module + Sized {
+    /// The family, for messages and the registry.
+    fn family(&self) -> Family;
+
+    /// What this model accepts: channels and smallest spatial size.
+    fn input_spec(&self) -> InputSpec;
+
+    /// Pooled features before the classifier.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
+    /// - output: `[batch, num_features]`
+    fn forward_features(&self, x: Tensor<4>) -> Tensor<2>;
+
+    /// Logits, or an error naming what is wrong with the input (channels, size, empty batch).
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
+    /// - output: `[batch, num_classes]`
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError>;
+
+    /// Logits.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
+    /// - output: `[batch, num_classes]`
+    ///
+    /// # Panics
+    /// On an input that [`Self::try_forward`] rejects, with the same message.
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        crate::error::or_panic(self.try_forward(x))
+    }
+
+    /// Width of the pooled features, the classifier's input.
+    fn num_features(&self) -> usize;
+
+    /// Classes of the current classifier.
+    fn num_classes(&self) -> usize;
+
+    /// Replaces the classifier by a freshly initialised one for `num_classes` classes (timm's
+    /// `reset_classifier`), keeping the backbone. The new layers live on `device`.
+    fn reset_classifier(self, num_classes: usize, device: &Device) -> Result<Self, ConfigError>;
+
+    /// The parameters [`Self::reset_classifier`] replaces; everything else is the backbone.
+    /// Feature extraction freezes `ParamGroup::all().exclude(model.classifier_group())`.
+    fn classifier_group(&self) -> ParamGroup;
+
+    /// Whether [`Self::fold_batchnorm`] changes this model (it has a convolution followed by
+    /// BatchNorm).
+    fn can_fold_batchnorm(&self) -> bool {
+        false
+    }
+
+    /// The inference form: every BatchNorm that follows a convolution folded into it, which
+    /// saves a pass over each activation. Same logits in eval mode (checked against PyTorch by
+    /// `cargo xtask parity`); not for training, and the keys differ (convolutions gain a bias,
+    /// BatchNorms are gone), so fold after loading weights. The identity where
+    /// [`Self::can_fold_batchnorm`] is false.
+    fn fold_batchnorm(self) -> Self {
+        self
+    }
+
+    /// Key prefixes (torchvision names, with the trailing dot) of the classifier, which a
+    /// partial load may leave as initialised when its shape differs.
+    fn classifier_prefixes(&self) -> &'static [&'static str];
+
+    /// Key prefixes (with the trailing dot) of parts a file may hold that this model was built
+    /// without, such as GoogLeNet's aux heads: their keys are ignored, not unexpected.
+    fn optional_prefixes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// `(regex, replacement)` pairs turning a file's keys into this module's keys: old
+    /// spellings that torchvision renames when it loads (`_load_from_state_dict`). Empty when
+    /// the names already agree, as for most families.
+    fn key_renames(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// Rebuilds the model in the layout a weight file was saved in, where torchvision's
+    /// `_load_from_state_dict` does the same (MNASNet's first version); `shapes` maps each of
+    /// the file's keys (after [`Self::key_renames`]) to its shape. The default keeps the model.
+    fn conform_to(
+        self,
+        shapes: &HashMap<String, Vec<usize>>,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        let _ = (shapes, device);
+        Ok(self)
+    }
+}

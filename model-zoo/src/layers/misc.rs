@@ -1,0 +1,293 @@
+//! torchvision's `ops.misc` blocks and the activations its families use: [`Activation`],
+//! [`conv2d_norm_activation`], [`SqueezeExcitation`], and the MobileNet V3 / EfficientNet
+//! [`InvertedResidual`].
+
+use burn::module::Module;
+use burn::nn::activation::{HardSigmoid, HardSigmoidConfig, HardSwish, Relu, Relu6, SiLU, Sigmoid};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNormConfig, PaddingConfig2d};
+use burn::tensor::module::adaptive_avg_pool2d;
+use burn::tensor::{Device, Tensor};
+
+use super::{ImageLayer, conv_kaiming_fan_out, fold_layers, run_image_layers};
+
+/// An activation as torchvision's families use them. Burn's own `nn::Activation` has no ReLU6
+/// or SiLU, and its `HardSigmoid` defaults to ONNX's slope (0.2), not PyTorch's (1/6), so the
+/// zoo keeps this small enum of Burn's activation modules.
+#[derive(Module, Debug)]
+pub enum Activation {
+    /// `nn.ReLU`.
+    Relu(Relu),
+    /// `nn.ReLU6`: `min(max(x, 0), 6)`.
+    Relu6(Relu6),
+    /// `nn.Hardswish`: `x * relu6(x + 3) / 6`.
+    Hardswish(HardSwish),
+    /// `nn.Hardsigmoid`: `relu6(x + 3) / 6`.
+    Hardsigmoid(HardSigmoid),
+    /// `nn.SiLU`: `x * sigmoid(x)`.
+    Silu(SiLU),
+    /// `nn.Sigmoid`.
+    Sigmoid(Sigmoid),
+}
+
+/// Which [`Activation`]; `Copy`, for configurations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivationKind {
+    /// `nn.ReLU`.
+    Relu,
+    /// `nn.ReLU6`.
+    Relu6,
+    /// `nn.Hardswish`.
+    Hardswish,
+    /// `nn.Hardsigmoid`.
+    Hardsigmoid,
+    /// `nn.SiLU`.
+    Silu,
+    /// `nn.Sigmoid`.
+    Sigmoid,
+}
+
+impl ActivationKind {
+    /// The activation module.
+    pub fn init(self) -> Activation {
+        match self {
+            ActivationKind::Relu => Activation::Relu(Relu),
+            ActivationKind::Relu6 => Activation::Relu6(Relu6),
+            ActivationKind::Hardswish => Activation::Hardswish(HardSwish),
+            ActivationKind::Hardsigmoid => Activation::Hardsigmoid(
+                // PyTorch's hardsigmoid: clamp(x / 6 + 1/2, 0, 1).
+                HardSigmoidConfig::new()
+                    .with_alpha(1.0 / 6.0)
+                    .with_beta(0.5)
+                    .init(),
+            ),
+            ActivationKind::Silu => Activation::Silu(SiLU),
+            ActivationKind::Sigmoid => Activation::Sigmoid(Sigmoid),
+        }
+    }
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu(a) => a.forward(x),
+            Activation::Relu6(a) => a.forward(x),
+            Activation::Hardswish(a) => a.forward(x),
+            Activation::Hardsigmoid(a) => a.forward(x),
+            Activation::Silu(a) => a.forward(x),
+            Activation::Sigmoid(a) => a.forward(x),
+        }
+    }
+}
+
+/// torchvision's `Conv2dNormActivation(in, out, kernel_size, stride, groups=groups,
+/// dilation=dilation, norm_layer=BatchNorm2d(eps, momentum), activation_layer=...)`: a
+/// bias-free convolution padded `(kernel - 1) / 2 * dilation`, BatchNorm, and the activation if
+/// any. Built as the [`ImageLayer`] sequence it is in torchvision (`N.0` conv, `N.1` norm, `N.2`
+/// activation), so keys are torchvision's without a map.
+#[derive(Debug, Clone, Copy)]
+pub struct Conv2dNormActivation {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Square kernel side.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Groups (`in_channels` for a depthwise convolution).
+    pub groups: usize,
+    /// Dilation.
+    pub dilation: usize,
+    /// BatchNorm's epsilon (PyTorch's default 1e-5; MobileNet V3 and EfficientNet 1e-3).
+    pub eps: f64,
+    /// BatchNorm's momentum, PyTorch's convention (default 0.1; MobileNet V3 0.01).
+    pub momentum: f64,
+    /// The activation after the norm, or none (a projection).
+    pub activation: Option<ActivationKind>,
+}
+
+impl Conv2dNormActivation {
+    /// A stride-1, ungrouped `kernel x kernel` block with PyTorch's BatchNorm defaults and ReLU,
+    /// as torchvision's defaults.
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel,
+            stride: 1,
+            groups: 1,
+            dilation: 1,
+            eps: 1e-5,
+            momentum: 0.1,
+            activation: Some(ActivationKind::Relu),
+        }
+    }
+
+    /// With this stride.
+    pub fn stride(self, stride: usize) -> Self {
+        Self { stride, ..self }
+    }
+
+    /// With this many groups.
+    pub fn groups(self, groups: usize) -> Self {
+        Self { groups, ..self }
+    }
+
+    /// Depthwise: one group per channel.
+    pub fn depthwise(self) -> Self {
+        self.groups(self.in_channels)
+    }
+
+    /// With this dilation.
+    pub fn dilation(self, dilation: usize) -> Self {
+        Self { dilation, ..self }
+    }
+
+    /// With this BatchNorm epsilon and momentum.
+    pub fn norm(self, eps: f64, momentum: f64) -> Self {
+        Self {
+            eps,
+            momentum,
+            ..self
+        }
+    }
+
+    /// With this activation, or none.
+    pub fn activation(self, activation: Option<ActivationKind>) -> Self {
+        Self { activation, ..self }
+    }
+
+    /// The convolution's configuration (padding `(kernel - 1) / 2 * dilation`, no bias).
+    pub fn conv_config(&self) -> Conv2dConfig {
+        let padding = (self.kernel - 1) / 2 * self.dilation;
+        Conv2dConfig::new(
+            [self.in_channels, self.out_channels],
+            [self.kernel, self.kernel],
+        )
+        .with_stride([self.stride, self.stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .with_dilation([self.dilation, self.dilation])
+        .with_groups(self.groups)
+        .with_bias(false)
+    }
+
+    /// The layers, the convolution initialised as torchvision's mobile families do
+    /// (`kaiming_normal_(mode="fan_out")`), BatchNorm with ones and zeros.
+    pub fn init(&self, device: &Device) -> ImageLayer {
+        self.init_with(conv_kaiming_fan_out(self.conv_config(), device), device)
+    }
+
+    /// The layers around a convolution initialised by the caller (it must match
+    /// [`Self::conv_config`]).
+    pub fn init_with(&self, conv: Conv2d, device: &Device) -> ImageLayer {
+        let mut layers = vec![
+            ImageLayer::Conv(conv),
+            ImageLayer::BatchNorm(
+                BatchNormConfig::new(self.out_channels)
+                    .with_epsilon(self.eps)
+                    .with_momentum(self.momentum)
+                    .init(device),
+            ),
+        ];
+        if let Some(activation) = self.activation {
+            layers.push(ImageLayer::Activation(activation.init()));
+        }
+        ImageLayer::Sequential(layers)
+    }
+}
+
+/// torchvision's `ops.misc.SqueezeExcitation`: `x * scale(fc2(act(fc1(avgpool(x)))))`, with
+/// 1x1 convolutions `fc1` (`input -> squeeze`) and `fc2` (`squeeze -> input`), both biased.
+#[derive(Module, Debug)]
+pub struct SqueezeExcitation {
+    /// Squeeze: `[squeeze, input, 1, 1]`.
+    pub fc1: Conv2d,
+    /// Excite: `[input, squeeze, 1, 1]`.
+    pub fc2: Conv2d,
+    /// After `fc1` (ReLU; SiLU in EfficientNet).
+    pub activation: Activation,
+    /// After `fc2` (Sigmoid; Hardsigmoid in MobileNet V3).
+    pub scale_activation: Activation,
+}
+
+impl SqueezeExcitation {
+    /// A block over `input` channels squeezed to `squeeze`, initialised as torchvision's mobile
+    /// families initialise every convolution (`kaiming_normal_(mode="fan_out")`, zero bias).
+    pub fn new(
+        input: usize,
+        squeeze: usize,
+        activation: ActivationKind,
+        scale_activation: ActivationKind,
+        device: &Device,
+    ) -> Self {
+        let conv = |from: usize, to: usize| {
+            let conv = conv_kaiming_fan_out(Conv2dConfig::new([from, to], [1, 1]), device);
+            Conv2d {
+                bias: super::zero_bias(conv.bias, device),
+                ..conv
+            }
+        };
+        Self {
+            fc1: conv(input, squeeze),
+            fc2: conv(squeeze, input),
+            activation: activation.init(),
+            scale_activation: scale_activation.init(),
+        }
+    }
+
+    /// Rescales each channel by its excitation.
+    ///
+    /// # Shapes
+    /// - input and output: `[batch, channels, height, width]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let scale = adaptive_avg_pool2d(x.clone(), [1, 1]);
+        let scale = self.activation.forward(self.fc1.forward(scale));
+        let scale = self.scale_activation.forward(self.fc2.forward(scale));
+        x * scale
+    }
+}
+
+/// MobileNet V3's `InvertedResidual` (also EfficientNet's MBConv without stochastic depth):
+/// `block` is torchvision's `nn.Sequential` of [`Conv2dNormActivation`]s (expand, depthwise,
+/// project) with a [`SqueezeExcitation`] before the projection, and the input is added back
+/// when stride is 1 and the channels agree.
+#[derive(Module, Debug)]
+pub struct InvertedResidual {
+    /// The layers, torchvision's `block.N`.
+    pub block: Vec<ImageLayer>,
+    /// Whether the input is added to the output.
+    pub use_res_connect: bool,
+}
+
+impl InvertedResidual {
+    /// Applies the block.
+    ///
+    /// # Shapes
+    /// - input: `[batch, in_channels, height, width]`
+    /// - output: `[batch, out_channels, height / stride, width / stride]` (rounded up)
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        residual(&self.block, self.use_res_connect, x)
+    }
+
+    /// The block with every BatchNorm folded into the convolution before it.
+    pub fn fold_batchnorm(self) -> Self {
+        Self {
+            block: fold_layers(self.block),
+            ..self
+        }
+    }
+}
+
+/// `layers(x) + x` when `add_input`, else `layers(x)`: the residual step of every inverted
+/// residual block (MobileNet V2/V3, MNASNet).
+pub fn residual(layers: &[ImageLayer], add_input: bool, x: Tensor<4>) -> Tensor<4> {
+    if add_input {
+        run_image_layers(layers, x.clone()) + x
+    } else {
+        run_image_layers(layers, x)
+    }
+}

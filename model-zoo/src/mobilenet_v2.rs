@@ -1,0 +1,415 @@
+//! MobileNet V2, as torchvision's `mobilenet_v2` (`torchvision/models/mobilenetv2.py`): the
+//! same options and defaults, state_dict keys and initialisation.
+//!
+//! ```no_run
+//! use model_zoo::Architecture;
+//! use model_zoo::mobilenet_v2::MobileNetV2Config;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let device = model_zoo::Backend::Flex.device()?;
+//! let model = MobileNetV2Config::new().with_width_mult(0.75).init(&device)?;
+//! let logits = model.forward(burn::tensor::Tensor::zeros([1, 3, 224, 224], &device));
+//! assert_eq!(logits.dims(), [1, 1000]);
+//! # Ok(()) }
+//! ```
+
+use burn::config::Config;
+use burn::module::{Module, ParamGroup};
+use burn::nn::{DropoutConfig, Initializer, LinearConfig};
+use burn::tensor::module::adaptive_avg_pool2d;
+use burn::tensor::{Device, Tensor};
+
+use crate::architecture::Architecture;
+use crate::error::{ConfigError, InputError, InputSpec};
+use crate::layers::{
+    ActivationKind, Conv2dNormActivation, ImageLayer, VectorLayer, conv_kaiming_fan_out,
+    fold_layers, last_linear, last_linear_group, make_divisible, replace_last_linear, residual,
+    run_vector_layers,
+};
+use crate::registry::Family;
+
+impl Family {
+    /// MobileNet V2 ([`crate::mobilenet_v2`]).
+    pub const MOBILENET_V2: Family = Family::new("mobilenet_v2");
+}
+
+/// torchvision's default `inverted_residual_setting`: `[t, c, n, s]` = expansion, output
+/// channels, repeats, stride of the first repeat.
+pub const DEFAULT_SETTING: [[usize; 4]; 7] = [
+    [1, 16, 1, 1],
+    [6, 24, 2, 2],
+    [6, 32, 3, 2],
+    [6, 64, 4, 2],
+    [6, 96, 3, 1],
+    [6, 160, 3, 2],
+    [6, 320, 1, 1],
+];
+
+/// Configuration of a [`MobileNetV2`], torchvision's `MobileNetV2(...)` arguments.
+#[derive(Config, Debug)]
+pub struct MobileNetV2Config {
+    /// Output classes.
+    #[config(default = 1000)]
+    pub num_classes: usize,
+    /// Width multiplier: every layer's channels are scaled by it (then rounded).
+    #[config(default = 1.0)]
+    pub width_mult: f64,
+    /// Channels are rounded to a multiple of this (1 turns rounding off).
+    #[config(default = 8)]
+    pub round_nearest: usize,
+    /// Dropout probability before the classifier.
+    #[config(default = 0.2)]
+    pub dropout: f64,
+    /// The network's `[t, c, n, s]` rows (see [`DEFAULT_SETTING`], used when `None`).
+    #[config(default = "None")]
+    pub inverted_residual_setting: Option<Vec<[usize; 4]>>,
+}
+
+/// MobileNet V2's inverted residual block: torchvision's `conv` sequence (1x1 expansion unless
+/// the ratio is 1, 3x3 depthwise, both with BatchNorm and ReLU6, then a linear 1x1 projection
+/// and its BatchNorm), and the input added back when stride is 1 and the channels agree.
+#[derive(Module, Debug)]
+pub struct InvertedResidual {
+    /// torchvision's `conv.N`.
+    pub conv: Vec<ImageLayer>,
+    /// Whether the input is added to the output.
+    pub use_res_connect: bool,
+}
+
+/// One slot of `features`: a `Conv2dNormActivation` (first and last) or a block.
+#[derive(Module, Debug)]
+pub enum Feature {
+    /// The stem and the last 1x1 convolution.
+    Layer(ImageLayer),
+    /// An inverted residual block.
+    Block(InvertedResidual),
+}
+
+impl Feature {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Feature::Layer(layer) => layer.forward(x),
+            Feature::Block(block) => residual(&block.conv, block.use_res_connect, x),
+        }
+    }
+
+    fn fold_batchnorm(self) -> Self {
+        match self {
+            Feature::Layer(layer) => Feature::Layer(fold_one(layer)),
+            Feature::Block(block) => Feature::Block(InvertedResidual {
+                conv: fold_layers(block.conv),
+                ..block
+            }),
+        }
+    }
+
+    fn layers(&self) -> &[ImageLayer] {
+        match self {
+            Feature::Layer(layer) => std::slice::from_ref(layer),
+            Feature::Block(block) => &block.conv,
+        }
+    }
+}
+
+/// Folds a single layer (a nested sequence) through [`fold_layers`].
+pub(crate) fn fold_one(layer: ImageLayer) -> ImageLayer {
+    fold_layers(vec![layer])
+        .pop()
+        .unwrap_or_else(|| unreachable!("folding keeps every slot"))
+}
+
+/// MobileNet V2. Build it with [`MobileNetV2Config`].
+#[derive(Module, Debug)]
+pub struct MobileNetV2 {
+    /// Stem, 17 inverted residual blocks (for the default setting), last 1x1 convolution.
+    pub features: Vec<Feature>,
+    /// `Dropout`, `Linear`.
+    pub classifier: Vec<VectorLayer>,
+    /// Channels of the last convolution (1280 unless `width_mult > 1`).
+    pub last_channel: usize,
+}
+
+/// What MobileNet V2 accepts: 3 channels, any size (torchvision's `min_size` is 1x1).
+pub const MOBILENET_V2_INPUT: InputSpec = InputSpec {
+    channels: 3,
+    min_size: [1, 1],
+};
+
+impl MobileNetV2Config {
+    fn invalid(field: &'static str, value: String, expected: &'static str) -> ConfigError {
+        ConfigError::Invalid {
+            model: "mobilenet_v2".into(),
+            field,
+            value,
+            expected,
+        }
+    }
+
+    /// Builds the model, initialised as torchvision does: convolutions
+    /// `kaiming_normal_(mode="fan_out")`, BatchNorm ones and zeros, the linear layer
+    /// `normal_(0, 0.01)` with a zero bias.
+    pub fn init(&self, device: &Device) -> Result<MobileNetV2, ConfigError> {
+        let zero = |field| ConfigError::Zero {
+            model: "mobilenet_v2".into(),
+            field,
+        };
+        if self.num_classes == 0 {
+            return Err(zero("num_classes"));
+        }
+        if self.round_nearest == 0 {
+            return Err(zero("round_nearest"));
+        }
+        if !(self.width_mult.is_finite() && self.width_mult > 0.0) {
+            return Err(Self::invalid(
+                "width_mult",
+                self.width_mult.to_string(),
+                "it must be a positive number",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.dropout) {
+            return Err(Self::invalid(
+                "dropout",
+                self.dropout.to_string(),
+                "it must be a probability in [0, 1]",
+            ));
+        }
+        let setting = self
+            .inverted_residual_setting
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SETTING.to_vec());
+        if setting.is_empty() {
+            return Err(Self::invalid(
+                "inverted_residual_setting",
+                "empty".into(),
+                "it needs at least one [t, c, n, s] row",
+            ));
+        }
+        for &[t, c, n, s] in &setting {
+            if t == 0 || c == 0 || n == 0 || !(1..=2).contains(&s) {
+                return Err(Self::invalid(
+                    "inverted_residual_setting",
+                    format!("{:?}", [t, c, n, s]),
+                    "each row needs t, c, n >= 1 and a stride s of 1 or 2",
+                ));
+            }
+        }
+
+        let divisible = |v: f64| make_divisible(v, self.round_nearest);
+        let cna =
+            |i, o, k| Conv2dNormActivation::new(i, o, k).activation(Some(ActivationKind::Relu6));
+        let mut input = divisible(32.0 * self.width_mult);
+        let last_channel = divisible(1280.0 * self.width_mult.max(1.0));
+        let mut features = vec![Feature::Layer(cna(3, input, 3).stride(2).init(device))];
+        for [t, c, n, s] in setting {
+            let output = divisible(c as f64 * self.width_mult);
+            for i in 0..n {
+                let stride = if i == 0 { s } else { 1 };
+                let hidden = input * t;
+                let mut conv = Vec::new();
+                if t != 1 {
+                    conv.push(cna(input, hidden, 1).init(device));
+                }
+                conv.push(
+                    cna(hidden, hidden, 3)
+                        .stride(stride)
+                        .depthwise()
+                        .init(device),
+                );
+                let project = Conv2dNormActivation::new(hidden, output, 1).activation(None);
+                let ImageLayer::Sequential(layers) =
+                    project.init_with(conv_kaiming_fan_out(project.conv_config(), device), device)
+                else {
+                    unreachable!("Conv2dNormActivation builds a sequence")
+                };
+                // torchvision's projection is a bare `Conv2d` and `BatchNorm2d` in `conv`.
+                conv.extend(layers);
+                features.push(Feature::Block(InvertedResidual {
+                    conv,
+                    use_res_connect: stride == 1 && input == output,
+                }));
+                input = output;
+            }
+        }
+        features.push(Feature::Layer(cna(input, last_channel, 1).init(device)));
+        let linear = LinearConfig::new(last_channel, self.num_classes)
+            .with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: 0.01,
+            })
+            .init(device);
+        let linear = burn::nn::Linear {
+            bias: crate::layers::zero_bias(linear.bias, device),
+            ..linear
+        };
+        Ok(MobileNetV2 {
+            features,
+            classifier: vec![
+                VectorLayer::Dropout(DropoutConfig::new(self.dropout).init()),
+                VectorLayer::Linear(linear),
+            ],
+            last_channel,
+        })
+    }
+}
+
+impl Architecture for MobileNetV2 {
+    fn family(&self) -> Family {
+        Family::MOBILENET_V2
+    }
+
+    fn input_spec(&self) -> InputSpec {
+        MOBILENET_V2_INPUT
+    }
+
+    /// Globally average-pooled output of `features`.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`
+    /// - output: `[batch, last_channel]` (1280)
+    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = x;
+        for feature in &self.features {
+            x = feature.forward(x);
+        }
+        adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3)
+    }
+
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+        self.input_spec().check("mobilenet_v2", x.dims())?;
+        Ok(run_vector_layers(
+            &self.classifier,
+            self.forward_features(x),
+        ))
+    }
+
+    fn num_features(&self) -> usize {
+        self.last_channel
+    }
+
+    fn num_classes(&self) -> usize {
+        last_linear(&self.classifier).map_or(0, |(_, _, out)| out)
+    }
+
+    /// Replaces `classifier.1` by a freshly initialised linear layer (PyTorch's default).
+    fn reset_classifier(
+        mut self,
+        num_classes: usize,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        self.classifier =
+            replace_last_linear(self.classifier, "mobilenet_v2", num_classes, device)?;
+        Ok(self)
+    }
+
+    /// `classifier.1`.
+    fn classifier_group(&self) -> ParamGroup {
+        last_linear_group(&self.classifier)
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["classifier.1."]
+    }
+
+    fn can_fold_batchnorm(&self) -> bool {
+        self.features
+            .iter()
+            .any(|f| ImageLayer::can_fold(f.layers()))
+    }
+
+    fn fold_batchnorm(self) -> Self {
+        Self {
+            features: self
+                .features
+                .into_iter()
+                .map(Feature::fold_batchnorm)
+                .collect(),
+            ..self
+        }
+    }
+}
+
+/// Builds torchvision's `mobilenet_v2` with `num_classes` classes, initialised as torchvision
+/// does. Same as `MobileNetV2Config::new().with_num_classes(num_classes).init(device)`.
+pub fn mobilenet_v2(num_classes: usize, device: &Device) -> Result<MobileNetV2, ConfigError> {
+    MobileNetV2Config::new()
+        .with_num_classes(num_classes)
+        .init(device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::test_device as device;
+
+    #[test]
+    fn parameter_counts_equal_torchvision() {
+        let device = device();
+        // MobileNet_V2_Weights.IMAGENET1K_V1.meta["num_params"].
+        assert_eq!(
+            crate::num_parameters(&mobilenet_v2(1000, &device).unwrap()),
+            3_504_872
+        );
+        // sum(p.numel() for p in mobilenet_v2(width_mult=0.5, num_classes=10).parameters()).
+        let half = MobileNetV2Config::new()
+            .with_width_mult(0.5)
+            .with_num_classes(10)
+            .init(&device)
+            .unwrap();
+        assert_eq!(crate::num_parameters(&half), 700_490);
+    }
+
+    #[test]
+    fn keys_are_torchvision_s() {
+        let model = mobilenet_v2(1000, &device()).unwrap();
+        let keys: Vec<String> = crate::layers::torch_shapes(&model).into_keys().collect();
+        for key in [
+            "features.0.0.weight",
+            "features.0.1.running_var",
+            "features.1.conv.0.0.weight",
+            "features.1.conv.1.weight",
+            "features.1.conv.2.weight",
+            "features.2.conv.0.0.weight",
+            "features.2.conv.3.bias",
+            "features.18.1.running_mean",
+            "classifier.1.weight",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} missing");
+        }
+    }
+
+    #[test]
+    fn shapes_for_several_sizes() {
+        let device = device();
+        let model = mobilenet_v2(7, &device).unwrap();
+        for [h, w] in [[224, 224], [97, 64], [1, 1]] {
+            let x = Tensor::<4>::zeros([2, 3, h, w], &device);
+            assert_eq!(model.forward(x).dims(), [2, 7]);
+        }
+        assert_eq!(model.num_features(), 1280);
+    }
+
+    #[test]
+    fn invalid_options_are_errors() {
+        let device = device();
+        for (config, field) in [
+            (MobileNetV2Config::new().with_width_mult(0.0), "width_mult"),
+            (MobileNetV2Config::new().with_dropout(1.5), "dropout"),
+            (
+                MobileNetV2Config::new().with_inverted_residual_setting(Some(vec![])),
+                "inverted_residual_setting",
+            ),
+            (
+                MobileNetV2Config::new().with_inverted_residual_setting(Some(vec![[6, 24, 2, 3]])),
+                "inverted_residual_setting",
+            ),
+        ] {
+            match config.init(&device) {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            MobileNetV2Config::new().with_round_nearest(0).init(&device),
+            Err(ConfigError::Zero { .. })
+        ));
+    }
+}

@@ -1,0 +1,385 @@
+//! ShuffleNet V2, as torchvision's `shufflenet_v2_x0_5`, `_x1_0`, `_x1_5` and `_x2_0`
+//! (`torchvision/models/shufflenetv2.py`): channel split, depthwise convolutions, channel
+//! shuffle; torchvision's keys, options and (PyTorch's default) initialisation.
+
+use burn::config::Config;
+use burn::module::{Module, ParamGroup};
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::{Device, Tensor};
+
+use crate::architecture::Architecture;
+use crate::error::{ConfigError, InputError, InputSpec};
+use crate::layers::{ImageLayer, fold_layers, new_classifier, run_image_layers};
+use crate::registry::Family;
+
+impl Family {
+    /// ShuffleNet V2 ([`crate::shufflenet_v2`]).
+    pub const SHUFFLENET_V2: Family = Family::new("shufflenet_v2");
+}
+
+/// Configuration of a [`ShuffleNetV2`], torchvision's `ShuffleNetV2(stages_repeats,
+/// stages_out_channels, num_classes)`.
+#[derive(Config, Debug)]
+pub struct ShuffleNetV2Config {
+    /// Blocks in stages 2, 3 and 4.
+    pub stages_repeats: [usize; 3],
+    /// Channels of the stem, stages 2-4 and the last 1x1 convolution.
+    pub stages_out_channels: [usize; 5],
+    /// Output classes.
+    #[config(default = 1000)]
+    pub num_classes: usize,
+}
+
+impl ShuffleNetV2Config {
+    /// torchvision's `shufflenet_v2_x0_5`.
+    pub fn x0_5() -> Self {
+        Self::new([4, 8, 4], [24, 48, 96, 192, 1024])
+    }
+
+    /// torchvision's `shufflenet_v2_x1_0`.
+    pub fn x1_0() -> Self {
+        Self::new([4, 8, 4], [24, 116, 232, 464, 1024])
+    }
+
+    /// torchvision's `shufflenet_v2_x1_5`.
+    pub fn x1_5() -> Self {
+        Self::new([4, 8, 4], [24, 176, 352, 704, 1024])
+    }
+
+    /// torchvision's `shufflenet_v2_x2_0`.
+    pub fn x2_0() -> Self {
+        Self::new([4, 8, 4], [24, 244, 488, 976, 2048])
+    }
+
+    /// Builds the model with PyTorch's default initialisation (torchvision sets none).
+    pub fn init(&self, device: &Device) -> Result<ShuffleNetV2, ConfigError> {
+        let zero = |field| ConfigError::Zero {
+            model: "shufflenet_v2".into(),
+            field,
+        };
+        if self.num_classes == 0 {
+            return Err(zero("num_classes"));
+        }
+        if self.stages_repeats.contains(&0) {
+            return Err(zero("stages_repeats"));
+        }
+        if self.stages_out_channels.contains(&0) {
+            return Err(zero("stages_out_channels"));
+        }
+        if let Some(&odd) = self.stages_out_channels[1..4].iter().find(|&&c| c % 2 != 0) {
+            return Err(ConfigError::Invalid {
+                model: "shufflenet_v2".into(),
+                field: "stages_out_channels",
+                value: odd.to_string(),
+                expected: "the channels of stages 2-4 must be even (each block splits them in two)",
+            });
+        }
+        let [stem, .., last] = self.stages_out_channels;
+        let mut input = stem;
+        let mut stages = Vec::new();
+        for (&repeats, &output) in self
+            .stages_repeats
+            .iter()
+            .zip(&self.stages_out_channels[1..4])
+        {
+            let mut stage = vec![ShuffleBlock::new(input, output, 2, device)];
+            for _ in 1..repeats {
+                stage.push(ShuffleBlock::new(output, output, 1, device));
+            }
+            stages.push(stage);
+            input = output;
+        }
+        let [stage2, stage3, stage4]: [Vec<ShuffleBlock>; 3] = stages
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("three stages"));
+        Ok(ShuffleNetV2 {
+            conv1: vec![
+                conv(3, stem, 3, 2, device),
+                bn(stem, device),
+                ImageLayer::relu(),
+            ],
+            maxpool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+            stage2,
+            stage3,
+            stage4,
+            conv5: vec![
+                conv(input, last, 1, 1, device),
+                bn(last, device),
+                ImageLayer::relu(),
+            ],
+            fc: LinearConfig::new(last, self.num_classes).init(device),
+        })
+    }
+}
+
+/// A bias-free `kernel x kernel` convolution, `groups` groups, padding `(kernel - 1) / 2`.
+fn conv_with_groups(
+    input: usize,
+    output: usize,
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    device: &Device,
+) -> ImageLayer {
+    let pad = (kernel - 1) / 2;
+    ImageLayer::Conv(
+        Conv2dConfig::new([input, output], [kernel, kernel])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_groups(groups)
+            .with_bias(false)
+            .init(device),
+    )
+}
+
+fn conv(input: usize, output: usize, kernel: usize, stride: usize, d: &Device) -> ImageLayer {
+    conv_with_groups(input, output, kernel, stride, 1, d)
+}
+
+fn depthwise(channels: usize, stride: usize, device: &Device) -> ImageLayer {
+    conv_with_groups(channels, channels, 3, stride, channels, device)
+}
+
+fn bn(channels: usize, device: &Device) -> ImageLayer {
+    ImageLayer::BatchNorm(BatchNormConfig::new(channels).init(device))
+}
+
+/// torchvision's ShuffleNet V2 `InvertedResidual`: with stride 1, half the channels pass
+/// through and `branch2` transforms the other half; with stride 2, `branch1` and `branch2` both
+/// downsample the whole input. The halves are concatenated and the channels shuffled.
+#[derive(Module, Debug)]
+pub struct ShuffleBlock {
+    /// Stride 2 only: depthwise 3x3, BN, 1x1, BN, ReLU (empty with stride 1).
+    pub branch1: Vec<ImageLayer>,
+    /// 1x1, BN, ReLU, depthwise 3x3, BN, 1x1, BN, ReLU.
+    pub branch2: Vec<ImageLayer>,
+    /// 1 or 2.
+    pub stride: usize,
+}
+
+impl ShuffleBlock {
+    fn new(input: usize, output: usize, stride: usize, device: &Device) -> Self {
+        let branch = output / 2;
+        let branch1 = if stride > 1 {
+            vec![
+                depthwise(input, stride, device),
+                bn(input, device),
+                conv(input, branch, 1, 1, device),
+                bn(branch, device),
+                ImageLayer::relu(),
+            ]
+        } else {
+            Vec::new()
+        };
+        let branch2_input = if stride > 1 { input } else { branch };
+        Self {
+            branch1,
+            branch2: vec![
+                conv(branch2_input, branch, 1, 1, device),
+                bn(branch, device),
+                ImageLayer::relu(),
+                depthwise(branch, stride, device),
+                bn(branch, device),
+                conv(branch, branch, 1, 1, device),
+                bn(branch, device),
+                ImageLayer::relu(),
+            ],
+            stride,
+        }
+    }
+
+    /// # Shapes
+    /// - input: `[batch, input, height, width]`
+    /// - output: `[batch, output, height / stride, width / stride]` (rounded up)
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let out = if self.stride == 1 {
+            let channels = x.dims()[1];
+            let half = channels / 2;
+            let x1 = x.clone().narrow(1, 0, half);
+            let x2 = x.narrow(1, half, channels - half);
+            Tensor::cat(vec![x1, run_image_layers(&self.branch2, x2)], 1)
+        } else {
+            Tensor::cat(
+                vec![
+                    run_image_layers(&self.branch1, x.clone()),
+                    run_image_layers(&self.branch2, x),
+                ],
+                1,
+            )
+        };
+        channel_shuffle(out, 2)
+    }
+
+    fn fold_batchnorm(self) -> Self {
+        Self {
+            branch1: fold_layers(self.branch1),
+            branch2: fold_layers(self.branch2),
+            ..self
+        }
+    }
+}
+
+/// torchvision's `channel_shuffle`: `[b, g * c, h, w]` viewed as `[b, g, c, h, w]`, groups and
+/// channels transposed, flattened back.
+pub fn channel_shuffle(x: Tensor<4>, groups: usize) -> Tensor<4> {
+    let [b, channels, h, w] = x.dims();
+    x.reshape([b, groups, channels / groups, h, w])
+        .swap_dims(1, 2)
+        .reshape([b, channels, h, w])
+}
+
+/// ShuffleNet V2. Build it with [`ShuffleNetV2Config`].
+#[derive(Module, Debug)]
+pub struct ShuffleNetV2 {
+    /// Stem: 3x3 stride-2 convolution, BN, ReLU.
+    pub conv1: Vec<ImageLayer>,
+    /// 3x3 stride-2 max-pool, padding 1.
+    pub maxpool: MaxPool2d,
+    /// Stage 2.
+    pub stage2: Vec<ShuffleBlock>,
+    /// Stage 3.
+    pub stage3: Vec<ShuffleBlock>,
+    /// Stage 4.
+    pub stage4: Vec<ShuffleBlock>,
+    /// Last 1x1 convolution, BN, ReLU.
+    pub conv5: Vec<ImageLayer>,
+    /// Classifier.
+    pub fc: Linear,
+}
+
+/// What ShuffleNet V2 accepts: 3 channels, any size (torchvision's `min_size` is 1x1).
+pub const SHUFFLENET_V2_INPUT: InputSpec = InputSpec {
+    channels: 3,
+    min_size: [1, 1],
+};
+
+impl Architecture for ShuffleNetV2 {
+    fn family(&self) -> Family {
+        Family::SHUFFLENET_V2
+    }
+
+    fn input_spec(&self) -> InputSpec {
+        SHUFFLENET_V2_INPUT
+    }
+
+    /// The spatial mean of `conv5`'s output.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`
+    /// - output: `[batch, num_features]` (1024; 2048 for x2_0)
+    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = run_image_layers(&self.conv1, x);
+        let mut x = self.maxpool.forward(x);
+        for block in self.stage2.iter().chain(&self.stage3).chain(&self.stage4) {
+            x = block.forward(x);
+        }
+        let x = run_image_layers(&self.conv5, x);
+        let [b, c, _, _] = x.dims();
+        x.mean_dims(&[2, 3]).reshape([b, c])
+    }
+
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+        self.input_spec().check("shufflenet_v2", x.dims())?;
+        Ok(self.fc.forward(self.forward_features(x)))
+    }
+
+    fn num_features(&self) -> usize {
+        self.fc.weight.dims()[0]
+    }
+
+    fn num_classes(&self) -> usize {
+        self.fc.weight.dims()[1]
+    }
+
+    fn reset_classifier(self, num_classes: usize, device: &Device) -> Result<Self, ConfigError> {
+        let fc = new_classifier("shufflenet_v2", self.num_features(), num_classes, device)?;
+        Ok(Self { fc, ..self })
+    }
+
+    /// `fc`.
+    fn classifier_group(&self) -> ParamGroup {
+        ParamGroup::ids_from_module(self.fc.clone())
+    }
+
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["fc."]
+    }
+
+    fn can_fold_batchnorm(&self) -> bool {
+        ImageLayer::can_fold(&self.conv1)
+    }
+
+    fn fold_batchnorm(self) -> Self {
+        let stage = |blocks: Vec<ShuffleBlock>| {
+            blocks
+                .into_iter()
+                .map(ShuffleBlock::fold_batchnorm)
+                .collect()
+        };
+        Self {
+            conv1: fold_layers(self.conv1),
+            stage2: stage(self.stage2),
+            stage3: stage(self.stage3),
+            stage4: stage(self.stage4),
+            conv5: fold_layers(self.conv5),
+            ..self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::test_device as device;
+
+    #[test]
+    fn parameter_counts_equal_torchvision() {
+        let device = device();
+        for (config, params) in [
+            (ShuffleNetV2Config::x0_5(), 1_366_792),
+            (ShuffleNetV2Config::x1_0(), 2_278_604),
+            (ShuffleNetV2Config::x1_5(), 3_503_624),
+            (ShuffleNetV2Config::x2_0(), 7_393_996),
+        ] {
+            assert_eq!(
+                crate::num_parameters(&config.init(&device).unwrap()),
+                params
+            );
+        }
+    }
+
+    #[test]
+    fn channel_shuffle_interleaves_the_halves() {
+        let device = device();
+        let x =
+            Tensor::<1>::from_floats([0.0, 1.0, 2.0, 3.0, 4.0, 5.0], &device).reshape([1, 6, 1, 1]);
+        let y = channel_shuffle(x, 2)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(y, [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    }
+
+    #[test]
+    fn shapes_for_several_sizes() {
+        let device = device();
+        let model = ShuffleNetV2Config::x0_5()
+            .with_num_classes(4)
+            .init(&device)
+            .unwrap();
+        for [h, w] in [[224, 224], [45, 31], [1, 1]] {
+            let x = Tensor::<4>::zeros([2, 3, h, w], &device);
+            assert_eq!(model.forward(x).dims(), [2, 4]);
+        }
+        assert!(
+            ShuffleNetV2Config::new([4, 8, 4], [24, 47, 96, 192, 1024])
+                .init(&device)
+                .is_err()
+        );
+    }
+}
