@@ -437,3 +437,79 @@ fn googlenet_weights_load_with_or_without_aux_heads() {
         ]
     );
 }
+
+/// A file of another width of the same family (saved here by the zoo itself, in torchvision's
+/// layout) is refused by a strict load, naming every mismatched key with both shapes.
+#[test]
+fn a_state_dict_of_another_width_names_each_mismatched_key() {
+    use model_zoo::mobilenet_v2::MobileNetV2Config;
+    use model_zoo::shufflenet_v2::ShuffleNetV2Config;
+
+    let device = device();
+    let narrow = MobileNetV2Config::new()
+        .with_width_mult(0.75)
+        .init(&device)
+        .unwrap();
+    let path = temp_path("mobilenet_v2_0.75.safetensors");
+    zoo_import::save_safetensors(&narrow, &path).unwrap();
+    let err = TorchImport::new(&path)
+        .load_into(MobileNetV2Config::new().init(&device).unwrap())
+        .unwrap_err();
+    let ImportError::KeyMismatch {
+        shapes,
+        missing,
+        unexpected,
+        ..
+    } = &err
+    else {
+        panic!("expected KeyMismatch, got {err}");
+    };
+    assert!(missing.is_empty() && unexpected.is_empty(), "{err}");
+    // Every convolution and BatchNorm whose width changed, the classifier's input too.
+    assert!(shapes.len() > 100, "{} mismatches", shapes.len());
+    let message = err.to_string();
+    assert!(
+        message.contains("features.0.0.weight: expected [32, 3, 3, 3], found [24, 3, 3, 3]"),
+        "{message}"
+    );
+
+    let wide = ShuffleNetV2Config::x1_0().init(&device).unwrap();
+    let path = temp_path("shufflenet_v2_x1_0.safetensors");
+    zoo_import::save_safetensors(&wide, &path).unwrap();
+    let err = TorchImport::new(&path)
+        .load_into(ShuffleNetV2Config::x0_5().init(&device).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("stage2.0.branch1.2.weight: expected [24, 24, 1, 1], found [58, 24, 1, 1]"),
+        "{err}"
+    );
+}
+
+/// MNASNet 0.5's published file is a version-1 state_dict with a 32-channel stem: it loads
+/// strictly into the registry's `mnasnet0_5` (rebuilt with that stem, as torchvision does), and
+/// the same file saved from the rebuilt model loads again.
+#[test]
+fn mnasnet_version_1_files_load_into_the_current_model() {
+    use model_zoo::mnasnet::MnasNetConfig;
+
+    let device = device();
+    let v1 = MnasNetConfig::new(0.5)
+        .with_v1_stem(true)
+        .init(&device)
+        .unwrap();
+    let path = temp_path("mnasnet0_5_v1.safetensors");
+    zoo_import::save_safetensors(&v1, &path).unwrap();
+    let current = model_zoo::create("mnasnet0_5", 1000, &device).unwrap();
+    let (loaded, _) = TorchImport::new(&path).load_into(current).unwrap();
+    let model_zoo::Model::MnasNet(loaded) = loaded else {
+        panic!("not an MNASNet")
+    };
+    assert!(loaded.v1_stem);
+    let x = Tensor::<4>::ones([1, 3, 40, 40], &device);
+    let expected = v1.forward(x.clone()).into_data();
+    loaded
+        .forward(x)
+        .into_data()
+        .assert_approx_eq::<f32>(&expected, Tolerance::default());
+}

@@ -19,8 +19,8 @@ use crate::error::{ConfigError, InputError, InputSpec};
 use crate::registry::Family;
 
 use crate::layers::{
-    ImageLayer, VectorLayer, last_linear, last_linear_group, linear_slot, replace_last_linear,
-    run_image_layers, run_vector_layers,
+    ImageLayer, VectorLayer, fold_layers, last_linear, last_linear_group, linear_slot,
+    replace_last_linear, run_image_layers, run_vector_layers,
 };
 
 impl Family {
@@ -217,6 +217,18 @@ impl Architecture for AlexNet {
 
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["classifier.6."]
+    }
+
+    /// The `_bn` models: every BatchNorm follows a convolution.
+    fn can_fold_batchnorm(&self) -> bool {
+        ImageLayer::can_fold(&self.features)
+    }
+
+    fn fold_batchnorm(self) -> Self {
+        Self {
+            features: fold_layers(self.features),
+            ..self
+        }
     }
 
     /// What this model accepts: 3 channels, at least 63x63 (8x8 in the CIFAR layout).

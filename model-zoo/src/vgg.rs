@@ -17,8 +17,9 @@ use crate::error::{ConfigError, InputError, InputSpec};
 use crate::registry::Family;
 
 use crate::layers::{
-    ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, last_linear, last_linear_group,
-    linear_slot, replace_last_linear, run_image_layers, run_vector_layers, zero_bias,
+    ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, fold_layers, last_linear,
+    last_linear_group, linear_slot, replace_last_linear, run_image_layers, run_vector_layers,
+    zero_bias,
 };
 
 impl Family {
@@ -223,6 +224,18 @@ impl Architecture for Vgg {
 
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["classifier.6."]
+    }
+
+    /// The `_bn` models: every BatchNorm follows a convolution.
+    fn can_fold_batchnorm(&self) -> bool {
+        ImageLayer::can_fold(&self.features)
+    }
+
+    fn fold_batchnorm(self) -> Self {
+        Self {
+            features: fold_layers(self.features),
+            ..self
+        }
     }
 
     /// What this model accepts: 3 channels, at least `2^pools` (32x32 for every standard VGG).

@@ -13,7 +13,15 @@ in eval mode) for the model built with them.
 Eval-mode logits are computed in float64 and stored as float32, so the reference itself carries
 no float32 rounding of its own.
 
-Usage: python reference.py --out DIR MODEL [MODEL ...]
+Each model also gets a "small" case, one image of the size given after the model's name
+(`resnet50:64x48`, chosen by `cargo xtask parity` near the model's minimum input): the slow
+backends (NdArray, and wgpu on a software Vulkan) are checked on it, Flex on the full-size cases.
+
+`mnasnet0_5` is saved as torchvision's published file is: with the first version's stem
+(32/32/16 channels) and state_dict version 1, which torchvision's `_load_from_state_dict` turns
+back into that stem; the logits are those of the model torchvision loads from it.
+
+Usage: python reference.py --out DIR MODEL[:HxW] [MODEL[:HxW] ...]
 """
 import argparse
 import json
@@ -28,7 +36,7 @@ import zoo_models
 CASES = [(2, 3, 224, 224), (1, 3, 160, 128)]
 # The 32x32 models: their design size, and a larger, non-square one.
 CIFAR_CASES = [(2, 3, 32, 32), (1, 3, 48, 40)]
-FORMAT = 2
+FORMAT = 3
 
 # The last BatchNorm of each residual branch (what torchvision's zero_init_residual zeroes).
 # Its weight is drawn small so that activations stay O(1) through 100+ blocks: with unit-scale
@@ -68,9 +76,37 @@ def cases(name):
     return CASES
 
 
+def mnasnet_v1_stem(model):
+    """torchvision's `MNASNet._load_from_state_dict` for a version-1 file: the fixed stem."""
+    from torchvision.models import mnasnet
+    depths = mnasnet._get_depths(model.alpha)
+    momentum = mnasnet._BN_MOMENTUM
+    v1_stem = [
+        nn.Conv2d(3, 32, 3, padding=1, stride=2, bias=False),
+        nn.BatchNorm2d(32, momentum=momentum),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(32, 32, 3, padding=1, stride=1, groups=32, bias=False),
+        nn.BatchNorm2d(32, momentum=momentum),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(32, 16, 1, padding=0, stride=1, bias=False),
+        nn.BatchNorm2d(16, momentum=momentum),
+        mnasnet._stack(16, depths[2], 3, 2, 3, 3, momentum),
+    ]
+    for idx, layer in enumerate(v1_stem):
+        model.layers[idx] = layer
+    model._version = 1
+    return model
+
+
+# Models whose published weight file has an older layout than the builder's.
+OLD_LAYOUT = {"mnasnet0_5": mnasnet_v1_stem}
+
+
 def build(name, seed):
     torch.manual_seed(seed)
     model = construct(name)
+    if name in OLD_LAYOUT:
+        model = OLD_LAYOUT[name](model)
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         randomise_batchnorm(model, generator)
@@ -85,18 +121,26 @@ def is_current(manifest_path, format, key="torch", version=torch.__version__):
     return manifest.get("format") == format and manifest.get(key) == version
 
 
-def write(out, name, seed):
+def write(out, name, seed, small):
     folder = out / name
     manifest_path = folder / "manifest.json"
-    if is_current(manifest_path, FORMAT):
+    if is_current(manifest_path, FORMAT) and json.loads(manifest_path.read_text()).get("small") == list(small):
         return
     folder.mkdir(parents=True, exist_ok=True)
     model = build(name, seed)
     torch.save(model.state_dict(), folder / "state_dict.pth")
+    if name in OLD_LAYOUT:
+        # The file must load into torchvision's own builder, which converts the layout, and
+        # give the same model.
+        loaded = torchvision.models.get_model(name, weights=None)
+        loaded.load_state_dict(torch.load(folder / "state_dict.pth"))
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
     model64 = model.double()
+    shapes = cases(name) + [(1, 3, *small)]
+    roles = ["full"] * len(cases(name)) + ["small"]
     inputs = [
         torch.randn(*shape, generator=torch.Generator().manual_seed(seed + 100 + i))
-        for i, shape in enumerate(cases(name))
+        for i, shape in enumerate(shapes)
     ]
     aux = {}
     if name == "googlenet":
@@ -129,6 +173,7 @@ def write(out, name, seed):
             "input_shape": list(x.shape),
             "logits": f"case{i}_logits.f32",
             "logits_shape": list(logits.shape),
+            "role": roles[i],
             **({"aux": aux[i]} if i in aux else {}),
         })
     manifest = {
@@ -137,6 +182,7 @@ def write(out, name, seed):
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "seed": seed,
+        "small": list(small),
         "parameters": sum(p.numel() for p in model.parameters()),
         "state_dict": "state_dict.pth",
         "cases": cases_out,
@@ -151,8 +197,10 @@ def main():
     parser.add_argument("models", nargs="+")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    for index, name in enumerate(args.models):
-        write(args.out, name, seed=1000 + 17 * sum(map(ord, name)))
+    for spec in args.models:
+        name, _, small = spec.partition(":")
+        small = tuple(int(d) for d in small.split("x")) if small else (64, 48)
+        write(args.out, name, seed=1000 + 17 * sum(map(ord, name)), small=small)
 
 
 if __name__ == "__main__":

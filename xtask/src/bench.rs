@@ -24,7 +24,8 @@ pub struct BenchArgs {
     /// import.
     #[arg(long)]
     quick: bool,
-    /// Models for inference (default: resnet18, resnet50, vgg16, googlenet, alexnet).
+    /// Models for inference (default: resnet18, resnet50, vgg16, googlenet, alexnet,
+    /// mobilenet_v3_large, mobilenet_v3_small, shufflenet_v2_x1_0).
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Batch sizes for inference (default: 1 and 8).
@@ -451,9 +452,18 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     }
     let models: Vec<String> = match (&args.models[..], args.quick) {
         ([], true) => vec!["resnet18".into(), "resnet50".into()],
-        ([], false) => ["resnet18", "resnet50", "vgg16", "googlenet", "alexnet"]
-            .map(String::from)
-            .into(),
+        ([], false) => [
+            "resnet18",
+            "resnet50",
+            "vgg16",
+            "googlenet",
+            "alexnet",
+            "mobilenet_v3_large",
+            "mobilenet_v3_small",
+            "shufflenet_v2_x1_0",
+        ]
+        .map(String::from)
+        .into(),
         (given, _) => given.to_vec(),
     };
     for name in &models {

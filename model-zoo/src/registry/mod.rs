@@ -331,6 +331,7 @@ fn similar_names(name: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::Architecture;
+    use crate::error::InputError;
 
     use crate::device::test_device as device;
 
@@ -438,6 +439,37 @@ mod tests {
         assert_eq!(names[281], "tabby");
         assert_eq!(names[999], "toilet tissue");
         assert!(names.iter().all(|n| !n.is_empty()));
+    }
+
+    #[test]
+    fn every_model_refuses_bad_input_with_an_error() {
+        use burn::tensor::Tensor;
+
+        let device = device();
+        for info in models().filter(|m| m.params < 20_000_000) {
+            let model = info.create(info.num_classes, &device).unwrap();
+            let [h, w] = info.input.min_size;
+            let grey = Tensor::<4>::zeros([1, 1, h, w], &device);
+            assert!(
+                matches!(model.try_forward(grey), Err(InputError::Channels { .. })),
+                "{}",
+                info.name
+            );
+            let empty = Tensor::<4>::zeros([0, 3, h, w], &device);
+            assert!(
+                matches!(model.try_forward(empty), Err(InputError::EmptyBatch { .. })),
+                "{}",
+                info.name
+            );
+            if h > 1 {
+                let small = Tensor::<4>::zeros([1, 3, h - 1, w], &device);
+                assert!(
+                    matches!(model.try_forward(small), Err(InputError::TooSmall { .. })),
+                    "{}",
+                    info.name
+                );
+            }
+        }
     }
 
     #[test]
