@@ -74,6 +74,8 @@ pub struct MnasBlock {
 }
 
 /// One slot of `layers`: a stem layer or a stack of blocks.
+// Slots are a few hundred bytes of layer description each, next to megabytes of weights.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Stage {
     /// Convolution, BatchNorm or ReLU.

@@ -76,6 +76,8 @@ pub struct InvertedResidual {
 }
 
 /// One slot of `features`: a `Conv2dNormActivation` (first and last) or a block.
+// Slots are a few hundred bytes of layer description each, next to megabytes of weights.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Feature {
     /// The stem and the last 1x1 convolution.

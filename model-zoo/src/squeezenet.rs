@@ -98,6 +98,8 @@ fn conv(config: Conv2dConfig, device: &Device) -> Conv2d {
 }
 
 /// One slot of `features`: a layer or a Fire module.
+// Slots are a few hundred bytes of layer description each, next to megabytes of weights.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Feature {
     /// Convolution, ReLU or max-pool.

@@ -46,7 +46,7 @@ pub fn list(args: &ListArgs) -> Result<bool> {
         return Ok(true);
     }
     println!(
-        "{:<18} {:<9} {:>9} {:>7} {:>5} {:>9}  weights (acc@1 on ImageNet-1K; * = DEFAULT)",
+        "{:<18} {:<13} {:>9} {:>7} {:>5} {:>9}  weights (acc@1 on ImageNet-1K; * = DEFAULT)",
         "model", "family", "params", "GFLOPs", "at", "min input"
     );
     for info in &models {
@@ -65,7 +65,7 @@ pub fn list(args: &ListArgs) -> Result<bool> {
                 .join(", ")
         };
         println!(
-            "{:<18} {:<9} {:>8.2}M {:>7.3} {:>5} {:>9}  {weights}",
+            "{:<18} {:<13} {:>8.2}M {:>7.3} {:>5} {:>9}  {weights}",
             info.name,
             info.family.name(),
             info.params as f64 / 1e6,

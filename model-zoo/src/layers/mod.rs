@@ -95,6 +95,8 @@ pub(crate) fn zero_bias(
 /// and no key map is needed. Enum variants do not appear in state_dict keys, so a nested
 /// [`ImageLayer::Sequential`] gives `features.1.0.weight` as torchvision's nested
 /// `nn.Sequential`s (`Conv2dNormActivation`) do.
+// Slots are a few hundred bytes of layer description each, next to megabytes of weights.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum ImageLayer {
     /// `nn.Conv2d`.
