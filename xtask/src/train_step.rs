@@ -63,7 +63,39 @@ fn compare_with_delta(
     let mut delta_row = compare("train-step", backend, shape, &delta(got), &delta(expected))?;
     delta_row.shape = format!("Δ {key}");
     delta_row.tolerance = delta_row.tolerance / crate::parity::TOLERANCE * DELTA_TOLERANCE;
-    Ok(vec![row, delta_row])
+    let mut rows = vec![row, delta_row];
+    if !matches!(backend, Backend::Flex | Backend::NdArray) {
+        mark_tf32(&mut rows);
+    }
+    Ok(rows)
+}
+
+/// How close a GPU's update must still be when it is beyond the f32 tolerance: 1% of the
+/// update's scale, what TF32 products (10-bit mantissa) leave of a long reduction.
+const TF32_TOLERANCE: f32 = 1e-2;
+
+/// On a GPU backend, a tensor beyond the f32 tolerance but within [`TF32_TOLERANCE`] of the
+/// update's scale is reported, not failed: CubeCL's autotuner may pick a tensor-core
+/// convolution kernel that rounds f32 inputs to TF32 (`cubek-matmul`'s `adjust_dtypes`; PyTorch
+/// does the same with cuDNN on Ampere by default), depending on which candidate times fastest
+/// in that process. Seen once in three runs on lavapipe: ResNet-18's stem weight gradient off
+/// by 4.2e-5 on a 0.059 update, against 1.1e-7 when an f32 kernel wins. Anything further off
+/// still fails.
+fn mark_tf32(rows: &mut [Row]) {
+    let update_scale = rows[1].reference_max.max(1e-3);
+    for row in rows.iter_mut() {
+        let within_tf32 = row
+            .max_diff
+            .is_some_and(|d| d <= TF32_TOLERANCE * update_scale);
+        if !row.passed() && within_tf32 {
+            row.skipped = true;
+            row.note = format!(
+                "known: beyond the f32 tolerance, within TF32's ({TF32_TOLERANCE:e} of the \
+                 {update_scale:.3} update): the autotuner picked a TF32 tensor-core kernel \
+                 (README, GPU)"
+            );
+        }
+    }
 }
 
 /// The rows of the training-step check on `backend`.
@@ -163,4 +195,33 @@ pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
         rows.extend(pair);
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(diff: f32) -> Vec<Row> {
+        let weight = compare("t", Backend::Wgpu, &[], &[0.115 + diff], &[0.115]).unwrap();
+        let mut delta = compare("t", Backend::Wgpu, &[], &[0.059 + diff], &[0.059]).unwrap();
+        delta.tolerance = delta.tolerance / crate::parity::TOLERANCE * DELTA_TOLERANCE;
+        vec![weight, delta]
+    }
+
+    #[test]
+    fn tf32_level_errors_are_reported_and_larger_ones_fail() {
+        // The error seen on lavapipe: beyond f32's tolerance on the weight, within TF32's.
+        let mut rows = pair(4.2e-5);
+        mark_tf32(&mut rows);
+        assert!(rows[0].skipped && !rows[0].passed(), "{}", rows[0].note);
+        assert!(rows[1].passed() && !rows[1].skipped);
+        // An f32-grade result passes untouched.
+        let mut rows = pair(1e-7);
+        mark_tf32(&mut rows);
+        assert!(rows.iter().all(|r| r.passed() && !r.skipped));
+        // A wrong gradient (5% of the update) still fails.
+        let mut rows = pair(3e-3);
+        mark_tf32(&mut rows);
+        assert!(rows.iter().all(|r| !r.passed() && !r.skipped));
+    }
 }
