@@ -55,6 +55,60 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// `Zero` when `value` is 0.
+    pub(crate) fn nonzero(model: &str, field: &'static str, value: usize) -> Result<(), Self> {
+        match value {
+            0 => Err(ConfigError::Zero {
+                model: model.into(),
+                field,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// `Invalid` unless `value` is a finite positive number (a width multiplier).
+    pub(crate) fn positive(model: &str, field: &'static str, value: f64) -> Result<(), Self> {
+        Self::check(
+            value.is_finite() && value > 0.0,
+            model,
+            field,
+            value,
+            "it must be a positive number",
+        )
+    }
+
+    /// `Invalid` unless `value` is a probability in `[0, 1]` (a dropout rate).
+    pub(crate) fn probability(model: &str, field: &'static str, value: f64) -> Result<(), Self> {
+        Self::check(
+            (0.0..=1.0).contains(&value),
+            model,
+            field,
+            value,
+            "it must be a probability in [0, 1]",
+        )
+    }
+
+    fn check(
+        ok: bool,
+        model: &str,
+        field: &'static str,
+        value: f64,
+        expected: &'static str,
+    ) -> Result<(), Self> {
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                model: model.into(),
+                field,
+                value: value.to_string(),
+                expected,
+            })
+        }
+    }
+}
+
 /// An input tensor that the model cannot process.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {

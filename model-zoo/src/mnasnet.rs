@@ -109,28 +109,9 @@ impl MnasNetConfig {
     /// `kaiming_normal_(mode="fan_out")`, BatchNorm ones and zeros, the linear layer
     /// `kaiming_uniform_(mode="fan_out", nonlinearity="sigmoid")` with a zero bias.
     pub fn init(&self, device: &Device) -> Result<MnasNet, ConfigError> {
-        let invalid = |field, value: f64, expected| ConfigError::Invalid {
-            model: "mnasnet".into(),
-            field,
-            value: value.to_string(),
-            expected,
-        };
-        if !(self.alpha.is_finite() && self.alpha > 0.0) {
-            return Err(invalid("alpha", self.alpha, "it must be a positive number"));
-        }
-        if !(0.0..=1.0).contains(&self.dropout) {
-            return Err(invalid(
-                "dropout",
-                self.dropout,
-                "it must be a probability in [0, 1]",
-            ));
-        }
-        if self.num_classes == 0 {
-            return Err(ConfigError::Zero {
-                model: "mnasnet".into(),
-                field: "num_classes",
-            });
-        }
+        ConfigError::positive("mnasnet", "alpha", self.alpha)?;
+        ConfigError::probability("mnasnet", "dropout", self.dropout)?;
+        ConfigError::nonzero("mnasnet", "num_classes", self.num_classes)?;
         let d = depths(self.alpha);
         let (stem, stem_out) = if self.v1_stem { (32, 16) } else { (d[0], d[1]) };
         let conv = |i, o, k, s, groups| {

@@ -150,30 +150,11 @@ impl MobileNetV2Config {
     /// `kaiming_normal_(mode="fan_out")`, BatchNorm ones and zeros, the linear layer
     /// `normal_(0, 0.01)` with a zero bias.
     pub fn init(&self, device: &Device) -> Result<MobileNetV2, ConfigError> {
-        let zero = |field| ConfigError::Zero {
-            model: "mobilenet_v2".into(),
-            field,
-        };
-        if self.num_classes == 0 {
-            return Err(zero("num_classes"));
-        }
-        if self.round_nearest == 0 {
-            return Err(zero("round_nearest"));
-        }
-        if !(self.width_mult.is_finite() && self.width_mult > 0.0) {
-            return Err(Self::invalid(
-                "width_mult",
-                self.width_mult.to_string(),
-                "it must be a positive number",
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.dropout) {
-            return Err(Self::invalid(
-                "dropout",
-                self.dropout.to_string(),
-                "it must be a probability in [0, 1]",
-            ));
-        }
+        let model = "mobilenet_v2";
+        ConfigError::nonzero(model, "num_classes", self.num_classes)?;
+        ConfigError::nonzero(model, "round_nearest", self.round_nearest)?;
+        ConfigError::positive(model, "width_mult", self.width_mult)?;
+        ConfigError::probability(model, "dropout", self.dropout)?;
         let setting = self
             .inverted_residual_setting
             .clone()

@@ -128,32 +128,9 @@ impl MobileNetV3Config {
     /// layers `normal_(0, 0.01)` with zero biases.
     pub fn init(&self, device: &Device) -> Result<MobileNetV3, ConfigError> {
         let model = self.name();
-        if self.num_classes == 0 {
-            return Err(ConfigError::Zero {
-                model: model.into(),
-                field: "num_classes",
-            });
-        }
-        let invalid = |field, value: f64, expected| ConfigError::Invalid {
-            model: model.into(),
-            field,
-            value: value.to_string(),
-            expected,
-        };
-        if !(self.width_mult.is_finite() && self.width_mult > 0.0) {
-            return Err(invalid(
-                "width_mult",
-                self.width_mult,
-                "it must be a positive number",
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.dropout) {
-            return Err(invalid(
-                "dropout",
-                self.dropout,
-                "it must be a probability in [0, 1]",
-            ));
-        }
+        ConfigError::nonzero(model, "num_classes", self.num_classes)?;
+        ConfigError::positive(model, "width_mult", self.width_mult)?;
+        ConfigError::probability(model, "dropout", self.dropout)?;
         let adjust = |c: usize| make_divisible(c as f64 * self.width_mult, 8);
         let cna = |i, o, k| Conv2dNormActivation::new(i, o, k).norm(1e-3, 0.01);
         let (rows, last_channel) = self.setting();

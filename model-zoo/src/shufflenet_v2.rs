@@ -55,19 +55,15 @@ impl ShuffleNetV2Config {
 
     /// Builds the model with PyTorch's default initialisation (torchvision sets none).
     pub fn init(&self, device: &Device) -> Result<ShuffleNetV2, ConfigError> {
-        let zero = |field| ConfigError::Zero {
-            model: "shufflenet_v2".into(),
-            field,
-        };
-        if self.num_classes == 0 {
-            return Err(zero("num_classes"));
-        }
-        if self.stages_repeats.contains(&0) {
-            return Err(zero("stages_repeats"));
-        }
-        if self.stages_out_channels.contains(&0) {
-            return Err(zero("stages_out_channels"));
-        }
+        let model = "shufflenet_v2";
+        ConfigError::nonzero(model, "num_classes", self.num_classes)?;
+        let smallest = |values: &[usize]| values.iter().copied().min().unwrap_or(0);
+        ConfigError::nonzero(model, "stages_repeats", smallest(&self.stages_repeats))?;
+        ConfigError::nonzero(
+            model,
+            "stages_out_channels",
+            smallest(&self.stages_out_channels),
+        )?;
         if let Some(&odd) = self.stages_out_channels[1..4].iter().find(|&&c| c % 2 != 0) {
             return Err(ConfigError::Invalid {
                 model: "shufflenet_v2".into(),

@@ -135,20 +135,8 @@ impl SqueezeNetConfig {
     /// the final one `normal_(0, 0.01)`, zero biases.
     pub fn init(&self, device: &Device) -> Result<SqueezeNet, ConfigError> {
         let name = version_name(self.version);
-        if self.num_classes == 0 {
-            return Err(ConfigError::Zero {
-                model: name.into(),
-                field: "num_classes",
-            });
-        }
-        if !(0.0..=1.0).contains(&self.dropout) {
-            return Err(ConfigError::Invalid {
-                model: name.into(),
-                field: "dropout",
-                value: self.dropout.to_string(),
-                expected: "it must be a probability in [0, 1]",
-            });
-        }
+        ConfigError::nonzero(name, "num_classes", self.num_classes)?;
+        ConfigError::probability(name, "dropout", self.dropout)?;
         let d = device;
         let pool = || {
             Feature::Layer(ImageLayer::MaxPool(
@@ -307,12 +295,7 @@ impl Architecture for SqueezeNet {
         num_classes: usize,
         device: &Device,
     ) -> Result<Self, ConfigError> {
-        if num_classes == 0 {
-            return Err(ConfigError::Zero {
-                model: version_name(self.version).into(),
-                field: "num_classes",
-            });
-        }
+        ConfigError::nonzero(version_name(self.version), "num_classes", num_classes)?;
         let dropout = self
             .classifier
             .iter()
