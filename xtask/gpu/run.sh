@@ -69,10 +69,12 @@ cat "$out/env.txt"
 cuda=$("$ZOO_PYTHON" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo cpu)
 if [ $quick = 1 ]; then
   parity_models=(lenet5 resnet18 alexnet vgg11)
+  parity_size=()  # lavapipe: the small cases, as CI
   bench_args=(--models resnet18 --batches 1 --train-model resnet18 --train-batch 2 --runs 2 --size 64)
   train_epochs=1 train_model=lenet5 limit_parity=900 limit_bench=600 limit_train=600
 else
   mapfile -t parity_models < <("$xtask" list --names)
+  parity_size=(--full)  # a real GPU: the full-size cases too
   bench_models=resnet50,vgg16
   "$xtask" list --names | grep -qx mobilenet_v3_large && bench_models=mobilenet_v3_large,$bench_models
   bench_args=(--models "$bench_models" --batches 1,32,128 --train-model resnet50 --train-batch 32 --runs 5)
@@ -80,7 +82,7 @@ else
 fi
 
 echo "== parity on wgpu against PyTorch on this machine ($(elapsed))"
-timeout -k 10 $limit_parity "$xtask" parity "${parity_models[@]}" --train-step --backend wgpu \
+timeout -k 10 $limit_parity "$xtask" parity "${parity_models[@]}" "${parity_size[@]}" --train-step --backend wgpu \
   --refs "$work/refs" 2>&1 | tee "$out/parity.txt"
 parity_status=${PIPESTATUS[0]}
 
