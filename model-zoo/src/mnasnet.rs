@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::Conv2dConfig;
-use burn::nn::{BatchNormConfig, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{BatchNormConfig, DropoutConfig, Initializer, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
     ImageLayer, VectorLayer, conv_kaiming_fan_out, fold_layers, last_linear, last_linear_group,
-    replace_last_linear, residual, run_vector_layers, zero_bias,
+    linear_slot, replace_last_linear, residual, run_vector_layers,
 };
 use crate::registry::Family;
 
@@ -173,21 +173,17 @@ impl MnasNetConfig {
             layer(bn(1280)),
             layer(ImageLayer::relu()),
         ];
-        let linear = LinearConfig::new(1280, self.num_classes)
-            .with_initializer(Initializer::KaimingUniform {
+        let linear = LinearConfig::new(1280, self.num_classes).with_initializer(
+            Initializer::KaimingUniform {
                 gain: 1.0,
                 fan_out_only: true,
-            })
-            .init(device);
-        let linear = Linear {
-            bias: zero_bias(linear.bias, device),
-            ..linear
-        };
+            },
+        );
         Ok(MnasNet {
             layers,
             classifier: vec![
                 VectorLayer::Dropout(DropoutConfig::new(self.dropout).init()),
-                VectorLayer::Linear(linear),
+                linear_slot(linear, true, device),
             ],
             v1_stem: self.v1_stem,
             alpha: self.alpha,
@@ -283,39 +279,35 @@ impl Architecture for MnasNet {
     }
 
     fn fold_batchnorm(self) -> Self {
-        // The stem and head are flat layers; fold them as one sequence, keeping the slots.
-        let mut flat = Vec::new();
-        let mut stacks = Vec::new();
+        // Convolution and BatchNorm are separate slots of `layers`: each run of plain layers
+        // folds as one sequence (keeping its slots), each stack's blocks on their own.
+        let mut layers = Vec::with_capacity(self.layers.len());
+        let mut run = Vec::new();
+        let flush = |run: &mut Vec<ImageLayer>, layers: &mut Vec<Stage>| {
+            layers.extend(
+                fold_layers(std::mem::take(run))
+                    .into_iter()
+                    .map(Stage::Layer),
+            );
+        };
         for stage in self.layers {
             match stage {
-                Stage::Layer(layer) => flat.push(layer),
+                Stage::Layer(layer) => run.push(layer),
                 Stage::Stack(blocks) => {
-                    // A placeholder keeps the slot; the stack is folded on its own.
-                    flat.push(ImageLayer::Identity(burn::nn::Identity));
-                    stacks.push(
+                    flush(&mut run, &mut layers);
+                    layers.push(Stage::Stack(
                         blocks
                             .into_iter()
                             .map(|b| MnasBlock {
                                 layers: fold_layers(b.layers),
                                 ..b
                             })
-                            .collect::<Vec<_>>(),
-                    );
+                            .collect(),
+                    ));
                 }
             }
         }
-        let mut stacks = stacks.into_iter();
-        let layers = fold_layers(flat)
-            .into_iter()
-            .enumerate()
-            .map(|(i, layer)| match layer {
-                // Slots 8-13 are the stacks.
-                ImageLayer::Identity(_) if (8..14).contains(&i) => {
-                    Stage::Stack(stacks.next().unwrap_or_default())
-                }
-                layer => Stage::Layer(layer),
-            })
-            .collect();
+        flush(&mut run, &mut layers);
         Self { layers, ..self }
     }
 

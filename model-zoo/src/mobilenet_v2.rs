@@ -21,8 +21,8 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
-    ActivationKind, Conv2dNormActivation, ImageLayer, VectorLayer, conv_kaiming_fan_out,
-    fold_layers, last_linear, last_linear_group, make_divisible, replace_last_linear, residual,
+    ActivationKind, Conv2dNormActivation, ImageLayer, VectorLayer, fold_layers, last_linear,
+    last_linear_group, linear_slot, make_divisible, replace_last_linear, residual,
     run_vector_layers,
 };
 use crate::registry::Family;
@@ -197,14 +197,12 @@ impl MobileNetV2Config {
                         .depthwise()
                         .init(device),
                 );
-                let project = Conv2dNormActivation::new(hidden, output, 1).activation(None);
-                let ImageLayer::Sequential(layers) =
-                    project.init_with(conv_kaiming_fan_out(project.conv_config(), device), device)
-                else {
-                    unreachable!("Conv2dNormActivation builds a sequence")
-                };
                 // torchvision's projection is a bare `Conv2d` and `BatchNorm2d` in `conv`.
-                conv.extend(layers);
+                conv.extend(
+                    Conv2dNormActivation::new(hidden, output, 1)
+                        .activation(None)
+                        .init_layers(device),
+                );
                 features.push(Feature::Block(InvertedResidual {
                     conv,
                     use_res_connect: stride == 1 && input == output,
@@ -213,21 +211,17 @@ impl MobileNetV2Config {
             }
         }
         features.push(Feature::Layer(cna(input, last_channel, 1).init(device)));
-        let linear = LinearConfig::new(last_channel, self.num_classes)
-            .with_initializer(Initializer::Normal {
+        let linear = LinearConfig::new(last_channel, self.num_classes).with_initializer(
+            Initializer::Normal {
                 mean: 0.0,
                 std: 0.01,
-            })
-            .init(device);
-        let linear = burn::nn::Linear {
-            bias: crate::layers::zero_bias(linear.bias, device),
-            ..linear
-        };
+            },
+        );
         Ok(MobileNetV2 {
             features,
             classifier: vec![
                 VectorLayer::Dropout(DropoutConfig::new(self.dropout).init()),
-                VectorLayer::Linear(linear),
+                linear_slot(linear, true, device),
             ],
             last_channel,
         })

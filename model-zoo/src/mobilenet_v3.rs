@@ -5,7 +5,7 @@
 
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
-use burn::nn::{DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{DropoutConfig, Initializer, LinearConfig};
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
@@ -13,8 +13,8 @@ use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, InvertedResidual, SqueezeExcitation,
-    VectorLayer, fold_layers, last_linear, last_linear_group, make_divisible, replace_last_linear,
-    run_image_layers, run_vector_layers, zero_bias,
+    VectorLayer, fold_layers, last_linear, last_linear_group, linear_slot, make_divisible,
+    replace_last_linear, run_image_layers, run_vector_layers,
 };
 use crate::registry::Family;
 
@@ -30,6 +30,16 @@ pub enum MobileNetV3Arch {
     Large,
     /// `mobilenet_v3_small`.
     Small,
+}
+
+impl MobileNetV3Arch {
+    /// torchvision's builder name: `mobilenet_v3_large` or `mobilenet_v3_small`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MobileNetV3Arch::Large => "mobilenet_v3_large",
+            MobileNetV3Arch::Small => "mobilenet_v3_small",
+        }
+    }
 }
 
 /// Configuration of a [`MobileNetV3`], the arguments of torchvision's builders.
@@ -117,10 +127,7 @@ impl MobileNetV3Config {
     }
 
     fn name(&self) -> &'static str {
-        match self.arch {
-            MobileNetV3Arch::Large => "mobilenet_v3_large",
-            MobileNetV3Arch::Small => "mobilenet_v3_small",
-        }
+        self.arch.name()
     }
 
     /// Builds the model, initialised as torchvision does: convolutions
@@ -184,24 +191,19 @@ impl MobileNetV3Config {
         );
         let last_channel = adjust(last_channel);
         let linear = |i, o| {
-            let linear = LinearConfig::new(i, o)
-                .with_initializer(Initializer::Normal {
-                    mean: 0.0,
-                    std: 0.01,
-                })
-                .init(device);
-            Linear {
-                bias: zero_bias(linear.bias, device),
-                ..linear
-            }
+            let config = LinearConfig::new(i, o).with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: 0.01,
+            });
+            linear_slot(config, true, device)
         };
         Ok(MobileNetV3 {
             features,
             classifier: vec![
-                VectorLayer::Linear(linear(last_output, last_channel)),
+                linear(last_output, last_channel),
                 VectorLayer::Activation(ActivationKind::Hardswish.init()),
                 VectorLayer::Dropout(DropoutConfig::new(self.dropout).init()),
-                VectorLayer::Linear(linear(last_channel, self.num_classes)),
+                linear(last_channel, self.num_classes),
             ],
             num_features: last_output,
             arch: self.arch,
@@ -249,11 +251,7 @@ impl Architecture for MobileNetV3 {
     }
 
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        let name = match self.arch {
-            MobileNetV3Arch::Large => "mobilenet_v3_large",
-            MobileNetV3Arch::Small => "mobilenet_v3_small",
-        };
-        self.input_spec().check(name, x.dims())?;
+        self.input_spec().check(self.arch.name(), x.dims())?;
         Ok(run_vector_layers(
             &self.classifier,
             self.forward_features(x),

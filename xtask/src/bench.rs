@@ -484,13 +484,13 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
 
     let mut cases = Vec::new();
     for model in &models {
+        let info = model_zoo::model_info(model)?;
+        // Whether the model has a BatchNorm to fold, asked once of a freshly built one.
+        let can_fold = info
+            .create(info.num_classes, &model_zoo::Backend::Flex.device()?)?
+            .can_fold_batchnorm();
+        let folds: &[bool] = if can_fold { &[false, true] } else { &[false] };
         for &batch in &batches {
-            let info = model_zoo::model_info(model)?;
-            // Whether the model has a BatchNorm to fold, asked of a freshly built one.
-            let can_fold = info
-                .create(info.num_classes, &model_zoo::Backend::Flex.device()?)?
-                .can_fold_batchnorm();
-            let folds: &[bool] = if can_fold { &[false, true] } else { &[false] };
             for &backend in &backends {
                 for &fold in folds {
                     cases.push(Case::Infer {

@@ -412,8 +412,7 @@ fn check_googlenet_aux(
         let logits_shape = shape_of(&case["logits_shape"])?;
         let read = |key: &str, shape: &[usize]| read_f32(&dir.join(key), shape);
         let input = read(case["input"].as_str().context("input")?, &input_shape)?;
-        let batch_shape = input_shape.clone();
-        let x = Tensor::<4>::from_data(TensorData::new(input, batch_shape.clone()), &device);
+        let x = Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), &device);
         let out = model.forward_with_aux(x);
         let (Some(aux1), Some(aux2)) = (out.aux1, out.aux2) else {
             bail!("no aux logits in training mode");
@@ -432,7 +431,7 @@ fn check_googlenet_aux(
             };
             let expected = read(file.as_str().context("reference file")?, &logits_shape)?;
             let got = read_back(tensor)?;
-            rows.push(compare(row_name, backend, &batch_shape, &got, &expected)?);
+            rows.push(compare(row_name, backend, &input_shape, &got, &expected)?);
         }
     }
     Ok(rows)

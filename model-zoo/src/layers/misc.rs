@@ -175,17 +175,18 @@ impl Conv2dNormActivation {
         .with_bias(false)
     }
 
-    /// The layers, the convolution initialised as torchvision's mobile families do
-    /// (`kaiming_normal_(mode="fan_out")`), BatchNorm with ones and zeros.
+    /// The block, as the nested sequence torchvision's keys need (`N.0` conv, `N.1` norm,
+    /// `N.2` activation; see [`Self::init_layers`]).
     pub fn init(&self, device: &Device) -> ImageLayer {
-        self.init_with(conv_kaiming_fan_out(self.conv_config(), device), device)
+        ImageLayer::Sequential(self.init_layers(device))
     }
 
-    /// The layers around a convolution initialised by the caller (it must match
-    /// [`Self::conv_config`]).
-    pub fn init_with(&self, conv: Conv2d, device: &Device) -> ImageLayer {
+    /// The layers themselves, for a parent sequence that holds them inline (MobileNet V2's
+    /// projection): the convolution initialised as torchvision's mobile families do
+    /// (`kaiming_normal_(mode="fan_out")`), BatchNorm with ones and zeros.
+    pub fn init_layers(&self, device: &Device) -> Vec<ImageLayer> {
         let mut layers = vec![
-            ImageLayer::Conv(conv),
+            ImageLayer::Conv(conv_kaiming_fan_out(self.conv_config(), device)),
             ImageLayer::BatchNorm(
                 BatchNormConfig::new(self.out_channels)
                     .with_epsilon(self.eps)
@@ -196,7 +197,7 @@ impl Conv2dNormActivation {
         if let Some(activation) = self.activation {
             layers.push(ImageLayer::Activation(activation.init()));
         }
-        ImageLayer::Sequential(layers)
+        layers
     }
 }
 
