@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p zoo-examples --example classify -- \
-//!     --model resnet50 [--weights DEFAULT|IMAGENET1K_V1|FILE] [--backend flex|wgpu|…] IMAGE...
+//!     --model resnet50 [--weights DEFAULT|IMAGENET1K_V1|PADDLE_IMAGENET|FILE] [--backend flex|wgpu|…] IMAGE...
 //! ```
 //!
 //! Prints the top-5 classes of each image with their softmax probabilities, and the time taken.
@@ -26,8 +26,9 @@ struct Args {
     /// Model name (`cargo xtask list` shows them).
     #[arg(long, default_value = "resnet50")]
     model: String,
-    /// torchvision weights name (`DEFAULT`, `IMAGENET1K_V1`, ...), downloaded and converted on
-    /// first use, or a weight file (`.bpk` from `cargo xtask import`, `.pth`, `.safetensors`).
+    /// Published weights by name (`DEFAULT`, `IMAGENET1K_V1`, ..., `PADDLE_IMAGENET`),
+    /// downloaded and converted on first use, or a weight file (`.bpk` from `cargo xtask import`,
+    /// `.pth`, `.safetensors`, or PaddlePaddle's `.pdparams`).
     #[arg(long, default_value = "DEFAULT")]
     weights: String,
     /// Classes of a weight file's classifier.

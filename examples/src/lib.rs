@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use model_zoo::registry::{Categories, Preprocess};
 use model_zoo::{Model, ModelInfo};
-use zoo_import::hub::import_torch_file;
+use zoo_import::hub::import_file;
 use zoo_import::{WeightsCache, load_burnpack};
 
 /// A model with the preprocessing and class names that go with its weights.
@@ -34,9 +34,9 @@ pub fn load_classifier(
 ) -> Result<Classifier> {
     let path = Path::new(weights);
     let is_file = path.is_file()
-        || path
-            .extension()
-            .is_some_and(|e| e == "bpk" || e == "pth" || e == "pt" || e == "safetensors");
+        || path.extension().is_some_and(|e| {
+            ["bpk", "pth", "pt", "safetensors", "pdparams"].contains(&&*e.to_string_lossy())
+        });
     if !is_file {
         let descriptor = info.weights(weights)?;
         let model = WeightsCache::from_env().load(info.name, weights, device)?;
@@ -50,7 +50,7 @@ pub fn load_classifier(
     let model = if path.extension().is_some_and(|e| e == "bpk") {
         load_burnpack(info.create(num_classes, device)?, path)?
     } else {
-        import_torch_file(info, num_classes, path, device)?
+        import_file(info, num_classes, path, device)?
     };
     // A file carries no transform: use the one of the model's default torchvision weights.
     let preprocess = info

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 const LISTED: usize = 12;
 
 /// A key whose tensor has another shape in the file than in the model (PyTorch layout).
+/// Where the file spells the key otherwise (Paddle), its spelling follows: `fc.weight (file:
+/// out.weight)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShapeMismatch {
     /// The torchvision key (`fc.weight`).
@@ -49,6 +51,18 @@ pub enum ImportError {
         format: &'static str,
         /// The reader's explanation.
         message: String,
+    },
+    /// A pickle (`.pdparams`) names a Python global outside the allow-list of numpy's array
+    /// constructors: refused, and nothing in the file was executed.
+    #[error(
+        "refusing to load {path}: its pickle calls `{global}`, which is not a numpy array \
+         constructor (nothing was executed)"
+    )]
+    UnsafePickle {
+        /// The file.
+        path: PathBuf,
+        /// The global, `module.name` (`os.system`).
+        global: String,
     },
     /// The top-level key asked for (or found) does not hold a state_dict.
     #[error(

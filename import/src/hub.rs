@@ -1,5 +1,5 @@
-//! Pretrained weights: download from torchvision's server, verify by SHA-256, cache, convert
-//! once to Burn's format, load.
+//! Pretrained weights: download from torchvision's (or Paddle's) server, verify by SHA-256 (or
+//! Paddle's MD5), cache, convert once to Burn's format, load.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -12,11 +12,12 @@
 //! Under `$ZOO_CACHE` if set, else the platform cache directory (`~/.cache/burn-model-zoo` on
 //! Linux):
 //! - `torch/<file>.pth`: torchvision's files, under their own names (`resnet50-11ad3fa6.pth`);
+//! - `paddle/<model>.pdparams`: paddle.vision's files (`PADDLE_IMAGENET` weights);
 //! - `burn/<model>-<WEIGHTS>-<sha>.bpk`: the same weights in Burn's format, which load several
 //!   times faster than the pickle.
 //!
-//! A download goes to a temporary file in `torch/`, is hashed while it streams, and is renamed
-//! into place only when its length and SHA-256 prefix are right; any failure removes it. A file
+//! A download goes to a temporary file beside its destination, is hashed while it streams, and is
+//! renamed into place only when its length and digest are right; any failure removes it. A file
 //! that is in the cache is never downloaded again. `$ZOO_WEIGHTS_URL` replaces torchvision's
 //! base URL, for a mirror or a local server.
 
@@ -27,10 +28,10 @@ use std::time::Duration;
 
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use model_zoo::{Model, ModelInfo, RegistryError, WeightsInfo};
+use model_zoo::{Checksum, Model, ModelInfo, RegistryError, WeightsInfo, WeightsSource};
 use sha2::{Digest, Sha256};
 
-use crate::{ImportError, TorchImport, load_burnpack, save_burnpack};
+use crate::{Import, ImportError, load_burnpack, save_burnpack};
 
 /// Environment variable naming the cache directory.
 pub const CACHE_ENV: &str = "ZOO_CACHE";
@@ -78,17 +79,20 @@ pub enum DownloadError {
         /// How many times it was tried.
         attempts: u32,
     },
-    /// The file arrived whole but its SHA-256 does not start with the expected prefix.
+    /// The file arrived whole but its SHA-256 does not start with the expected prefix (or its
+    /// MD5, for Paddle's files, is not the published one).
     #[error(
-        "{url}: SHA-256 starts with {found}, expected {expected}; the file is corrupt or not \
+        "{url}: {algorithm} is {found}, expected {expected}; the file is corrupt or not \
          the one published, and was discarded"
     )]
     Checksum {
         /// The URL.
         url: String,
-        /// The prefix from the descriptor (the file name's 8 hex digits).
+        /// `SHA-256` or `MD5`.
+        algorithm: &'static str,
+        /// The digest or prefix from the descriptor (torchvision's file name's 8 hex digits).
         expected: String,
-        /// The downloaded file's SHA-256 (full).
+        /// The downloaded file's digest (full).
         found: String,
     },
     /// The cache could not be written.
@@ -203,16 +207,22 @@ impl WeightsCache {
         &self.root
     }
 
-    /// Where torchvision's file for `weights` is (or will be) cached.
-    pub fn torch_path(&self, weights: &WeightsInfo) -> PathBuf {
-        self.root.join("torch").join(weights.file_name())
+    /// Where the published file for `weights` is (or will be) cached: under `torch/` for
+    /// torchvision's, `paddle/` for Paddle's.
+    pub fn published_path(&self, weights: &WeightsInfo) -> PathBuf {
+        let dir = match weights.source {
+            WeightsSource::Torchvision => "torch",
+            WeightsSource::PaddleVision => "paddle",
+        };
+        self.root.join(dir).join(weights.file_name())
     }
 
     /// Where the converted Burn file of `model` with `weights` is (or will be) cached.
     pub fn burnpack_path(&self, model: &str, weights: &WeightsInfo) -> PathBuf {
         self.root.join("burn").join(format!(
             "{model}-{}-{}.bpk",
-            weights.name, weights.sha256_prefix
+            weights.name,
+            weights.checksum.short()
         ))
     }
 
@@ -225,13 +235,13 @@ impl WeightsCache {
         }
     }
 
-    /// torchvision's file for `weights`: from the cache, or downloaded and verified into it.
+    /// The published file for `weights`: from the cache, or downloaded and verified into it.
     pub fn fetch(&self, weights: &WeightsInfo) -> Result<PathBuf, DownloadError> {
-        let path = self.torch_path(weights);
+        let path = self.published_path(weights);
         if !path.is_file() {
-            download(
+            download_verified(
                 &self.url(weights),
-                weights.sha256_prefix,
+                weights.checksum,
                 &path,
                 &DownloadOptions {
                     progress: self.progress,
@@ -307,7 +317,7 @@ impl WeightsCache {
             return Ok((burnpack, None));
         }
         let torch = self.fetch(weights)?;
-        let model = import_torch_file(info, weights.num_classes(), &torch, device)?;
+        let model = import_file(info, weights.num_classes(), &torch, device)?;
         save_burnpack(&model, &burnpack)?;
         Ok((burnpack, Some(model)))
     }
@@ -319,8 +329,10 @@ pub fn pretrained(model: &str, weights: &str, device: &Device) -> Result<Model, 
     WeightsCache::from_env().load(model, weights, device)
 }
 
-/// Imports a PyTorch file (strictly) into a fresh `info` model with `num_classes` classes.
-pub fn import_torch_file(
+/// Imports a weight file (strictly) into a fresh `info` model with `num_classes` classes: a
+/// PyTorch or safetensors file, or a PaddlePaddle `.pdparams`, told apart by its content
+/// ([`Import`]).
+pub fn import_file(
     info: &ModelInfo,
     num_classes: usize,
     path: &Path,
@@ -329,9 +341,7 @@ pub fn import_torch_file(
     let model = info
         .create(num_classes, device)
         .map_err(RegistryError::from)?;
-    let (model, _report) = TorchImport::new(path)
-        .model_name(info.name)
-        .load_into(model)?;
+    let (model, _report) = Import::new(path).model_name(info.name).load_into(model)?;
     Ok(model)
 }
 
@@ -375,6 +385,81 @@ pub fn download(
     dest: &Path,
     options: &DownloadOptions,
 ) -> Result<(), DownloadError> {
+    download_checked(url, Expected::Sha256Prefix(sha256_prefix), dest, options)
+}
+
+/// [`download`], verified by a registry descriptor's checksum (a SHA-256 prefix, or Paddle's
+/// MD5).
+pub fn download_verified(
+    url: &str,
+    checksum: Checksum,
+    dest: &Path,
+    options: &DownloadOptions,
+) -> Result<(), DownloadError> {
+    let expected = match checksum {
+        Checksum::Sha256Prefix(hex) => Expected::Sha256Prefix(hex),
+        Checksum::Md5(hex) => Expected::Md5(hex),
+    };
+    download_checked(url, expected, dest, options)
+}
+
+/// What a download's digest must be.
+#[derive(Clone, Copy)]
+enum Expected<'a> {
+    Sha256Prefix(&'a str),
+    Md5(&'a str),
+}
+
+/// The digest of a download, computed while it streams.
+enum Hasher {
+    Sha256(Sha256),
+    Md5(md5::Md5),
+}
+
+impl Expected<'_> {
+    fn hasher(self) -> Hasher {
+        match self {
+            Expected::Sha256Prefix(_) => Hasher::Sha256(Sha256::new()),
+            Expected::Md5(_) => Hasher::Md5(md5::Md5::new()),
+        }
+    }
+
+    fn hex(self) -> String {
+        match self {
+            Expected::Sha256Prefix(hex) | Expected::Md5(hex) => hex.to_ascii_lowercase(),
+        }
+    }
+
+    fn algorithm(self) -> &'static str {
+        match self {
+            Expected::Sha256Prefix(_) => "SHA-256",
+            Expected::Md5(_) => "MD5",
+        }
+    }
+}
+
+impl Hasher {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Md5(h) => h.update(bytes),
+        }
+    }
+
+    fn hex(self) -> String {
+        match self {
+            Hasher::Sha256(h) => format!("{:x}", h.finalize()),
+            Hasher::Md5(h) => format!("{:x}", h.finalize()),
+        }
+    }
+}
+
+fn download_checked(
+    url: &str,
+    expected: Expected<'_>,
+    dest: &Path,
+    options: &DownloadOptions,
+) -> Result<(), DownloadError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -387,7 +472,7 @@ pub fn download(
     let mut delay = options.retry_delay;
     let mut attempt = 1;
     loop {
-        match download_once(&agent, url, sha256_prefix, dest, options.progress) {
+        match download_once(&agent, url, expected, dest, options.progress) {
             Ok(()) => return Ok(()),
             Err(mut err) => {
                 err.set_attempts(attempt);
@@ -412,7 +497,7 @@ pub fn download(
 fn download_once(
     agent: &ureq::Agent,
     url: &str,
-    sha256_prefix: &str,
+    expected_digest: Expected<'_>,
     dest: &Path,
     progress: bool,
 ) -> Result<(), DownloadError> {
@@ -441,7 +526,7 @@ fn download_once(
         .tempfile_in(dir)
         .map_err(io_error(dir))?;
     let bar = progress_bar(progress, expected_len, dest);
-    let mut hasher = Sha256::new();
+    let mut hasher = expected_digest.hasher();
     let mut received: u64 = 0;
     {
         let mut writer = BufWriter::new(part.as_file());
@@ -485,11 +570,12 @@ fn download_once(
             attempts: 1,
         });
     }
-    let digest = format!("{:x}", hasher.finalize());
-    if !digest.starts_with(&sha256_prefix.to_ascii_lowercase()) {
+    let digest = hasher.hex();
+    if !digest.starts_with(&expected_digest.hex()) {
         return Err(DownloadError::Checksum {
             url: url.to_string(),
-            expected: sha256_prefix.to_string(),
+            algorithm: expected_digest.algorithm(),
+            expected: expected_digest.hex(),
             found: digest,
         });
     }
@@ -533,8 +619,30 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DownloadError + '_ {
 
 /// SHA-256 of a file, lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String, DownloadError> {
+    digest_file(path, Expected::Sha256Prefix(""))
+}
+
+/// The digest of a file in `checksum`'s algorithm, lowercase hex: compare it with
+/// [`Checksum::matches`].
+pub fn checksum_file(path: &Path, checksum: Checksum) -> Result<String, DownloadError> {
+    let expected = match checksum {
+        Checksum::Sha256Prefix(_) => Expected::Sha256Prefix(""),
+        Checksum::Md5(_) => Expected::Md5(""),
+    };
+    digest_file(path, expected)
+}
+
+fn digest_file(path: &Path, algorithm: Expected<'_>) -> Result<String, DownloadError> {
     let mut file = File::open(path).map_err(io_error(path))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(io_error(path))?;
-    Ok(format!("{:x}", hasher.finalize()))
+    let mut hasher = algorithm.hasher();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(io_error(path)(err)),
+        }
+    }
+    Ok(hasher.hex())
 }

@@ -25,10 +25,16 @@
 //! # Ok(()) }
 //! ```
 
+mod apply;
 mod error;
+mod format;
 pub mod hub;
+mod paddle;
 mod torch;
 
+pub use apply::ImportReport;
 pub use error::{ImportError, ShapeMismatch};
+pub use format::{Import, WeightFormat};
 pub use hub::{DownloadError, HubError, WeightsCache, pretrained};
-pub use torch::{ImportReport, TorchImport, load_burnpack, save_burnpack, save_safetensors};
+pub use paddle::{PaddleImport, PaddleLayout};
+pub use torch::{TorchImport, load_burnpack, save_burnpack, save_safetensors};

@@ -1,118 +1,59 @@
 //! Reading PyTorch and safetensors files, matching their keys against a model, applying them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{
     BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore,
-    PyTorchToBurnAdapter, PytorchStore, PytorchStoreError, SafetensorsStore,
+    PytorchStore, PytorchStoreError, SafetensorsStore,
 };
 
 use model_zoo::Architecture;
 
-use crate::{ImportError, ShapeMismatch};
+use crate::apply::{
+    ImportReport, KeyDiff, Options, StateDict, dims, import_options, load_state, same_names,
+};
+use crate::{ImportError, WeightFormat};
 
 /// Top-level keys under which training scripts commonly nest a state_dict, tried in this order
 /// when the caller names none.
 const NESTING_KEYS: [&str; 4] = ["state_dict", "model", "model_state_dict", "net"];
 
-/// Keys PyTorch saves that carry no weight (BatchNorm's step counter).
-const IGNORED_SUFFIX: &str = "num_batches_tracked";
-
 /// Loads a PyTorch `state_dict` (`.pth`/`.pt`, zip or legacy) or a `.safetensors` file into a
 /// model. Build it with [`TorchImport::new`], adjust, then call [`TorchImport::load_into`].
 #[derive(Debug, Clone)]
 pub struct TorchImport {
-    path: PathBuf,
-    top_level_key: Option<String>,
-    partial: bool,
-    model_name: Option<String>,
-}
-
-/// What a successful load did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportReport {
-    /// The file read.
-    pub path: PathBuf,
-    /// The format it was read as.
-    pub format: &'static str,
-    /// Where the state_dict was found: `""` at the root, `"state_dict"` for a checkpoint.
-    pub nested_under: String,
-    /// Whether DataParallel's `module.` prefix was stripped.
-    pub stripped_module_prefix: bool,
-    /// Tensors loaded into the model.
-    pub loaded: usize,
-    /// Classifier keys left as initialised by a partial load (their shape differs).
-    pub skipped: Vec<String>,
-    /// File keys ignored: those that carry no weight (`num_batches_tracked`) and those of parts
-    /// the model was built without (GoogLeNet's aux heads).
-    pub ignored: usize,
-}
-
-impl fmt::Display for ImportReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "loaded {} tensors from {} ({})",
-            self.loaded,
-            self.path.display(),
-            self.format
-        )?;
-        if !self.nested_under.is_empty() {
-            write!(f, ", state_dict under `{}`", self.nested_under)?;
-        }
-        if self.stripped_module_prefix {
-            write!(f, ", `module.` prefix stripped")?;
-        }
-        if !self.skipped.is_empty() {
-            write!(
-                f,
-                "; classifier left as initialised: {}",
-                self.skipped.join(", ")
-            )?;
-        }
-        Ok(())
-    }
+    options: Options,
 }
 
 impl TorchImport {
-    /// An import of `path`. `.safetensors` files are read as safetensors, anything else as a
-    /// PyTorch file (zip, legacy or tar).
+    /// An import of `path`. A safetensors file (by its content or its `.safetensors` extension)
+    /// is read as safetensors, anything else as a PyTorch file (zip, legacy or tar).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
-            path: path.into(),
-            top_level_key: None,
-            partial: false,
-            model_name: None,
+            options: Options::new(path.into()),
         }
     }
 
     /// Reads the state_dict nested under this top-level key of a checkpoint dict (`"ema"`, say).
     /// Without it, `state_dict`, `model`, `model_state_dict` and `net` are detected.
     pub fn top_level_key(mut self, key: impl Into<String>) -> Self {
-        self.top_level_key = Some(key.into());
+        self.options.top_level_key = Some(key.into());
         self
     }
 
-    /// With `true`, a classifier whose shape differs from the file's (another class count) is
-    /// left as initialised instead of failing the load. Every other key stays strict.
-    pub fn partial(mut self, partial: bool) -> Self {
-        self.partial = partial;
-        self
-    }
+    import_options!();
 
-    /// The model's name for error messages (`"resnet50"`); defaults to its family.
-    pub fn model_name(mut self, name: impl Into<String>) -> Self {
-        self.model_name = Some(name.into());
-        self
+    pub(crate) fn with_options(options: Options) -> Self {
+        Self { options }
     }
 
     fn is_safetensors(&self) -> bool {
-        self.path
-            .extension()
+        let path = &self.options.path;
+        path.extension()
             .is_some_and(|ext| ext.eq_ignore_ascii_case("safetensors"))
+            || WeightFormat::detect(path).is_ok_and(|f| f == WeightFormat::Safetensors)
     }
 
     fn format(&self) -> &'static str {
@@ -125,25 +66,32 @@ impl TorchImport {
 
     /// Every tensor in the file, named as in the file (nested keys joined with dots).
     fn read_tensors(&self) -> Result<Vec<PackTensor>, ImportError> {
-        std::fs::File::open(&self.path).map_err(|source| ImportError::Io {
-            path: self.path.clone(),
+        std::fs::File::open(&self.options.path).map_err(|source| ImportError::Io {
+            path: self.options.path.clone(),
             source,
         })?;
         let unreadable = |message: String| ImportError::Unreadable {
-            path: self.path.clone(),
+            path: self.options.path.clone(),
             format: self.format(),
             message,
         };
+        if WeightFormat::detect(&self.options.path)? == WeightFormat::Pdparams {
+            return Err(unreadable(
+                "this is a PaddlePaddle .pdparams pickle: load it with PaddleImport (or Import, \
+                 which detects the format)"
+                    .into(),
+            ));
+        }
         if self.is_safetensors() {
-            let mut store = SafetensorsStore::from_file(&self.path);
+            let mut store = SafetensorsStore::from_file(&self.options.path);
             let tensors = store
                 .get_all_tensors()
                 .map_err(|e| unreadable(e.to_string()))?;
             return Ok(tensors.values().cloned().collect());
         }
         // Keep the file's indices: torchvision's `features.3` must stay `features.3`.
-        let mut store = PytorchStore::from_file(&self.path).map_indices_contiguous(false);
-        if let Some(key) = &self.top_level_key {
+        let mut store = PytorchStore::from_file(&self.options.path).map_indices_contiguous(false);
+        if let Some(key) = &self.options.top_level_key {
             store = store.with_top_level_key(key);
         }
         match store.get_all_tensors() {
@@ -151,8 +99,8 @@ impl TorchImport {
             Err(PytorchStoreError::Reader(
                 burn::store::pytorch_reader::PytorchError::KeyNotFound(message),
             )) => Err(ImportError::TopLevelKey {
-                path: self.path.clone(),
-                key: self.top_level_key.clone().unwrap_or_default(),
+                path: self.options.path.clone(),
+                key: self.options.top_level_key.clone().unwrap_or_default(),
                 available: message,
             }),
             Err(err) => Err(unreadable(err.to_string())),
@@ -163,170 +111,20 @@ impl TorchImport {
     ///
     /// On success the model holds the file's weights and the report says what was read; on error
     /// nothing was applied.
-    pub fn load_into<M: Architecture>(
-        &self,
-        mut model: M,
-    ) -> Result<(M, ImportReport), ImportError> {
-        let model_name = self
-            .model_name
-            .clone()
-            .unwrap_or_else(|| model.family().name().to_string());
-        // The model's keys and shapes in PyTorch's layout (`bn.weight`, linear `[out, in]`),
-        // with weights the model keeps in row blocks seen whole, as torchvision has them.
+    pub fn load_into<M: Architecture>(&self, model: M) -> Result<(M, ImportReport), ImportError> {
         let expected = model_zoo::layers::torch_shapes(&model);
-
         let tensors = self.read_tensors()?;
         let tensors = remap(tensors, model.key_renames());
-        let state = locate_state_dict(tensors, &expected, self.top_level_key.is_some());
-        // A file in an older layout of the same model (MNASNet's first version) rebuilds the
-        // model in that layout, as torchvision's `_load_from_state_dict` does.
-        let file_shapes: HashMap<String, Vec<usize>> = state
-            .tensors
-            .iter()
-            .map(|t| (t.name.clone(), dims(t)))
-            .collect();
-        if let Some(device) = model.devices().into_iter().next() {
-            model = model
-                .conform_to(&file_shapes, &device)
-                .map_err(|e| ImportError::Apply {
-                    path: self.path.clone(),
-                    model: model_name.clone(),
-                    errors: vec![e.to_string()],
-                })?;
-        }
-        let expected = model_zoo::layers::torch_shapes(&model);
-
-        let mut ignored = 0;
-        let mut found: BTreeMap<String, PackTensor> = BTreeMap::new();
-        let optional = |key: &str| {
-            !expected.contains_key(key)
-                && model.optional_prefixes().iter().any(|p| key.starts_with(p))
-        };
-        for tensor in state.tensors {
-            if tensor.name.rsplit('.').next() == Some(IGNORED_SUFFIX) || optional(&tensor.name) {
-                ignored += 1;
-            } else {
-                found.insert(tensor.name.clone(), tensor);
-            }
-        }
-
-        let is_classifier = |key: &str| {
-            model
-                .classifier_prefixes()
-                .iter()
-                .any(|p| key.starts_with(p))
-        };
-        let found_shapes = found.iter().map(|(k, t)| (k.clone(), dims(t))).collect();
-        let mut diff = KeyDiff::between(&expected, &found_shapes);
-        // A partial load leaves a mis-shaped head as initialised: weight and bias together,
-        // never half of it.
-        let mut skipped = Vec::new();
-        if self.partial && diff.shapes.iter().any(|m| is_classifier(&m.key)) {
-            diff.shapes.retain(|m| !is_classifier(&m.key));
-            skipped = expected
-                .keys()
-                .filter(|k| is_classifier(k) && found.contains_key(*k))
-                .cloned()
-                .collect();
-        }
-        diff.into_result(&self.path, &model_name)?;
-
-        let to_apply: Vec<PackTensor> = found
-            .into_values()
-            .filter(|t| !skipped.contains(&t.name))
-            .collect();
-        let loaded = to_apply.len();
-        let to_apply = model_zoo::layers::split_row_blocks(&model, to_apply).map_err(|e| {
-            ImportError::Apply {
-                path: self.path.clone(),
-                model: model_name.clone(),
-                errors: vec![e.to_string()],
-            }
-        })?;
-        let result = model.apply(to_apply, None, Some(Box::new(PyTorchToBurnAdapter)), true);
-        let mut errors: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
-        // Keys left out on purpose come back as missing; anything else missing is a bug here.
-        errors.extend(
-            result
-                .missing
-                .iter()
-                .map(|(path, _)| path)
-                .filter(|path| !skipped.iter().any(|s| same_key(s, path)))
-                .map(|path| format!("{path}: not applied")),
-        );
-        if !errors.is_empty() {
-            return Err(ImportError::Apply {
-                path: self.path.clone(),
-                model: model_name,
-                errors,
-            });
-        }
-        let report = ImportReport {
-            path: self.path.clone(),
+        let state = locate_state_dict(tensors, &expected, self.options.top_level_key.is_some());
+        let state = StateDict {
+            tensors: state.tensors,
             format: self.format(),
             nested_under: state.nested_under,
             stripped_module_prefix: state.stripped_module_prefix,
-            loaded,
-            skipped,
-            ignored,
+            ignored: 0,
+            file_key: same_names,
         };
-        Ok((model, report))
-    }
-}
-
-/// `fc.weight` (torchvision) and `fc.weight` or `bn.gamma` (burn) name the same parameter.
-fn same_key(torch_key: &str, burn_key: &str) -> bool {
-    let rename = |k: &str| k.replace(".gamma", ".weight").replace(".beta", ".bias");
-    rename(torch_key) == rename(burn_key)
-}
-
-/// How a file's keys and shapes differ from a model's.
-struct KeyDiff {
-    missing: Vec<(String, Vec<usize>)>,
-    unexpected: Vec<(String, Vec<usize>)>,
-    shapes: Vec<ShapeMismatch>,
-}
-
-impl KeyDiff {
-    fn between(
-        expected: &BTreeMap<String, Vec<usize>>,
-        found: &BTreeMap<String, Vec<usize>>,
-    ) -> Self {
-        let only_in = |a: &BTreeMap<String, Vec<usize>>, b: &BTreeMap<String, Vec<usize>>| {
-            a.iter()
-                .filter(|(k, _)| !b.contains_key(*k))
-                .map(|(k, s)| (k.clone(), s.clone()))
-                .collect()
-        };
-        let shapes = expected
-            .iter()
-            .filter_map(|(key, e)| {
-                let f = found.get(key)?;
-                (f != e).then(|| ShapeMismatch {
-                    key: key.clone(),
-                    expected: e.clone(),
-                    found: f.clone(),
-                })
-            })
-            .collect();
-        Self {
-            missing: only_in(expected, found),
-            unexpected: only_in(found, expected),
-            shapes,
-        }
-    }
-
-    fn into_result(self, path: &Path, model: &str) -> Result<(), ImportError> {
-        if self.missing.is_empty() && self.unexpected.is_empty() && self.shapes.is_empty() {
-            return Ok(());
-        }
-        Err(ImportError::KeyMismatch {
-            path: path.to_path_buf(),
-            model: model.to_string(),
-            missing: self.missing,
-            unexpected: self.unexpected,
-            shapes: self.shapes,
-        })
+        load_state(&self.options, model, state)
     }
 }
 
@@ -344,10 +142,6 @@ fn model_shapes<M: ModuleSnapshot>(
         .collect()
 }
 
-fn dims(tensor: &PackTensor) -> Vec<usize> {
-    tensor.shape.to_vec()
-}
-
 fn remap(tensors: Vec<PackTensor>, key_map: &[(&str, &str)]) -> Vec<PackTensor> {
     if key_map.is_empty() {
         return tensors;
@@ -363,7 +157,7 @@ fn remap(tensors: Vec<PackTensor>, key_map: &[(&str, &str)]) -> Vec<PackTensor> 
     remapper.remap(tensors).0
 }
 
-struct StateDict {
+struct Located {
     tensors: Vec<PackTensor>,
     nested_under: String,
     stripped_module_prefix: bool,
@@ -376,7 +170,7 @@ fn locate_state_dict(
     tensors: Vec<PackTensor>,
     expected: &BTreeMap<String, Vec<usize>>,
     caller_chose_key: bool,
-) -> StateDict {
+) -> Located {
     let score = |prefix: &str| {
         let keys: BTreeSet<String> = tensors
             .iter()
@@ -416,7 +210,7 @@ fn locate_state_dict(
             t.name = t.name["module.".len()..].to_string();
         }
     }
-    StateDict {
+    Located {
         tensors,
         nested_under,
         stripped_module_prefix,

@@ -2,6 +2,8 @@
 //! good files, wrong hashes, truncated bodies, dropped connections, server errors, retries, and
 //! the cache that makes a second run download nothing.
 
+mod common;
+
 use model_zoo::Architecture;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -11,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use burn::store::ModuleStore;
-use model_zoo::WeightsInfo;
 use model_zoo::registry::{Categories, Preprocess};
-use zoo_import::hub::{DownloadOptions, download, sha256_file};
+use model_zoo::{Checksum, WeightsInfo, WeightsSource};
+use zoo_import::hub::{DownloadOptions, checksum_file, download, sha256_file};
 use zoo_import::{DownloadError, HubError, WeightsCache, save_safetensors};
 
 /// What the server does for a path, given how many requests for it came before.
@@ -367,12 +369,13 @@ fn pretrained_weights_download_convert_and_reload_from_cache() {
     let weights = WeightsInfo {
         name: "TEST_V1",
         url,
-        sha256_prefix: prefix,
+        source: WeightsSource::Torchvision,
+        checksum: Checksum::Sha256Prefix(prefix),
         file_size_mb: 0.0,
         categories: Categories::ImageNet1K,
         preprocess: Preprocess::default(),
-        acc1: 0.0,
-        acc5: 0.0,
+        acc1: None,
+        acc5: None,
         is_default: true,
     };
     let root = tempfile::tempdir().unwrap();
@@ -384,7 +387,7 @@ fn pretrained_weights_download_convert_and_reload_from_cache() {
 
     let loaded = cache.load_weights(info, &weights, &device).unwrap();
     assert_eq!(server.hits(&file.file), 1);
-    assert!(cache.torch_path(&weights).is_file());
+    assert!(cache.published_path(&weights).is_file());
     assert!(cache.burnpack_path("resnet18", &weights).is_file());
 
     let x = burn::tensor::Tensor::<4>::random(
@@ -413,6 +416,109 @@ fn pretrained_weights_download_convert_and_reload_from_cache() {
         .forward(x)
         .into_data()
         .assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::absolute(1e-5));
+}
+
+/// The zoo model's weights as `paddle.save` writes a paddle.vision ResNet: BatchNorm
+/// statistics `_mean`/`_variance`, the Linear weight `[in, out]`.
+fn as_paddle_file(model: &model_zoo::Model) -> Vec<u8> {
+    use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
+    let arrays: Vec<(String, Vec<usize>, Vec<u8>)> = model
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+        .into_iter()
+        .map(|t| {
+            let name = t
+                .name
+                .replace("running_mean", "_mean")
+                .replace("running_var", "_variance");
+            let shape = t.shape.to_vec();
+            let data = burn::store::bridge::to_data(&t).unwrap();
+            let values = data.try_to_vec::<f32>().unwrap();
+            if shape.len() == 2 {
+                let (rows, cols) = (shape[0], shape[1]);
+                let mut transposed = vec![0f32; values.len()];
+                for r in 0..rows {
+                    for c in 0..cols {
+                        transposed[c * rows + r] = values[r * cols + c];
+                    }
+                }
+                let bytes = transposed.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (name, vec![cols, rows], bytes)
+            } else {
+                (
+                    name,
+                    shape,
+                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            }
+        })
+        .collect();
+    common::pickle_of(&arrays)
+}
+
+/// Paddle's published files are verified by MD5: a resnet18 `.pdparams` served locally under a
+/// descriptor like the registry's `PADDLE_IMAGENET` downloads, converts and gives the zoo model's
+/// outputs; the same file under a wrong MD5 is refused and nothing is cached.
+#[test]
+fn paddle_weights_are_verified_by_md5_and_load() {
+    let device = model_zoo::available_backends()[0].device().unwrap();
+    let info = model_zoo::model_info("resnet18").unwrap();
+    let original = info.create(1000, &device).unwrap();
+    let bytes = as_paddle_file(&original);
+    let exported = tempfile::tempdir().unwrap();
+    let path = exported.path().join("resnet18.pdparams");
+    std::fs::write(&path, &bytes).unwrap();
+    let md5: &'static str = Box::leak(checksum_file(&path, Checksum::Md5("")).unwrap().into());
+
+    let server = Server::start();
+    let body = bytes.clone();
+    server.route("resnet18.pdparams", move |_| Reply::Ok(body.clone()));
+    let paddle = |checksum| WeightsInfo {
+        name: "PADDLE_IMAGENET",
+        source: WeightsSource::PaddleVision,
+        url: "https://paddle-hapi.bj.bcebos.com/models/resnet18.pdparams",
+        checksum,
+        file_size_mb: 0.0,
+        categories: Categories::ImageNet1K,
+        preprocess: Preprocess::default(),
+        acc1: None,
+        acc5: None,
+        is_default: false,
+    };
+    let root = tempfile::tempdir().unwrap();
+    let cache = WeightsCache::new(root.path())
+        .with_base_url(server.models_url())
+        .with_progress(false)
+        .with_retries(1, Duration::ZERO);
+
+    let wrong = paddle(Checksum::Md5("0123456789abcdef0123456789abcdef"));
+    let err = cache.load_weights(info, &wrong, &device).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("MD5") && message.contains(md5),
+        "{message}"
+    );
+    assert!(!cache.published_path(&wrong).exists());
+
+    let weights = paddle(Checksum::Md5(md5));
+    let loaded = cache.load_weights(info, &weights, &device).unwrap();
+    assert!(
+        cache
+            .published_path(&weights)
+            .ends_with("paddle/resnet18.pdparams")
+    );
+    assert!(cache.burnpack_path("resnet18", &weights).is_file());
+    let x = burn::tensor::Tensor::<4>::random(
+        [1, 3, 64, 64],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    loaded
+        .forward(x.clone())
+        .into_data()
+        .assert_approx_eq::<f32>(
+            &original.forward(x).into_data(),
+            burn::tensor::Tolerance::absolute(1e-5),
+        );
 }
 
 /// A registry name that the cache cannot fetch gets the download error, naming the URL.

@@ -1,117 +1,18 @@
 //! Every input path and every error of zoo-import, on the small fixtures that
 //! `tests/fixtures/make_fixtures.py` writes with real PyTorch.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use burn::module::Module;
-use burn::module::ParamGroup;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor, TensorData, Tolerance};
+use common::{Tiny, device, fixture, floats, temp_path};
+
+use burn::tensor::{Tensor, TensorData, Tolerance};
+use model_zoo::Architecture;
 use model_zoo::resnet::ResNetConfig;
-use model_zoo::{Architecture, ConfigError, Family, InputError, InputSpec};
 use zoo_import::{ImportError, TorchImport, load_burnpack, save_burnpack};
-
-/// The Rust twin of `Tiny` in make_fixtures.py.
-#[derive(Module, Debug)]
-struct Tiny {
-    conv1: Conv2d,
-    bn1: BatchNorm,
-    downsample: (Conv2d, BatchNorm),
-    fc: Linear,
-}
-
-impl Tiny {
-    fn new(num_classes: usize, device: &Device) -> Self {
-        Self {
-            conv1: Conv2dConfig::new([3, 4], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .with_bias(false)
-                .init(device),
-            bn1: BatchNormConfig::new(4).init(device),
-            downsample: (
-                Conv2dConfig::new([4, 6], [1, 1])
-                    .with_bias(false)
-                    .init(device),
-                BatchNormConfig::new(6).init(device),
-            ),
-            fc: LinearConfig::new(6, num_classes).init(device),
-        }
-    }
-}
-
-/// Everything the importer asks of a model, for a module outside the zoo.
-impl Architecture for Tiny {
-    fn family(&self) -> Family {
-        Family::new("tiny")
-    }
-
-    fn input_spec(&self) -> InputSpec {
-        InputSpec {
-            channels: 3,
-            min_size: [1, 1],
-        }
-    }
-
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
-        let x = self.downsample.1.forward(self.downsample.0.forward(x));
-        let [b, c, _, _] = x.dims();
-        x.mean_dims(&[2, 3]).reshape([b, c])
-    }
-
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("tiny", x.dims())?;
-        Ok(self.fc.forward(self.forward_features(x)))
-    }
-
-    fn num_features(&self) -> usize {
-        6
-    }
-
-    fn num_classes(&self) -> usize {
-        self.fc.weight.dims()[1]
-    }
-
-    fn reset_classifier(self, num_classes: usize, device: &Device) -> Result<Self, ConfigError> {
-        Ok(Self {
-            fc: LinearConfig::new(6, num_classes).init(device),
-            ..self
-        })
-    }
-
-    fn classifier_group(&self) -> ParamGroup {
-        ParamGroup::ids_from_module(self.fc.clone())
-    }
-
-    fn classifier_prefixes(&self) -> &'static [&'static str] {
-        &["fc."]
-    }
-}
-
-fn device() -> Device {
-    model_zoo::available_backends()[0].device().unwrap()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 fn reference() -> serde_json::Value {
     let text = std::fs::read_to_string(fixture("tiny_reference.json")).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn floats(value: &serde_json::Value) -> Vec<f32> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect()
 }
 
 /// Runs the model on the fixture input and compares with PyTorch's logits for `key`.
@@ -134,12 +35,6 @@ fn assert_logits(model: &Tiny, key: &str) {
 
 fn load(name: &str) -> Result<(Tiny, zoo_import::ImportReport), ImportError> {
     TorchImport::new(fixture(name)).load_into(Tiny::new(3, &device()))
-}
-
-fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zoo-import-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 #[test]

@@ -43,7 +43,10 @@ pub use device::{Backend, BackendError, available_backends, max_tensor_bytes, re
 pub use error::RegistryError;
 pub use error::{ConfigError, DeviceError, InputError, InputSpec};
 pub use model::Model;
-pub use registry::{Family, ModelInfo, WeightsInfo, create, list_models, model_info, models};
+pub use registry::{
+    Checksum, Family, ModelInfo, WeightsInfo, WeightsSource, create, list_models, model_info,
+    models,
+};
 pub use resnet::{ResNet, ResNetConfig};
 
 /// What most programs need: `use model_zoo::prelude::*;`.

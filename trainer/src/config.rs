@@ -55,7 +55,8 @@ pub enum Schedule {
 pub struct TrainConfig {
     /// Registry name of the model (`resnet18`).
     pub model: String,
-    /// PyTorch or burnpack weights to start from (the head is replaced); `None` trains from
+    /// Weights to start from (the head is replaced): PyTorch, safetensors, PaddlePaddle
+    /// `.pdparams` (told apart by content) or burnpack; `None` trains from
     /// scratch.
     pub weights: Option<PathBuf>,
     /// ImageFolder of the training images.

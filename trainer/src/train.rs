@@ -195,7 +195,7 @@ pub fn build_model(
         Ok(model.reset_classifier(num_classes, device)?)
     } else {
         let model = info.create(num_classes, device)?;
-        let (model, report) = zoo_import::TorchImport::new(weights)
+        let (model, report) = zoo_import::Import::new(weights)
             .model_name(info.name)
             .partial(true)
             .load_into(model)?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Distribution, Tensor};
 use model_zoo::Backend;
-use zoo_import::hub::{WeightsCache, import_torch_file, sha256_file};
+use zoo_import::hub::{WeightsCache, checksum_file, import_file, sha256_file};
 use zoo_import::{load_burnpack, save_burnpack};
 
 /// Arguments of `cargo xtask import`.
@@ -16,11 +16,13 @@ use zoo_import::{load_burnpack, save_burnpack};
 pub struct ImportArgs {
     /// Model name (`resnet50`).
     model: String,
-    /// Which torchvision weights: `DEFAULT`, `IMAGENET1K_V1`, `IMAGENET1K_V2`, ...
+    /// Which published weights: torchvision's `DEFAULT`, `IMAGENET1K_V1`, `IMAGENET1K_V2`, ...,
+    /// or paddle.vision's `PADDLE_IMAGENET` (ResNet-18 to 152).
     #[arg(long, default_value = "DEFAULT")]
     weights: String,
-    /// Convert this local PyTorch file (.pth or .safetensors) instead of downloading. When it is
-    /// the published file (same SHA-256 prefix), the result goes into the cache where
+    /// Convert this local file instead of downloading: PyTorch (.pth), safetensors or
+    /// PaddlePaddle (.pdparams, either layout), told apart by content. When it is a published
+    /// file (same SHA-256 prefix, or Paddle's MD5), the result goes into the cache where
     /// `zoo_import::pretrained` finds it.
     #[arg(long, value_name = "FILE")]
     from: Option<PathBuf>,
@@ -57,29 +59,39 @@ pub fn run(args: &ImportArgs) -> Result<bool> {
 
     // 1-2. The PyTorch file: given, or downloaded and verified into the cache.
     let started = Instant::now();
-    let (torch_file, published) = match (&args.from, descriptor) {
+    let (torch_file, descriptor, published) = match (&args.from, descriptor) {
         (Some(file), descriptor) => {
+            // Any of the model's published files (torchvision's or Paddle's), by its digest.
+            let mut published_as = None;
+            for d in info.weights {
+                if checksum_file(file, d.checksum).is_ok_and(|digest| d.checksum.matches(&digest)) {
+                    published_as = Some(d);
+                    break;
+                }
+            }
             let digest = sha256_file(file)?;
-            let published = descriptor.is_some_and(|d| digest.starts_with(d.sha256_prefix));
-            match descriptor {
-                Some(d) if published => println!(
-                    "{}: SHA-256 {}… is torchvision's {} {}",
+            match published_as {
+                Some(d) => println!(
+                    "{}: {} {}… is the published {} {}",
                     file.display(),
-                    &digest[..12],
+                    d.checksum.algorithm(),
+                    d.checksum.short(),
                     info.name,
                     d.name
                 ),
-                _ => println!(
-                    "{}: SHA-256 {}… is not a published torchvision file; converting it as a \
-                     custom checkpoint",
+                None => println!(
+                    "{}: SHA-256 {}… is not a published file of {}; converting it as a custom \
+                     checkpoint",
                     file.display(),
-                    &digest[..12]
+                    &digest[..12],
+                    info.name
                 ),
             }
-            (file.clone(), published)
+            let published = published_as.is_some();
+            (file.clone(), published_as.or(descriptor), published)
         }
         (None, Some(descriptor)) => {
-            let path = cache.torch_path(descriptor);
+            let path = cache.published_path(descriptor);
             if path.is_file() {
                 println!("cached: {}", path.display());
             } else {
@@ -91,11 +103,12 @@ pub fn run(args: &ImportArgs) -> Result<bool> {
             }
             let path = cache.fetch(descriptor)?;
             println!(
-                "verified SHA-256 prefix {} ({:.1}s)",
-                descriptor.sha256_prefix,
+                "verified {} {} ({:.1}s)",
+                descriptor.checksum.algorithm(),
+                descriptor.checksum.short(),
                 started.elapsed().as_secs_f32()
             );
-            (path, true)
+            (path, Some(descriptor), true)
         }
         (None, None) => bail!("{} has no pretrained weights; pass --from FILE", info.name),
     };
@@ -123,7 +136,7 @@ pub fn run(args: &ImportArgs) -> Result<bool> {
         println!("already converted: {}", out.display());
     } else {
         let started = Instant::now();
-        let model = import_torch_file(info, num_classes, &torch_file, &device)?;
+        let model = import_file(info, num_classes, &torch_file, &device)?;
         save_burnpack(&model, &out)?;
         println!(
             "converted {} -> {} ({:.1}s)",

@@ -59,7 +59,10 @@ pub fn list(args: &ListArgs) -> Result<bool> {
                 .iter()
                 .map(|w| {
                     let star = if w.is_default { "*" } else { "" };
-                    format!("{}{star} {:.2}%", w.name, w.acc1)
+                    match w.acc1 {
+                        Some(acc1) => format!("{}{star} {acc1:.2}%", w.name),
+                        None => format!("{}{star}", w.name),
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -121,13 +124,17 @@ pub fn info(args: &InfoArgs) -> Result<bool> {
     }
     for w in info.weights {
         println!(
-            "\nweights {}{}: {} ({:.1} MB), acc@1 {:.3}%, acc@5 {:.3}%, resize {} crop {}",
+            "\nweights {}{}: {} ({:.1} MB, {} {}), {}, resize {} crop {}",
             w.name,
             if w.is_default { " (DEFAULT)" } else { "" },
             w.url,
             w.file_size_mb,
-            w.acc1,
-            w.acc5,
+            w.checksum.algorithm(),
+            w.checksum.hex(),
+            match (w.acc1, w.acc5) {
+                (Some(a1), Some(a5)) => format!("acc@1 {a1:.3}%, acc@5 {a5:.3}%"),
+                _ => "no published accuracy".to_string(),
+            },
             w.preprocess.resize,
             w.preprocess.crop
         );

@@ -15,6 +15,7 @@ mod bench_ops;
 mod gpu_bundle;
 mod import;
 mod info;
+mod paddle_parity;
 mod parity;
 mod train_step;
 mod transforms;

@@ -60,6 +60,13 @@ pub struct ParityArgs {
     /// (implied by --all).
     #[arg(long)]
     transforms: bool,
+    /// Also check PaddlePaddle ResNet files (both layouts) against real Paddle (implied by
+    /// --all).
+    #[arg(long)]
+    paddle: bool,
+    /// Python with paddlepaddle (default: the venv made by `xtask/python/setup-venv.sh paddle`).
+    #[arg(long, env = "ZOO_PADDLE_PYTHON")]
+    paddle_python: Option<PathBuf>,
     /// Check the full-size cases on every backend, not only on Flex (the others check the
     /// small case by default; see `full_size`). For real GPUs.
     #[arg(long)]
@@ -89,7 +96,7 @@ impl Row {
 pub fn run(args: &ParityArgs) -> Result<bool> {
     let models: Vec<String> = if args.all {
         model_zoo::models().map(|m| m.name.to_string()).collect()
-    } else if args.models.is_empty() && !args.train_step {
+    } else if args.models.is_empty() && !args.train_step && !args.paddle {
         bail!(
             "name models to check (e.g. `cargo xtask parity resnet50`), or pass --train-step or \
              --all"
@@ -123,16 +130,21 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
             let outcome = std::panic::catch_unwind(|| {
                 check(name, backend, full, &refs.join(name), &manifest)
             });
-            let new_rows = match outcome {
-                Ok(Ok(rows)) => rows,
-                Ok(Err(err)) => vec![error_row(name, backend, format!("{err:#}"))],
-                Err(panic) => vec![error_row(name, backend, panic_message(panic))],
-            };
+            let new_rows = rows_or_error(name, backend, outcome);
             for row in new_rows {
                 print_row(&row, started.elapsed().as_secs_f32());
                 rows.push(row);
             }
         }
+    }
+    if args.all || args.paddle {
+        let python = venv_python("paddle", args.paddle_python.as_deref())?;
+        rows.extend(crate::paddle_parity::check_all(
+            &refs.join("paddle"),
+            &python,
+            &backends,
+            |backend| full_size(backend, args),
+        )?);
     }
     if args.all || args.train_step {
         let dir = refs.join("train_step");
@@ -140,11 +152,7 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
         for &backend in &backends {
             let started = Instant::now();
             let outcome = std::panic::catch_unwind(|| crate::train_step::check(backend, &dir));
-            let new_rows = match outcome {
-                Ok(Ok(rows)) => rows,
-                Ok(Err(err)) => vec![error_row("train-step", backend, format!("{err:#}"))],
-                Err(panic) => vec![error_row("train-step", backend, panic_message(panic))],
-            };
+            let new_rows = rows_or_error("train-step", backend, outcome);
             for row in new_rows {
                 print_row(&row, started.elapsed().as_secs_f32());
                 rows.push(row);
@@ -214,14 +222,21 @@ pub fn workspace_root() -> PathBuf {
     }
 }
 
-/// Finds the venv's python (creating the venv if needed) unless one was given.
+/// Finds the torch venv's python (creating the venv if needed) unless one was given.
 pub fn python(given: Option<&Path>) -> Result<PathBuf> {
+    venv_python("torch", given)
+}
+
+/// Finds the python of the oracle venv `kind` (`torch` or `paddle`; see
+/// `xtask/python/setup-venv.sh`), creating the venv if needed, unless one was given.
+pub fn venv_python(kind: &str, given: Option<&Path>) -> Result<PathBuf> {
     if let Some(python) = given {
         return Ok(python.to_path_buf());
     }
     let script = workspace_root().join("xtask/python/setup-venv.sh");
     let output = Command::new("bash")
         .arg(&script)
+        .arg(kind)
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("running {}", script.display()))?;
@@ -251,7 +266,7 @@ fn write_references(refs: &Path, models: &[String], python: &Path) -> Result<()>
 }
 
 /// The manifest's cases of the role a backend checks: `"full"` or `"small"`.
-fn cases_for(manifest: &Value, full: bool) -> Result<Vec<&Value>> {
+pub fn cases_for(manifest: &Value, full: bool) -> Result<Vec<&Value>> {
     let role = if full { "full" } else { "small" };
     Ok(manifest["cases"]
         .as_array()
@@ -437,7 +452,7 @@ fn check_googlenet_aux(
     Ok(rows)
 }
 
-fn read_back(logits: Tensor<2>) -> Result<Vec<f32>> {
+pub fn read_back(logits: Tensor<2>) -> Result<Vec<f32>> {
     model_zoo::read_back(logits, "logits")?
         .try_to_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("reading logits back: {e:?}"))
@@ -547,17 +562,24 @@ fn check_registry_metadata(models: &[String], python: &Path) -> Result<Vec<Strin
             torch["gflops"].to_string(),
         );
         let torch_weights = torch["weights"].as_array().cloned().unwrap_or_default();
+        // Paddle's files are not torchvision's; their URLs and MD5s are checked by the
+        // registry's own tests and the Paddle rows load the same layout.
+        let ours: Vec<_> = info
+            .weights
+            .iter()
+            .filter(|w| w.source == model_zoo::WeightsSource::Torchvision)
+            .collect();
         let names = |it: &mut dyn Iterator<Item = String>| it.collect::<Vec<_>>().join(",");
         differ(
             "weights",
-            names(&mut info.weights.iter().map(|w| w.name.to_string())),
+            names(&mut ours.iter().map(|w| w.name.to_string())),
             names(
                 &mut torch_weights
                     .iter()
                     .map(|w| w["name"].as_str().unwrap_or("?").to_string()),
             ),
         );
-        for (ours, theirs) in info.weights.iter().zip(&torch_weights) {
+        for (ours, theirs) in ours.iter().zip(&torch_weights) {
             let p = &ours.preprocess;
             let what = |field: &str| format!("{}.{field}", ours.name);
             differ(
@@ -567,12 +589,12 @@ fn check_registry_metadata(models: &[String], python: &Path) -> Result<Vec<Strin
             );
             differ(
                 &what("acc1"),
-                format!("{:?}", ours.acc1),
+                ours.acc1.map_or("null".into(), |a| format!("{a:?}")),
                 theirs["acc1"].to_string(),
             );
             differ(
                 &what("acc5"),
-                format!("{:?}", ours.acc5),
+                ours.acc5.map_or("null".into(), |a| format!("{a:?}")),
                 theirs["acc5"].to_string(),
             );
             differ(
@@ -636,6 +658,19 @@ fn check_registry_metadata(models: &[String], python: &Path) -> Result<Vec<Strin
     Ok(problems)
 }
 
+/// The rows of one check, or one failing row saying why it errored or panicked.
+pub fn rows_or_error(
+    name: &str,
+    backend: Backend,
+    outcome: std::thread::Result<Result<Vec<Row>>>,
+) -> Vec<Row> {
+    match outcome {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(err)) => vec![error_row(name, backend, format!("{err:#}"))],
+        Err(panic) => vec![error_row(name, backend, panic_message(panic))],
+    }
+}
+
 fn error_row(name: &str, backend: Backend, note: String) -> Row {
     Row {
         model: name.to_string(),
@@ -658,7 +693,7 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panicked".into())
 }
 
-fn print_row(row: &Row, seconds: f32) {
+pub fn print_row(row: &Row, seconds: f32) {
     let diff = row.max_diff.map_or("-".to_string(), |d| format!("{d:.3e}"));
     let verdict = if row.passed() {
         "ok"

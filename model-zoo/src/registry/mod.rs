@@ -26,6 +26,8 @@ use crate::model::Model;
 
 /// Where torchvision's weight files live; [`WeightsInfo::url`] starts with it.
 pub const TORCHVISION_BASE_URL: &str = "https://download.pytorch.org/models/";
+/// Where `paddle.vision.models` downloads its weight files from.
+pub const PADDLE_BASE_URL: &str = "https://paddle-hapi.bj.bcebos.com/models/";
 
 /// A family of architectures, named as in messages and `cargo xtask list` (`"resnet"`). Each
 /// family declares its constant in its own module ([`Family::RESNET`] in [`crate::resnet`]), so
@@ -134,26 +136,82 @@ pub fn imagenet_classes() -> &'static [&'static str] {
     NAMES.get_or_init(|| include_str!("imagenet_classes.txt").lines().collect())
 }
 
-/// One pretrained torchvision weight file (one entry of a `*_Weights` enum).
+/// Who publishes a weight file, and so which format it is in and whose metadata describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsSource {
+    /// torchvision (`torch.save` files); `cargo xtask parity` checks the metadata against the
+    /// installed torchvision.
+    Torchvision,
+    /// `paddle.vision.models` (`paddle.save` `.pdparams` files).
+    PaddleVision,
+}
+
+/// How a downloaded weight file is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// The first hex digits of its SHA-256, which torchvision puts in the file name.
+    Sha256Prefix(&'static str),
+    /// Its MD5 (32 hex digits), which `paddle.vision.models` publishes beside the URL.
+    Md5(&'static str),
+}
+
+impl Checksum {
+    /// The expected digest (or its prefix), lowercase hex.
+    pub fn hex(self) -> &'static str {
+        match self {
+            Checksum::Sha256Prefix(hex) | Checksum::Md5(hex) => hex,
+        }
+    }
+
+    /// The first 8 hex digits, for cache file names.
+    pub fn short(self) -> &'static str {
+        let hex = self.hex();
+        &hex[..hex.len().min(8)]
+    }
+
+    /// The algorithm's name: `SHA-256` or `MD5`.
+    pub fn algorithm(self) -> &'static str {
+        match self {
+            Checksum::Sha256Prefix(_) => "SHA-256",
+            Checksum::Md5(_) => "MD5",
+        }
+    }
+
+    /// Whether `digest` (the file's full digest in this algorithm, hex) is the one expected.
+    pub fn matches(self, digest: &str) -> bool {
+        digest
+            .to_ascii_lowercase()
+            .starts_with(&self.hex().to_ascii_lowercase())
+    }
+}
+
+/// One published weight file: an entry of a torchvision `*_Weights` enum, or a
+/// `paddle.vision.models` file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightsInfo {
-    /// The enum entry's name: `IMAGENET1K_V1`, `IMAGENET1K_V2`.
+    /// The name it is asked for by: torchvision's enum entry (`IMAGENET1K_V1`), or the zoo's
+    /// `PADDLE_IMAGENET` for paddle.vision's.
     pub name: &'static str,
-    /// Where torchvision downloads it from.
+    /// Who publishes it.
+    pub source: WeightsSource,
+    /// Where it is downloaded from.
     pub url: &'static str,
-    /// The first 8 hex digits of the file's SHA-256, which torchvision puts in the file name.
-    pub sha256_prefix: &'static str,
-    /// The file's size in MB, as torchvision's metadata gives it.
+    /// How the download is verified.
+    pub checksum: Checksum,
+    /// The file's size in MiB: torchvision's metadata; for Paddle's files (whose size Paddle
+    /// does not publish), the size of `paddle.save`'s file of the same tensors, measured.
     pub file_size_mb: f64,
     /// The label set of its classifier.
     pub categories: Categories,
-    /// The eval transform the published accuracy was measured with.
+    /// The eval transform the published accuracy was measured with (for Paddle's files, the
+    /// one `paddle.vision`'s ImageNet examples use: resize 256, crop 224, ImageNet statistics).
     pub preprocess: Preprocess,
-    /// Published top-1 accuracy on ImageNet-1K val, in percent.
-    pub acc1: f64,
-    /// Published top-5 accuracy on ImageNet-1K val, in percent.
-    pub acc5: f64,
-    /// Whether torchvision's `DEFAULT` alias points here.
+    /// Published top-1 accuracy on ImageNet-1K val, in percent, where the publisher gives one
+    /// (paddle.vision does not).
+    pub acc1: Option<f64>,
+    /// Published top-5 accuracy on ImageNet-1K val, in percent, where given.
+    pub acc5: Option<f64>,
+    /// Whether torchvision's `DEFAULT` alias points here (never for Paddle's files).
     pub is_default: bool,
 }
 
@@ -243,14 +301,36 @@ pub(super) const fn imagenet(
 ) -> WeightsInfo {
     WeightsInfo {
         name,
+        source: WeightsSource::Torchvision,
         url,
-        sha256_prefix,
+        checksum: Checksum::Sha256Prefix(sha256_prefix),
         file_size_mb,
         categories: Categories::ImageNet1K,
         preprocess: Preprocess::imagenet(resize),
-        acc1,
-        acc5,
+        acc1: Some(acc1),
+        acc5: Some(acc5),
         is_default,
+    }
+}
+
+/// `paddle.vision.models`' ImageNet-1K file for one model (`PADDLE_IMAGENET`), with the MD5
+/// Paddle publishes for it.
+pub(super) const fn paddle_imagenet(
+    url: &'static str,
+    md5: &'static str,
+    file_size_mb: f64,
+) -> WeightsInfo {
+    WeightsInfo {
+        name: "PADDLE_IMAGENET",
+        source: WeightsSource::PaddleVision,
+        url,
+        checksum: Checksum::Md5(md5),
+        file_size_mb,
+        categories: Categories::ImageNet1K,
+        preprocess: Preprocess::imagenet(256),
+        acc1: None,
+        acc5: None,
+        is_default: false,
     }
 }
 
@@ -389,6 +469,16 @@ mod tests {
                 assert!(model.default_weights().is_some(), "{}", model.name);
             }
             for w in model.weights {
+                if w.source == WeightsSource::PaddleVision {
+                    assert!(w.url.starts_with(PADDLE_BASE_URL), "{}", w.url);
+                    assert_eq!(w.file_name(), format!("{}.pdparams", model.name));
+                    let Checksum::Md5(md5) = w.checksum else {
+                        panic!("{}: Paddle publishes MD5s", w.url)
+                    };
+                    assert!(md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit()));
+                    assert!(!w.is_default && w.acc1.is_none());
+                    continue;
+                }
                 assert!(w.url.starts_with(TORCHVISION_BASE_URL), "{}", w.url);
                 let file = w.file_name();
                 // torchvision's file names spell some models their own way
@@ -400,12 +490,16 @@ mod tests {
                 };
                 assert!(
                     alnum(file).starts_with(&stem)
-                        && file.ends_with(&format!("-{}.pth", w.sha256_prefix)),
+                        && file.ends_with(&format!("-{}.pth", w.checksum.hex())),
                     "{file}"
                 );
-                assert!([8, 10].contains(&w.sha256_prefix.len()), "{file}");
-                assert!(w.sha256_prefix.bytes().all(|b| b.is_ascii_hexdigit()));
-                assert!((0.0..=100.0).contains(&w.acc1) && w.acc1 < w.acc5);
+                let Checksum::Sha256Prefix(prefix) = w.checksum else {
+                    panic!("{file}: torchvision names SHA-256 prefixes")
+                };
+                assert!([8, 10].contains(&prefix.len()), "{file}");
+                assert!(prefix.bytes().all(|b| b.is_ascii_hexdigit()));
+                let (acc1, acc5) = (w.acc1.unwrap(), w.acc5.unwrap());
+                assert!((0.0..=100.0).contains(&acc1) && acc1 < acc5);
                 assert_eq!(w.num_classes(), 1000);
                 assert!(w.preprocess.crop <= w.preprocess.resize);
             }
@@ -417,8 +511,8 @@ mod tests {
         let info = model_info("resnet50").unwrap();
         assert_eq!(info.weights("DEFAULT").unwrap().name, "IMAGENET1K_V2");
         assert_eq!(
-            info.weights("imagenet1k_v1").unwrap().sha256_prefix,
-            "0676ba61"
+            info.weights("imagenet1k_v1").unwrap().checksum,
+            Checksum::Sha256Prefix("0676ba61")
         );
         assert_eq!(
             info.weights("ResNet50_Weights.IMAGENET1K_V2")

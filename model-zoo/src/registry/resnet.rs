@@ -1,8 +1,10 @@
 //! The ResNet family's registry entries. Metadata and weight descriptors are torchvision 0.29's
 //! (`torchvision.models.get_model_weights(name)`); `cargo xtask parity` checks them against the
-//! installed torchvision on every run.
+//! installed torchvision on every run. ResNet-18 to 152 also have `paddle.vision.models`' ImageNet
+//! files (`PADDLE_IMAGENET`: URL and MD5 as in paddle 3.3's `paddle/vision/models/resnet.py`),
+//! which load through zoo-import's Paddle reader.
 
-use super::{Family, ModelInfo, imagenet};
+use super::{Family, ModelInfo, imagenet, paddle_imagenet};
 use crate::model::Model;
 use crate::resnet::{RESNET_INPUT, ResNetConfig};
 
@@ -32,21 +34,26 @@ macro_rules! resnet {
 pub(super) const MODELS: &[ModelInfo] = &[
     resnet!(resnet18, params: 11_689_512, gflops: 1.814, weights: [
         imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/resnet18-f37072fd.pth", "f37072fd", 44.661, 69.758, 89.078, 256, true),
+        paddle_imagenet("https://paddle-hapi.bj.bcebos.com/models/resnet18.pdparams", "cf548f46534aa3560945be4b95cd11c4", 44.637),
     ]),
     resnet!(resnet34, params: 21_797_672, gflops: 3.664, weights: [
         imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/resnet34-b627a593.pth", "b627a593", 83.275, 73.314, 91.42, 256, true),
+        paddle_imagenet("https://paddle-hapi.bj.bcebos.com/models/resnet34.pdparams", "8d2275cf8706028345f78ac0e1d31969", 83.231),
     ]),
     resnet!(resnet50, params: 25_557_032, gflops: 4.089, weights: [
         imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/resnet50-0676ba61.pth", "0676ba61", 97.781, 76.13, 92.862, 256, false),
         imagenet("IMAGENET1K_V2", "https://download.pytorch.org/models/resnet50-11ad3fa6.pth", "11ad3fa6", 97.79, 80.858, 95.434, 232, true),
+        paddle_imagenet("https://paddle-hapi.bj.bcebos.com/models/resnet50.pdparams", "ca6f485ee1ab0492d38f323885b0ad80", 97.717),
     ]),
     resnet!(resnet101, params: 44_549_160, gflops: 7.801, weights: [
         imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/resnet101-63fe2227.pth", "63fe2227", 170.511, 77.374, 93.546, 256, false),
         imagenet("IMAGENET1K_V2", "https://download.pytorch.org/models/resnet101-cd907fc2.pth", "cd907fc2", 170.53, 81.886, 95.78, 232, true),
+        paddle_imagenet("https://paddle-hapi.bj.bcebos.com/models/resnet101.pdparams", "02f35f034ca3858e1e54d4036443c92d", 170.387),
     ]),
     resnet!(resnet152, params: 60_192_808, gflops: 11.514, weights: [
         imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/resnet152-394f9c45.pth", "394f9c45", 230.434, 78.312, 94.046, 256, false),
         imagenet("IMAGENET1K_V2", "https://download.pytorch.org/models/resnet152-f82ba261.pth", "f82ba261", 230.474, 82.284, 96.002, 232, true),
+        paddle_imagenet("https://paddle-hapi.bj.bcebos.com/models/resnet152.pdparams", "7ad16a2f1e7333859ff986138630fd7a", 230.26),
     ]),
     resnet!(resnext50_32x4d, params: 25_028_904, gflops: 4.23, weights: [
         imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/resnext50_32x4d-7cdf4587.pth", "7cdf4587", 95.789, 77.618, 93.698, 256, false),
