@@ -7,13 +7,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::{Tensor, TensorData};
 use model_zoo::{Architecture, Backend};
 use zoo_import::PaddleImport;
 
 use crate::parity::{
-    Row, cases_for, compare, print_row, read_back, read_f32, read_manifest, rows_or_error,
-    run_reference_script, shape_of,
+    Row, cases_for, compare, print_row, read_back, read_case, read_manifest, rows_or_error,
+    run_reference_script,
 };
 
 /// The reference cases, as `paddle_reference.py` names them: layout, depth, and the one with 17
@@ -94,17 +93,7 @@ fn check(
     }
     let mut rows = Vec::new();
     for case in cases_for(manifest, full)? {
-        let input_shape = shape_of(&case["input_shape"])?;
-        let logits_shape = shape_of(&case["logits_shape"])?;
-        let input = read_f32(
-            &dir.join(case["input"].as_str().context("input")?),
-            &input_shape,
-        )?;
-        let expected = read_f32(
-            &dir.join(case["logits"].as_str().context("logits")?),
-            &logits_shape,
-        )?;
-        let x = Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), &device);
+        let (input_shape, x, expected) = read_case(dir, case, &device)?;
         let got = read_back(model.try_forward(x)?)?;
         rows.push(compare(name, backend, &input_shape, &got, &expected)?);
     }

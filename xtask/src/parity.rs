@@ -371,13 +371,7 @@ fn check(
         .then(|| model.clone().fold_batchnorm());
     let mut rows = Vec::new();
     for case in cases_for(manifest, full)? {
-        let input_shape = shape_of(&case["input_shape"])?;
-        let logits_shape = shape_of(&case["logits_shape"])?;
-        let input_file = dir.join(case["input"].as_str().context("input")?);
-        let logits_file = dir.join(case["logits"].as_str().context("logits")?);
-        let input = read_f32(&input_file, &input_shape)?;
-        let expected = read_f32(&logits_file, &logits_shape)?;
-        let x = Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), &device);
+        let (input_shape, x, expected) = read_case(dir, case, &device)?;
         let got = read_back(model.try_forward(x.clone())?)?;
         rows.push(compare(name, backend, &input_shape, &got, &expected)?);
         // One input shape is enough for the folded form: the fold does not depend on it.
@@ -450,6 +444,26 @@ fn check_googlenet_aux(
         }
     }
     Ok(rows)
+}
+
+/// One manifest case: its input shape, the input on `device`, and the reference logits.
+pub fn read_case(
+    dir: &Path,
+    case: &Value,
+    device: &burn::tensor::Device,
+) -> Result<(Vec<usize>, Tensor<4>, Vec<f32>)> {
+    let input_shape = shape_of(&case["input_shape"])?;
+    let logits_shape = shape_of(&case["logits_shape"])?;
+    let input = read_f32(
+        &dir.join(case["input"].as_str().context("input")?),
+        &input_shape,
+    )?;
+    let expected = read_f32(
+        &dir.join(case["logits"].as_str().context("logits")?),
+        &logits_shape,
+    )?;
+    let x = Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), device);
+    Ok((input_shape, x, expected))
 }
 
 pub fn read_back(logits: Tensor<2>) -> Result<Vec<f32>> {
