@@ -64,6 +64,24 @@ pub enum ImportError {
         /// The global, `module.name` (`os.system`).
         global: String,
     },
+    /// The file spells some keys the old way torchvision renames on load (DenseNet's
+    /// `denselayer1.norm.1.weight`) and others the current way (`denselayer2.norm1.weight`):
+    /// no published or saved file does, so it is refused rather than guessed at.
+    #[error(
+        "{path}: mixes two spellings of {model}'s keys: `{old_key}` is the old one (as in \
+         torchvision's published files) and `{current_key}` the current one; save the file with \
+         one of them"
+    )]
+    MixedKeySpellings {
+        /// The file.
+        path: PathBuf,
+        /// The model's family.
+        model: String,
+        /// A key in the old spelling.
+        old_key: String,
+        /// A key in the current spelling.
+        current_key: String,
+    },
     /// The top-level key asked for (or found) does not hold a state_dict.
     #[error(
         "{path}: no state_dict under top-level key `{key}`; top-level keys in the file: {available}"

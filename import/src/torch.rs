@@ -9,7 +9,8 @@ use burn::store::{
     PytorchStore, PytorchStoreError, SafetensorsStore,
 };
 
-use model_zoo::Architecture;
+use model_zoo::{Architecture, KeyRename};
+use regex::Regex;
 
 use crate::apply::{
     ImportReport, KeyDiff, Options, StateDict, dims, import_options, load_state, same_names,
@@ -114,7 +115,13 @@ impl TorchImport {
     pub fn load_into<M: Architecture>(&self, model: M) -> Result<(M, ImportReport), ImportError> {
         let expected = model_zoo::layers::torch_shapes(&model);
         let tensors = self.read_tensors()?;
-        let tensors = remap(tensors, model.key_renames());
+        let family = model.family();
+        let tensors = remap(
+            tensors,
+            model.key_renames(),
+            &self.options.path,
+            family.name(),
+        )?;
         let state = locate_state_dict(tensors, &expected, self.options.top_level_key.is_some());
         let state = StateDict {
             tensors: state.tensors,
@@ -142,19 +149,38 @@ fn model_shapes<M: ModuleSnapshot>(
         .collect()
 }
 
-fn remap(tensors: Vec<PackTensor>, key_map: &[(&str, &str)]) -> Vec<PackTensor> {
-    if key_map.is_empty() {
-        return tensors;
+/// Renames the keys that `renames` gives an old spelling of, as torchvision's
+/// `_load_from_state_dict` does; a file holding both spellings of one rename is an error.
+fn remap(
+    tensors: Vec<PackTensor>,
+    renames: &[KeyRename],
+    path: &Path,
+    model: &str,
+) -> Result<Vec<PackTensor>, ImportError> {
+    if renames.is_empty() {
+        return Ok(tensors);
     }
     let mut remapper = KeyRemapper::new();
-    for (from, to) in key_map {
-        // The patterns are the zoo's own constants, checked by each family's key-map test.
-        remapper = match remapper.add_pattern(*from, *to) {
-            Ok(r) => r,
-            Err(err) => panic!("invalid key-map pattern `{from}`: {err}"),
-        };
+    for rename in renames {
+        // The patterns are the zoo's own constants, checked by each family's key tests.
+        let old = Regex::new(rename.old).expect("a family's `old` key pattern is a valid regex");
+        let current =
+            Regex::new(rename.current).expect("a family's `current` key pattern is a valid regex");
+        let old_key = tensors.iter().find(|t| old.is_match(&t.name));
+        let current_key = tensors.iter().find(|t| current.is_match(&t.name));
+        if let (Some(old_key), Some(current_key)) = (old_key, current_key) {
+            return Err(ImportError::MixedKeySpellings {
+                path: path.to_path_buf(),
+                model: model.to_string(),
+                old_key: old_key.name.clone(),
+                current_key: current_key.name.clone(),
+            });
+        }
+        remapper = remapper
+            .add_pattern(rename.old, rename.replacement)
+            .expect("a family's `old` key pattern is a valid regex");
     }
-    remapper.remap(tensors).0
+    Ok(remapper.remap(tensors).0)
 }
 
 struct Located {

@@ -12,6 +12,20 @@ use burn::tensor::{Device, Tensor};
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::registry::Family;
 
+/// An old spelling of some keys, as torchvision's `_load_from_state_dict` renames it: keys
+/// matching the regex `old` become `replacement` (with `$1`-style groups). A file with keys
+/// matching `old` and keys matching `current` (the spelling the model has) mixes the two, which
+/// no published or saved file does: the importer refuses it rather than guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRename {
+    /// Regex of the old spelling, anchored as needed.
+    pub old: &'static str,
+    /// What a match becomes.
+    pub replacement: &'static str,
+    /// Regex that finds the current spelling in a key.
+    pub current: &'static str,
+}
+
 /// What every model of the zoo is: a Burn [`Module`] that maps `[batch, 3, height, width]`
 /// images to `[batch, num_classes]` logits, with torchvision's state_dict keys.
 ///
@@ -96,10 +110,10 @@ pub trait Architecture: Module + Sized {
         &[]
     }
 
-    /// `(regex, replacement)` pairs turning a file's keys into this module's keys: old
-    /// spellings that torchvision renames when it loads (`_load_from_state_dict`). Empty when
-    /// the names already agree, as for most families.
-    fn key_renames(&self) -> &'static [(&'static str, &'static str)] {
+    /// Old key spellings that torchvision renames when it loads (DenseNet's `norm.1`), turning
+    /// a file's keys into this module's keys. Empty when the names already agree, as for most
+    /// families. A file holding both spellings of one rename is refused.
+    fn key_renames(&self) -> &'static [KeyRename] {
         &[]
     }
 

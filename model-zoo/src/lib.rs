@@ -20,6 +20,7 @@
 pub mod alexnet;
 mod architecture;
 mod count;
+pub mod densenet;
 pub mod device;
 pub mod error;
 pub mod googlenet;
@@ -37,7 +38,7 @@ pub mod squeezenet;
 pub mod transforms;
 pub mod vgg;
 
-pub use architecture::Architecture;
+pub use architecture::{Architecture, KeyRename};
 pub use count::num_parameters;
 pub use device::{Backend, BackendError, available_backends, max_tensor_bytes, read_back, sync};
 pub use error::RegistryError;

@@ -6,7 +6,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::store::ModuleSnapshot;
 use burn::tensor::{Device, Tensor};
 
-use crate::architecture::Architecture;
+use crate::architecture::{Architecture, KeyRename};
 use crate::device::max_tensor_bytes;
 use crate::error::{ConfigError, DeviceError, InputError, InputSpec};
 use crate::registry::Family;
@@ -58,6 +58,8 @@ macro_rules! models {
 models! {
     /// AlexNet, torchvision's and the zoo's half-width and CIFAR variants.
     AlexNet(alexnet::AlexNet),
+    /// DenseNet.
+    DenseNet(densenet::DenseNet),
     /// GoogLeNet.
     GoogLeNet(googlenet::GoogLeNet),
     /// GoogLeNet for 32x32 input.
@@ -145,7 +147,7 @@ impl Architecture for Model {
         dispatch!(self, m => m.optional_prefixes())
     }
 
-    fn key_renames(&self) -> &'static [(&'static str, &'static str)] {
+    fn key_renames(&self) -> &'static [KeyRename] {
         dispatch!(self, m => m.key_renames())
     }
 

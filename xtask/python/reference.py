@@ -17,6 +17,9 @@ Each model also gets a "small" case, one image of the size given after the model
 (`resnet50:64x48`, chosen by `cargo xtask parity` near the model's minimum input): the slow
 backends (NdArray, and wgpu on a software Vulkan) are checked on it, Flex on the full-size cases.
 
+DenseNet is saved with the old dense-layer keys of torchvision's published files
+(`denselayer1.norm.1.weight`), which torchvision renames when it loads them.
+
 `mnasnet0_5` is saved as torchvision's published file is: with the first version's stem
 (32/32/16 channels) and state_dict version 1, which torchvision's `_load_from_state_dict` turns
 back into that stem; the logits are those of the model torchvision loads from it.
@@ -26,6 +29,8 @@ Usage: python reference.py --out DIR MODEL[:HxW] [MODEL[:HxW] ...]
 import argparse
 import json
 import pathlib
+import re
+from collections import OrderedDict
 
 import torch
 import torchvision
@@ -102,6 +107,35 @@ def mnasnet_v1_stem(model):
 OLD_LAYOUT = {"mnasnet0_5": mnasnet_v1_stem}
 
 
+def densenet_old_keys(state_dict):
+    """The dense-layer keys as torchvision's published files spell them (`norm.1`, `conv.2`),
+    which torchvision's `densenet._load_state_dict` renames back when loading."""
+    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    return OrderedDict(
+        (pattern.sub(r"\1.\2", key), value) for key, value in state_dict.items()
+    )
+
+
+def torchvision_loads(name, state_dict):
+    """Loads `state_dict` as torchvision's builder loads its published file."""
+    model = torchvision.models.get_model(name, weights=None)
+    if name.startswith("densenet"):
+        from torchvision.models import densenet
+
+        class Published:
+            def get_state_dict(self, progress, check_hash):
+                return dict(state_dict)
+
+        densenet._load_state_dict(model, Published(), progress=False)
+    else:
+        model.load_state_dict(state_dict)
+    return model
+
+
+# Models whose published weight file spells keys the old way.
+OLD_KEYS = {f"densenet{n}": densenet_old_keys for n in (121, 161, 169, 201)}
+
+
 def build(name, seed):
     torch.manual_seed(seed)
     model = construct(name)
@@ -128,12 +162,14 @@ def write(out, name, seed, small):
         return
     folder.mkdir(parents=True, exist_ok=True)
     model = build(name, seed)
-    torch.save(model.state_dict(), folder / "state_dict.pth")
-    if name in OLD_LAYOUT:
-        # The file must load into torchvision's own builder, which converts the layout, and
-        # give the same model.
-        loaded = torchvision.models.get_model(name, weights=None)
-        loaded.load_state_dict(torch.load(folder / "state_dict.pth"))
+    state_dict = model.state_dict()
+    if name in OLD_KEYS:
+        state_dict = OLD_KEYS[name](state_dict)
+    torch.save(state_dict, folder / "state_dict.pth")
+    if name in OLD_LAYOUT or name in OLD_KEYS:
+        # The file must load into torchvision's own builder, which converts the layout or the
+        # keys, and give the same model.
+        loaded = torchvision_loads(name, torch.load(folder / "state_dict.pth"))
         assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
     model64 = model.double()
     shapes = cases(name) + [(1, 3, *small)]

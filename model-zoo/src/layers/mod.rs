@@ -12,6 +12,7 @@ use crate::error::ConfigError;
 
 mod blocked;
 mod misc;
+mod named;
 pub use blocked::{
     BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, merge_row_blocks, row_block_sizes,
     split_row_blocks, torch_shapes,
@@ -19,6 +20,7 @@ pub use blocked::{
 pub use misc::{
     Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation, residual,
 };
+pub use named::Numbered;
 
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's
 /// `conv1x1`/`conv3x3`/stem do: `dilation * (kernel - 1) / 2` on each side.

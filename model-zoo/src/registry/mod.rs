@@ -350,6 +350,7 @@ macro_rules! tables {
 
 tables!(
     alexnet,
+    densenet,
     googlenet,
     lenet,
     mnasnet,

@@ -1,0 +1,107 @@
+//! Import cases particular to a family: old key spellings, files of a sibling model.
+
+mod common;
+
+use common::{device, temp_path};
+
+use burn::tensor::{Tensor, Tolerance};
+use model_zoo::Architecture;
+use model_zoo::densenet::{DenseNet, DenseNetConfig};
+use safetensors::SafeTensors;
+use safetensors::tensor::TensorView;
+use zoo_import::{ImportError, TorchImport};
+
+/// A small DenseNet (one layer per block), so that the test builds in milliseconds.
+fn small_densenet() -> DenseNet {
+    DenseNetConfig::new()
+        .with_growth_rate(8)
+        .with_block_config([2, 1, 1, 1])
+        .with_num_init_features(8)
+        .with_num_classes(5)
+        .init(&device())
+        .unwrap()
+}
+
+/// torchvision's published spelling of a current key: `denselayer1.norm1.weight` was
+/// `denselayer1.norm.1.weight`.
+fn old_spelling(key: &str) -> String {
+    ["norm1.", "norm2.", "conv1.", "conv2."]
+        .iter()
+        .find_map(|part| {
+            key.contains("denselayer")
+                .then(|| key.replacen(part, &format!("{}.{}", &part[..4], &part[4..]), 1))
+                .filter(|renamed| renamed != key)
+        })
+        .unwrap_or_else(|| key.to_string())
+}
+
+/// Rewrites a safetensors file with each key passed through `rename`.
+fn rewrite_keys(from: &std::path::Path, to: &std::path::Path, rename: impl Fn(&str) -> String) {
+    let bytes = std::fs::read(from).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, TensorView)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (rename(&name), view))
+        .collect();
+    safetensors::serialize_to_file(views, None, to).unwrap();
+}
+
+fn assert_same_logits(a: &DenseNet, b: &DenseNet) {
+    let x = Tensor::<4>::ones([1, 3, 40, 36], &device());
+    b.forward(x.clone())
+        .into_data()
+        .assert_approx_eq::<f32>(&a.forward(x).into_data(), Tolerance::default());
+}
+
+#[test]
+fn densenet_loads_either_key_spelling_and_refuses_a_mix() {
+    let saved = small_densenet();
+    let current = temp_path("densenet_current.safetensors");
+    zoo_import::save_safetensors(&saved, &current).unwrap();
+    let (loaded, _) = TorchImport::new(&current)
+        .load_into(small_densenet())
+        .unwrap();
+    assert_same_logits(&saved, &loaded);
+
+    assert_eq!(
+        old_spelling("features.denseblock1.denselayer2.conv1.weight"),
+        "features.denseblock1.denselayer2.conv.1.weight"
+    );
+    let old = temp_path("densenet_old.safetensors");
+    rewrite_keys(&current, &old, old_spelling);
+    let (loaded, report) = TorchImport::new(&old).load_into(small_densenet()).unwrap();
+    assert_same_logits(&saved, &loaded);
+    assert_eq!(report.loaded, model_zoo::layers::torch_shapes(&saved).len());
+
+    // Only the first block's first layer in the old spelling.
+    let mixed = temp_path("densenet_mixed.safetensors");
+    rewrite_keys(&current, &mixed, |key| {
+        if key.contains("denseblock1.denselayer1.") {
+            old_spelling(key)
+        } else {
+            key.to_string()
+        }
+    });
+    let err = TorchImport::new(&mixed)
+        .load_into(small_densenet())
+        .unwrap_err();
+    let ImportError::MixedKeySpellings {
+        old_key,
+        current_key,
+        ..
+    } = &err
+    else {
+        panic!("expected MixedKeySpellings, got {err}");
+    };
+    assert!(
+        old_key.contains("denseblock1.denselayer1.")
+            && (old_key.contains(".norm.") || old_key.contains(".conv.")),
+        "{err}"
+    );
+    assert!(!current_key.contains("denseblock1.denselayer1."), "{err}");
+    assert!(
+        err.to_string().contains("densenet_mixed.safetensors"),
+        "{err}"
+    );
+}
