@@ -39,7 +39,8 @@ impl ModuleVisitor for ParameterCounter {
             .last()
             .is_some_and(|name| BUFFERS.contains(&name.as_str()));
         if !is_buffer {
-            self.count += param.shape().num_elements();
+            // `lazy_shape`: counting draws no random weights.
+            self.count += param.lazy_shape().num_elements();
         }
     }
 }

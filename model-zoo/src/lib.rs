@@ -31,6 +31,7 @@ pub mod mobilenet_v2;
 pub mod mobilenet_v3;
 mod model;
 pub mod registry;
+pub mod regnet;
 pub mod resnet;
 pub mod shufflenet_v2;
 pub mod squeezenet;

@@ -21,8 +21,8 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
-    ActivationKind, Conv2dNormActivation, ImageLayer, VectorLayer, fold_layers, last_linear,
-    last_linear_group, linear_slot, make_divisible, replace_last_linear, residual,
+    ActivationKind, Conv2dNormActivation, ImageLayer, VectorLayer, fold_layers, fold_one,
+    last_linear, last_linear_group, linear_slot, make_divisible, replace_last_linear, residual,
     run_vector_layers,
 };
 use crate::registry::Family;
@@ -110,13 +110,6 @@ impl Feature {
             Feature::Block(block) => &block.conv,
         }
     }
-}
-
-/// Folds a single layer (a nested sequence) through [`fold_layers`].
-pub(crate) fn fold_one(layer: ImageLayer) -> ImageLayer {
-    fold_layers(vec![layer])
-        .pop()
-        .unwrap_or_else(|| unreachable!("folding keeps every slot"))
 }
 
 /// MobileNet V2. Build it with [`MobileNetV2Config`].

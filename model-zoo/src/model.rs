@@ -72,6 +72,8 @@ models! {
     MobileNetV2(mobilenet_v2::MobileNetV2),
     /// MobileNet V3, Large and Small.
     MobileNetV3(mobilenet_v3::MobileNetV3),
+    /// RegNet X and Y.
+    RegNet(regnet::RegNet),
     /// ResNet, ResNeXt and Wide ResNet.
     ResNet(resnet::ResNet),
     /// ShuffleNet V2.

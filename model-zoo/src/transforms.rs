@@ -1,6 +1,6 @@
 //! torchvision's eval transforms for ImageNet classifiers (`weights.transforms()`), on images
-//! decoded by the `image` crate: resize the shorter side (antialiased bilinear, PIL's
-//! algorithm), center crop, scale to `[0, 1]`, normalise.
+//! decoded by the `image` crate: resize the shorter side (antialiased bilinear or bicubic,
+//! PIL's algorithms), center crop, scale to `[0, 1]`, normalise.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -75,6 +75,8 @@ pub fn resize_shorter(image: &RgbImage, size: u32, interpolation: Interpolation)
         // The image crate's Triangle filter widens its support by the downscale factor, as PIL's
         // antialiased BILINEAR does.
         Interpolation::Bilinear => FilterType::Triangle,
+        // Catmull-Rom is Keys' cubic with a = -0.5, PIL's BICUBIC kernel, widened the same way.
+        Interpolation::Bicubic => FilterType::CatmullRom,
     };
     image::imageops::resize(image, width, height, filter)
 }

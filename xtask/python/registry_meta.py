@@ -20,7 +20,9 @@ def describe(name):
     out = describe_torchvision(name)
     if out is not None:
         out["source"] = "torchvision"
-        out["image_size"] = 224
+        # The size the GFLOPs are given at: the first weights' crop (224 for most; 299 for
+        # Inception v3, 384 for regnet_y_128gf's SWAG weights).
+        out["image_size"] = out["weights"][0]["crop"] if out["weights"] else 224
         out["num_classes"] = 1000
     return out
 

@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::nn::activation::{HardSigmoid, HardSigmoidConfig, HardSwish, Relu, Relu6, SiLU, Sigmoid};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNormConfig, PaddingConfig2d};
+use burn::nn::{BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
@@ -237,6 +237,30 @@ impl SqueezeExcitation {
             fc2: conv(squeeze, input),
             activation: activation.init(),
             scale_activation: scale_activation.init(),
+        }
+    }
+
+    /// The same block with PyTorch's default biases (uniform in `±1/sqrt(fan_in)`), which
+    /// RegNet's initialisation leaves as they are.
+    pub fn with_default_bias(self, device: &Device) -> Self {
+        let default_bias = |conv: Conv2d| {
+            let [out, fan_in, _, _] = conv.weight.lazy_shape().dims::<4>();
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            Conv2d {
+                bias: Some(
+                    Initializer::Uniform {
+                        min: -bound,
+                        max: bound,
+                    }
+                    .init([out], device),
+                ),
+                ..conv
+            }
+        };
+        Self {
+            fc1: default_bias(self.fc1),
+            fc2: default_bias(self.fc2),
+            ..self
         }
     }
 

@@ -184,6 +184,14 @@ pub fn fold_layers(layers: Vec<ImageLayer>) -> Vec<ImageLayer> {
     out
 }
 
+/// Folds a single layer (a nested sequence such as a [`Conv2dNormActivation`]) through
+/// [`fold_layers`].
+pub fn fold_one(layer: ImageLayer) -> ImageLayer {
+    fold_layers(vec![layer])
+        .pop()
+        .unwrap_or_else(|| unreachable!("folding keeps every slot"))
+}
+
 /// One slot of a torchvision `nn.Sequential` over feature vectors (`classifier` of AlexNet and
 /// VGG); indices match torchvision's as for [`ImageLayer`].
 #[derive(Module, Debug)]
