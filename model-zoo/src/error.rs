@@ -78,14 +78,16 @@ impl ConfigError {
         )
     }
 
-    /// `Invalid` unless `value` is a probability in `[0, 1]` (a dropout rate).
+    /// `Invalid` unless `value` is a dropout rate in `[0, 1)`. PyTorch also takes 1 (every
+    /// activation zeroed); Burn's `Dropout` panics on it, so it is refused here, before any
+    /// layer is built.
     pub(crate) fn probability(model: &str, field: &'static str, value: f64) -> Result<(), Self> {
         Self::check(
-            (0.0..=1.0).contains(&value),
+            (0.0..1.0).contains(&value),
             model,
             field,
             value,
-            "it must be a probability in [0, 1]",
+            "it must be a probability in [0, 1) (1 would zero every activation)",
         )
     }
 

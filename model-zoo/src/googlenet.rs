@@ -12,7 +12,7 @@
 
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
-use burn::nn::conv::Conv2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, PaddingConfig2d,
@@ -25,7 +25,7 @@ use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::registry::Family;
 
-use crate::layers::{batch_norm, conv_config, linear_torch_default, new_classifier};
+use crate::layers::{batch_norm, linear_torch_default, new_classifier};
 
 impl Family {
     /// GoogLeNet and its 32x32 variant ([`crate::googlenet`]).
@@ -53,14 +53,33 @@ impl BasicConv2d {
         padding: usize,
         device: &Device,
     ) -> Self {
-        let conv = conv_config(c_in, c_out, kernel, stride, 1)
-            .with_padding(PaddingConfig2d::Explicit(
-                padding, padding, padding, padding,
-            ))
-            .with_initializer(Initializer::Normal {
-                mean: 0.0,
-                std: 0.01,
-            })
+        Self::rect(
+            [c_in, c_out],
+            [kernel, kernel],
+            stride,
+            [padding, padding],
+            0.01,
+            device,
+        )
+    }
+
+    /// A `kernel[0] x kernel[1]` convolution (Inception v3's 1x7 and 7x1) with stride and
+    /// `[height, width]` padding, weights from `N(0, std)`: torchvision's
+    /// `trunc_normal_(std=std, a=-2, b=2)`, whose bounds are 20 or more standard deviations
+    /// away for every `std` torchvision uses, so never reached.
+    pub(crate) fn rect(
+        [c_in, c_out]: [usize; 2],
+        kernel: [usize; 2],
+        stride: usize,
+        [ph, pw]: [usize; 2],
+        std: f64,
+        device: &Device,
+    ) -> Self {
+        let conv = Conv2dConfig::new([c_in, c_out], kernel)
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
+            .with_bias(false)
+            .with_initializer(Initializer::Normal { mean: 0.0, std })
             .init(device);
         Self {
             conv,
@@ -302,6 +321,20 @@ impl GoogLeNetConfig {
     }
 }
 
+/// torchvision's `_transform_input` (GoogLeNet, Inception v3): `x * std / 0.5 + (mean - 0.5) /
+/// 0.5` per channel, which undoes ImageNet normalisation and maps to `[-1, 1]`, as the weights
+/// ported from TensorFlow expect.
+pub(crate) fn transform_input(x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    let mean = crate::registry::IMAGENET_MEAN.map(f64::from);
+    let std = crate::registry::IMAGENET_STD.map(f64::from);
+    let scale = std.map(|s| (s / 0.5) as f32);
+    let shift = [0, 1, 2].map(|c| ((mean[c] - 0.5) / 0.5) as f32);
+    let scale = Tensor::<1>::from_floats(scale, &device).reshape([1, 3, 1, 1]);
+    let shift = Tensor::<1>::from_floats(shift, &device).reshape([1, 3, 1, 1]);
+    x * scale + shift
+}
+
 /// What GoogLeNet accepts: below 15x15 the third max-pool has nothing left to pool.
 pub const GOOGLENET_INPUT: InputSpec = InputSpec {
     channels: 3,
@@ -392,17 +425,11 @@ impl GoogLeNet {
     /// torchvision's `_transform_input`: `x * std / 0.5 + (mean - 0.5) / 0.5` per channel,
     /// which undoes ImageNet normalisation and maps to `[-1, 1]`.
     fn transform(&self, x: Tensor<4>) -> Tensor<4> {
-        if !self.transform_input {
-            return x;
+        if self.transform_input {
+            transform_input(x)
+        } else {
+            x
         }
-        let device = x.device();
-        let mean = crate::registry::IMAGENET_MEAN.map(f64::from);
-        let std = crate::registry::IMAGENET_STD.map(f64::from);
-        let scale = std.map(|s| (s / 0.5) as f32);
-        let shift = [0, 1, 2].map(|c| ((mean[c] - 0.5) / 0.5) as f32);
-        let scale = Tensor::<1>::from_floats(scale, &device).reshape([1, 3, 1, 1]);
-        let shift = Tensor::<1>::from_floats(shift, &device).reshape([1, 3, 1, 1]);
-        x * scale + shift
     }
 
     /// The whole network; aux heads run only when `with_aux` and they exist.

@@ -177,10 +177,11 @@ impl MobileNetV3Config {
                 )));
             }
             block.push(cna(expanded, output, 1).activation(None).init(device));
-            features.push(ImageLayer::InvertedResidual(InvertedResidual {
+            features.push(ImageLayer::InvertedResidual(InvertedResidual::new(
                 block,
-                use_res_connect: stride == 1 && input == output,
-            }));
+                stride == 1 && input == output,
+                0.0,
+            )));
         }
         let last_input = adjust(rows[rows.len() - 1].3);
         let last_output = 6 * last_input;

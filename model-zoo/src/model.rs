@@ -60,10 +60,14 @@ models! {
     AlexNet(alexnet::AlexNet),
     /// DenseNet.
     DenseNet(densenet::DenseNet),
+    /// EfficientNet B0–B7 and V2.
+    EfficientNet(efficientnet::EfficientNet),
     /// GoogLeNet.
     GoogLeNet(googlenet::GoogLeNet),
     /// GoogLeNet for 32x32 input.
     GoogLeNetCifar(googlenet::GoogLeNetCifar),
+    /// Inception v3.
+    InceptionV3(inception::InceptionV3),
     /// LeNet-5.
     LeNet5(lenet::LeNet5),
     /// MNASNet.
@@ -228,7 +232,38 @@ struct LargestTensor {
 
 impl ModuleVisitor for LargestTensor {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let bytes = param.shape().num_elements() as u64 * param.val().dtype().size() as u64;
+        // A parameter not initialised yet is read by shape (it will be `f32`, as every zoo
+        // model initialises), so that checking draws no random weights.
+        let item = if param.is_initialized() {
+            param.val().dtype().size()
+        } else {
+            std::mem::size_of::<f32>()
+        };
+        let bytes = param.lazy_shape().num_elements() as u64 * item as u64;
         self.bytes = self.bytes.max(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::test_device as device;
+
+    /// Every model of the registry keeps each tensor within one WebGPU binding (128 MiB), its
+    /// largest layers as row blocks (VGG's classifier, RegNet Y 128GF's 1x1 convolutions).
+    #[test]
+    fn every_tensor_fits_one_webgpu_binding() {
+        let device = device();
+        for info in crate::models() {
+            let model = info.create(info.num_classes, &device).unwrap();
+            let mut largest = LargestTensor::default();
+            model.visit(&mut largest);
+            assert!(
+                largest.bytes <= crate::layers::MAX_TENSOR_BYTES as u64,
+                "{}: a tensor of {} bytes",
+                info.name,
+                largest.bytes
+            );
+        }
     }
 }

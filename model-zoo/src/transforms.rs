@@ -15,10 +15,11 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};
 
 use crate::registry::{Interpolation, Preprocess};
+
+mod pil;
 
 /// An image file that could not be opened or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -65,20 +66,18 @@ pub fn resized_size(width: u32, height: u32, size: u32) -> (u32, u32) {
     }
 }
 
-/// Resizes so that the shorter side is `size` (torchvision's `Resize(size)` on a PIL image).
+/// Resizes so that the shorter side is `size` (torchvision's `Resize(size)` on a PIL image), with
+/// PIL's own resampling (see `pil.rs`).
 pub fn resize_shorter(image: &RgbImage, size: u32, interpolation: Interpolation) -> RgbImage {
     let (width, height) = resized_size(image.width(), image.height(), size);
     if (width, height) == image.dimensions() {
         return image.clone();
     }
     let filter = match interpolation {
-        // The image crate's Triangle filter widens its support by the downscale factor, as PIL's
-        // antialiased BILINEAR does.
-        Interpolation::Bilinear => FilterType::Triangle,
-        // Catmull-Rom is Keys' cubic with a = -0.5, PIL's BICUBIC kernel, widened the same way.
-        Interpolation::Bicubic => FilterType::CatmullRom,
+        Interpolation::Bilinear => pil::Filter::Bilinear,
+        Interpolation::Bicubic => pil::Filter::Bicubic,
     };
-    image::imageops::resize(image, width, height, filter)
+    pil::resize(image, width, height, filter)
 }
 
 /// torchvision's `CenterCrop(size)`: offsets `round((h - size) / 2)` with Python's rounding

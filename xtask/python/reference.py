@@ -72,6 +72,9 @@ def construct(name):
     if name == "googlenet":
         # What torchvision's builder makes before loading the pretrained file.
         return torchvision.models.GoogLeNet(aux_logits=True, transform_input=True, init_weights=True)
+    if name == "inception_v3":
+        # What torchvision's builder makes before loading the pretrained file.
+        return torchvision.models.Inception3(aux_logits=True, transform_input=True, init_weights=False)
     return torchvision.models.get_model(name, weights=None)
 
 

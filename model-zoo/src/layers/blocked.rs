@@ -1,4 +1,4 @@
-//! Linear layers too large for a device to bind whole, kept as row blocks.
+//! Linear and convolution layers too large for a device to bind whole, kept as row blocks.
 //!
 //! Burn binds every tensor a kernel reads as one storage buffer, and many devices cap a binding:
 //! WebGPU's default `maxStorageBufferBindingSize` is 128 MiB, and so is lavapipe's (software
@@ -15,8 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::module::{Module, Param, RunningState};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, Initializer, Linear, LinearConfig};
 use burn::store::burn_pack::{Bytes, Tensor as PackTensor};
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
 use burn::tensor::{Device, Tensor};
@@ -89,6 +90,82 @@ impl BlockedLinear {
             [single] => single.forward(x),
             blocks => Tensor::cat(blocks.iter().map(|b| b.forward(x.clone())).collect(), 1),
         }
+    }
+}
+
+/// A convolution whose weight `[out, in, kh, kw]` is over [`MAX_TENSOR_BYTES`] (RegNet Y
+/// 128GF's 1x1 `[7392, 7392]`, 219 MB), kept as row blocks: convolutions over consecutive
+/// ranges of the output channels, their outputs concatenated. Each output channel is the same
+/// sum as in one convolution, so the numbers do not change. Ungrouped convolutions only (a
+/// grouped one would split its groups); torchvision's key and shape all the same, as for
+/// [`BlockedLinear`].
+#[derive(Module, Debug)]
+pub struct BlockedConv2d {
+    /// Convolutions over consecutive ranges of the output channels, in order.
+    pub row_blocks: Vec<Conv2d>,
+}
+
+impl BlockedConv2d {
+    /// A convolution of `config`'s size (`groups` must be 1) as blocks of output channels each
+    /// under [`MAX_TENSOR_BYTES`], weights drawn from `N(0, std)` (the whole layer's
+    /// initialisation, which the caller computes from the whole layer's fan).
+    pub fn new(config: &Conv2dConfig, std: f64, device: &Device) -> Self {
+        let [c_in, c_out] = config.channels;
+        let [kh, kw] = config.kernel_size;
+        let row_bytes = c_in * kh * kw * std::mem::size_of::<f32>();
+        let row_blocks = row_block_sizes(c_out, row_bytes)
+            .into_iter()
+            .map(|rows| {
+                Conv2dConfig {
+                    channels: [c_in, rows],
+                    ..config.clone()
+                }
+                .with_initializer(Initializer::Normal { mean: 0.0, std })
+                .init(device)
+            })
+            .collect();
+        Self { row_blocks }
+    }
+
+    /// The convolution with the whole weight.
+    ///
+    /// # Shapes
+    /// - input: `[batch, in, height, width]`
+    /// - output: `[batch, out, height', width']`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self.row_blocks.as_slice() {
+            [single] => single.forward(x),
+            blocks => Tensor::cat(blocks.iter().map(|b| b.forward(x.clone())).collect(), 1),
+        }
+    }
+
+    /// `self` followed by `bn` (eval mode) as one blocked convolution: each block folded with
+    /// its channels of the BatchNorm (see [`super::fold_batchnorm`]).
+    pub fn fold_batchnorm(self, bn: &BatchNorm) -> Self {
+        let mut start = 0;
+        let row_blocks = self
+            .row_blocks
+            .into_iter()
+            .map(|conv| {
+                let rows = conv.weight.lazy_shape().dims::<4>()[0];
+                let part = slice_batchnorm(bn, start..start + rows);
+                start += rows;
+                super::fold_batchnorm(conv, &part)
+            })
+            .collect();
+        Self { row_blocks }
+    }
+}
+
+/// Channels `range` of a BatchNorm, as a BatchNorm of their own.
+fn slice_batchnorm(bn: &BatchNorm, range: std::ops::Range<usize>) -> BatchNorm {
+    let slice = |t: Tensor<1>| t.slice(range.clone());
+    BatchNorm {
+        gamma: Param::from_tensor(slice(bn.gamma.val())),
+        beta: Param::from_tensor(slice(bn.beta.val())),
+        running_mean: RunningState::new(slice(bn.running_mean.value())),
+        running_var: RunningState::new(slice(bn.running_var.value())),
+        ..bn.clone()
     }
 }
 
@@ -377,6 +454,62 @@ mod tests {
                 .into_data()
                 .assert_eq(&b.weight.val().into_data(), true);
         }
+    }
+
+    #[derive(Module, Debug)]
+    struct ConvHolder {
+        conv: BlockedConv2d,
+    }
+
+    /// A blocked convolution computes, folds and imports as one convolution of the whole
+    /// weight.
+    #[test]
+    fn blocked_convolution_is_one_convolution() {
+        use burn::nn::BatchNormConfig;
+
+        let device = device();
+        let whole = Conv2dConfig::new([4, 5], [3, 3])
+            .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        let rows = |range: std::ops::Range<usize>| Conv2d {
+            weight: Param::from_tensor(whole.weight.val().slice(range.clone())),
+            bias: whole.bias.as_ref().map(|b| Param::from_tensor(b.val().slice(range))),
+            ..whole.clone()
+        };
+        let blocked = BlockedConv2d {
+            row_blocks: vec![rows(0..3), rows(3..5)],
+        };
+        let x = Tensor::<4>::random(
+            [2, 4, 7, 6],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let expected = whole.forward(x.clone()).into_data();
+        blocked
+            .forward(x.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::default());
+
+        // torchvision's single key and shape.
+        let holder = ConvHolder { conv: blocked };
+        let shapes = torch_shapes(&holder);
+        assert_eq!(shapes.get("conv.weight"), Some(&vec![5, 4, 3, 3]));
+        assert_eq!(shapes.get("conv.bias"), Some(&vec![5]));
+
+        // Folding a BatchNorm into the blocks is folding it into the whole convolution.
+        let mut bn = BatchNormConfig::new(5).init(&device);
+        bn.running_mean = RunningState::new(Tensor::from_floats([0.1, -0.2, 0.3, 0.0, 0.5], &device));
+        bn.running_var = RunningState::new(Tensor::from_floats([0.5, 1.5, 2.0, 0.7, 1.1], &device));
+        bn.gamma = Param::from_tensor(Tensor::from_floats([1.2, 0.8, -0.5, 1.0, 0.3], &device));
+        let expected = super::super::fold_batchnorm(whole, &bn)
+            .forward(x.clone())
+            .into_data();
+        holder
+            .conv
+            .fold_batchnorm(&bn)
+            .forward(x)
+            .into_data()
+            .assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::default());
     }
 
     fn bytes_f32(tensor: &PackTensor) -> Vec<f32> {

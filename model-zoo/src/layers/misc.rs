@@ -2,14 +2,16 @@
 //! [`conv2d_norm_activation`], [`SqueezeExcitation`], and the MobileNet V3 / EfficientNet
 //! [`InvertedResidual`].
 
-use burn::module::Module;
+use burn::module::{Flag, Module, Param};
 use burn::nn::activation::{HardSigmoid, HardSigmoidConfig, HardSwish, Relu, Relu6, SiLU, Sigmoid};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::module::adaptive_avg_pool2d;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 
-use super::{ImageLayer, conv_kaiming_fan_out, fold_layers, run_image_layers};
+use super::{
+    ImageLayer, conv_kaiming_fan_out, conv_slot_kaiming_fan_out, fold_layers, run_image_layers,
+};
 
 /// An activation as torchvision's families use them. Burn's own `nn::Activation` has no ReLU6
 /// or SiLU, and its `HardSigmoid` defaults to ONNX's slope (0.2), not PyTorch's (1/6), so the
@@ -186,7 +188,7 @@ impl Conv2dNormActivation {
     /// (`kaiming_normal_(mode="fan_out")`), BatchNorm with ones and zeros.
     pub fn init_layers(&self, device: &Device) -> Vec<ImageLayer> {
         let mut layers = vec![
-            ImageLayer::Conv(conv_kaiming_fan_out(self.conv_config(), device)),
+            conv_slot_kaiming_fan_out(self.conv_config(), device),
             ImageLayer::BatchNorm(
                 BatchNormConfig::new(self.out_channels)
                     .with_epsilon(self.eps)
@@ -276,26 +278,85 @@ impl SqueezeExcitation {
     }
 }
 
-/// MobileNet V3's `InvertedResidual` (also EfficientNet's MBConv without stochastic depth):
-/// `block` is torchvision's `nn.Sequential` of [`Conv2dNormActivation`]s (expand, depthwise,
-/// project) with a [`SqueezeExcitation`] before the projection, and the input is added back
-/// when stride is 1 and the channels agree.
+/// torchvision's `ops.StochasticDepth(p, "row")`: in training, each sample's residual branch
+/// is dropped with probability `p` and the kept ones scaled by `1 / (1 - p)`; the identity in
+/// eval mode. Training is decided as Burn's `Dropout` decides it: an autodiff device and the
+/// layer's own training flag (cleared by `freeze`).
+#[derive(Module, Debug)]
+pub struct StochasticDepth {
+    /// Probability of dropping a sample's branch.
+    pub prob: f64,
+    /// Whether to behave as in training.
+    pub training: Param<Flag>,
+}
+
+impl StochasticDepth {
+    /// A layer dropping with probability `prob` (0 for none).
+    pub fn new(prob: f64) -> Self {
+        Self {
+            prob,
+            training: Param::from_bool(true),
+        }
+    }
+
+    /// # Shapes
+    /// - input and output: `[batch, channels, height, width]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.prob == 0.0 || !self.training.is_enabled() || !x.device().is_autodiff() {
+            return x;
+        }
+        let survival = 1.0 - self.prob;
+        let [batch, _, _, _] = x.dims();
+        let noise = Tensor::<4>::random(
+            [batch, 1, 1, 1],
+            Distribution::Bernoulli(survival),
+            &x.device(),
+        );
+        if survival > 0.0 {
+            x * (noise / survival)
+        } else {
+            x * noise
+        }
+    }
+}
+
+/// MobileNet V3's `InvertedResidual` and EfficientNet's `MBConv` and `FusedMBConv`: `block` is
+/// torchvision's `nn.Sequential` of [`Conv2dNormActivation`]s (expand, depthwise, project, with
+/// a [`SqueezeExcitation`] before the projection where the block has one), and the input is
+/// added back, after [`StochasticDepth`], when stride is 1 and the channels agree.
 #[derive(Module, Debug)]
 pub struct InvertedResidual {
     /// The layers, torchvision's `block.N`.
     pub block: Vec<ImageLayer>,
     /// Whether the input is added to the output.
     pub use_res_connect: bool,
+    /// EfficientNet's stochastic depth of the residual branch (probability 0 in MobileNet V3).
+    pub stochastic_depth: StochasticDepth,
 }
 
 impl InvertedResidual {
+    /// A block of `layers`, residual when `use_res_connect`, its branch dropped with
+    /// probability `stochastic_depth` in training.
+    pub fn new(block: Vec<ImageLayer>, use_res_connect: bool, stochastic_depth: f64) -> Self {
+        Self {
+            block,
+            use_res_connect,
+            stochastic_depth: StochasticDepth::new(stochastic_depth),
+        }
+    }
+
     /// Applies the block.
     ///
     /// # Shapes
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, out_channels, height / stride, width / stride]` (rounded up)
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        residual(&self.block, self.use_res_connect, x)
+        if self.use_res_connect {
+            let branch = run_image_layers(&self.block, x.clone());
+            self.stochastic_depth.forward(branch) + x
+        } else {
+            run_image_layers(&self.block, x)
+        }
     }
 
     /// The block with every BatchNorm folded into the convolution before it.

@@ -14,11 +14,12 @@ mod blocked;
 mod misc;
 mod named;
 pub use blocked::{
-    BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, merge_row_blocks, row_block_sizes,
+    BlockedConv2d, BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, merge_row_blocks, row_block_sizes,
     split_row_blocks, torch_shapes,
 };
 pub use misc::{
-    Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation, residual,
+    Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation,
+    StochasticDepth, residual,
 };
 pub use named::Numbered;
 
@@ -62,13 +63,29 @@ pub fn make_divisible(v: f64, divisor: usize) -> usize {
 /// groups (burn's own Kaiming initialiser divides by the groups), so the standard deviation is
 /// computed here: `sqrt(2 / (out * k * k))`.
 pub(crate) fn conv_kaiming_fan_out(config: Conv2dConfig, device: &Device) -> Conv2d {
-    let fan_out = (config.channels[1] * config.kernel_size[0] * config.kernel_size[1]) as f64;
+    let std = kaiming_fan_out_std(&config);
     config
-        .with_initializer(Initializer::Normal {
-            mean: 0.0,
-            std: (2.0 / fan_out).sqrt(),
-        })
+        .with_initializer(Initializer::Normal { mean: 0.0, std })
         .init(device)
+}
+
+fn kaiming_fan_out_std(config: &Conv2dConfig) -> f64 {
+    let fan_out = (config.channels[1] * config.kernel_size[0] * config.kernel_size[1]) as f64;
+    (2.0 / fan_out).sqrt()
+}
+
+/// A convolution slot initialised as [`conv_kaiming_fan_out`]: one `Conv2d` where its `f32`
+/// weight fits in [`MAX_TENSOR_BYTES`] (or it is grouped), else a [`BlockedConv2d`].
+pub(crate) fn conv_slot_kaiming_fan_out(config: Conv2dConfig, device: &Device) -> ImageLayer {
+    let [c_in, c_out] = config.channels;
+    let [kh, kw] = config.kernel_size;
+    let bytes = c_out * c_in / config.groups * kh * kw * std::mem::size_of::<f32>();
+    if bytes <= MAX_TENSOR_BYTES || config.groups != 1 {
+        ImageLayer::Conv(conv_kaiming_fan_out(config, device))
+    } else {
+        let std = kaiming_fan_out_std(&config);
+        ImageLayer::BlockedConv(BlockedConv2d::new(&config, std, device))
+    }
 }
 
 /// A linear layer initialised as PyTorch's `nn.Linear` default: weight and bias uniform in
@@ -103,6 +120,9 @@ pub(crate) fn zero_bias(
 pub enum ImageLayer {
     /// `nn.Conv2d`.
     Conv(Conv2d),
+    /// `nn.Conv2d` whose weight is over [`MAX_TENSOR_BYTES`], kept as row blocks (see
+    /// [`BlockedConv2d`]); torchvision's key and shape all the same.
+    BlockedConv(BlockedConv2d),
     /// `nn.BatchNorm2d`.
     BatchNorm(BatchNorm),
     /// An activation (`nn.ReLU`, `nn.ReLU6`, `nn.Hardswish`, ...).
@@ -134,6 +154,7 @@ impl ImageLayer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             ImageLayer::Conv(conv) => conv.forward(x),
+            ImageLayer::BlockedConv(conv) => conv.forward(x),
             ImageLayer::BatchNorm(bn) => batch_norm(bn, x),
             ImageLayer::Activation(activation) => activation.forward(x),
             ImageLayer::MaxPool(pool) => pool.forward(x),
@@ -151,7 +172,15 @@ impl ImageLayer {
     pub fn can_fold(layers: &[ImageLayer]) -> bool {
         layers
             .windows(2)
-            .any(|pair| matches!(pair, [ImageLayer::Conv(_), ImageLayer::BatchNorm(_)]))
+            .any(|pair| {
+                matches!(
+                    pair,
+                    [
+                        ImageLayer::Conv(_) | ImageLayer::BlockedConv(_),
+                        ImageLayer::BatchNorm(_)
+                    ]
+                )
+            })
             || layers.iter().any(|layer| match layer {
                 ImageLayer::Sequential(inner) => Self::can_fold(inner),
                 _ => false,
@@ -173,6 +202,15 @@ pub fn fold_layers(layers: Vec<ImageLayer>) -> Vec<ImageLayer> {
                     unreachable!("matched as a convolution above")
                 };
                 *last = ImageLayer::Conv(fold_batchnorm(conv, &bn));
+                out.push(ImageLayer::Identity(Identity));
+            }
+            (Some(last @ ImageLayer::BlockedConv(_)), ImageLayer::BatchNorm(bn)) => {
+                let ImageLayer::BlockedConv(conv) =
+                    std::mem::replace(last, ImageLayer::Identity(Identity))
+                else {
+                    unreachable!("matched as a blocked convolution above")
+                };
+                *last = ImageLayer::BlockedConv(conv.fold_batchnorm(&bn));
                 out.push(ImageLayer::Identity(Identity));
             }
             (_, ImageLayer::Sequential(inner)) => {

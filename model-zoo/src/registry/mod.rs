@@ -369,7 +369,9 @@ macro_rules! tables {
 tables!(
     alexnet,
     densenet,
+    efficientnet,
     googlenet,
+    inception,
     lenet,
     mnasnet,
     mobilenet_v2,
