@@ -105,3 +105,47 @@ fn densenet_loads_either_key_spelling_and_refuses_a_mix() {
         "{err}"
     );
 }
+
+/// EfficientNet B0's file into B1 (one block more in five stages) and into B2 (wider): strict
+/// errors naming every key the file lacks, and every key of another shape with both shapes.
+#[test]
+fn efficientnet_b0_weights_into_b1_and_b2_name_each_key() {
+    use model_zoo::efficientnet::{EfficientNetArch, EfficientNetConfig};
+
+    let device = device();
+    let build = |arch| EfficientNetConfig::new(arch).init(&device).unwrap();
+    let path = temp_path("efficientnet_b0.safetensors");
+    zoo_import::save_safetensors(&build(EfficientNetArch::B0), &path).unwrap();
+
+    let err = TorchImport::new(&path)
+        .load_into(build(EfficientNetArch::B1))
+        .unwrap_err();
+    let ImportError::KeyMismatch { missing, .. } = &err else {
+        panic!("expected KeyMismatch, got {err}");
+    };
+    let message = err.to_string();
+    // B1's second block of stage 1 is not in B0.
+    assert!(
+        missing
+            .iter()
+            .any(|(key, shape)| key == "features.1.1.block.0.0.weight" && shape == &[16, 1, 3, 3]),
+        "{message}"
+    );
+    assert!(message.contains("efficientnet_b0.safetensors"), "{message}");
+
+    let err = TorchImport::new(&path)
+        .load_into(build(EfficientNetArch::B2))
+        .unwrap_err();
+    let ImportError::KeyMismatch { shapes, .. } = &err else {
+        panic!("expected KeyMismatch, got {err}");
+    };
+    assert!(!shapes.is_empty(), "{err}");
+    let message = err.to_string();
+    // Stage 3's output: 40 channels in B0, 48 in B2.
+    assert!(
+        message.contains(
+            "features.3.0.block.3.0.weight: expected [48, 144, 1, 1], found [40, 144, 1, 1]"
+        ),
+        "{message}"
+    );
+}

@@ -315,7 +315,11 @@ impl EfficientNetConfig {
                     let mut block = Vec::new();
                     if stage.fused {
                         if expanded != input {
-                            block.push(cna(input, expanded, stage.kernel).stride(stride).init(device));
+                            block.push(
+                                cna(input, expanded, stage.kernel)
+                                    .stride(stride)
+                                    .init(device),
+                            );
                             block.push(cna(expanded, out, 1).activation(None).init(device));
                         } else {
                             block.push(cna(input, out, stage.kernel).stride(stride).init(device));
@@ -503,11 +507,27 @@ mod tests {
         };
         assert_eq!(
             rows(EfficientNetArch::B1),
-            [(16, 2), (24, 3), (40, 3), (80, 4), (112, 4), (192, 5), (320, 2)]
+            [
+                (16, 2),
+                (24, 3),
+                (40, 3),
+                (80, 4),
+                (112, 4),
+                (192, 5),
+                (320, 2)
+            ]
         );
         assert_eq!(
             rows(EfficientNetArch::B7),
-            [(32, 4), (48, 7), (80, 7), (160, 10), (224, 10), (384, 13), (640, 4)]
+            [
+                (32, 4),
+                (48, 7),
+                (80, 7),
+                (160, 10),
+                (224, 10),
+                (384, 13),
+                (640, 4)
+            ]
         );
         assert_eq!(setting(EfficientNetArch::V2S).1, Some(1280));
     }

@@ -214,9 +214,7 @@ impl InceptionA {
             .branch5x5_2
             .forward(self.branch5x5_1.forward(x.clone()));
         let b3 = self.branch3x3dbl_1.forward(x.clone());
-        let b3 = self
-            .branch3x3dbl_3
-            .forward(self.branch3x3dbl_2.forward(b3));
+        let b3 = self.branch3x3dbl_3.forward(self.branch3x3dbl_2.forward(b3));
         let bp = self.branch_pool.forward(avg_pool_3x3(x));
         Tensor::cat(vec![b1, b5, b3, bp], 1)
     }
@@ -248,9 +246,7 @@ impl InceptionB {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let b3 = self.branch3x3.forward(x.clone());
         let bd = self.branch3x3dbl_1.forward(x.clone());
-        let bd = self
-            .branch3x3dbl_3
-            .forward(self.branch3x3dbl_2.forward(bd));
+        let bd = self.branch3x3dbl_3.forward(self.branch3x3dbl_2.forward(bd));
         Tensor::cat(vec![b3, bd, max_pool_3x3_s2(x)], 1)
     }
 }
@@ -450,7 +446,8 @@ impl InceptionAux {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = avg_pool2d(x, AvgPoolOptions::new([5, 5]).with_stride([3, 3]));
         let x = self.conv1.forward(self.conv0.forward(x));
-        self.fc.forward(adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3))
+        self.fc
+            .forward(adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3))
     }
 }
 
@@ -537,9 +534,7 @@ impl InceptionV3 {
             .Conv2d_2b_3x3
             .forward(self.Conv2d_2a_3x3.forward(self.Conv2d_1a_3x3.forward(x)));
         let x = max_pool_3x3_s2(x);
-        let x = self
-            .Conv2d_4a_3x3
-            .forward(self.Conv2d_3b_1x1.forward(x));
+        let x = self.Conv2d_4a_3x3.forward(self.Conv2d_3b_1x1.forward(x));
         let x = max_pool_3x3_s2(x);
         let x = self
             .Mixed_5d

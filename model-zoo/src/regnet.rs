@@ -87,7 +87,7 @@ impl RegNetParams {
         };
         let ok = self.w_a >= 0.0
             && self.w_0 > 0
-            && self.w_0 % 8 == 0
+            && self.w_0.is_multiple_of(8)
             && self.w_m > 1.0
             && self.depth > 0
             && self.group_width > 0

@@ -77,7 +77,10 @@ pub fn check(dir: &Path, python: &Path) -> Result<bool> {
             "{:<22} {:>9} {:>20} {:>9.2} {:>10.4} {:>8.3}% {:>14.4}  {}",
             photo,
             format!("{}x{}", image.width(), image.height()),
-            format!("{resize}/{crop} {}", format!("{interpolation:?}").to_lowercase()),
+            format!(
+                "{resize}/{crop} {}",
+                format!("{interpolation:?}").to_lowercase()
+            ),
             max * 255.0,
             mean * 255.0,
             over_one * 100.0,

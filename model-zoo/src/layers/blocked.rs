@@ -473,7 +473,10 @@ mod tests {
             .init(&device);
         let rows = |range: std::ops::Range<usize>| Conv2d {
             weight: Param::from_tensor(whole.weight.val().slice(range.clone())),
-            bias: whole.bias.as_ref().map(|b| Param::from_tensor(b.val().slice(range))),
+            bias: whole
+                .bias
+                .as_ref()
+                .map(|b| Param::from_tensor(b.val().slice(range))),
             ..whole.clone()
         };
         let blocked = BlockedConv2d {
@@ -498,7 +501,8 @@ mod tests {
 
         // Folding a BatchNorm into the blocks is folding it into the whole convolution.
         let mut bn = BatchNormConfig::new(5).init(&device);
-        bn.running_mean = RunningState::new(Tensor::from_floats([0.1, -0.2, 0.3, 0.0, 0.5], &device));
+        bn.running_mean =
+            RunningState::new(Tensor::from_floats([0.1, -0.2, 0.3, 0.0, 0.5], &device));
         bn.running_var = RunningState::new(Tensor::from_floats([0.5, 1.5, 2.0, 0.7, 1.1], &device));
         bn.gamma = Param::from_tensor(Tensor::from_floats([1.2, 0.8, -0.5, 1.0, 0.3], &device));
         let expected = super::super::fold_batchnorm(whole, &bn)

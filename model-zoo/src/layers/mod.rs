@@ -14,8 +14,8 @@ mod blocked;
 mod misc;
 mod named;
 pub use blocked::{
-    BlockedConv2d, BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, merge_row_blocks, row_block_sizes,
-    split_row_blocks, torch_shapes,
+    BlockedConv2d, BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, merge_row_blocks,
+    row_block_sizes, split_row_blocks, torch_shapes,
 };
 pub use misc::{
     Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation,
@@ -170,21 +170,18 @@ impl ImageLayer {
     /// Whether a BatchNorm follows a convolution anywhere in `layers` (so [`fold_layers`]
     /// changes them).
     pub fn can_fold(layers: &[ImageLayer]) -> bool {
-        layers
-            .windows(2)
-            .any(|pair| {
-                matches!(
-                    pair,
-                    [
-                        ImageLayer::Conv(_) | ImageLayer::BlockedConv(_),
-                        ImageLayer::BatchNorm(_)
-                    ]
-                )
-            })
-            || layers.iter().any(|layer| match layer {
-                ImageLayer::Sequential(inner) => Self::can_fold(inner),
-                _ => false,
-            })
+        layers.windows(2).any(|pair| {
+            matches!(
+                pair,
+                [
+                    ImageLayer::Conv(_) | ImageLayer::BlockedConv(_),
+                    ImageLayer::BatchNorm(_)
+                ]
+            )
+        }) || layers.iter().any(|layer| match layer {
+            ImageLayer::Sequential(inner) => Self::can_fold(inner),
+            _ => false,
+        })
     }
 }
 

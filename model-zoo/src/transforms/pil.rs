@@ -75,7 +75,11 @@ fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Vec<(usize, 
                 .map(|&w| {
                     let w = if total != 0.0 { w / total } else { w };
                     let scaled = w * f64::from(1u32 << PRECISION_BITS);
-                    (if scaled < 0.0 { scaled - 0.5 } else { scaled + 0.5 }) as i32
+                    (if scaled < 0.0 {
+                        scaled - 0.5
+                    } else {
+                        scaled + 0.5
+                    }) as i32
                 })
                 .collect();
             (xmin, fixed)
@@ -155,7 +159,10 @@ mod tests {
             for (n_in, n_out) in [(512, 224), (300, 384), (7, 3), (3, 7)] {
                 for (_, w) in coefficients(n_in, n_out, filter) {
                     let sum: i64 = w.iter().map(|&v| i64::from(v)).sum();
-                    assert!((sum - (1 << PRECISION_BITS)).abs() <= w.len() as i64, "{sum}");
+                    assert!(
+                        (sum - (1 << PRECISION_BITS)).abs() <= w.len() as i64,
+                        "{sum}"
+                    );
                 }
             }
         }
