@@ -25,7 +25,8 @@ pub struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Models for inference (default: resnet18, resnet50, vgg16, googlenet, alexnet,
-    /// mobilenet_v3_large, mobilenet_v3_small, shufflenet_v2_x1_0, regnet_y_1_6gf, densenet121).
+    /// mobilenet_v3_large, mobilenet_v3_small, shufflenet_v2_x1_0, efficientnet_b0, regnet_y_1_6gf,
+    /// densenet121).
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Batch sizes for inference (default: 1 and 8).
@@ -461,6 +462,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             "mobilenet_v3_large",
             "mobilenet_v3_small",
             "shufflenet_v2_x1_0",
+            "efficientnet_b0",
             "regnet_y_1_6gf",
             "densenet121",
         ]

@@ -1,6 +1,7 @@
 //! EfficientNet's registry entries; metadata and weights as torchvision 0.29's, checked by
 //! `cargo xtask parity`. Each model's `image_size` is its first weights' crop (224 for B0 up
-//! to 600 for B7), the size torchvision gives its GFLOPs at.
+//! to 600 for B7), the size torchvision gives its GFLOPs at. V2-L's file is normalised with mean
+//! and standard deviation 0.5, not ImageNet's.
 
 use super::Interpolation::{Bicubic, Bilinear};
 use super::{Family, ModelInfo, WeightsInfo, imagenet};
@@ -94,6 +95,6 @@ pub(super) const MODELS: &[ModelInfo] = &[
         imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_v2_m-dc08266a.pth", "dc08266a", 208.01, 85.112, 97.156, 480, true).crop(480, Bilinear),
     ], V2M),
     efficientnet("efficientnet_v2_l", 118_515_272, 56.08, 480, &[
-        imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_v2_l-59c71312.pth", "59c71312", 454.573, 85.808, 97.788, 480, true).crop(480, Bicubic),
+        imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_v2_l-59c71312.pth", "59c71312", 454.573, 85.808, 97.788, 480, true).crop(480, Bicubic).normalize([0.5; 3], [0.5; 3]),
     ], V2L),
 ];

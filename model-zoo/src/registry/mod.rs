@@ -331,6 +331,21 @@ impl WeightsInfo {
     }
 }
 
+impl WeightsInfo {
+    /// The same weights normalised with another mean and standard deviation (EfficientNet
+    /// V2-L's file expects `[0.5; 3]` for both, mapping inputs to `[-1, 1]`).
+    pub(super) const fn normalize(self, mean: [f32; 3], std: [f32; 3]) -> Self {
+        Self {
+            preprocess: Preprocess {
+                mean,
+                std,
+                ..self.preprocess
+            },
+            ..self
+        }
+    }
+}
+
 /// `paddle.vision.models`' ImageNet-1K file for one model (`PADDLE_IMAGENET`), with the MD5
 /// Paddle publishes for it.
 pub(super) const fn paddle_imagenet(
