@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use model_zoo::registry::{Categories, Preprocess};
-use model_zoo::{Model, ModelInfo};
+use model_zoo::{Model, ModelInfo, WeightsSource};
 use zoo_import::hub::import_file;
-use zoo_import::{WeightsCache, load_burnpack};
+use zoo_import::{WeightFormat, WeightsCache, load_burnpack};
 
 /// A model with the preprocessing and class names that go with its weights.
 pub struct Classifier {
@@ -52,9 +52,14 @@ pub fn load_classifier(
     } else {
         import_file(info, num_classes, path, device)?
     };
-    // A file carries no transform: use the one of the model's default torchvision weights.
+    // A file carries no transform: a `.pdparams` file takes the one of the model's Paddle
+    // weights (resize 256), any other the one of its default torchvision weights.
+    let paddle = matches!(WeightFormat::detect(path), Ok(WeightFormat::Pdparams));
     let preprocess = info
-        .default_weights()
+        .weights
+        .iter()
+        .find(|w| paddle && w.source == WeightsSource::PaddleVision)
+        .or_else(|| info.default_weights())
         .map(|w| w.preprocess)
         .unwrap_or_default();
     let class_names =

@@ -123,6 +123,7 @@ impl AlexNetConfig {
         if self.num_classes == 0 {
             return Err(zero("num_classes"));
         }
+        ConfigError::probability("alexnet", "dropout", self.dropout)?;
         if self.hidden == 0 {
             return Err(zero("hidden"));
         }

@@ -291,6 +291,8 @@ impl GoogLeNetConfig {
                 field: "num_classes",
             });
         }
+        ConfigError::probability("googlenet", "dropout", self.dropout)?;
+        ConfigError::probability("googlenet", "dropout_aux", self.dropout_aux)?;
         let [i3a, i3b, i4a, i4b, i4c, i4d, i4e, i5a, i5b] =
             INCEPTIONS.map(|w| Inception::new(w, device));
         let aux = |c_in| InceptionAux::new(c_in, self.num_classes, self.dropout_aux, device);
@@ -628,6 +630,7 @@ impl GoogLeNetCifarConfig {
                 field: "num_classes",
             });
         }
+        ConfigError::probability("googlenet_cifar", "dropout", self.dropout)?;
         let [i3a, i3b, i4a, i4b, i4c, i4d, i4e, i5a, i5b] =
             INCEPTIONS.map(|w| Inception::new(w, device));
         Ok(GoogLeNetCifar {
@@ -721,6 +724,27 @@ mod tests {
     use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
 
     use crate::device::test_device as device;
+
+    #[test]
+    fn a_dropout_of_one_is_an_error_not_a_panic() {
+        let device = device();
+        for result in [
+            GoogLeNetConfig::new().with_dropout(1.0).init(&device).err(),
+            GoogLeNetConfig::new()
+                .with_dropout_aux(1.0)
+                .init(&device)
+                .err(),
+        ] {
+            assert!(
+                matches!(result, Some(ConfigError::Invalid { .. })),
+                "{result:?}"
+            );
+        }
+        let alexnet = crate::alexnet::AlexNetConfig::new()
+            .with_dropout(1.0)
+            .init(&device);
+        assert!(matches!(alexnet, Err(ConfigError::Invalid { .. })));
+    }
 
     #[test]
     fn parameter_counts_equal_pytorch() {
