@@ -65,12 +65,14 @@ pub struct AlexNetConfig {
 pub const ALEXNET_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [63, 63],
+    exact: false,
 };
 
 /// What the CIFAR layout accepts: its three 2x2 max-pools need 8x8.
 pub const ALEXNET_CIFAR_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [8, 8],
+    exact: false,
 };
 
 /// AlexNet: five convolutions, adaptive average pooling, and a three-layer classifier with
@@ -237,6 +239,7 @@ impl Architecture for AlexNet {
         InputSpec {
             channels: 3,
             min_size: [self.min_size, self.min_size],
+            exact: false,
         }
     }
 

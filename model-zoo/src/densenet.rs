@@ -306,6 +306,7 @@ pub struct DenseNet {
 pub const DENSENET_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [29, 29],
+    exact: false,
 };
 
 /// torchvision's `_load_state_dict` rename of the published files' dense-layer keys:

@@ -141,6 +141,7 @@ impl EfficientNetArch {
         InputSpec {
             channels: 3,
             min_size: [side, side],
+            exact: false,
         }
     }
 }

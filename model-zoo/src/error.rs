@@ -91,7 +91,7 @@ impl ConfigError {
         )
     }
 
-    fn check(
+    pub(crate) fn check(
         ok: bool,
         model: &str,
         field: &'static str,
@@ -136,6 +136,19 @@ pub enum InputError {
         model: String,
         /// The smallest valid `[height, width]`.
         min: [usize; 2],
+        /// The input's `[height, width]`.
+        found: [usize; 2],
+    },
+    /// The model takes one size only, and the input has another.
+    #[error(
+        "{model} takes only {}x{} inputs (height x width), got {}x{}; resize or crop to {}x{}",
+        expected[0], expected[1], found[0], found[1], expected[0], expected[1]
+    )]
+    WrongSize {
+        /// The model.
+        model: String,
+        /// The one valid `[height, width]`.
+        expected: [usize; 2],
         /// The input's `[height, width]`.
         found: [usize; 2],
     },
@@ -229,8 +242,11 @@ pub(crate) fn or_panic<T>(result: Result<T, InputError>) -> T {
 pub struct InputSpec {
     /// Input channels (3 for RGB).
     pub channels: usize,
-    /// Smallest valid `[height, width]`.
+    /// Smallest valid `[height, width]`; the only one where [`Self::exact`].
     pub min_size: [usize; 2],
+    /// Whether the input must be exactly `min_size` (ViT and MaxViT, whose position
+    /// embeddings and attention windows fix the size).
+    pub exact: bool,
 }
 
 impl InputSpec {
@@ -247,6 +263,13 @@ impl InputSpec {
                 model: model.to_string(),
                 expected: self.channels,
                 found: channels,
+            });
+        }
+        if self.exact && [height, width] != self.min_size {
+            return Err(InputError::WrongSize {
+                model: model.to_string(),
+                expected: self.min_size,
+                found: [height, width],
             });
         }
         if height < self.min_size[0] || width < self.min_size[1] {

@@ -341,6 +341,7 @@ pub(crate) fn transform_input(x: Tensor<4>) -> Tensor<4> {
 pub const GOOGLENET_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [15, 15],
+    exact: false,
 };
 
 /// torchvision's GoogLeNet: a stem of three convolutions, nine inception blocks, global average
@@ -581,6 +582,7 @@ pub struct GoogLeNetCifarConfig {
 pub const GOOGLENET_CIFAR_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [2, 2],
+    exact: false,
 };
 
 /// GoogLeNet for 32x32 images (CIFAR): GoogLeNet's nine inception blocks and max-pools 3 and 4,

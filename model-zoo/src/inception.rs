@@ -485,6 +485,7 @@ pub struct InceptionV3 {
 pub const INCEPTION_V3_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [75, 75],
+    exact: false,
 };
 
 /// What the aux head needs in training: `Mixed_6e`'s output at least 17x17 (its 5x5 stride-3
@@ -493,6 +494,7 @@ pub const INCEPTION_V3_INPUT: InputSpec = InputSpec {
 pub const INCEPTION_V3_AUX_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [299, 299],
+    exact: false,
 };
 
 /// What torchvision's Inception v3 returns in training mode with the aux head: both logits

@@ -39,6 +39,7 @@ pub struct LeNet5Config {
 pub const LENET5_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [16, 16],
+    exact: false,
 };
 
 /// LeNet-5: `conv1` 5x5 → 6 channels, ReLU, 2x2 max-pool; `conv2` 5x5 → 16, ReLU, 2x2 max-pool;

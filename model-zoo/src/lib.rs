@@ -19,6 +19,7 @@
 
 pub mod alexnet;
 mod architecture;
+pub mod convnext;
 mod count;
 pub mod densenet;
 pub mod device;
@@ -40,6 +41,7 @@ pub mod squeezenet;
 #[cfg(feature = "image")]
 pub mod transforms;
 pub mod vgg;
+pub mod vit;
 
 pub use architecture::{Architecture, KeyRename};
 pub use count::num_parameters;

@@ -102,6 +102,7 @@ pub struct MnasNet {
 pub const MNASNET_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [1, 1],
+    exact: false,
 };
 
 impl MnasNetConfig {

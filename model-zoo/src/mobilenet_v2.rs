@@ -127,6 +127,7 @@ pub struct MobileNetV2 {
 pub const MOBILENET_V2_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [1, 1],
+    exact: false,
 };
 
 impl MobileNetV2Config {

@@ -230,6 +230,7 @@ pub struct MobileNetV3 {
 pub const MOBILENET_V3_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [1, 1],
+    exact: false,
 };
 
 impl Architecture for MobileNetV3 {

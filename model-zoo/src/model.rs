@@ -58,6 +58,8 @@ macro_rules! models {
 models! {
     /// AlexNet, torchvision's and the zoo's half-width and CIFAR variants.
     AlexNet(alexnet::AlexNet),
+    /// ConvNeXt.
+    ConvNeXt(convnext::ConvNeXt),
     /// DenseNet.
     DenseNet(densenet::DenseNet),
     /// EfficientNet B0–B7 and V2.
@@ -86,6 +88,8 @@ models! {
     SqueezeNet(squeezenet::SqueezeNet),
     /// VGG, with and without BatchNorm.
     Vgg(vgg::Vgg),
+    /// Vision Transformer.
+    VisionTransformer(vit::VisionTransformer),
 }
 
 /// Every method is the inside model's; `try_forward` first checks that the input's device can

@@ -371,6 +371,7 @@ pub struct RegNet {
 pub const REGNET_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [1, 1],
+    exact: false,
 };
 
 impl Architecture for RegNet {

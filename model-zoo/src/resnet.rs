@@ -530,6 +530,7 @@ pub struct ResNet {
 pub const RESNET_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [1, 1],
+    exact: false,
 };
 
 impl ResNet {

@@ -252,6 +252,7 @@ pub struct ShuffleNetV2 {
 pub const SHUFFLENET_V2_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [1, 1],
+    exact: false,
 };
 
 impl Architecture for ShuffleNetV2 {

@@ -224,12 +224,14 @@ fn version_name(version: SqueezeNetVersion) -> &'static str {
 pub const SQUEEZENET1_0_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [21, 21],
+    exact: false,
 };
 
 /// What SqueezeNet 1.1 accepts: 17x17 at least (torchvision's `min_size`).
 pub const SQUEEZENET1_1_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [17, 17],
+    exact: false,
 };
 
 impl SqueezeNet {

@@ -243,6 +243,7 @@ impl Architecture for Vgg {
         InputSpec {
             channels: 3,
             min_size: [self.min_size, self.min_size],
+            exact: false,
         }
     }
 

@@ -18,7 +18,14 @@ Each model also gets a "small" case, one image of the size given after the model
 backends (NdArray, and wgpu on a software Vulkan) are checked on it, Flex on the full-size cases.
 
 DenseNet is saved with the old dense-layer keys of torchvision's published files
-(`denselayer1.norm.1.weight`), which torchvision renames when it loads them.
+(`denselayer1.norm.1.weight`), and ViT with the old MLP keys (`mlp.linear_1.weight`), which
+torchvision renames when it loads them.
+
+ViT and MaxViT take one input size: 224x224 as torchvision builds them without weights, so
+their cases are the first full-size one and a small one of batch 1 at 224x224.
+
+ConvNeXt, ViT, Swin and MaxViT have their constant-initialised parameters (LayerNorm ones, zero
+biases and class token, layer scales of 1e-6, ViT's zero head) drawn at random too.
 
 `mnasnet0_5` is saved as torchvision's published file is: with the first version's stem
 (32/32/16 channels) and state_dict version 1, which torchvision's `_load_from_state_dict` turns
@@ -65,6 +72,30 @@ def randomise_batchnorm(model, generator):
             m.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
 
 
+# Families whose torchvision initialisation leaves parameters constant (LayerNorm ones, zero
+# biases and class token, ConvNeXt's layer_scale of 1e-6, ViT's zero head), which would let a
+# wrong bias or a skipped block pass unseen: their constant parameters are drawn at random.
+RANDOMISE_CONSTANTS = ("convnext", "vit_", "swin", "maxvit")
+
+
+def randomise_constants(model, generator):
+    for key, p in model.named_parameters():
+        flat = p.detach().reshape(-1)
+        if flat.numel() > 1 and not bool((flat == flat[0]).all()):
+            continue
+        shape = p.shape
+        if key.endswith("layer_scale"):
+            value = torch.rand(shape, generator=generator) * 0.3 + 0.1
+        elif bool((flat == 1).all()):
+            value = torch.rand(shape, generator=generator) + 0.5
+        elif p.dim() >= 2:
+            fan_in = max(1, p[0].numel()) if p.dim() >= 2 and p.shape[0] > 1 else p.shape[-1]
+            value = torch.randn(shape, generator=generator) / fan_in ** 0.5
+        else:
+            value = torch.randn(shape, generator=generator) * 0.2
+        p.data.copy_(value)
+
+
 def construct(name):
     if name in zoo_models.MODELS:
         make, num_classes, _ = zoo_models.MODELS[name]
@@ -78,9 +109,15 @@ def construct(name):
     return torchvision.models.get_model(name, weights=None)
 
 
+# Models that take one input size, 224x224 as torchvision builds them without weights.
+FIXED_SIZE = ("vit_", "maxvit")
+
+
 def cases(name):
     if name in zoo_models.MODELS and zoo_models.MODELS[name][2] == 32:
         return CIFAR_CASES
+    if name.startswith(FIXED_SIZE):
+        return CASES[:1]
     return CASES
 
 
@@ -135,8 +172,19 @@ def torchvision_loads(name, state_dict):
     return model
 
 
+def vit_old_keys(state_dict):
+    """The MLP keys as torchvision's published ViT files spell them (`mlp.linear_1`,
+    `mlp.linear_2`), which `MLPBlock._load_from_state_dict` renames back when loading."""
+    pattern = re.compile(r"^(encoder\.layers\.encoder_layer_\d+\.mlp\.)([03])\.(weight|bias)$")
+    return OrderedDict(
+        (pattern.sub(lambda m: f"{m[1]}linear_{int(m[2]) // 3 + 1}.{m[3]}", key), value)
+        for key, value in state_dict.items()
+    )
+
+
 # Models whose published weight file spells keys the old way.
 OLD_KEYS = {f"densenet{n}": densenet_old_keys for n in (121, 161, 169, 201)}
+OLD_KEYS.update({f"vit_{v}": vit_old_keys for v in ("b_16", "b_32", "l_16", "l_32", "h_14")})
 
 
 def build(name, seed):
@@ -147,6 +195,8 @@ def build(name, seed):
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         randomise_batchnorm(model, generator)
+        if name.startswith(RANDOMISE_CONSTANTS):
+            randomise_constants(model, generator)
     return model.eval()
 
 

@@ -30,7 +30,12 @@ fn full_size(backend: Backend, args: &ParityArgs) -> bool {
 
 /// The small case's `[height, width]` for a model: its minimum input, at least 64x48 (so that
 /// it is non-square and every stage sees more than one pixel).
+/// A model that takes one size only (ViT, MaxViT) is checked at 224x224, the size
+/// torchvision's builders give it without weights (the reference's).
 fn small_size(info: &model_zoo::ModelInfo) -> [usize; 2] {
+    if info.input.exact {
+        return [224, 224];
+    }
     let [h, w] = info.input.min_size;
     [h.max(64), w.max(48)]
 }

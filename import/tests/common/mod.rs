@@ -49,6 +49,7 @@ impl Architecture for Tiny {
         InputSpec {
             channels: 3,
             min_size: [1, 1],
+            exact: false,
         }
     }
 

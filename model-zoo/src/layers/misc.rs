@@ -3,7 +3,9 @@
 //! [`InvertedResidual`].
 
 use burn::module::{Flag, Module, Param};
-use burn::nn::activation::{HardSigmoid, HardSigmoidConfig, HardSwish, Relu, Relu6, SiLU, Sigmoid};
+use burn::nn::activation::{
+    Gelu, HardSigmoid, HardSigmoidConfig, HardSwish, Relu, Relu6, SiLU, Sigmoid,
+};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::module::adaptive_avg_pool2d;
@@ -30,6 +32,9 @@ pub enum Activation {
     Silu(SiLU),
     /// `nn.Sigmoid`.
     Sigmoid(Sigmoid),
+    /// `nn.GELU()`: the exact form `x * Φ(x)` with the error function, PyTorch's default
+    /// (Burn's `Gelu` with `approximate: false`; the tanh form would differ by up to 1e-3).
+    Gelu(Gelu),
 }
 
 /// Which [`Activation`]; `Copy`, for configurations.
@@ -47,6 +52,8 @@ pub enum ActivationKind {
     Silu,
     /// `nn.Sigmoid`.
     Sigmoid,
+    /// `nn.GELU()`, exact.
+    Gelu,
 }
 
 impl ActivationKind {
@@ -65,6 +72,7 @@ impl ActivationKind {
             ),
             ActivationKind::Silu => Activation::Silu(SiLU),
             ActivationKind::Sigmoid => Activation::Sigmoid(Sigmoid),
+            ActivationKind::Gelu => Activation::Gelu(Gelu { approximate: false }),
         }
     }
 }
@@ -79,6 +87,7 @@ impl Activation {
             Activation::Hardsigmoid(a) => a.forward(x),
             Activation::Silu(a) => a.forward(x),
             Activation::Sigmoid(a) => a.forward(x),
+            Activation::Gelu(a) => a.forward(x),
         }
     }
 }

@@ -4,7 +4,8 @@ use burn::module::{Module, Param, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, MaxPool2d};
 use burn::nn::{
-    BatchNorm, Dropout, Identity, Initializer, Linear, LinearConfig, PaddingConfig2d, Relu,
+    BatchNorm, Dropout, Identity, Initializer, LayerNorm, Linear, LinearConfig, PaddingConfig2d,
+    Relu,
 };
 use burn::tensor::{Device, Tensor};
 
@@ -13,6 +14,7 @@ use crate::error::ConfigError;
 mod blocked;
 mod misc;
 mod named;
+mod transformer;
 pub use blocked::{
     BlockedConv2d, BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, merge_row_blocks,
     row_block_sizes, split_row_blocks, torch_shapes,
@@ -22,6 +24,7 @@ pub use misc::{
     StochasticDepth, residual,
 };
 pub use named::Numbered;
+pub use transformer::{MultiheadAttention, Permute, layer_norm, scaled_dot_product};
 
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's
 /// `conv1x1`/`conv3x3`/stem do: `dilation * (kernel - 1) / 2` on each side.
@@ -103,7 +106,8 @@ pub(crate) fn zero_bias(
     bias: Option<Param<Tensor<1>>>,
     device: &Device,
 ) -> Option<Param<Tensor<1>>> {
-    bias.map(|b| Param::from_tensor(Tensor::zeros(b.shape(), device)))
+    // By the shape the parameter was declared with, so that no random bias is drawn first.
+    bias.map(|b| Initializer::Zeros.init(b.lazy_shape(), device))
 }
 
 /// One slot of a torchvision `nn.Sequential` over images (`features` of AlexNet, VGG and the
@@ -142,6 +146,14 @@ pub enum ImageLayer {
     /// A slot that does nothing: `nn.Identity`, or a BatchNorm folded into the convolution
     /// before it (see [`fold_layers`]).
     Identity(Identity),
+    /// torchvision's `LayerNorm2d`: LayerNorm over the channels of an NCHW tensor.
+    LayerNorm2d(LayerNorm),
+    /// `nn.LayerNorm` over the last axis (channels of an NHWC tensor, after a [`Permute`]).
+    LayerNorm(LayerNorm),
+    /// `nn.Linear` over the last axis.
+    Linear(Linear),
+    /// torchvision's `Permute`.
+    Permute(Permute),
 }
 
 impl ImageLayer {
@@ -164,6 +176,12 @@ impl ImageLayer {
             ImageLayer::SqueezeExcitation(se) => se.forward(x),
             ImageLayer::InvertedResidual(block) => block.forward(x),
             ImageLayer::Identity(_) => x,
+            ImageLayer::LayerNorm2d(norm) => {
+                norm.forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+            }
+            ImageLayer::LayerNorm(norm) => norm.forward(x),
+            ImageLayer::Linear(linear) => linear.forward(x),
+            ImageLayer::Permute(permute) => permute.forward(x),
         }
     }
 
@@ -242,6 +260,11 @@ pub enum VectorLayer {
     Dropout(Dropout),
     /// Another activation (MobileNet V3's `nn.Hardswish`).
     Activation(Activation),
+    /// `nn.LayerNorm` over the features (ConvNeXt's head norm, a `LayerNorm2d` on a 1x1 map).
+    LayerNorm(LayerNorm),
+    /// A parameter-free slot that keeps the features as they are (`nn.Flatten` of
+    /// features already flat).
+    Identity(Identity),
 }
 
 impl VectorLayer {
@@ -253,6 +276,8 @@ impl VectorLayer {
             VectorLayer::Relu(relu) => relu.forward(x),
             VectorLayer::Dropout(dropout) => dropout.forward(x),
             VectorLayer::Activation(activation) => activation.forward(x),
+            VectorLayer::LayerNorm(norm) => norm.forward(x),
+            VectorLayer::Identity(_) => x,
         }
     }
 }

@@ -32,6 +32,7 @@ const fn efficientnet(
         input: crate::InputSpec {
             channels: 3,
             min_size: [side, side],
+            exact: false,
         },
         weights,
         build: match arch {

@@ -383,6 +383,7 @@ macro_rules! tables {
 
 tables!(
     alexnet,
+    convnext,
     densenet,
     efficientnet,
     googlenet,
@@ -396,6 +397,7 @@ tables!(
     shufflenet_v2,
     squeezenet,
     vgg,
+    vit,
 );
 
 /// The models whose name matches a glob pattern (`*` any run of characters, `?` one

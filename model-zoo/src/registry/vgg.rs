@@ -11,6 +11,7 @@ use crate::vgg::VggConfig;
 const VGG_INPUT: InputSpec = InputSpec {
     channels: 3,
     min_size: [32, 32],
+    exact: false,
 };
 
 macro_rules! vgg {

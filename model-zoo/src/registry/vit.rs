@@ -1,0 +1,73 @@
+//! Vision Transformer's registry entries; metadata and weights as torchvision 0.29's, checked
+//! by `cargo xtask parity`. Each model is built at its first weights' size, as torchvision's
+//! builder sets `image_size` from the weights: 224, and 518 for `vit_h_14`, whose first file is
+//! SWAG's end-to-end one. A file for another size (the other SWAG files: 384, 512, 224) is
+//! loaded into a model rebuilt for it ([`crate::Architecture::conform_to`]).
+
+use super::Interpolation::Bicubic;
+use super::{Family, ModelInfo, WeightsInfo, imagenet};
+use crate::vit::{VisionTransformerConfig, VitArch};
+
+/// One ViT entry, built at `image_size`.
+const fn vit(
+    name: &'static str,
+    params: usize,
+    gflops: f64,
+    image_size: usize,
+    weights: &'static [WeightsInfo],
+    build: fn(usize, &burn::tensor::Device) -> Result<crate::Model, crate::ConfigError>,
+) -> ModelInfo {
+    ModelInfo {
+        name,
+        family: Family::VIT,
+        torchvision: true,
+        params,
+        gflops,
+        image_size,
+        num_classes: 1000,
+        input: crate::InputSpec {
+            channels: 3,
+            min_size: [image_size, image_size],
+            exact: true,
+        },
+        weights,
+        build,
+    }
+}
+
+fn build(
+    arch: VitArch,
+    image_size: usize,
+    num_classes: usize,
+    device: &burn::tensor::Device,
+) -> Result<crate::Model, crate::ConfigError> {
+    Ok(VisionTransformerConfig::new(arch)
+        .with_num_classes(num_classes)
+        .with_image_size(image_size)
+        .init(device)?
+        .into())
+}
+
+#[rustfmt::skip]
+pub(super) const MODELS: &[ModelInfo] = &[
+    vit("vit_b_16", 86_567_656, 17.564, 224, &[
+        imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/vit_b_16-c867db91.pth", "c867db91", 330.285, 81.072, 95.318, 256, true),
+        imagenet("IMAGENET1K_SWAG_E2E_V1", "https://download.pytorch.org/models/vit_b_16_swag-9ac1b537.pth", "9ac1b537", 331.398, 85.304, 97.65, 384, false).crop(384, Bicubic),
+        imagenet("IMAGENET1K_SWAG_LINEAR_V1", "https://download.pytorch.org/models/vit_b_16_lc_swag-4e70ced5.pth", "4e70ced5", 330.285, 81.886, 96.18, 224, false).crop(224, Bicubic),
+    ], |n, d| build(VitArch::B16, 224, n, d)),
+    vit("vit_b_32", 88_224_232, 4.409, 224, &[
+        imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/vit_b_32-d86f8d99.pth", "d86f8d99", 336.604, 75.912, 92.466, 256, true),
+    ], |n, d| build(VitArch::B32, 224, n, d)),
+    vit("vit_l_16", 304_326_632, 61.555, 224, &[
+        imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/vit_l_16-852ce7e3.pth", "852ce7e3", 1161.023, 79.662, 94.638, 242, true),
+        imagenet("IMAGENET1K_SWAG_E2E_V1", "https://download.pytorch.org/models/vit_l_16_swag-4f3808c9.pth", "4f3808c9", 1164.258, 88.064, 98.512, 512, false).crop(512, Bicubic),
+        imagenet("IMAGENET1K_SWAG_LINEAR_V1", "https://download.pytorch.org/models/vit_l_16_lc_swag-4d563306.pth", "4d563306", 1161.023, 85.146, 97.422, 224, false).crop(224, Bicubic),
+    ], |n, d| build(VitArch::L16, 224, n, d)),
+    vit("vit_l_32", 306_535_400, 15.378, 224, &[
+        imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/vit_l_32-c7638314.pth", "c7638314", 1169.449, 76.972, 93.07, 256, true),
+    ], |n, d| build(VitArch::L32, 224, n, d)),
+    vit("vit_h_14", 633_470_440, 1016.717, 518, &[
+        imagenet("IMAGENET1K_SWAG_E2E_V1", "https://download.pytorch.org/models/vit_h_14_swag-80465313.pth", "80465313", 2416.643, 88.552, 98.694, 518, true).crop(518, Bicubic),
+        imagenet("IMAGENET1K_SWAG_LINEAR_V1", "https://download.pytorch.org/models/vit_h_14_lc_swag-c1eb923e.pth", "c1eb923e", 2411.209, 85.708, 97.73, 224, false).crop(224, Bicubic),
+    ], |n, d| build(VitArch::H14, 518, n, d)),
+];
