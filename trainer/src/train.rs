@@ -159,7 +159,9 @@ pub fn transforms_for(config: &TrainConfig) -> Result<Transforms, TrainError> {
     t.scale = (config.min_scale, 1.0);
     let spec = info.input;
     let [min_h, min_w] = spec.min_size;
-    if t.crop < min_h || t.crop < min_w {
+    // A model of one size only (ViT) is checked once built, as a weight file may set its
+    // size (the SWAG files' 384 or 512): see `check_input_size`.
+    if !spec.exact && (t.crop < min_h || t.crop < min_w) {
         return Err(TrainError::Config(format!(
             "{} needs images of at least {min_h}x{min_w}; --image-size is {}",
             config.model, t.crop
@@ -283,6 +285,14 @@ pub fn resume(options: &RunOptions) -> Result<TrainSummary, TrainError> {
 /// panic. It runs on a freshly initialised model of the same architecture (and the same frozen
 /// part), because a training step updates BatchNorm's running statistics, which every clone of
 /// a Burn module shares. The CPU backends have no such limit and skip it.
+/// That `model`, as built (and conformed to its weights), takes `crop x crop` images.
+fn check_input_size(config: &TrainConfig, model: &Model, crop: usize) -> Result<(), TrainError> {
+    model
+        .input_spec()
+        .check(&config.model, [1, 3, crop, crop])
+        .map_err(|err| TrainError::Config(format!("{err}: set --image-size to match")))
+}
+
 fn preflight(
     config: &TrainConfig,
     frozen: bool,
@@ -407,6 +417,7 @@ fn run(
     let mut interrupted = None;
     for (from, to, frozen) in phases {
         let model = build_model(config, num_classes, &train_device)?;
+        check_input_size(config, &model, transforms.crop)?;
         let model = if frozen {
             let group = backbone(&model);
             model.freeze_group(group)

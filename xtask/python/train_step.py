@@ -14,6 +14,12 @@ cross-entropy. The second step exercises the momentum buffer. Saved into OUT/:
                             values per channel (batch x height x width)
   manifest.json             losses of both steps, shapes, settings, versions
 
+A second case, in OUT/vit_b_32/, does the same for torchvision's vit_b_32 built for 64x64
+inputs (4 patches and the class token; dropout and stochastic depth are 0 in the builder), its
+constant-initialised parameters (zero head, class token and biases, LayerNorm ones) drawn at
+random as for the forward references, so that every layer gets a gradient. It checks attention,
+LayerNorm and GELU backward, with no BatchNorm.
+
 Usage: python train_step.py --out DIR
 """
 import argparse
@@ -24,7 +30,7 @@ import torch
 import torchvision
 from torch import nn
 
-from reference import is_current, randomise_batchnorm
+from reference import is_current, randomise_batchnorm, randomise_constants
 
 FORMAT = 2
 BATCH = (8, 3, 64, 64)
@@ -42,11 +48,89 @@ KEYS = [
 ]
 
 
+VIT_BATCH = (8, 3, 64, 64)
+VIT_KEYS = [
+    "conv_proj.weight",
+    "class_token",
+    "encoder.pos_embedding",
+    "encoder.layers.encoder_layer_0.self_attention.in_proj_weight",
+    "encoder.layers.encoder_layer_0.self_attention.in_proj_bias",
+    "encoder.layers.encoder_layer_5.ln_1.weight",
+    "encoder.layers.encoder_layer_11.self_attention.out_proj.weight",
+    "encoder.layers.encoder_layer_11.mlp.3.weight",
+    "encoder.ln.bias",
+    "heads.head.weight",
+    "heads.head.bias",
+]
+
+
+def sgd_steps(model, x, y):
+    """The steps of SETTINGS in training mode; the losses."""
+    model.train()
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=SETTINGS["lr"],
+        momentum=SETTINGS["momentum"],
+        weight_decay=SETTINGS["weight_decay"],
+    )
+    losses = []
+    for _ in range(SETTINGS["steps"]):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def vit_case(out):
+    """Two SGD steps of vit_b_32 at 64x64, as the resnet18 case."""
+    manifest_path = out / "manifest.json"
+    if is_current(manifest_path, FORMAT):
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(4321)
+    model = torchvision.models.vit_b_32(image_size=VIT_BATCH[-1], num_classes=NUM_CLASSES)
+    with torch.no_grad():
+        randomise_constants(model, generator)
+    torch.save(model.state_dict(), out / "state_dict.pth")
+    x = torch.randn(VIT_BATCH, generator=generator)
+    y = torch.randint(0, NUM_CLASSES, (VIT_BATCH[0],), generator=generator)
+    x.numpy().astype("<f4").tofile(out / "input.f32")
+    y.numpy().astype("<i8").tofile(out / "targets.i64")
+    losses = sgd_steps(model, x, y)
+    state = model.state_dict()
+    tensors = {}
+    for key in VIT_KEYS:
+        value = state[key].detach().float()
+        file = key + ".f32"
+        value.numpy().astype("<f4").tofile(out / file)
+        tensors[key] = {"file": file, "shape": list(value.shape)}
+    manifest = {
+        "format": FORMAT,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "model": "vit_b_32",
+        "num_classes": NUM_CLASSES,
+        "input_shape": list(VIT_BATCH),
+        "settings": SETTINGS,
+        "losses": losses,
+        "tensors": tensors,
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    print(f"train step reference: vit_b_32 losses {losses} in {out}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True, type=pathlib.Path)
     args = parser.parse_args()
-    out = args.out
+    vit_case(args.out / "vit_b_32")
+    resnet_case(args.out)
+
+
+def resnet_case(out):
     manifest_path = out / "manifest.json"
     if is_current(manifest_path, FORMAT):
         return
@@ -67,20 +151,7 @@ def main():
     bn.register_forward_hook(lambda m, inputs, output: per_channel.append(inputs[0].numel() // inputs[0].shape[1]))
     running_var_before = bn.running_var.clone()
 
-    model.train()
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=SETTINGS["lr"],
-        momentum=SETTINGS["momentum"],
-        weight_decay=SETTINGS["weight_decay"],
-    )
-    losses = []
-    for _ in range(SETTINGS["steps"]):
-        optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = sgd_steps(model, x, y)
     state = model.state_dict()
     tensors = {}
     for key in KEYS:

@@ -154,13 +154,16 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
     if args.all || args.train_step {
         let dir = refs.join("train_step");
         crate::train_step::write_reference(&dir, &python)?;
-        for &backend in &backends {
-            let started = Instant::now();
-            let outcome = std::panic::catch_unwind(|| crate::train_step::check(backend, &dir));
-            let new_rows = rows_or_error("train-step", backend, outcome);
-            for row in new_rows {
-                print_row(&row, started.elapsed().as_secs_f32());
-                rows.push(row);
+        for case in crate::train_step::case_dirs(&dir) {
+            for &backend in &backends {
+                let started = Instant::now();
+                let outcome =
+                    std::panic::catch_unwind(|| crate::train_step::check(backend, &case));
+                let new_rows = rows_or_error("train-step", backend, outcome);
+                for row in new_rows {
+                    print_row(&row, started.elapsed().as_secs_f32());
+                    rows.push(row);
+                }
             }
         }
     }

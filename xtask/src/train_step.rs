@@ -4,6 +4,10 @@
 //! and running statistics), a late conv and fc must match torch's. The step is the trainer's
 //! own: `zoo_trainer::Classifier`'s `TrainStep` and the optimiser `TrainConfig` builds.
 //!
+//! A second case does the same for `vit_b_32` built for 64x64 inputs (the reference's
+//! `train_step.py` says how), in `vit_b_32/` under the same folder: attention, LayerNorm and
+//! GELU backward, no BatchNorm.
+//!
 //! Tolerances: each loss within 1e-4 relative; each updated tensor within 1e-4 of its own scale
 //! (`max |torch tensor|`), and its change over the two steps (`after - before`) within 1e-3 of
 //! the change's scale, which checks the gradients themselves rather than weights that barely
@@ -49,6 +53,7 @@ fn named_tensors(model: &Model) -> Result<std::collections::BTreeMap<String, Vec
 
 /// Two rows: the tensor after the steps, and its change over them (`after - start`).
 fn compare_with_delta(
+    label: &str,
     backend: Backend,
     key: &str,
     shape: &[usize],
@@ -56,11 +61,11 @@ fn compare_with_delta(
     got: &[f32],
     expected: &[f32],
 ) -> Result<Vec<Row>> {
-    let mut row = compare("train-step", backend, shape, got, expected)?;
+    let mut row = compare(label, backend, shape, got, expected)?;
     row.shape = key.to_string();
     let delta =
         |values: &[f32]| -> Vec<f32> { values.iter().zip(start).map(|(a, b)| a - b).collect() };
-    let mut delta_row = compare("train-step", backend, shape, &delta(got), &delta(expected))?;
+    let mut delta_row = compare(label, backend, shape, &delta(got), &delta(expected))?;
     delta_row.shape = format!("Δ {key}");
     delta_row.tolerance = delta_row.tolerance / crate::parity::TOLERANCE * DELTA_TOLERANCE;
     let mut rows = vec![row, delta_row];
@@ -98,14 +103,28 @@ fn mark_tf32(rows: &mut [Row]) {
     }
 }
 
-/// The rows of the training-step check on `backend`.
+/// The cases' folders under the reference folder: resnet18 at its root, then vit_b_32.
+pub fn case_dirs(dir: &Path) -> [std::path::PathBuf; 2] {
+    [dir.to_path_buf(), dir.join("vit_b_32")]
+}
+
+/// The rows of the training-step check of the case in `dir` on `backend`.
 pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
     let manifest = read_manifest(dir)?;
     let device = backend.device()?.autodiff();
     let num_classes = manifest["num_classes"].as_u64().context("num_classes")? as usize;
-    let model = model_zoo::create("resnet18", num_classes, &device)?;
+    let name = manifest["model"].as_str().context("model")?;
+    let label = if name == "resnet18" {
+        "train-step".to_string()
+    } else {
+        format!("train-{name}")
+    };
+    let label = label.as_str();
+    // Built as the registry builds it; the import conforms it to the file (ViT's 64x64
+    // position embedding).
+    let model = model_zoo::create(name, num_classes, &device)?;
     let (model, _) = TorchImport::new(dir.join("state_dict.pth"))
-        .model_name("resnet18")
+        .model_name(name)
         .load_into(model)?;
     let before = named_tensors(&model)?;
 
@@ -129,7 +148,7 @@ pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
     };
 
     let settings = &manifest["settings"];
-    let mut config = TrainConfig::new("resnet18", ".");
+    let mut config = TrainConfig::new(name, ".");
     config.optimizer = OptimizerKind::Sgd;
     config.lr = settings["lr"].as_f64().context("lr")?;
     config.momentum = settings["momentum"].as_f64().context("momentum")?;
@@ -151,7 +170,7 @@ pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
             .try_into_vec::<f32>()
             .map_err(|e| anyhow::anyhow!("reading the loss: {e:?}"))?;
         let expected = expected_losses.get(step).copied().unwrap_or(f32::NAN);
-        let mut row = compare("train-step", backend, &[], &loss, &[expected])?;
+        let mut row = compare(label, backend, &[], &loss, &[expected])?;
         row.shape = format!("loss, step {}", step + 1);
         rows.push(row);
         classifier = optimizer.step(config.lr, classifier, output.grads);
@@ -170,7 +189,7 @@ pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
         let start = before
             .get(key)
             .with_context(|| format!("no initial {key}"))?;
-        let mut pair = compare_with_delta(backend, key, &shape, start, got, &expected)?;
+        let mut pair = compare_with_delta(label, backend, key, &shape, start, got, &expected)?;
         if let Some(biased) = entry["biased_file"].as_str() {
             // Burn's BatchNorm adds the biased batch variance to running_var, PyTorch the
             // unbiased one (n / (n - 1) larger). Checked against the biased convention; the
@@ -186,7 +205,7 @@ pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
             }
             let expected_biased = read_f32(&dir.join(biased), &shape)?;
             let mut biased_rows =
-                compare_with_delta(backend, key, &shape, start, got, &expected_biased)?;
+                compare_with_delta(label, backend, key, &shape, start, got, &expected_biased)?;
             for row in &mut biased_rows {
                 row.shape = format!("{} (biased)", row.shape);
             }
