@@ -156,8 +156,17 @@ pub(crate) fn load_state<M: Architecture>(
     let optional = |key: &str| {
         !expected.contains_key(key) && model.optional_prefixes().iter().any(|p| key.starts_with(p))
     };
+    let buffers = model.derived_buffers();
     for tensor in state.tensors {
-        if tensor.name.rsplit('.').next() == Some(IGNORED_SUFFIX) || optional(&tensor.name) {
+        if let Some(buffer) = buffers.iter().find(|b| b.key == tensor.name) {
+            check_buffer(buffer, &tensor).map_err(|detail| ImportError::BufferMismatch {
+                path: path.clone(),
+                model: model_name.clone(),
+                key: buffer.key.clone(),
+                detail,
+            })?;
+            ignored += 1;
+        } else if tensor.name.rsplit('.').next() == Some(IGNORED_SUFFIX) || optional(&tensor.name) {
             ignored += 1;
         } else {
             found.insert(tensor.name.clone(), tensor);
@@ -217,6 +226,41 @@ pub(crate) fn load_state<M: Architecture>(
         ignored,
     };
     Ok((model, report))
+}
+
+/// That a file's copy of a derived buffer equals the model's own: the same shape, and the same
+/// values (integers exactly, floats within 1e-6 of their scale, as PyTorch computes them in
+/// `f32`); else what differs.
+fn check_buffer(buffer: &model_zoo::DerivedBuffer, tensor: &PackTensor) -> Result<(), String> {
+    let shape = dims(tensor);
+    if shape != buffer.shape {
+        return Err(format!(
+            "shape {shape:?} in the file, {:?} in the model",
+            buffer.shape
+        ));
+    }
+    let bytes = tensor
+        .to_bytes()
+        .map_err(|e| format!("unreadable: {e:?}"))?;
+    let data = burn::tensor::TensorData::from_bytes(bytes, tensor.shape.clone(), tensor.dtype)
+        .convert::<f64>();
+    let values = data
+        .try_to_vec::<f64>()
+        .map_err(|e| format!("unreadable: {e:?}"))?;
+    let scale = buffer.values.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    let exact = tensor.dtype.is_int() || tensor.dtype.is_uint();
+    let tolerance = if exact { 0.0 } else { 1e-6 * scale };
+    match values
+        .iter()
+        .zip(&buffer.values)
+        .position(|(a, b)| (a - b).abs() > tolerance || a.is_nan())
+    {
+        Some(i) => Err(format!(
+            "element {i} is {} in the file, {} in the model",
+            values[i], buffer.values[i]
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `fc.weight` (torchvision) and `fc.weight` or `bn.gamma` (burn) name the same parameter.

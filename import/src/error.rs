@@ -82,6 +82,23 @@ pub enum ImportError {
         /// A key in the current spelling.
         current_key: String,
     },
+    /// A buffer the model derives from its configuration (Swin's `relative_position_index`)
+    /// has other values (or another shape) in the file: the file was saved from a model
+    /// configured otherwise.
+    #[error(
+        "{path}: `{key}` differs from the value {model} derives from its configuration \
+         ({detail}); the file is for a differently configured model"
+    )]
+    BufferMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The model.
+        model: String,
+        /// The buffer's key.
+        key: String,
+        /// How it differs.
+        detail: String,
+    },
     /// The top-level key asked for (or found) does not hold a state_dict.
     #[error(
         "{path}: no state_dict under top-level key `{key}`; top-level keys in the file: {available}"

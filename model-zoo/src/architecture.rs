@@ -26,6 +26,20 @@ pub struct KeyRename {
     pub current: &'static str,
 }
 
+/// A tensor torchvision keeps in the state_dict although the model derives it from its
+/// configuration (Swin's `relative_position_index` and V2's `relative_coords_table`). The
+/// importer checks a file's copy against the model's own values and loads nothing from it; a
+/// file without it (one the zoo saved) loads all the same.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DerivedBuffer {
+    /// The torchvision key.
+    pub key: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its values in C order, as `f64` (integer indices exactly).
+    pub values: Vec<f64>,
+}
+
 /// What every model of the zoo is: a Burn [`Module`] that maps `[batch, 3, height, width]`
 /// images to `[batch, num_classes]` logits, with torchvision's state_dict keys.
 ///
@@ -69,6 +83,15 @@ pub trait Architecture: Module + Sized {
     /// On an input that [`Self::try_forward`] rejects, with the same message.
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         crate::error::or_panic(self.try_forward(x))
+    }
+
+    /// The model for `[height, width]` inputs, where its input size is fixed
+    /// ([`InputSpec::exact`]): ViT's position embedding resized as torchvision's
+    /// `interpolate_embeddings` does, MaxViT's attention grids rebuilt. A model that takes any
+    /// size is returned as it is. An error names the sizes the model can take.
+    fn for_input_size(self, size: [usize; 2]) -> Result<Self, ConfigError> {
+        let _ = size;
+        Ok(self)
     }
 
     /// Width of the pooled features, the classifier's input.
@@ -115,6 +138,12 @@ pub trait Architecture: Module + Sized {
     /// families. A file holding both spellings of one rename is refused.
     fn key_renames(&self) -> &'static [KeyRename] {
         &[]
+    }
+
+    /// The buffers torchvision saves that this model derives itself (see [`DerivedBuffer`]);
+    /// none for most families.
+    fn derived_buffers(&self) -> Vec<DerivedBuffer> {
+        Vec::new()
     }
 
     /// Rebuilds the model in the layout a weight file was saved in, where torchvision's

@@ -29,6 +29,7 @@ pub mod googlenet;
 pub mod inception;
 pub mod layers;
 pub mod lenet;
+pub mod maxvit;
 pub mod mnasnet;
 pub mod mobilenet_v2;
 pub mod mobilenet_v3;
@@ -38,12 +39,13 @@ pub mod regnet;
 pub mod resnet;
 pub mod shufflenet_v2;
 pub mod squeezenet;
+pub mod swin;
 #[cfg(feature = "image")]
 pub mod transforms;
 pub mod vgg;
 pub mod vit;
 
-pub use architecture::{Architecture, KeyRename};
+pub use architecture::{Architecture, DerivedBuffer, KeyRename};
 pub use count::num_parameters;
 pub use device::{Backend, BackendError, available_backends, max_tensor_bytes, read_back, sync};
 pub use error::RegistryError;

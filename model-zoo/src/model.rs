@@ -6,7 +6,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::store::ModuleSnapshot;
 use burn::tensor::{Device, Tensor};
 
-use crate::architecture::{Architecture, KeyRename};
+use crate::architecture::{Architecture, DerivedBuffer, KeyRename};
 use crate::device::max_tensor_bytes;
 use crate::error::{ConfigError, DeviceError, InputError, InputSpec};
 use crate::registry::Family;
@@ -72,6 +72,8 @@ models! {
     InceptionV3(inception::InceptionV3),
     /// LeNet-5.
     LeNet5(lenet::LeNet5),
+    /// MaxViT.
+    MaxVit(maxvit::MaxVit),
     /// MNASNet.
     MnasNet(mnasnet::MnasNet),
     /// MobileNet V2.
@@ -86,6 +88,8 @@ models! {
     ShuffleNetV2(shufflenet_v2::ShuffleNetV2),
     /// SqueezeNet 1.0 and 1.1.
     SqueezeNet(squeezenet::SqueezeNet),
+    /// Swin Transformer V1 and V2.
+    SwinTransformer(swin::SwinTransformer),
     /// VGG, with and without BatchNorm.
     Vgg(vgg::Vgg),
     /// Vision Transformer.
@@ -125,6 +129,10 @@ impl Architecture for Model {
         dispatch!(self, m => m.try_forward(x))
     }
 
+    fn for_input_size(self, size: [usize; 2]) -> Result<Self, ConfigError> {
+        Ok(dispatch!(try_map self, m => m.for_input_size(size)))
+    }
+
     fn num_features(&self) -> usize {
         dispatch!(self, m => m.num_features())
     }
@@ -159,6 +167,10 @@ impl Architecture for Model {
 
     fn key_renames(&self) -> &'static [KeyRename] {
         dispatch!(self, m => m.key_renames())
+    }
+
+    fn derived_buffers(&self) -> Vec<DerivedBuffer> {
+        dispatch!(self, m => m.derived_buffers())
     }
 
     fn conform_to(

@@ -30,6 +30,8 @@ use burn::config::Config;
 use burn::module::{Module, Param, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, Linear, LinearConfig};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, KeyRename};
@@ -347,6 +349,48 @@ impl Architecture for VisionTransformer {
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
         self.input_spec().check(self.arch.name(), x.dims())?;
         Ok(self.heads.head.forward(self.class_features(x)))
+    }
+
+    /// The position embedding of the patch grid resized bicubically with aligned corners (the
+    /// class token's kept), as torchvision's `interpolate_embeddings`; square sizes only, a
+    /// multiple of the patch size.
+    fn for_input_size(self, size: [usize; 2]) -> Result<Self, ConfigError> {
+        let [h, w] = size;
+        let p = self.arch.shape().patch_size;
+        ConfigError::check(
+            h == w && h >= p && h % p == 0,
+            self.arch.name(),
+            "input size",
+            h as f64,
+            "ViT takes square inputs whose side is a positive multiple of the patch size",
+        )?;
+        if h == self.image_size {
+            return Ok(self);
+        }
+        let (old, new) = (self.image_size / p, h / p);
+        let pos = self.encoder.pos_embedding.val();
+        let [_, _, d] = pos.dims();
+        let token = pos.clone().narrow(1, 0, 1);
+        let grid = pos
+            .narrow(1, 1, old * old)
+            .swap_dims(1, 2)
+            .reshape([1, d, old, old]);
+        let grid = interpolate(
+            grid,
+            InterpolateOptions::new(InterpolateMode::Bicubic)
+                .with_align_corners(true)
+                .with_output_size([new, new]),
+        )
+        .reshape([1, d, new * new])
+        .swap_dims(1, 2);
+        Ok(Self {
+            encoder: Encoder {
+                pos_embedding: Param::from_tensor(Tensor::cat(vec![token, grid], 1)),
+                ..self.encoder
+            },
+            image_size: h,
+            ..self
+        })
     }
 
     fn num_features(&self) -> usize {

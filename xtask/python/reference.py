@@ -22,7 +22,11 @@ DenseNet is saved with the old dense-layer keys of torchvision's published files
 torchvision renames when it loads them.
 
 ViT and MaxViT take one input size: 224x224 as torchvision builds them without weights, so
-their cases are the first full-size one and a small one of batch 1 at 224x224.
+their full-size case is the first one only. MaxViT's small case is 224x224 too (its smallest
+input). ViT's is 2x2 patches (32x32 for B/16), from the model torchvision's
+`interpolate_embeddings` makes for that size out of the same weights: the zoo's model is
+resized the same way (`for_input_size`), so that the slow backends check every weight of the
+encoder on 5 tokens instead of 197.
 
 ConvNeXt, ViT, Swin and MaxViT have their constant-initialised parameters (LayerNorm ones, zero
 biases and class token, layer scales of 1e-6, ViT's zero head) drawn at random too.
@@ -111,6 +115,20 @@ def construct(name):
 
 # Models that take one input size, 224x224 as torchvision builds them without weights.
 FIXED_SIZE = ("vit_", "maxvit")
+
+
+VIT_PATCH = {"vit_b_16": 16, "vit_b_32": 32, "vit_l_16": 16, "vit_l_32": 32, "vit_h_14": 14}
+
+
+def vit_resized(name, model, side):
+    """torchvision's ViT for side x side inputs, its position embedding interpolated from
+    `model`'s by torchvision's `interpolate_embeddings`, in `model`'s precision."""
+    from torchvision.models.vision_transformer import interpolate_embeddings
+
+    state = interpolate_embeddings(side, VIT_PATCH[name], model.state_dict())
+    resized = torchvision.models.get_model(name, weights=None, image_size=side).to(next(model.parameters()).dtype)
+    resized.load_state_dict(state)
+    return resized.eval()
 
 
 def cases(name):
@@ -225,6 +243,9 @@ def write(out, name, seed, small):
         loaded = torchvision_loads(name, torch.load(folder / "state_dict.pth"))
         assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
     model64 = model.double()
+    requested_small = small
+    if name in VIT_PATCH:
+        small = (2 * VIT_PATCH[name],) * 2
     shapes = cases(name) + [(1, 3, *small)]
     roles = ["full"] * len(cases(name)) + ["small"]
     inputs = [
@@ -253,8 +274,11 @@ def write(out, name, seed, small):
         model64.aux2 = None
     cases_out = []
     for i, x in enumerate(inputs):
+        case_model = model64
+        if name in VIT_PATCH and roles[i] == "small":
+            case_model = vit_resized(name, model64, small[0])
         with torch.no_grad():
-            logits = model64(x.double()).float()
+            logits = case_model(x.double()).float()
         x.numpy().astype("<f4").tofile(folder / f"case{i}_input.f32")
         logits.numpy().astype("<f4").tofile(folder / f"case{i}_logits.f32")
         cases_out.append({
@@ -271,7 +295,7 @@ def write(out, name, seed, small):
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "seed": seed,
-        "small": list(small),
+        "small": list(requested_small),
         "parameters": sum(p.numel() for p in model.parameters()),
         "state_dict": "state_dict.pth",
         "cases": cases_out,

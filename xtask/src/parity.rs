@@ -157,8 +157,7 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
         for case in crate::train_step::case_dirs(&dir) {
             for &backend in &backends {
                 let started = Instant::now();
-                let outcome =
-                    std::panic::catch_unwind(|| crate::train_step::check(backend, &case));
+                let outcome = std::panic::catch_unwind(|| crate::train_step::check(backend, &case));
                 let new_rows = rows_or_error("train-step", backend, outcome);
                 for row in new_rows {
                     print_row(&row, started.elapsed().as_secs_f32());
@@ -380,6 +379,17 @@ fn check(
     let mut rows = Vec::new();
     for case in cases_for(manifest, full)? {
         let (input_shape, x, expected) = read_case(dir, case, &device)?;
+        // A model of one input size (ViT) is resized to the case's, as the reference was.
+        let resized;
+        let model = if model.input_spec().exact {
+            let [.., h, w] = input_shape[..] else {
+                bail!("input shape {input_shape:?} is not 4-d");
+            };
+            resized = model.clone().for_input_size([h, w])?;
+            &resized
+        } else {
+            &model
+        };
         let got = read_back(model.try_forward(x.clone())?)?;
         rows.push(compare(name, backend, &input_shape, &got, &expected)?);
         // One input shape is enough for the folded form: the fold does not depend on it.

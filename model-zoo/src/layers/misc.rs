@@ -4,7 +4,7 @@
 
 use burn::module::{Flag, Module, Param};
 use burn::nn::activation::{
-    Gelu, HardSigmoid, HardSigmoidConfig, HardSwish, Relu, Relu6, SiLU, Sigmoid,
+    Gelu, HardSigmoid, HardSigmoidConfig, HardSwish, Relu, Relu6, SiLU, Sigmoid, Tanh,
 };
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNormConfig, Initializer, PaddingConfig2d};
@@ -35,6 +35,8 @@ pub enum Activation {
     /// `nn.GELU()`: the exact form `x * Φ(x)` with the error function, PyTorch's default
     /// (Burn's `Gelu` with `approximate: false`; the tanh form would differ by up to 1e-3).
     Gelu(Gelu),
+    /// `nn.Tanh`.
+    Tanh(Tanh),
 }
 
 /// Which [`Activation`]; `Copy`, for configurations.
@@ -54,6 +56,8 @@ pub enum ActivationKind {
     Sigmoid,
     /// `nn.GELU()`, exact.
     Gelu,
+    /// `nn.Tanh`.
+    Tanh,
 }
 
 impl ActivationKind {
@@ -73,6 +77,7 @@ impl ActivationKind {
             ActivationKind::Silu => Activation::Silu(SiLU),
             ActivationKind::Sigmoid => Activation::Sigmoid(Sigmoid),
             ActivationKind::Gelu => Activation::Gelu(Gelu { approximate: false }),
+            ActivationKind::Tanh => Activation::Tanh(Tanh),
         }
     }
 }
@@ -88,6 +93,7 @@ impl Activation {
             Activation::Silu(a) => a.forward(x),
             Activation::Sigmoid(a) => a.forward(x),
             Activation::Gelu(a) => a.forward(x),
+            Activation::Tanh(a) => a.forward(x),
         }
     }
 }
@@ -190,6 +196,18 @@ impl Conv2dNormActivation {
     /// `N.2` activation; see [`Self::init_layers`]).
     pub fn init(&self, device: &Device) -> ImageLayer {
         ImageLayer::Sequential(self.init_layers(device))
+    }
+
+    /// As [`Self::init`], the convolution drawn from `initializer` instead (MaxViT's
+    /// `normal_(std=0.02)`).
+    pub fn init_with(&self, initializer: Initializer, device: &Device) -> ImageLayer {
+        let mut layers = self.init_layers(device);
+        layers[0] = ImageLayer::Conv(
+            self.conv_config()
+                .with_initializer(initializer)
+                .init(device),
+        );
+        ImageLayer::Sequential(layers)
     }
 
     /// The layers themselves, for a parent sequence that holds them inline (MobileNet V2's

@@ -2,7 +2,7 @@
 
 use burn::module::{Module, Param, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{AdaptiveAvgPool2d, MaxPool2d};
+use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 use burn::nn::{
     BatchNorm, Dropout, Identity, Initializer, LayerNorm, Linear, LinearConfig, PaddingConfig2d,
     Relu,
@@ -24,7 +24,10 @@ pub use misc::{
     StochasticDepth, residual,
 };
 pub use named::Numbered;
-pub use transformer::{MultiheadAttention, Permute, layer_norm, scaled_dot_product};
+pub use transformer::{
+    MultiheadAttention, Permute, layer_norm, relative_position_bias, relative_position_index,
+    scaled_dot_product,
+};
 
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's
 /// `conv1x1`/`conv3x3`/stem do: `dilation * (kernel - 1) / 2` on each side.
@@ -154,6 +157,8 @@ pub enum ImageLayer {
     Linear(Linear),
     /// torchvision's `Permute`.
     Permute(Permute),
+    /// `nn.AvgPool2d` (padding counted in the average, PyTorch's default).
+    AvgPool(AvgPool2d),
 }
 
 impl ImageLayer {
@@ -182,6 +187,7 @@ impl ImageLayer {
             ImageLayer::LayerNorm(norm) => norm.forward(x),
             ImageLayer::Linear(linear) => linear.forward(x),
             ImageLayer::Permute(permute) => permute.forward(x),
+            ImageLayer::AvgPool(pool) => pool.forward(x),
         }
     }
 

@@ -5,7 +5,7 @@
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 /// `softmax(q k^T / sqrt(head_dim) + bias) v`, PyTorch's math path of
 /// `scaled_dot_product_attention`, as two matmuls and a softmax.
@@ -134,4 +134,41 @@ impl MultiheadAttention {
         let context = context.swap_dims(1, 2).reshape([batch, seq, dim]);
         self.out_proj.forward(context)
     }
+}
+
+/// torchvision's `relative_position_index` for a `window x window` window: for each pair of
+/// positions `(i, j)` (row-major), the row of the bias table of their offset.
+pub fn relative_position_index(window: usize) -> Vec<i64> {
+    let n = window * window;
+    let side = 2 * window as i64 - 1;
+    let mut index = Vec::with_capacity(n * n);
+    for i in 0..n {
+        for j in 0..n {
+            let dh = (i / window) as i64 - (j / window) as i64 + window as i64 - 1;
+            let dw = (i % window) as i64 - (j % window) as i64 + window as i64 - 1;
+            index.push(dh * side + dw);
+        }
+    }
+    index
+}
+
+/// The relative position bias of one `window x window` window from its table (`[(2w - 1)^2,
+/// heads]`, rows indexed as [`relative_position_index`]): torchvision's
+/// `_get_relative_position_bias` (Swin) and `get_relative_positional_bias` (MaxViT).
+///
+/// # Shapes
+/// - `table`: `[(2 * window - 1)^2, heads]`
+/// - output: `[1, heads, window^2, window^2]`
+pub fn relative_position_bias(table: Tensor<2>, window: usize) -> Tensor<4> {
+    let n = window * window;
+    let [_, heads] = table.dims();
+    let index = Tensor::<1, Int>::from_data(
+        TensorData::new(relative_position_index(window), [n * n]),
+        &table.device(),
+    );
+    table
+        .select(0, index)
+        .reshape([n, n, heads])
+        .permute([2, 0, 1])
+        .unsqueeze()
 }

@@ -389,6 +389,7 @@ tables!(
     googlenet,
     inception,
     lenet,
+    maxvit,
     mnasnet,
     mobilenet_v2,
     mobilenet_v3,
@@ -396,6 +397,7 @@ tables!(
     resnet,
     shufflenet_v2,
     squeezenet,
+    swin,
     vgg,
     vit,
 );
