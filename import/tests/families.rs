@@ -149,3 +149,76 @@ fn efficientnet_b0_weights_into_b1_and_b2_name_each_key() {
         "{message}"
     );
 }
+
+/// Swin's file holds `relative_position_index` (and V2's `relative_coords_table`) as torchvision
+/// saves them: each is checked against the model's own and loads nothing; a file without them
+/// (saved by the zoo) loads too; a wrong one is an error naming the key and the file.
+#[test]
+fn swin_buffers_are_checked_against_the_model_s_own() {
+    use model_zoo::swin::{SwinArch, SwinConfig, relative_coords_table};
+    use safetensors::Dtype;
+
+    let device = device();
+    let build = || {
+        SwinConfig::new(SwinArch::V2T)
+            .with_num_classes(3)
+            .init(&device)
+            .unwrap()
+    };
+    let saved = build();
+    let plain = temp_path("swin_plain.safetensors");
+    zoo_import::save_safetensors(&saved, &plain).unwrap();
+    TorchImport::new(&plain).load_into(build()).unwrap();
+
+    let index: Vec<u8> = model_zoo::layers::relative_position_index(8)
+        .iter()
+        .flat_map(|i| i.to_le_bytes())
+        .collect();
+    let coords: Vec<u8> = relative_coords_table(8)
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let mut wrong_index = index.clone();
+    wrong_index[8..16].copy_from_slice(&7i64.to_le_bytes());
+    let with_buffers = |to: &std::path::Path, block_1_index: &[u8]| {
+        let bytes = std::fs::read(&plain).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let mut views: Vec<(String, TensorView)> = file.tensors();
+        for (stage, blocks) in [(1, 2), (3, 2), (5, 6), (7, 2)] {
+            for block in 0..blocks {
+                let prefix = format!("features.{stage}.{block}.attn");
+                let data = if (stage, block) == (1, 1) {
+                    block_1_index
+                } else {
+                    &index
+                };
+                views.push((
+                    format!("{prefix}.relative_position_index"),
+                    TensorView::new(Dtype::I64, vec![64 * 64], data).unwrap(),
+                ));
+                views.push((
+                    format!("{prefix}.relative_coords_table"),
+                    TensorView::new(Dtype::F32, vec![1, 15, 15, 2], &coords).unwrap(),
+                ));
+            }
+        }
+        safetensors::serialize_to_file(views, None, to).unwrap();
+    };
+    let torch_like = temp_path("swin_buffers.safetensors");
+    with_buffers(&torch_like, &index);
+    let (_, report) = TorchImport::new(&torch_like).load_into(build()).unwrap();
+    assert_eq!(report.ignored, 2 * 12);
+
+    let wrong = temp_path("swin_wrong_buffer.safetensors");
+    with_buffers(&wrong, &wrong_index);
+    let err = TorchImport::new(&wrong).load_into(build()).unwrap_err();
+    let ImportError::BufferMismatch { key, detail, .. } = &err else {
+        panic!("expected BufferMismatch, got {err}");
+    };
+    assert_eq!(key, "features.1.1.attn.relative_position_index");
+    assert!(detail.contains("element 1 is 7"), "{err}");
+    assert!(
+        err.to_string().contains("swin_wrong_buffer.safetensors"),
+        "{err}"
+    );
+}

@@ -112,7 +112,7 @@ fn check_input_size(input: [usize; 2]) -> Result<[[usize; 2]; 4], ConfigError> {
     let grids = block_grids(input);
     let fits = grids
         .iter()
-        .all(|g| g.iter().all(|&s| s > 0 && s % PARTITION == 0));
+        .all(|g| g.iter().all(|&s| s > 0 && s.is_multiple_of(PARTITION)));
     ConfigError::check(
         fits,
         "maxvit_t",
@@ -323,6 +323,8 @@ impl RelativeAttention {
 }
 
 /// One slot of a partition attention's `attn_layer` sequence.
+// Three slots a layer, next to megabytes of weights.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum AttentionSlot {
     /// LayerNorm (`attn_layer.0`).

@@ -146,7 +146,7 @@ impl VisionTransformerConfig {
         ConfigError::probability(name, "dropout", self.dropout)?;
         let p = shape.patch_size;
         ConfigError::check(
-            self.image_size >= p && self.image_size % p == 0,
+            self.image_size >= p && self.image_size.is_multiple_of(p),
             name,
             "image_size",
             self.image_size as f64,
@@ -358,7 +358,7 @@ impl Architecture for VisionTransformer {
         let [h, w] = size;
         let p = self.arch.shape().patch_size;
         ConfigError::check(
-            h == w && h >= p && h % p == 0,
+            h == w && h >= p && h.is_multiple_of(p),
             self.arch.name(),
             "input size",
             h as f64,

@@ -74,7 +74,12 @@ pub fn list(args: &ListArgs) -> Result<bool> {
             info.params as f64 / 1e6,
             info.gflops,
             info.image_size,
-            format!("{}x{}", info.input.min_size[0], info.input.min_size[1]),
+            format!(
+                "{}{}x{}",
+                if info.input.exact { "=" } else { "" },
+                info.input.min_size[0],
+                info.input.min_size[1]
+            ),
         );
     }
     println!("{} models", models.len());
@@ -91,12 +96,13 @@ pub fn info(args: &InfoArgs) -> Result<bool> {
     let mut tree = Tree::default();
     model.visit(&mut tree);
     println!(
-        "{} ({} family, {} classes): {} parameters, {:.3} GFLOPs at {size}x{size}, input >= {}x{}\n",
+        "{} ({} family, {} classes): {} parameters, {:.3} GFLOPs at {size}x{size}, input {} {}x{}\n",
         info.name,
         info.family,
         num_classes,
         thousands(model_zoo::num_parameters(&model)),
         info.gflops,
+        if info.input.exact { "exactly" } else { ">=" },
         info.input.min_size[0],
         info.input.min_size[1]
     );
