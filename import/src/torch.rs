@@ -383,8 +383,6 @@ pub fn load_burnpack<M: Architecture>(
         source,
     })?;
     let mut store = BurnpackStore::from_file(path).auto_extension(false);
-    // Burnpack is burn's native format: its paths keep enum variant names (`Basic`).
-    let expected = model_shapes(&model, None, false);
     let found: BTreeMap<String, Vec<usize>> = store
         .get_all_tensors()
         .map_err(|e| ImportError::Unreadable {
@@ -395,6 +393,21 @@ pub fn load_burnpack<M: Architecture>(
         .iter()
         .map(|(k, t)| (k.clone(), dims(t)))
         .collect();
+    // A file of another layout of the same model (ViT saved at another image size) rebuilds
+    // it, as the PyTorch importer does.
+    if let Some(device) = model.devices().into_iter().next() {
+        let name = model.family().name();
+        let shapes = found.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+        model = model
+            .conform_to(&shapes, &device)
+            .map_err(|e| ImportError::Apply {
+                path: path.to_path_buf(),
+                model: name.to_string(),
+                errors: vec![e.to_string()],
+            })?;
+    }
+    // Burnpack is burn's native format: its paths keep enum variant names (`Basic`).
+    let expected = model_shapes(&model, None, false);
     KeyDiff::between(&expected, &found).into_result(path, model.family().name())?;
     model
         .load_from(&mut store)

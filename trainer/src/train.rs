@@ -176,7 +176,23 @@ pub fn transforms_for(config: &TrainConfig) -> Result<Transforms, TrainError> {
 /// A burnpack (`.bpk`, as `cargo xtask import` writes) must hold the model with its original
 /// head; a PyTorch or safetensors file is imported with a head of another size left as
 /// initialised.
+///
+/// A model of one input size (ViT, MaxViT) is resized to `--image-size` when it is given
+/// (`Architecture::for_input_size`: ViT's position embedding interpolated as torchvision's
+/// `interpolate_embeddings`); without it, the size the weights were saved at stays.
 pub fn build_model(
+    config: &TrainConfig,
+    num_classes: usize,
+    device: &Device,
+) -> Result<Model, TrainError> {
+    let model = build_model_as_saved(config, num_classes, device)?;
+    match config.image_size {
+        Some(size) if model.input_spec().exact => Ok(model.for_input_size([size, size])?),
+        _ => Ok(model),
+    }
+}
+
+fn build_model_as_saved(
     config: &TrainConfig,
     num_classes: usize,
     device: &Device,

@@ -389,3 +389,28 @@ fn two_devices_train_as_well_as_one_with_the_same_effective_batch() {
     let err = run(&config, vec![0, 1], "odd").unwrap_err();
     assert!(err.to_string().contains("multiple of 2"), "{err}");
 }
+
+/// A model of one input size follows `--image-size`: ViT's position embedding is resized
+/// (`for_input_size`), MaxViT refuses a size its grids cannot take, and without `--image-size`
+/// the registry's size stays.
+#[test]
+fn one_size_models_follow_image_size() {
+    use zoo_trainer::train::build_model;
+
+    let device = Backend::Flex.device().unwrap();
+    let dir = temp_dir("one-size");
+    let mut config = TrainConfig::new("vit_b_32", &dir);
+    config.image_size = Some(64);
+    let model = build_model(&config, 3, &device).unwrap();
+    assert_eq!(model.input_spec().min_size, [64, 64]);
+    assert!(model.input_spec().exact);
+    assert_eq!(model.num_classes(), 3);
+    config.image_size = None;
+    let model = build_model(&config, 3, &device).unwrap();
+    assert_eq!(model.input_spec().min_size, [224, 224]);
+
+    let mut config = TrainConfig::new("maxvit_t", &dir);
+    config.image_size = Some(32);
+    let err = build_model(&config, 3, &device).unwrap_err();
+    assert!(err.to_string().contains("input_size"), "{err}");
+}

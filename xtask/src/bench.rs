@@ -26,7 +26,7 @@ pub struct BenchArgs {
     quick: bool,
     /// Models for inference (default: resnet18, resnet50, vgg16, googlenet, alexnet,
     /// mobilenet_v3_large, mobilenet_v3_small, shufflenet_v2_x1_0, efficientnet_b0, regnet_y_1_6gf,
-    /// densenet121, convnext_tiny, vit_b_16).
+    /// densenet121, convnext_tiny, vit_b_16, swin_t).
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Batch sizes for inference (default: 1 and 8).
@@ -467,6 +467,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             "densenet121",
             "convnext_tiny",
             "vit_b_16",
+            "swin_t",
         ]
         .map(String::from)
         .into(),
