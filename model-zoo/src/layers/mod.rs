@@ -21,7 +21,7 @@ pub use blocked::{
 };
 pub use misc::{
     Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation,
-    StochasticDepth, residual,
+    StochasticDepth, gelu, residual,
 };
 pub use named::Numbered;
 pub use transformer::{
