@@ -479,7 +479,8 @@ mod tests {
         assert_eq!(names("resnet?8"), ["resnet18"]);
         assert_eq!(names("*").len(), models().count());
         assert_eq!(names("").len(), models().count());
-        assert!(names("vit*").is_empty());
+        assert_eq!(names("vit_?_16"), ["vit_b_16", "vit_l_16"]);
+        assert!(names("deit*").is_empty());
         assert!(names("[").is_empty());
     }
 
