@@ -38,7 +38,7 @@ use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, SqueezeExcitation, StochasticDepth,
-    VectorLayer, batch_norm, fold_one, last_linear, last_linear_group, layer_norm,
+    VectorLayer, batch_norm, fold_one, last_linear, last_linear_group, layer_norm, linear_last,
     relative_position_bias, relative_position_index, replace_last_linear, run_image_layers,
     run_vector_layers, zero_bias,
 };
@@ -300,10 +300,7 @@ impl RelativeAttention {
         let [b, g, p, d] = x.dims();
         let heads = self.num_heads;
         let head_dim = d / heads;
-        let qkv = self
-            .to_qkv
-            .forward(x)
-            .reshape([b * g, p, 3, heads, head_dim]);
+        let qkv = linear_last(&self.to_qkv, x).reshape([b * g, p, 3, heads, head_dim]);
         let part = |i: usize| {
             qkv.clone()
                 .narrow(2, i, 1)
@@ -318,7 +315,7 @@ impl RelativeAttention {
             .matmul(part(2))
             .swap_dims(1, 2)
             .reshape([b, g, p, d]);
-        self.merge.forward(out)
+        linear_last(&self.merge, out)
     }
 }
 

@@ -34,9 +34,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
-    ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, layer_norm, new_classifier,
-    relative_position_bias, relative_position_index, run_image_layers, run_vector_layers,
-    zero_bias,
+    ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, layer_norm, linear_last,
+    new_classifier, relative_position_bias, relative_position_index, run_image_layers,
+    run_vector_layers, zero_bias,
 };
 use crate::registry::Family;
 
@@ -242,9 +242,9 @@ impl PatchMerging {
             .permute([0, 1, 3, 4, 2, 5])
             .reshape([b, h2, w2, 4 * c]);
         if self.post_norm {
-            self.norm.forward(self.reduction.forward(x))
+            self.norm.forward(linear_last(&self.reduction, x))
         } else {
-            self.reduction.forward(self.norm.forward(x))
+            linear_last(&self.reduction, self.norm.forward(x))
         }
     }
 }
@@ -437,10 +437,12 @@ impl WindowAttention {
                     .map(|i| if (c..2 * c).contains(&i) { 0.0 } else { 1.0 })
                     .collect();
                 let keep = Tensor::<1>::from_data(TensorData::new(keep, [3 * c]), &device);
-                x.matmul(self.qkv.weight.val().unsqueeze())
-                    + (bias.val() * keep).reshape([1, 1, 3 * c])
+                x.reshape([b * windows * n, c])
+                    .matmul(self.qkv.weight.val())
+                    .add((bias.val() * keep).reshape([1, 3 * c]))
+                    .reshape([b * windows, n, 3 * c])
             }
-            _ => self.qkv.forward(x),
+            _ => linear_last(&self.qkv, x),
         };
         let qkv = qkv
             .reshape([b * windows, n, 3, heads, head_dim])
@@ -473,7 +475,7 @@ impl WindowAttention {
             .matmul(v)
             .swap_dims(1, 2)
             .reshape([b * windows, n, c]);
-        let x = self.dropout.forward(self.proj.forward(x));
+        let x = self.dropout.forward(linear_last(&self.proj, x));
         let x = x
             .reshape([b, nh, nw, win, win, c])
             .permute([0, 1, 3, 2, 4, 5])

@@ -25,8 +25,8 @@ pub use misc::{
 };
 pub use named::Numbered;
 pub use transformer::{
-    MultiheadAttention, Permute, layer_norm, relative_position_bias, relative_position_index,
-    scaled_dot_product,
+    MultiheadAttention, Permute, layer_norm, linear_last, relative_position_bias,
+    relative_position_index, scaled_dot_product,
 };
 
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's
@@ -185,7 +185,7 @@ impl ImageLayer {
                 norm.forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
             }
             ImageLayer::LayerNorm(norm) => norm.forward(x),
-            ImageLayer::Linear(linear) => linear.forward(x),
+            ImageLayer::Linear(linear) => linear_last(linear, x),
             ImageLayer::Permute(permute) => permute.forward(x),
             ImageLayer::AvgPool(pool) => pool.forward(x),
         }
