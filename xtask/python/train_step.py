@@ -83,43 +83,62 @@ def sgd_steps(model, x, y):
     return losses
 
 
-def vit_case(out):
-    """Two SGD steps of vit_b_32 at 64x64, as the resnet18 case."""
-    manifest_path = out / "manifest.json"
-    if is_current(manifest_path, FORMAT):
-        return
+def start_case(out, build, randomise, seed, batch):
+    """Builds the model (torch seed 0), randomises it with a generator seeded `seed`, and saves
+    its state_dict and a random batch; returns the model and the batch."""
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(4321)
-    model = torchvision.models.vit_b_32(image_size=VIT_BATCH[-1], num_classes=NUM_CLASSES)
+    generator = torch.Generator().manual_seed(seed)
+    model = build()
     with torch.no_grad():
-        randomise_constants(model, generator)
+        randomise(model, generator)
     torch.save(model.state_dict(), out / "state_dict.pth")
-    x = torch.randn(VIT_BATCH, generator=generator)
-    y = torch.randint(0, NUM_CLASSES, (VIT_BATCH[0],), generator=generator)
+    x = torch.randn(batch, generator=generator)
+    y = torch.randint(0, NUM_CLASSES, (batch[0],), generator=generator)
     x.numpy().astype("<f4").tofile(out / "input.f32")
     y.numpy().astype("<i8").tofile(out / "targets.i64")
-    losses = sgd_steps(model, x, y)
-    state = model.state_dict()
+    return model, x, y
+
+
+def finish_case(out, name, batch, losses, state, keys, extra=None):
+    """Saves the selected tensors after the steps (`extra` may add to their entries) and the
+    manifest."""
     tensors = {}
-    for key in VIT_KEYS:
+    for key in keys:
         value = state[key].detach().float()
         file = key + ".f32"
         value.numpy().astype("<f4").tofile(out / file)
         tensors[key] = {"file": file, "shape": list(value.shape)}
+    if extra is not None:
+        extra(tensors)
     manifest = {
         "format": FORMAT,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
-        "model": "vit_b_32",
+        "model": name,
         "num_classes": NUM_CLASSES,
-        "input_shape": list(VIT_BATCH),
+        "input_shape": list(batch),
         "settings": SETTINGS,
         "losses": losses,
         "tensors": tensors,
     }
-    manifest_path.write_text(json.dumps(manifest, indent=1))
-    print(f"train step reference: vit_b_32 losses {losses} in {out}")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    print(f"train step reference: {name} losses {losses} in {out}")
+
+
+def vit_case(out):
+    """Two SGD steps of vit_b_32 at 64x64, as the resnet18 case."""
+    if is_current(out / "manifest.json", FORMAT):
+        return
+    model, x, y = start_case(
+        out,
+        lambda: torchvision.models.vit_b_32(image_size=VIT_BATCH[-1], num_classes=NUM_CLASSES),
+        randomise_constants,
+        4321,
+        VIT_BATCH,
+    )
+    losses = sgd_steps(model, x, y)
+    finish_case(out, "vit_b_32", VIT_BATCH, losses, model.state_dict(), VIT_KEYS)
 
 
 def main():
@@ -131,21 +150,15 @@ def main():
 
 
 def resnet_case(out):
-    manifest_path = out / "manifest.json"
-    if is_current(manifest_path, FORMAT):
+    if is_current(out / "manifest.json", FORMAT):
         return
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(1234)
-    model = torchvision.models.resnet18(num_classes=NUM_CLASSES)
-    with torch.no_grad():
-        randomise_batchnorm(model, generator)
-    torch.save(model.state_dict(), out / "state_dict.pth")
-    x = torch.randn(BATCH, generator=generator)
-    y = torch.randint(0, NUM_CLASSES, (BATCH[0],), generator=generator)
-    x.numpy().astype("<f4").tofile(out / "input.f32")
-    y.numpy().astype("<i8").tofile(out / "targets.i64")
-
+    model, x, y = start_case(
+        out,
+        lambda: torchvision.models.resnet18(num_classes=NUM_CLASSES),
+        randomise_batchnorm,
+        1234,
+        BATCH,
+    )
     bn = model.layer2[1].bn1
     per_channel = []
     bn.register_forward_hook(lambda m, inputs, output: per_channel.append(inputs[0].numel() // inputs[0].shape[1]))
@@ -153,39 +166,23 @@ def resnet_case(out):
 
     losses = sgd_steps(model, x, y)
     state = model.state_dict()
-    tensors = {}
-    for key in KEYS:
-        value = state[key].detach().float()
-        file = key + ".f32"
-        value.numpy().astype("<f4").tofile(out / file)
-        tensors[key] = {"file": file, "shape": list(value.shape)}
-    # Each step adds momentum * var_unbiased; the biased convention adds (n - 1) / n of that.
-    momentum = bn.momentum
-    # Closed form over the steps: rv = m0 * rv0 + sum_i c_i * u_i with u_i the unbiased batch
-    # variances; the biased update replaces u_i by u_i * (n - 1) / n, so, with one n for all
-    # steps, rv_biased = m0 * rv0 + (rv - m0 * rv0) * (n - 1) / n.
-    assert len(set(per_channel)) == 1, per_channel
-    n = per_channel[0]
-    m0 = (1 - momentum) ** len(per_channel)
-    rv = state["layer2.1.bn1.running_var"].detach()
-    biased = m0 * running_var_before + (rv - m0 * running_var_before) * (n - 1) / n
-    key = "layer2.1.bn1.running_var"
-    biased.float().numpy().astype("<f4").tofile(out / (key + ".biased.f32"))
-    tensors[key]["biased_file"] = key + ".biased.f32"
-    tensors[key]["values_per_channel"] = n
-    manifest = {
-        "format": FORMAT,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "model": "resnet18",
-        "num_classes": NUM_CLASSES,
-        "input_shape": list(BATCH),
-        "settings": SETTINGS,
-        "losses": losses,
-        "tensors": tensors,
-    }
-    manifest_path.write_text(json.dumps(manifest, indent=1))
-    print(f"train step reference: losses {losses} in {out}")
+
+    def biased_running_var(tensors):
+        # Each step adds momentum * var_unbiased; the biased convention adds (n - 1) / n of
+        # that. Closed form over the steps: rv = m0 * rv0 + sum_i c_i * u_i with u_i the
+        # unbiased batch variances; the biased update replaces u_i by u_i * (n - 1) / n, so,
+        # with one n for all steps, rv_biased = m0 * rv0 + (rv - m0 * rv0) * (n - 1) / n.
+        assert len(set(per_channel)) == 1, per_channel
+        n = per_channel[0]
+        m0 = (1 - bn.momentum) ** len(per_channel)
+        key = "layer2.1.bn1.running_var"
+        rv = state[key].detach()
+        biased = m0 * running_var_before + (rv - m0 * running_var_before) * (n - 1) / n
+        biased.float().numpy().astype("<f4").tofile(out / (key + ".biased.f32"))
+        tensors[key]["biased_file"] = key + ".biased.f32"
+        tensors[key]["values_per_channel"] = n
+
+    finish_case(out, "resnet18", BATCH, losses, state, KEYS, biased_running_var)
 
 
 if __name__ == "__main__":
