@@ -39,8 +39,8 @@ use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, SqueezeExcitation, StochasticDepth,
     VectorLayer, batch_norm, fold_one, last_linear, last_linear_group, layer_norm, linear_last,
-    relative_position_bias, relative_position_index, replace_last_linear, run_image_layers,
-    run_vector_layers, zero_bias,
+    merge_heads, relative_position_bias, relative_position_index, replace_last_linear,
+    run_image_layers, run_vector_layers, split_heads, zero_bias,
 };
 use crate::registry::Family;
 
@@ -298,23 +298,13 @@ impl RelativeAttention {
     /// - input and output: `[batch, groups, 49, channels]`, attention within each group
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, g, p, d] = x.dims();
-        let heads = self.num_heads;
-        let head_dim = d / heads;
-        let qkv = linear_last(&self.to_qkv, x).reshape([b * g, p, 3, heads, head_dim]);
-        let part = |i: usize| {
-            qkv.clone()
-                .narrow(2, i, 1)
-                .reshape([b * g, p, heads, head_dim])
-                .swap_dims(1, 2)
-        };
+        let qkv = linear_last(&self.to_qkv, x).reshape([b * g, p, 3 * d]);
+        let [q, k, v] = split_heads(qkv, self.num_heads);
         // torchvision scales the keys by the feature width's root, not the head width's.
-        let k = part(1) * (d as f64).powf(-0.5);
-        let scores = part(0).matmul(k.swap_dims(2, 3))
+        let k = k * (d as f64).powf(-0.5);
+        let scores = q.matmul(k.swap_dims(2, 3))
             + relative_position_bias(self.relative_position_bias_table.val(), PARTITION);
-        let out = softmax(scores, 3)
-            .matmul(part(2))
-            .swap_dims(1, 2)
-            .reshape([b, g, p, d]);
+        let out = merge_heads(softmax(scores, 3).matmul(v)).reshape([b, g, p, d]);
         linear_last(&self.merge, out)
     }
 }

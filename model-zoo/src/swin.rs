@@ -35,8 +35,8 @@ use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
     ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, layer_norm, linear_last,
-    new_classifier, relative_position_bias, relative_position_index, run_image_layers,
-    run_vector_layers, zero_bias,
+    merge_heads, new_classifier, relative_position_bias, relative_position_index, run_image_layers,
+    run_vector_layers, split_heads, zero_bias,
 };
 use crate::registry::Family;
 
@@ -444,15 +444,7 @@ impl WindowAttention {
             }
             _ => linear_last(&self.qkv, x),
         };
-        let qkv = qkv
-            .reshape([b * windows, n, 3, heads, head_dim])
-            .permute([2, 0, 3, 1, 4]);
-        let part = |i: usize| {
-            qkv.clone()
-                .narrow(0, i, 1)
-                .reshape([b * windows, heads, n, head_dim])
-        };
-        let (q, k, v) = (part(0), part(1), part(2));
+        let [q, k, v] = split_heads(qkv, heads);
         let attn = match &self.logit_scale {
             Some(logit_scale) => {
                 let scale = logit_scale.val().clamp_max(100f64.ln()).exp();
@@ -471,10 +463,7 @@ impl WindowAttention {
         } else {
             attn
         };
-        let x = softmax(attn, 3)
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([b * windows, n, c]);
+        let x = merge_heads(softmax(attn, 3).matmul(v));
         let x = self.dropout.forward(linear_last(&self.proj, x));
         let x = x
             .reshape([b, nh, nw, win, win, c])

@@ -319,7 +319,8 @@ impl VisionTransformer {
         let e = &self.encoder;
         let x = e.dropout.forward(x + e.pos_embedding.val());
         let x = e.layers.iter().fold(x, |x, block| block.forward(x));
-        e.ln.forward(x).narrow(1, 0, 1).reshape([n, d])
+        // The final LayerNorm acts on each token alone: only the class token's is needed.
+        e.ln.forward(x.narrow(1, 0, 1).reshape([n, d]))
     }
 }
 

@@ -295,12 +295,6 @@ pub fn resume(options: &RunOptions) -> Result<TrainSummary, TrainError> {
     run(&config, options, last)
 }
 
-/// On a device with a limit on one buffer (the GPU backends), one training step on a batch of the
-/// run's size before Burn's learner starts: a layer or an activation the device cannot hold is
-/// then a [`TrainError::Device`] naming it and the limit, where inside the learner it would be a
-/// panic. It runs on a freshly initialised model of the same architecture (and the same frozen
-/// part), because a training step updates BatchNorm's running statistics, which every clone of
-/// a Burn module shares. The CPU backends have no such limit and skip it.
 /// That `model`, as built (and conformed to its weights), takes `crop x crop` images.
 fn check_input_size(config: &TrainConfig, model: &Model, crop: usize) -> Result<(), TrainError> {
     model
@@ -309,6 +303,12 @@ fn check_input_size(config: &TrainConfig, model: &Model, crop: usize) -> Result<
         .map_err(|err| TrainError::Config(format!("{err}: set --image-size to match")))
 }
 
+/// On a device with a limit on one buffer (the GPU backends), one training step on a batch of the
+/// run's size before Burn's learner starts: a layer or an activation the device cannot hold is
+/// then a [`TrainError::Device`] naming it and the limit, where inside the learner it would be a
+/// panic. It runs on a freshly initialised model of the same architecture (and the same frozen
+/// part), because a training step updates BatchNorm's running statistics, which every clone of
+/// a Burn module shares. The CPU backends have no such limit and skip it.
 fn preflight(
     config: &TrainConfig,
     frozen: bool,

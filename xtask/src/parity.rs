@@ -30,8 +30,9 @@ fn full_size(backend: Backend, args: &ParityArgs) -> bool {
 
 /// The small case's `[height, width]` for a model: its minimum input, at least 64x48 (so that
 /// it is non-square and every stage sees more than one pixel).
-/// A model that takes one size only (ViT, MaxViT) is checked at 224x224, the size
-/// torchvision's builders give it without weights (the reference's).
+/// A model that takes one size only (ViT, MaxViT) asks for 224x224, the size torchvision's
+/// builders give it without weights; `reference.py` checks ViT on 2x2 patches of the model
+/// resized from it instead (see there), and the case's own shape is what is run.
 fn small_size(info: &model_zoo::ModelInfo) -> [usize; 2] {
     if info.input.exact {
         return [224, 224];

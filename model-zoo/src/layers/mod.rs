@@ -25,8 +25,8 @@ pub use misc::{
 };
 pub use named::Numbered;
 pub use transformer::{
-    MultiheadAttention, Permute, layer_norm, linear_last, relative_position_bias,
-    relative_position_index, scaled_dot_product,
+    MultiheadAttention, Permute, layer_norm, linear_last, merge_heads, relative_position_bias,
+    relative_position_index, scaled_dot_product, split_heads,
 };
 
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's

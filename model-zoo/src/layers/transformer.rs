@@ -132,26 +132,49 @@ impl MultiheadAttention {
     /// - output: `[batch, sequence, embed_dim]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [batch, seq, dim] = x.dims();
-        let heads = self.num_heads;
-        let head_dim = dim / heads;
         let weight = self.in_proj_weight.val();
         let bias = self.in_proj_bias.val();
-        // [batch, seq, 3 * dim] -> [3, batch, heads, seq, head_dim]
         let qkv = x
             .reshape([batch * seq, dim])
             .matmul(weight.transpose())
             .add(bias.reshape([1, 3 * dim]))
-            .reshape([batch, seq, 3, heads, head_dim])
-            .permute([2, 0, 3, 1, 4]);
-        let part = |i: usize| {
-            qkv.clone()
-                .narrow(0, i, 1)
-                .reshape([batch, heads, seq, head_dim])
-        };
-        let context = scaled_dot_product(part(0), part(1), part(2), None);
-        let context = context.swap_dims(1, 2).reshape([batch, seq, dim]);
+            .reshape([batch, seq, 3 * dim]);
+        let [q, k, v] = split_heads(qkv, self.num_heads);
+        let context = merge_heads(scaled_dot_product(q, k, v, None));
         linear_last(&self.out_proj, context)
     }
+}
+
+/// A packed query-key-value projection, PyTorch's layout (the queries, then the keys, then
+/// the values, each `heads` heads of `dim / heads`), as three per-head tensors. Shared by
+/// [`MultiheadAttention`], Swin's and MaxViT's attention.
+///
+/// # Shapes
+/// - input: `[rows, sequence, 3 * dim]`
+/// - output: three `[rows, heads, sequence, dim / heads]`
+pub fn split_heads(qkv: Tensor<3>, heads: usize) -> [Tensor<4>; 3] {
+    let [rows, seq, packed] = qkv.dims();
+    let head_dim = packed / 3 / heads;
+    // [rows, seq, 3, heads, head_dim] -> [3, rows, heads, seq, head_dim]
+    let qkv = qkv
+        .reshape([rows, seq, 3, heads, head_dim])
+        .permute([2, 0, 3, 1, 4]);
+    [0, 1, 2].map(|i| {
+        qkv.clone()
+            .narrow(0, i, 1)
+            .reshape([rows, heads, seq, head_dim])
+    })
+}
+
+/// The heads of an attention's output side by side again: the inverse of one of
+/// [`split_heads`]'s outputs.
+///
+/// # Shapes
+/// - input: `[rows, heads, sequence, head_dim]`
+/// - output: `[rows, sequence, heads * head_dim]`
+pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
+    let [rows, heads, seq, head_dim] = x.dims();
+    x.swap_dims(1, 2).reshape([rows, seq, heads * head_dim])
 }
 
 /// torchvision's `relative_position_index` for a `window x window` window: for each pair of
