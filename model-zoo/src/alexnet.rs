@@ -7,11 +7,12 @@
 //! so parameters sit at torchvision's keys (`features.0`, `features.3`, ..., `classifier.1`,
 //! `classifier.4`, `classifier.6`) by construction.
 
+use crate::layers::BatchNormConfig;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{BatchNormConfig, DropoutConfig, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{DropoutConfig, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;

@@ -21,12 +21,13 @@
 //! # Ok(()) }
 //! ```
 
+use crate::layers::{BatchNorm, BatchNormConfig};
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear};
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear};
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
@@ -34,8 +35,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::{Architecture, KeyRename};
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
-    Numbered, batch_norm, conv_config, fold_batchnorm, linear_torch_default, new_classifier, norm,
-    zero_bias,
+    Numbered, conv_config, fold_batchnorm, linear_torch_default, new_classifier, norm, zero_bias,
 };
 use crate::registry::Family;
 
@@ -203,7 +203,7 @@ impl DenseLayer {
     /// - input: `[batch, channels so far, height, width]`
     /// - output: `[batch, growth_rate, height, width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv1.forward(relu(batch_norm(&self.norm1, x)));
+        let x = self.conv1.forward(relu(self.norm1.forward(x)));
         let x = self.conv2.forward(relu(norm(&self.norm2, x)));
         self.dropout.forward(x)
     }
@@ -259,7 +259,7 @@ impl Transition {
     /// - output: `[batch, c / 2, height / 2, width / 2]` (rounded down)
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.pool
-            .forward(self.conv.forward(relu(batch_norm(&self.norm, x))))
+            .forward(self.conv.forward(relu(self.norm.forward(x))))
     }
 }
 
@@ -340,7 +340,7 @@ impl Architecture for DenseNet {
         let x = f.transition1.forward(dense_block(&f.denseblock1, x));
         let x = f.transition2.forward(dense_block(&f.denseblock2, x));
         let x = f.transition3.forward(dense_block(&f.denseblock3, x));
-        let x = relu(batch_norm(&f.norm5, dense_block(&f.denseblock4, x)));
+        let x = relu(f.norm5.forward(dense_block(&f.denseblock4, x)));
         adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3)
     }
 

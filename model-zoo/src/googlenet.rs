@@ -10,13 +10,12 @@
 //! - field names are torchvision's (`inception4a.branch2.1.conv.weight`), so weights import
 //!   without a key map.
 
+use crate::layers::{BatchNorm, BatchNormConfig};
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{
-    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, PaddingConfig2d,
-};
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
@@ -25,7 +24,7 @@ use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::registry::Family;
 
-use crate::layers::{batch_norm, linear_torch_default, new_classifier};
+use crate::layers::{linear_torch_default, new_classifier};
 
 impl Family {
     /// GoogLeNet and its 32x32 variant ([`crate::googlenet`]).
@@ -89,7 +88,7 @@ impl BasicConv2d {
 
     /// Applies convolution, BatchNorm and ReLU.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(batch_norm(&self.bn, self.conv.forward(x)))
+        relu(self.bn.forward(self.conv.forward(x)))
     }
 }
 

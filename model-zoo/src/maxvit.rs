@@ -22,13 +22,13 @@
 //! # Ok(()) }
 //! ```
 
+use crate::layers::{BatchNorm, BatchNormConfig};
 use burn::config::Config;
 use burn::module::{Module, Param, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::AvgPool2dConfig;
 use burn::nn::{
-    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Identity, Initializer, LayerNorm, Linear,
-    LinearConfig, PaddingConfig2d,
+    Dropout, DropoutConfig, Identity, Initializer, LayerNorm, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::tensor::activation::softmax;
 use burn::tensor::module::adaptive_avg_pool2d;
@@ -38,9 +38,9 @@ use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, SqueezeExcitation, StochasticDepth,
-    VectorLayer, batch_norm, fold_one, last_linear, last_linear_group, layer_norm, linear_last,
-    merge_heads, relative_position_bias, relative_position_index, replace_last_linear,
-    run_image_layers, run_vector_layers, split_heads, zero_bias,
+    VectorLayer, fold_one, last_linear, last_linear_group, layer_norm, linear_last, merge_heads,
+    relative_position_bias, relative_position_index, replace_last_linear, run_image_layers,
+    run_vector_layers, split_heads, zero_bias,
 };
 use crate::registry::Family;
 
@@ -273,7 +273,7 @@ impl MbConv {
         } else {
             run_image_layers(&self.proj, x.clone())
         };
-        let y = batch_norm(&l.pre_norm, x);
+        let y = l.pre_norm.forward(x);
         let y = l.conv_b.forward(l.conv_a.forward(y));
         let y = l.conv_c.forward(l.squeeze_excitation.forward(y));
         shortcut + self.stochastic_depth.forward(y)

@@ -5,10 +5,11 @@
 
 use std::collections::HashMap;
 
+use crate::layers::BatchNormConfig;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::Conv2dConfig;
-use burn::nn::{BatchNormConfig, DropoutConfig, Initializer, LinearConfig};
+use burn::nn::{DropoutConfig, Initializer, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;

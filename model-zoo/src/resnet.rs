@@ -16,11 +16,12 @@
 //! # Ok(()) }
 //! ```
 
+use crate::layers::{BatchNorm, BatchNormConfig};
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;

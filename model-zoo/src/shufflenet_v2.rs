@@ -2,11 +2,12 @@
 //! (`torchvision/models/shufflenetv2.py`): channel split, depthwise convolutions, channel
 //! shuffle; torchvision's keys, options and (PyTorch's default) initialisation.
 
+use crate::layers::BatchNormConfig;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;

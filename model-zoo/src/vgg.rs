@@ -6,10 +6,11 @@
 //! `features` holds one entry per torchvision slot (convolution, BatchNorm for `_bn`, ReLU,
 //! max-pool), so `features.N` is torchvision's index by construction, BN variants included.
 
+use crate::layers::BatchNormConfig;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{BatchNormConfig, DropoutConfig, Initializer, LinearConfig, Relu};
+use burn::nn::{DropoutConfig, Initializer, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;

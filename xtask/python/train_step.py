@@ -7,11 +7,11 @@ cross-entropy. The second step exercises the momentum buffer. Saved into OUT/:
   state_dict.pth            the weights before the first step
   input.f32, targets.i64    the batch (raw little-endian, C order)
   <key>.f32                 selected tensors after the two steps (first conv, a middle BatchNorm's
-                            weight, bias and running statistics, fc)
-  <bn>.running_var.biased.f32  that BatchNorm's running_var as an implementation that updates it
-                            with the biased batch variance (Burn's BatchNorm) computes it:
-                            PyTorch uses the unbiased one, n / (n - 1) times larger, n being the
-                            values per channel (batch x height x width)
+                            weight, bias and running statistics, the stem's and the last
+                            BatchNorm's running statistics, fc). PyTorch's running_var takes the
+                            unbiased batch variance, n / (n - 1) times the biased one, n being
+                            the values per channel (batch x height x width): 8192 in the stem,
+                            32 in layer4 at 64x64, where the factor is 3%
   manifest.json             losses of both steps, shapes, settings, versions
 
 A second case, in OUT/vit_b_32/, does the same for torchvision's vit_b_32 built for 64x64
@@ -32,17 +32,20 @@ from torch import nn
 
 from reference import is_current, randomise_batchnorm, randomise_constants
 
-FORMAT = 2
+FORMAT = 3
 BATCH = (8, 3, 64, 64)
 NUM_CLASSES = 10
 SETTINGS = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "steps": 2}
 KEYS = [
     "conv1.weight",
+    "bn1.running_var",
     "layer2.1.bn1.weight",
     "layer2.1.bn1.bias",
     "layer2.1.bn1.running_mean",
     "layer2.1.bn1.running_var",
     "layer4.1.conv2.weight",
+    "layer4.1.bn2.running_mean",
+    "layer4.1.bn2.running_var",
     "fc.weight",
     "fc.bias",
 ]
@@ -100,17 +103,14 @@ def start_case(out, build, randomise, seed, batch):
     return model, x, y
 
 
-def finish_case(out, name, batch, losses, state, keys, extra=None):
-    """Saves the selected tensors after the steps (`extra` may add to their entries) and the
-    manifest."""
+def finish_case(out, name, batch, losses, state, keys):
+    """Saves the selected tensors after the steps and the manifest."""
     tensors = {}
     for key in keys:
         value = state[key].detach().float()
         file = key + ".f32"
         value.numpy().astype("<f4").tofile(out / file)
         tensors[key] = {"file": file, "shape": list(value.shape)}
-    if extra is not None:
-        extra(tensors)
     manifest = {
         "format": FORMAT,
         "torch": torch.__version__,
@@ -159,30 +159,8 @@ def resnet_case(out):
         1234,
         BATCH,
     )
-    bn = model.layer2[1].bn1
-    per_channel = []
-    bn.register_forward_hook(lambda m, inputs, output: per_channel.append(inputs[0].numel() // inputs[0].shape[1]))
-    running_var_before = bn.running_var.clone()
-
     losses = sgd_steps(model, x, y)
-    state = model.state_dict()
-
-    def biased_running_var(tensors):
-        # Each step adds momentum * var_unbiased; the biased convention adds (n - 1) / n of
-        # that. Closed form over the steps: rv = m0 * rv0 + sum_i c_i * u_i with u_i the
-        # unbiased batch variances; the biased update replaces u_i by u_i * (n - 1) / n, so,
-        # with one n for all steps, rv_biased = m0 * rv0 + (rv - m0 * rv0) * (n - 1) / n.
-        assert len(set(per_channel)) == 1, per_channel
-        n = per_channel[0]
-        m0 = (1 - bn.momentum) ** len(per_channel)
-        key = "layer2.1.bn1.running_var"
-        rv = state[key].detach()
-        biased = m0 * running_var_before + (rv - m0 * running_var_before) * (n - 1) / n
-        biased.float().numpy().astype("<f4").tofile(out / (key + ".biased.f32"))
-        tensors[key]["biased_file"] = key + ".biased.f32"
-        tensors[key]["values_per_channel"] = n
-
-    finish_case(out, "resnet18", BATCH, losses, state, KEYS, biased_running_var)
+    finish_case(out, "resnet18", BATCH, losses, model.state_dict(), KEYS)
 
 
 if __name__ == "__main__":

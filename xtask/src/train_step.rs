@@ -1,7 +1,8 @@
 //! One training step against PyTorch: resnet18 in training mode (BatchNorm on batch statistics),
 //! two SGD steps with momentum and weight decay on a fixed batch, cross-entropy. The loss of
 //! each step and the updated tensors of the first conv, a middle BatchNorm (affine parameters
-//! and running statistics), a late conv and fc must match torch's. The step is the trainer's
+//! and running statistics), the stem's and the last BatchNorm's running statistics (PyTorch's
+//! unbiased `running_var` update, `layers::BatchNorm`), a late conv and fc must match torch's. The step is the trainer's
 //! own: `zoo_trainer::Classifier`'s `TrainStep` and the optimiser `TrainConfig` builds.
 //!
 //! A second case does the same for `vit_b_32` built for 64x64 inputs (the reference's
@@ -189,28 +190,7 @@ pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
         let start = before
             .get(key)
             .with_context(|| format!("no initial {key}"))?;
-        let mut pair = compare_with_delta(label, backend, key, &shape, start, got, &expected)?;
-        if let Some(biased) = entry["biased_file"].as_str() {
-            // Burn's BatchNorm adds the biased batch variance to running_var, PyTorch the
-            // unbiased one (n / (n - 1) larger). Checked against the biased convention; the
-            // difference from PyTorch's own value is reported, not failed.
-            let n = entry["values_per_channel"].as_u64().unwrap_or(0);
-            for row in &mut pair {
-                let verdict = if row.passed() { "within" } else { "beyond" };
-                row.skipped = true;
-                row.note = format!(
-                    "known: Burn updates running_var with the biased variance ({verdict} \
-                     tolerance of PyTorch's unbiased, n = {n}); checked on the next row"
-                );
-            }
-            let expected_biased = read_f32(&dir.join(biased), &shape)?;
-            let mut biased_rows =
-                compare_with_delta(label, backend, key, &shape, start, got, &expected_biased)?;
-            for row in &mut biased_rows {
-                row.shape = format!("{} (biased)", row.shape);
-            }
-            pair.extend(biased_rows);
-        }
+        let pair = compare_with_delta(label, backend, key, &shape, start, got, &expected)?;
         rows.extend(pair);
     }
     Ok(rows)

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::module::ParamGroup;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use model_zoo::layers::{BatchNorm, BatchNormConfig};
 use model_zoo::{Architecture, ConfigError, Family, InputError, InputSpec};
 
 /// The Rust twin of `Tiny` in make_fixtures.py.

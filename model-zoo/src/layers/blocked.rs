@@ -15,9 +15,10 @@
 
 use std::collections::BTreeMap;
 
+use super::BatchNorm;
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, Initializer, Linear, LinearConfig};
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::store::burn_pack::{Bytes, Tensor as PackTensor};
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
 use burn::tensor::{Device, Tensor};
@@ -465,7 +466,7 @@ mod tests {
     /// weight.
     #[test]
     fn blocked_convolution_is_one_convolution() {
-        use burn::nn::BatchNormConfig;
+        use super::super::BatchNormConfig;
 
         let device = device();
         let whole = Conv2dConfig::new([4, 5], [3, 3])

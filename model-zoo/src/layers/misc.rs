@@ -2,12 +2,13 @@
 //! [`conv2d_norm_activation`], [`SqueezeExcitation`], and the MobileNet V3 / EfficientNet
 //! [`InvertedResidual`].
 
+use super::BatchNormConfig;
 use burn::module::{Flag, Module, Param};
 use burn::nn::activation::{
     Gelu, HardSigmoid, HardSigmoidConfig, HardSwish, Relu, Relu6, SiLU, Sigmoid, Tanh,
 };
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNormConfig, Initializer, PaddingConfig2d};
+use burn::nn::{Initializer, PaddingConfig2d};
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Distribution, Tensor};
 

@@ -4,17 +4,18 @@ use burn::module::{Module, Param, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 use burn::nn::{
-    BatchNorm, Dropout, Identity, Initializer, LayerNorm, Linear, LinearConfig, PaddingConfig2d,
-    Relu,
+    Dropout, Identity, Initializer, LayerNorm, Linear, LinearConfig, PaddingConfig2d, Relu,
 };
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
 
+mod batch_norm;
 mod blocked;
 mod misc;
 mod named;
 mod transformer;
+pub use batch_norm::{BatchNorm, BatchNormConfig};
 pub use blocked::{
     BlockedConv2d, BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, merge_row_blocks,
     row_block_sizes, split_row_blocks, torch_shapes,
@@ -172,7 +173,7 @@ impl ImageLayer {
         match self {
             ImageLayer::Conv(conv) => conv.forward(x),
             ImageLayer::BlockedConv(conv) => conv.forward(x),
-            ImageLayer::BatchNorm(bn) => batch_norm(bn, x),
+            ImageLayer::BatchNorm(bn) => bn.forward(x),
             ImageLayer::Activation(activation) => activation.forward(x),
             ImageLayer::MaxPool(pool) => pool.forward(x),
             ImageLayer::AdaptiveAvgPool(pool) => pool.forward(x),
@@ -403,37 +404,9 @@ pub(crate) fn replace_last_linear(
 /// `bn(x)`, or `x` where the BatchNorm was folded away (see [`fold_batchnorm`]).
 pub(crate) fn norm(bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
     match bn {
-        Some(bn) => batch_norm(bn, x),
+        Some(bn) => bn.forward(x),
         None => x,
     }
-}
-
-/// `bn.forward(x)`. In eval mode (Burn's own test: not a training layer on an autodiff device)
-/// it is one multiply and one add per element, with the per-channel
-/// `scale = gamma / sqrt(running_var + eps)` and `shift = beta - running_mean * scale` computed
-/// on `[channels]` vectors; Burn 0.22's `batch_norm` makes four passes over the activation
-/// (subtract, divide, multiply, add), 3-6x PyTorch's time on Flex (`cargo xtask bench --ops`).
-/// Training mode is Burn's, batch statistics and running-statistics update included.
-pub(crate) fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    if x.device().is_autodiff() && bn.training.is_enabled() {
-        return bn.forward(x);
-    }
-    let (scale, shift) = eval_scale_shift(bn);
-    let [channels] = scale.dims();
-    x * scale.reshape([1, channels, 1, 1]) + shift.reshape([1, channels, 1, 1])
-}
-
-/// Eval-mode BatchNorm as `x * scale + shift` per channel: `scale = gamma / sqrt(running_var +
-/// eps)`, `shift = beta - running_mean * scale`, on the device of `gamma`. Shared by
-/// [`batch_norm`] and [`fold_batchnorm`].
-fn eval_scale_shift(bn: &BatchNorm) -> (Tensor<1>, Tensor<1>) {
-    let gamma = bn.gamma.val();
-    let device = gamma.device();
-    let mean = bn.running_mean.value().to_device(&device);
-    let var = bn.running_var.value().to_device(&device);
-    let scale = gamma / (var + bn.epsilon).sqrt();
-    let shift = bn.beta.val() - mean * scale.clone();
-    (scale, shift)
 }
 
 /// `conv` followed by `bn` (in eval mode) as one convolution: each output channel `c` is
@@ -442,7 +415,7 @@ fn eval_scale_shift(bn: &BatchNorm) -> (Tensor<1>, Tensor<1>) {
 /// bias).
 /// Computed on the parameters' device, in their precision.
 pub fn fold_batchnorm(conv: Conv2d, bn: &BatchNorm) -> Conv2d {
-    let (scale, shift) = eval_scale_shift(&bn.valid());
+    let (scale, shift) = bn.valid().scale_shift();
     let out_channels = scale.dims()[0];
     let weight = conv
         .weight
