@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{
-    BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore,
-    PytorchStore, PytorchStoreError, SafetensorsStore,
+    BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot, ModuleStore, PytorchStore,
+    PytorchStoreError, SafetensorsStore,
 };
 
 use model_zoo::{Architecture, KeyRename};
@@ -133,20 +133,6 @@ impl TorchImport {
         };
         load_state(&self.options, model, state)
     }
-}
-
-/// The model's tensor names and shapes, seen through `adapter` (PyTorch's naming and layout with
-/// `BurnToPyTorchAdapter`, burn's own without one).
-fn model_shapes<M: ModuleSnapshot>(
-    model: &M,
-    adapter: Option<Box<dyn ModuleAdapter>>,
-    skip_enum_variants: bool,
-) -> BTreeMap<String, Vec<usize>> {
-    model
-        .collect(None, adapter, skip_enum_variants)
-        .into_iter()
-        .map(|t| (t.name.clone(), dims(&t)))
-        .collect()
 }
 
 /// Renames the keys that `renames` gives an old spelling of, as torchvision's
@@ -407,7 +393,7 @@ pub fn load_burnpack<M: Architecture>(
             })?;
     }
     // Burnpack is burn's native format: its paths keep enum variant names (`Basic`).
-    let expected = model_shapes(&model, None, false);
+    let expected = model_zoo::layers::model_shapes(&model, model_zoo::layers::ShapeNames::Burn);
     KeyDiff::between(&expected, &found).into_result(path, model.family().name())?;
     model
         .load_from(&mut store)

@@ -15,6 +15,17 @@ pub fn num_parameters<M: Module>(module: &M) -> usize {
     counter.count
 }
 
+/// The learnable parameters `module` holds as tensors already (by path, Burn's names), as
+/// opposed to lazy ones that Burn initialises at their first read. A model built from its
+/// configuration has none, so loading a file into it costs the file and no random draws; the
+/// registry's tests check it for every model. BatchNorm's running statistics are left out:
+/// they are made from PyTorch's zeros and ones, never random.
+pub fn materialised_parameters<M: Module>(module: &M) -> Vec<String> {
+    let mut counter = ParameterCounter::default();
+    module.visit(&mut counter);
+    counter.materialised
+}
+
 /// Names of the non-learnable state that burn visits like parameters.
 const BUFFERS: [&str; 2] = ["running_mean", "running_var"];
 
@@ -22,6 +33,7 @@ const BUFFERS: [&str; 2] = ["running_mean", "running_var"];
 struct ParameterCounter {
     path: Vec<String>,
     count: usize,
+    materialised: Vec<String>,
 }
 
 impl ModuleVisitor for ParameterCounter {
@@ -41,6 +53,9 @@ impl ModuleVisitor for ParameterCounter {
         if !is_buffer {
             // `lazy_shape`: counting draws no random weights.
             self.count += param.lazy_shape().num_elements();
+            if param.is_initialized() {
+                self.materialised.push(self.path.join("."));
+            }
         }
     }
 }

@@ -46,7 +46,7 @@ pub mod vgg;
 pub mod vit;
 
 pub use architecture::{Architecture, DerivedBuffer, KeyRename};
-pub use count::num_parameters;
+pub use count::{materialised_parameters, num_parameters};
 pub use device::{Backend, BackendError, available_backends, max_tensor_bytes, read_back, sync};
 pub use error::RegistryError;
 pub use error::{ConfigError, DeviceError, InputError, InputSpec};

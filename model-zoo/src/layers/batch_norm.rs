@@ -169,7 +169,11 @@ mod tests {
         assert!((y[0] - expected0).abs() < 1e-5, "{} vs {expected0}", y[0]);
         // `value_sync` applies the forward's pending update (Burn's running state is lazy).
         let read = |state: &RunningState<Tensor<1>>| {
-            state.value_sync().into_data().try_to_vec::<f32>().expect("f32")
+            state
+                .value_sync()
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32")
         };
         let (mean, var) = (read(&bn.running_mean), read(&bn.running_var));
         // 0.5 * initial + 0.5 * batch.

@@ -16,12 +16,11 @@
 use std::collections::BTreeMap;
 
 use super::BatchNorm;
-use burn::module::{Module, Param, RunningState};
+use burn::module::{Module, ModuleVisitor, Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::store::burn_pack::{Bytes, Tensor as PackTensor};
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Bool, Device, Int, Tensor};
 
 /// The largest tensor the zoo keeps in one piece, in bytes: 128 MiB, WebGPU's default
 /// `maxStorageBufferBindingSize` (and lavapipe's limit).
@@ -185,14 +184,9 @@ fn parse_block_key(key: &str) -> Option<(String, usize)> {
 
 /// The model's tensors as PyTorch names and shapes them (`BurnToPyTorchAdapter`, enum variants
 /// skipped), with row blocks merged: exactly the keys and shapes of torchvision's state_dict
-/// (less `num_batches_tracked`).
-pub fn torch_shapes<M: ModuleSnapshot>(model: &M) -> BTreeMap<String, Vec<usize>> {
-    let tensors = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
-    let (whole, groups) = group_blocks(
-        tensors
-            .into_iter()
-            .map(|t| (t.name.clone(), t.shape.to_vec())),
-    );
+/// (less `num_batches_tracked`). Reads lazy shapes only (see [`model_shapes`]).
+pub fn torch_shapes<M: Module>(model: &M) -> BTreeMap<String, Vec<usize>> {
+    let (whole, groups) = group_blocks(model_shapes(model, ShapeNames::PyTorch).into_iter());
     let mut shapes: BTreeMap<String, Vec<usize>> = whole.into_iter().collect();
     for (key, parts) in groups {
         let mut shape = parts[0].clone();
@@ -202,13 +196,112 @@ pub fn torch_shapes<M: ModuleSnapshot>(model: &M) -> BTreeMap<String, Vec<usize>
     shapes
 }
 
+/// How [`model_shapes`] names and lays out a model's tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShapeNames {
+    /// As `ModuleSnapshot::collect(None, Some(BurnToPyTorchAdapter), true)`: enum variants
+    /// skipped, norms' `gamma`/`beta` as `weight`/`bias`, `Linear` weights `[out, in]`.
+    PyTorch,
+    /// As `ModuleSnapshot::collect(None, None, false)`: Burn's names with enum variants, which
+    /// burnpack files keep.
+    Burn,
+}
+
+/// Every tensor of `model` (parameters and BatchNorm's running statistics), by key, with its
+/// shape, named as `names` says.
+///
+/// burn-store's `collect` gives the same keys and shapes, but it reads every parameter's value
+/// (`transform_for_save().val()`), which initialises each lazy parameter, random draws and all,
+/// only to be replaced by the file's: for `vit_h_14` that is 632M normal draws before a load.
+/// This walk reads `lazy_shape()` and initialises nothing (the registry's tests check it).
+pub fn model_shapes<M: Module>(model: &M, names: ShapeNames) -> BTreeMap<String, Vec<usize>> {
+    let mut walker = ShapeWalker {
+        names,
+        path: Vec::new(),
+        containers: Vec::new(),
+        shapes: BTreeMap::new(),
+    };
+    model.visit(&mut walker);
+    walker.shapes
+}
+
+struct ShapeWalker {
+    names: ShapeNames,
+    path: Vec<String>,
+    containers: Vec<String>,
+    shapes: BTreeMap<String, Vec<usize>>,
+}
+
+impl ShapeWalker {
+    fn skips(&self, container_type: &str) -> bool {
+        self.names == ShapeNames::PyTorch && container_type.starts_with("Enum:")
+    }
+
+    fn add(&mut self, mut shape: Vec<usize>) {
+        let Some(param) = self.path.last() else {
+            return;
+        };
+        let mut key = self.path.join(".");
+        if self.names == ShapeNames::PyTorch {
+            // burn-store's `BurnToPyTorchAdapter`, on the innermost user-defined module.
+            let module = self
+                .containers
+                .iter()
+                .rev()
+                .find(|c| c.starts_with("Struct:") || c.starts_with("Enum:"))
+                .map(String::as_str);
+            let norm = matches!(
+                module,
+                Some(
+                    "Struct:BatchNorm" | "Struct:LayerNorm" | "Struct:GroupNorm" | "Struct:RmsNorm"
+                )
+            );
+            if module == Some("Struct:Linear") && param == "weight" && shape.len() == 2 {
+                shape.swap(0, 1);
+            } else if norm && (param == "gamma" || param == "beta") {
+                let torch = if param == "gamma" { "weight" } else { "bias" };
+                key = format!("{}{torch}", &key[..key.len() - param.len()]);
+            }
+        }
+        self.shapes.insert(key, shape);
+    }
+}
+
+impl ModuleVisitor for ShapeWalker {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if !self.skips(container_type) {
+            self.path.push(name.to_string());
+        }
+        self.containers.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        self.containers.pop();
+        if !self.skips(container_type) {
+            self.path.pop();
+        }
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.add(param.lazy_shape().to_vec());
+    }
+
+    fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<D, Int>>) {
+        self.add(param.lazy_shape().to_vec());
+    }
+
+    fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<D, Bool>>) {
+        self.add(param.lazy_shape().to_vec());
+    }
+}
+
 /// The row blocks a model keeps: for each merged PyTorch key, its blocks' keys in order with
 /// their row counts.
-fn block_layout<M: ModuleSnapshot>(model: &M) -> BTreeMap<String, Vec<(String, usize)>> {
-    let tensors = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
-    let (_, groups) = group_blocks(tensors.into_iter().map(|t| {
-        let rows = t.shape.to_vec().first().copied().unwrap_or(0);
-        (t.name.clone(), (t.name, rows))
+fn block_layout<M: Module>(model: &M) -> BTreeMap<String, Vec<(String, usize)>> {
+    let shapes = model_shapes(model, ShapeNames::PyTorch);
+    let (_, groups) = group_blocks(shapes.into_iter().map(|(name, shape)| {
+        let rows = shape.first().copied().unwrap_or(0);
+        (name.clone(), (name, rows))
     }));
     groups.into_iter().collect()
 }
@@ -255,7 +348,7 @@ pub struct RowBlockError {
 /// `ModuleSnapshot::apply` with `PyTorchToBurnAdapter`. The file's bytes are shared, not copied,
 /// where the reader allows it. Tensors the model keeps whole pass through unchanged; shapes
 /// must already have been checked against [`torch_shapes`].
-pub fn split_row_blocks<M: ModuleSnapshot>(
+pub fn split_row_blocks<M: Module>(
     model: &M,
     tensors: Vec<PackTensor>,
 ) -> Result<Vec<PackTensor>, RowBlockError> {
@@ -351,6 +444,7 @@ pub fn merge_row_blocks(tensors: Vec<PackTensor>) -> Result<Vec<PackTensor>, Row
 mod tests {
     use super::*;
     use burn::store::PyTorchToBurnAdapter;
+    use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
     use burn::tensor::TensorData;
 
     use crate::device::test_device as device;

@@ -17,8 +17,8 @@ mod named;
 mod transformer;
 pub use batch_norm::{BatchNorm, BatchNormConfig};
 pub use blocked::{
-    BlockedConv2d, BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, merge_row_blocks,
-    row_block_sizes, split_row_blocks, torch_shapes,
+    BlockedConv2d, BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, ShapeNames,
+    merge_row_blocks, model_shapes, row_block_sizes, split_row_blocks, torch_shapes,
 };
 pub use misc::{
     Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation,

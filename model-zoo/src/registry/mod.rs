@@ -627,3 +627,102 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod lazy_tests {
+    use super::*;
+    use crate::{Architecture, materialised_parameters};
+
+    /// Building a model to load into draws no random weights: every parameter is still lazy
+    /// (Burn initialises a `Param` at its first `val()`, `shape()` or `dims()`), so loading a
+    /// file costs the file, not an initialisation thrown away. All 85 models, at their
+    /// published class count and at 10 classes (a new head); a model that reads a
+    /// parameter while building shows up here by name.
+    #[test]
+    fn building_a_model_initialises_no_parameter() {
+        let device = crate::device::test_device();
+        let mut failures = Vec::new();
+        for info in models() {
+            for classes in [info.num_classes, 10] {
+                let model = info
+                    .create(classes, &device)
+                    .expect("registry models build");
+                assert!(crate::num_parameters(&model) > 0, "{}", info.name);
+                // What the importer asks of the model before it applies a file's tensors
+                // (burn-store's applier itself reads `lazy_shape`).
+                let shapes: std::collections::HashMap<_, _> =
+                    crate::layers::torch_shapes(&model).into_iter().collect();
+                let _ = model.derived_buffers();
+                let model = model.conform_to(&shapes, &device).expect("its own shapes");
+                let found = materialised_parameters(&model);
+                if !found.is_empty() {
+                    failures.push(format!(
+                        "{} ({classes} classes): {} ({})",
+                        info.name,
+                        found.len(),
+                        found[..found.len().min(4)].join(", ")
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// The lazy shape walk names and shapes every tensor exactly as burn-store's `collect`
+    /// (which materialises them) does, in PyTorch's layout and in Burn's: one model of each
+    /// family, and the row-blocked VGG head.
+    #[test]
+    fn lazy_shapes_are_burn_stores() {
+        use crate::layers::{ShapeNames, model_shapes};
+        use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
+        let device = crate::device::test_device();
+        let names = [
+            "lenet5",
+            "alexnet",
+            "vgg11",
+            "resnet18",
+            "googlenet",
+            "inception_v3",
+            "squeezenet1_1",
+            "mobilenet_v2",
+            "mobilenet_v3_small",
+            "shufflenet_v2_x0_5",
+            "mnasnet0_5",
+            "efficientnet_b0",
+            "regnet_y_400mf",
+            "densenet121",
+            "convnext_tiny",
+            "vit_b_32",
+            "swin_t",
+            "swin_v2_t",
+            "maxvit_t",
+        ];
+        for name in names {
+            let model = create(name, 10, &device).expect("registry model");
+            let lazy_torch = model_shapes(&model, ShapeNames::PyTorch);
+            let lazy_burn = model_shapes(&model, ShapeNames::Burn);
+            let collected = |snapshot: Vec<burn::store::burn_pack::Tensor>| {
+                snapshot
+                    .into_iter()
+                    .map(|t| (t.name.clone(), t.shape.to_vec()))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            };
+            let torch = collected(model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true));
+            let burn = collected(model.collect(None, None, false));
+            assert_eq!(lazy_torch, torch, "{name}");
+            assert_eq!(lazy_burn, burn, "{name}");
+        }
+    }
+
+    /// The check itself sees a parameter that was read.
+    #[test]
+    fn a_read_parameter_counts_as_materialised() {
+        let device = crate::device::test_device();
+        let model = create("resnet18", 10, &device).expect("resnet18");
+        let crate::Model::ResNet(net) = &model else {
+            panic!("resnet18 is a ResNet")
+        };
+        let _ = net.conv1.weight.val();
+        assert_eq!(materialised_parameters(&model), ["ResNet.conv1.weight"]);
+    }
+}
