@@ -65,7 +65,7 @@ pub struct BenchArgs {
     /// The batch of the training-step case.
     #[arg(long, default_value_t = 8)]
     train_batch: usize,
-    /// Leave out the import cases (resnet152 from `.pth` and burnpack, on Flex).
+    /// Leave out the import cases (resnet152 from `.pth`, `.safetensors` and burnpack, on Flex).
     #[arg(long)]
     no_import: bool,
     /// Python with torch and torchvision (default: the repo's venv).
@@ -277,12 +277,20 @@ fn run_case(case: &Case) -> Result<Measured> {
             let device = Backend::Flex.device()?;
             let start = Instant::now();
             let net = model_zoo::create(model, 1000, &device)?;
-            if *burnpack {
-                zoo_import::load_burnpack(net, file)?;
+            let net = if *burnpack {
+                zoo_import::load_burnpack(net, file)?
             } else {
                 zoo_import::TorchImport::new(file)
                     .model_name(model.as_str())
-                    .load_into(net)?;
+                    .load_into(net)?
+                    .0
+            };
+            // A load may leave parameters lazy, or backed by a memory-mapped file that is read
+            // at first use (burnpack): the time counts until every weight has been read once
+            // (a sum over each, so that the page-in counts), as after `load_state_dict`.
+            let (total, lazy) = materialise(&net)?;
+            if lazy > 0 {
+                bail!("{lazy} of {total} parameters still lazy after the load");
             }
             Ok(Measured {
                 seconds: start.elapsed().as_secs_f64(),
@@ -291,6 +299,27 @@ fn run_case(case: &Case) -> Result<Measured> {
             })
         }
     }
+}
+
+/// Reads every weight of `model` once (a sum over each parameter, so that a lazy parameter is
+/// loaded and a memory-mapped one paged in): how many parameters, and how many of them are
+/// still lazy after the read (none, unless Burn changes).
+fn materialise<M: burn::module::Module>(model: &M) -> Result<(usize, usize)> {
+    #[derive(Default)]
+    struct Read(usize, usize, Vec<Tensor<1>>);
+    impl burn::module::ModuleVisitor for Read {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            self.2.push(param.val().sum());
+            self.0 += 1;
+            self.1 += usize::from(!param.is_initialized());
+        }
+    }
+    let mut read = Read::default();
+    model.visit(&mut read);
+    if !read.2.is_empty() {
+        read_back(Tensor::cat(read.2, 0).sum())?;
+    }
+    Ok((read.0, read.1))
 }
 
 /// Runs `case` in a fresh process of this binary with `threads` rayon threads.
@@ -526,12 +555,14 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     if !args.quick && !args.no_import {
         let file = import_file(args, torch.as_ref())?;
         let burnpack = file.with_extension("bpk");
-        if !burnpack.is_file() {
+        let safetensors = file.with_extension("safetensors");
+        if !burnpack.is_file() || !safetensors.is_file() {
             let model = model_zoo::create("resnet152", 1000, &Backend::Flex.device()?)?;
             let (model, _) = zoo_import::TorchImport::new(&file).load_into(model)?;
             zoo_import::save_burnpack(&model, &burnpack)?;
+            zoo_import::save_safetensors(&model, &safetensors)?;
         }
-        for (file, burnpack) in [(file, false), (burnpack, true)] {
+        for (file, burnpack) in [(file, false), (safetensors, false), (burnpack, true)] {
             cases.push(Case::Import {
                 model: "resnet152".into(),
                 file,
@@ -663,14 +694,11 @@ fn describe(case: &Case) -> (String, String, String, usize) {
             batch,
             ..
         } => ("train step".into(), model.clone(), backend.clone(), *batch),
-        Case::Import {
-            model, burnpack, ..
-        } => (
-            if *burnpack {
-                "import .bpk".into()
-            } else {
-                "import .pth".into()
-            },
+        Case::Import { model, file, .. } => (
+            format!(
+                "import .{}",
+                file.extension().and_then(|e| e.to_str()).unwrap_or("?")
+            ),
             model.clone(),
             "flex".into(),
             0,
