@@ -33,20 +33,53 @@ def peak_rss_mb():
 
 
 def timed(fn, warmup, runs):
+    """Median and all of `runs` timed calls after `warmup`: each call's wall time, or the
+    seconds it returns (a training step timing one of its phases)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+        seconds = fn()
+        times.append(time.perf_counter() - start if seconds is None else seconds)
     return statistics.median(times), times
+
+
+def time_conv_grad(op, input_grad, warmup, runs):
+    """Median seconds of a convolution's input or weight gradient by autograd: forward and
+    backward with only that tensor requiring a gradient, less the forward alone (as xtask's
+    bench_ops times burn)."""
+    x = torch.randn(op["n"], op["cin"], op["size"], op["size"], requires_grad=input_grad)
+    w = torch.randn(op["cout"], op["cin"], op["k"], op["k"], requires_grad=not input_grad)
+    conv = lambda: torch.nn.functional.conv2d(x, w, None, op["stride"], op["pad"])
+    upstream = torch.randn(conv().shape)
+
+    def median(fn):
+        times = []
+        for i in range(warmup + max(runs, 1)):
+            start = time.perf_counter()
+            fn()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    def both():
+        (x if input_grad else w).grad = None
+        (conv() * upstream).sum().backward()
+
+    def forward():
+        with torch.no_grad():
+            conv() * upstream
+
+    return max(median(both) - median(forward), 0.0)
 
 
 def time_op(op, warmup, runs):
     """Median seconds of one call of `op` (a dict from xtask's bench_ops::Op) on fresh inputs."""
     kind = op["op"]
     F = torch.nn.functional
+    if kind in ("conv_input_grad", "conv_weight_grad"):
+        return time_conv_grad(op, kind == "conv_input_grad", warmup, runs)
     if kind == "conv2d":
         x = torch.randn(op["n"], op["cin"], op["size"], op["size"])
         w = torch.randn(op["cout"], op["cin"], op["k"], op["k"])
@@ -103,6 +136,12 @@ def main():
     parser.add_argument("--file")
     parser.add_argument("--out")
     parser.add_argument("--spec")
+    parser.add_argument(
+        "--phase",
+        choices=["step", "forward", "backward"],
+        default="step",
+        help="train: the part of each step timed (forward and loss; backward and update)",
+    )
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -143,13 +182,18 @@ def main():
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
         def step():
+            """The whole step; the seconds of the phase timed."""
+            sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+            start = time.perf_counter()
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
             loss.item()
+            forward = time.perf_counter() - start
+            loss.backward()
             optimizer.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            sync()
+            total = time.perf_counter() - start
+            return {"step": total, "forward": forward, "backward": total - forward}[args.phase]
 
     median, times = timed(step, args.warmup, args.runs)
     result.update(

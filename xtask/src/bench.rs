@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
-use burn::train::TrainStep;
 use model_zoo::{Backend, available_backends};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -50,6 +49,11 @@ pub struct BenchArgs {
     /// Uses the first of `--batches` (default 8) and `--backend` (default flex).
     #[arg(long)]
     ops: bool,
+    /// With `--ops`: instead of ResNet-50's forward, the convolutions of resnet18's training
+    /// step, each as forward, input gradient and weight gradient (the backward timed as
+    /// forward + backward less the forward, in both engines).
+    #[arg(long, requires = "ops")]
+    ops_train: bool,
     /// Where results.md, results.json and results.png go.
     #[arg(long, default_value = "bench")]
     out: PathBuf,
@@ -100,7 +104,8 @@ enum Case {
         #[serde(default)]
         fold: bool,
     },
-    /// Training steps (forward, backward, SGD with momentum) in train mode.
+    /// Training steps (forward, backward, SGD with momentum) in train mode; `phase` says which
+    /// part of each step is timed (the whole step runs every time).
     Train {
         model: String,
         backend: String,
@@ -108,6 +113,8 @@ enum Case {
         size: usize,
         warmup: usize,
         runs: usize,
+        #[serde(default)]
+        phase: TrainPhase,
     },
     /// Loading a weight file into a fresh model.
     Import {
@@ -238,6 +245,7 @@ fn run_case(case: &Case) -> Result<Measured> {
             size,
             warmup,
             runs,
+            phase,
         } => {
             let device = backend.parse::<Backend>()?.device()?.autodiff();
             let net = model_zoo::create(model, 1000, &device)?;
@@ -254,15 +262,33 @@ fn run_case(case: &Case) -> Result<Measured> {
             config.lr = 0.01;
             let mut optimizer = config.optimizer();
             let mut classifier = Some(Classifier::new(net, 0.0));
-            let seconds = time_runs(*warmup, *runs, || {
+            // Each step in phases; what `phase` names is timed. The loss read back waits for
+            // the forward; the update of each step is waited for by the next step's forward
+            // (and by reading one updated value for the backward phase).
+            let mut times = Vec::with_capacity(*runs);
+            for i in 0..warmup + (*runs).max(1) {
                 let current = classifier.take().context("no model")?;
-                let output = TrainStep::step(&current, batch_data.clone());
-                // The loss read back waits for the forward; the update of each step is waited
-                // for by the next step's forward.
-                read_back(output.item.loss.clone())?;
-                classifier = Some(optimizer.step(config.lr, current, output.grads));
-                Ok(())
-            })?;
+                let start = Instant::now();
+                let output = current.forward_classification(batch_data.clone());
+                read_back(output.loss.clone())?;
+                let forward = start.elapsed().as_secs_f64();
+                let grads = output.loss.backward();
+                let grads = burn::optim::GradientsParams::from_grads(grads, &current);
+                let next = optimizer.step(config.lr, current, grads);
+                if *phase == TrainPhase::Backward {
+                    sync_params(&next)?;
+                }
+                let step = start.elapsed().as_secs_f64();
+                classifier = Some(next);
+                if i >= *warmup {
+                    times.push(match phase {
+                        TrainPhase::Step => step,
+                        TrainPhase::Forward => forward,
+                        TrainPhase::Backward => step - forward,
+                    });
+                }
+            }
+            let seconds = median(times);
             Ok(Measured {
                 seconds,
                 images_per_second: Some(*batch as f64 / seconds),
@@ -301,6 +327,23 @@ fn run_case(case: &Case) -> Result<Measured> {
     }
 }
 
+/// Waits for the device to finish the update of `model`'s parameters (reads one value of each).
+fn sync_params<M: burn::module::Module>(model: &M) -> Result<()> {
+    #[derive(Default)]
+    struct Firsts(Vec<Tensor<1>>);
+    impl burn::module::ModuleVisitor for Firsts {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            self.0.push(param.val().flatten::<1>(0, D - 1).slice(0..1));
+        }
+    }
+    let mut firsts = Firsts::default();
+    model.visit(&mut firsts);
+    if !firsts.0.is_empty() {
+        read_back(Tensor::cat(firsts.0, 0))?;
+    }
+    Ok(())
+}
+
 /// Reads every weight of `model` once (a sum over each parameter, so that a lazy parameter is
 /// loaded and a memory-mapped one paged in): how many parameters, and how many of them are
 /// still lazy after the read (none, unless Burn changes).
@@ -320,6 +363,28 @@ fn materialise<M: burn::module::Module>(model: &M) -> Result<(usize, usize)> {
         read_back(Tensor::cat(read.2, 0).sum())?;
     }
     Ok((read.0, read.1))
+}
+
+/// The part of a training step a [`Case::Train`] times.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+enum TrainPhase {
+    /// Forward, loss, backward and the optimiser's update.
+    #[default]
+    Step,
+    /// The forward and the loss, read back.
+    Forward,
+    /// The backward (gradients by parameter) and the optimiser's update.
+    Backward,
+}
+
+impl TrainPhase {
+    fn name(self) -> &'static str {
+        match self {
+            TrainPhase::Step => "step",
+            TrainPhase::Forward => "forward",
+            TrainPhase::Backward => "backward",
+        }
+    }
 }
 
 /// Runs `case` in a fresh process of this binary with `threads` rayon threads.
@@ -400,13 +465,15 @@ impl Torch {
                 runs,
                 ..
             } => {
-                let what = if matches!(case, Case::Infer { .. }) {
-                    "infer"
-                } else {
-                    "train"
+                let (what, phase) = match case {
+                    Case::Infer { .. } => ("infer", TrainPhase::Step),
+                    Case::Train { phase, .. } => ("train", *phase),
+                    Case::Import { .. } => unreachable!("matched above"),
                 };
                 [
                     what.to_string(),
+                    "--phase".into(),
+                    phase.name().into(),
                     "--model".into(),
                     model.clone(),
                     "--batch".into(),
@@ -476,6 +543,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
                 .as_ref()
                 .map(|t| (t.python.as_path(), t.script.as_path())),
             &args.out,
+            args.ops_train,
         )?;
         println!("\n{table}");
         return Ok(true);
@@ -543,14 +611,17 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         }
     }
     for &backend in &backends {
-        cases.push(Case::Train {
-            model: args.train_model.clone(),
-            backend: backend.name().into(),
-            batch: args.train_batch,
-            size: args.size,
-            warmup: 1,
-            runs: runs.min(3),
-        });
+        for phase in [TrainPhase::Step, TrainPhase::Forward, TrainPhase::Backward] {
+            cases.push(Case::Train {
+                model: args.train_model.clone(),
+                backend: backend.name().into(),
+                batch: args.train_batch,
+                size: args.size,
+                warmup: 1,
+                runs,
+                phase,
+            });
+        }
     }
     if !args.quick && !args.no_import {
         let file = import_file(args, torch.as_ref())?;
@@ -692,8 +763,18 @@ fn describe(case: &Case) -> (String, String, String, usize) {
             model,
             backend,
             batch,
+            phase,
             ..
-        } => ("train step".into(), model.clone(), backend.clone(), *batch),
+        } => (
+            match phase {
+                TrainPhase::Step => "train step".into(),
+                TrainPhase::Forward => "train step: forward + loss".into(),
+                TrainPhase::Backward => "train step: backward + update".into(),
+            },
+            model.clone(),
+            backend.clone(),
+            *batch,
+        ),
         Case::Import { model, file, .. } => (
             format!(
                 "import .{}",
@@ -712,8 +793,12 @@ fn torch_key(case: &Case) -> String {
             model, batch, size, ..
         } => format!("infer {model} {batch} {size}"),
         Case::Train {
-            model, batch, size, ..
-        } => format!("train {model} {batch} {size}"),
+            model,
+            batch,
+            size,
+            phase,
+            ..
+        } => format!("train {model} {batch} {size} {}", phase.name()),
         // Both imports compare with PyTorch loading the .pth.
         Case::Import { model, .. } => format!("import {model}"),
     }

@@ -48,6 +48,29 @@ pub enum Op {
     MaxPool { n: usize, c: usize, size: usize },
     /// The classifier: `[n, cin] × [cin, cout] + bias`.
     Linear { n: usize, cin: usize, cout: usize },
+    /// The input gradient of a [`Op::Conv2d`], as autodiff computes it in a training step:
+    /// timed as forward + backward with only the input requiring a gradient, less the forward
+    /// alone (each engine's own).
+    ConvInputGrad {
+        n: usize,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        size: usize,
+    },
+    /// The weight gradient of a [`Op::Conv2d`], timed as [`Op::ConvInputGrad`] with only the
+    /// weight requiring a gradient.
+    ConvWeightGrad {
+        n: usize,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        size: usize,
+    },
 }
 
 impl Op {
@@ -62,10 +85,48 @@ impl Op {
             Op::Add { .. } => "add",
             Op::MaxPool { .. } => "maxpool",
             Op::Linear { .. } => "linear",
+            Op::ConvInputGrad { .. } => "conv input gradient",
+            Op::ConvWeightGrad { .. } => "conv weight gradient",
+        }
+    }
+
+    /// The forward convolution whose gradient this is.
+    fn conv(&self) -> Option<Op> {
+        match *self {
+            Op::ConvInputGrad {
+                n,
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+                size,
+            }
+            | Op::ConvWeightGrad {
+                n,
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+                size,
+            } => Some(Op::Conv2d {
+                n,
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+                size,
+            }),
+            _ => None,
         }
     }
 
     fn describe(&self) -> String {
+        if let Some(conv) = self.conv() {
+            return conv.describe();
+        }
         match self {
             Op::Conv2d {
                 n,
@@ -90,11 +151,17 @@ impl Op {
             | Op::Add { n, c, size }
             | Op::MaxPool { n, c, size } => format!("[{n},{c},{size},{size}]"),
             Op::Linear { n, cin, cout } => format!("[{n},{cin}] -> {cout}"),
+            Op::ConvInputGrad { .. } | Op::ConvWeightGrad { .. } => {
+                unreachable!("described as their convolution")
+            }
         }
     }
 
     /// Multiply-adds ×2 of a convolution or linear layer, for GFLOP/s.
     fn flops(&self) -> Option<f64> {
+        if let Some(conv) = self.conv() {
+            return conv.flops();
+        }
         match *self {
             Op::Conv2d {
                 n,
@@ -284,6 +351,79 @@ pub fn bottleneck_resnet_ops(layers: [usize; 4], n: usize, size: usize) -> BTree
     ops
 }
 
+/// The convolutions of a training step of a torchvision ResNet with basic blocks (`layers`
+/// blocks per stage; resnet18 is `[2, 2, 2, 2]`) at batch `n` and image side `size`: each
+/// convolution's forward, input gradient (not for the stem, whose input needs none) and weight
+/// gradient, with how often each occurs. The projection shortcut is the zoo's subsample + 1x1 at
+/// stride 1, so its gradients are those of that 1x1 convolution.
+pub fn basic_resnet_train_ops(layers: [usize; 4], n: usize, size: usize) -> BTreeMap<Op, usize> {
+    let mut ops = BTreeMap::new();
+    let mut add = |forward: Op, input_grad: bool| {
+        let Op::Conv2d {
+            n,
+            cin,
+            cout,
+            k,
+            stride,
+            pad,
+            size,
+        } = forward
+        else {
+            unreachable!("a convolution")
+        };
+        if input_grad {
+            *ops.entry(Op::ConvInputGrad {
+                n,
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+                size,
+            })
+            .or_insert(0) += 1;
+        }
+        *ops.entry(Op::ConvWeightGrad {
+            n,
+            cin,
+            cout,
+            k,
+            stride,
+            pad,
+            size,
+        })
+        .or_insert(0) += 1;
+        *ops.entry(forward).or_insert(0) += 1;
+    };
+    let conv = |cin, cout, k, stride, pad, size| Op::Conv2d {
+        n,
+        cin,
+        cout,
+        k,
+        stride,
+        pad,
+        size,
+    };
+    add(conv(3, 64, 7, 2, 3, size), false);
+    let mut side = size.div_ceil(2).div_ceil(2);
+    let mut inplanes = 64;
+    for (stage, &blocks) in layers.iter().enumerate() {
+        let planes = 64 << stage;
+        for block in 0..blocks {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            let out_side = side.div_ceil(stride);
+            add(conv(inplanes, planes, 3, stride, 1, side), true);
+            add(conv(planes, planes, 3, 1, 1, out_side), true);
+            if block == 0 && (stride > 1 || inplanes != planes) {
+                add(conv(inplanes, planes, 1, 1, 0, out_side), true);
+            }
+            inplanes = planes;
+            side = out_side;
+        }
+    }
+    ops
+}
+
 fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
 }
@@ -304,8 +444,75 @@ fn fresh(t: &Tensor<4>) -> Tensor<4> {
     Tensor::from_data(t.to_data(), &t.device())
 }
 
+/// Median seconds of a convolution's forward and backward on an autodiff device, with only the
+/// input (`input_grad`) or only the weight requiring a gradient, less the forward alone.
+fn time_conv_grad(
+    conv: &Op,
+    input_grad: bool,
+    device: &Device,
+    warmup: usize,
+    runs: usize,
+) -> Result<f64> {
+    let Op::Conv2d {
+        n,
+        cin,
+        cout,
+        k,
+        stride,
+        pad,
+        size,
+    } = *conv
+    else {
+        bail!("not a convolution: {conv:?}")
+    };
+    let out = (size + 2 * pad - k) / stride + 1;
+    let options = ConvOptions::new([stride; 2], [pad; 2], [1; 2], 1);
+    // The forward alone on the plain device: an autodiff forward never backpropagated keeps
+    // its graph, which is not what a training step pays.
+    let (xf, wf) = (
+        random([n, cin, size, size], device),
+        random([cout, cin, k, k], device),
+    );
+    let upstream = random([n, cout, out, out], device);
+    let forward = time_op(
+        warmup,
+        runs,
+        || (),
+        |()| conv2d(xf.clone(), wf.clone(), None, options.clone()) * upstream.clone(),
+    )?;
+    let device = device.clone().autodiff();
+    let x = random([n, cin, size, size], &device);
+    let w = random([cout, cin, k, k], &device);
+    let (x, w) = if input_grad {
+        (x.require_grad(), w)
+    } else {
+        (x, w.require_grad())
+    };
+    let upstream = random([n, cout, out, out], &device);
+    let both = time_op(
+        warmup,
+        runs,
+        || (),
+        |()| {
+            let y = conv2d(x.clone(), w.clone(), None, options.clone());
+            let grads = (y * upstream.clone()).sum().backward();
+            let grad = if input_grad {
+                x.grad(&grads)
+            } else {
+                w.grad(&grads)
+            };
+            grad.expect("the tensor requires a gradient")
+        },
+    )?;
+    Ok((both - forward).max(0.0))
+}
+
 /// Times one op on `device` (median seconds).
 pub fn time_burn(op: &Op, device: &Device, warmup: usize, runs: usize) -> Result<f64> {
+    if let Some(conv) = op.conv() {
+        let input_grad = matches!(op, Op::ConvInputGrad { .. });
+        return time_conv_grad(&conv, input_grad, device, warmup, runs);
+    }
     match *op {
         Op::Conv2d {
             n,
@@ -398,6 +605,9 @@ pub fn time_burn(op: &Op, device: &Device, warmup: usize, runs: usize) -> Result
                 |()| linear(x.clone(), w.clone(), Some(b.clone())).unsqueeze::<4>(),
             )
         }
+        Op::ConvInputGrad { .. } | Op::ConvWeightGrad { .. } => {
+            unreachable!("timed by time_conv_grad")
+        }
     }
 }
 
@@ -430,12 +640,20 @@ pub fn run(
     threads: usize,
     torch: Option<(&Path, &Path)>,
     out: &Path,
+    train: bool,
 ) -> Result<String> {
-    let table = bottleneck_resnet_ops([3, 4, 6, 3], batch, size);
+    let (model, table) = if train {
+        (
+            "resnet18",
+            basic_resnet_train_ops([2, 2, 2, 2], batch, size),
+        )
+    } else {
+        ("resnet50", bottleneck_resnet_ops([3, 4, 6, 3], batch, size))
+    };
     let ops: Vec<Op> = table.keys().cloned().collect();
     let count: usize = table.values().sum();
     println!(
-        "resnet50 at batch {batch}, {size}x{size}: {} distinct ops of {count}, {} backend",
+        "{model} at batch {batch}, {size}x{size}: {} distinct ops of {count}, {} backend",
         ops.len(),
         backend.name()
     );
@@ -477,14 +695,19 @@ pub fn run(
             torch_seconds: torch.as_ref().map(|t| t[i]),
         })
         .collect();
-    let md = markdown(&rows, backend, batch, size, threads);
+    let md = markdown(&rows, model, train, backend, batch, size, threads);
     std::fs::create_dir_all(out)?;
-    let stem = format!("ops-{}", backend.name());
+    let stem = format!(
+        "ops-{}{}",
+        if train { "train-" } else { "" },
+        backend.name()
+    );
     std::fs::write(out.join(format!("{stem}.md")), &md)?;
     std::fs::write(
         out.join(format!("{stem}.json")),
         serde_json::to_string_pretty(&serde_json::json!({
-            "model": "resnet50",
+            "model": model,
+            "train": train,
             "backend": backend.name(),
             "batch": batch,
             "size": size,
@@ -499,10 +722,23 @@ fn ms(seconds: f64) -> String {
     format!("{:.2}", seconds * 1e3)
 }
 
-fn markdown(rows: &[OpRow], backend: Backend, batch: usize, size: usize, threads: usize) -> String {
+fn markdown(
+    rows: &[OpRow],
+    model: &str,
+    train: bool,
+    backend: Backend,
+    batch: usize,
+    size: usize,
+    threads: usize,
+) -> String {
+    let what = if train {
+        "the convolutions of one training step"
+    } else {
+        "one forward"
+    };
     let mut out = format!(
-        "ResNet-50 op by op, batch {batch}, {size}x{size}, {} vs PyTorch, {threads} threads. \
-         Times are medians of one call; `total` is time × count, the op's share of one forward.\n\n\
+        "{model} op by op, batch {batch}, {size}x{size}, {} vs PyTorch, {threads} threads. \
+         Times are medians of one call; `total` is time × count, the op's share of {what}.\n\n\
          | op | shape | count | burn ms | PyTorch ms | burn / PyTorch time | burn GFLOP/s | \
          PyTorch GFLOP/s | burn total ms | PyTorch total ms | gap ms |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
@@ -598,5 +834,29 @@ mod tests {
             pad: 0,
             size: 7
         }));
+    }
+
+    #[test]
+    fn resnet18_training_table_has_every_convolution_three_times() {
+        let ops = basic_resnet_train_ops([2, 2, 2, 2], 8, 224);
+        let count = |kind: &str| -> usize {
+            ops.iter()
+                .filter(|(op, _)| op.kind().starts_with(kind))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        // 20 convolutions (3 of them projection shortcuts); the stem's input needs no gradient.
+        assert_eq!(count("conv 1x1") + count("conv 3x3") + count("conv 7x7"), 20);
+        assert_eq!(count("conv input gradient"), 19);
+        assert_eq!(count("conv weight gradient"), 20);
+        // The forward convolutions are torchvision's 1.81 GFLOPs (multiply-adds) per image,
+        // less the classifier's 0.0005, with the shortcuts run on the subsampled input.
+        let macs: f64 = ops
+            .iter()
+            .filter(|(op, _)| matches!(op, Op::Conv2d { .. }))
+            .filter_map(|(op, n)| op.flops().map(|f| f * *n as f64 / 2.0))
+            .sum::<f64>()
+            / 8.0;
+        assert!((macs / 1e9 - 1.81).abs() < 0.01, "{macs}");
     }
 }

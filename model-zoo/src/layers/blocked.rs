@@ -186,7 +186,7 @@ fn parse_block_key(key: &str) -> Option<(String, usize)> {
 /// skipped), with row blocks merged: exactly the keys and shapes of torchvision's state_dict
 /// (less `num_batches_tracked`). Reads lazy shapes only (see [`model_shapes`]).
 pub fn torch_shapes<M: Module>(model: &M) -> BTreeMap<String, Vec<usize>> {
-    let (whole, groups) = group_blocks(model_shapes(model, ShapeNames::PyTorch).into_iter());
+    let (whole, groups) = group_blocks(model_shapes(model, ShapeNames::PyTorch));
     let mut shapes: BTreeMap<String, Vec<usize>> = whole.into_iter().collect();
     for (key, parts) in groups {
         let mut shape = parts[0].clone();
