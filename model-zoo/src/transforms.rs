@@ -32,18 +32,99 @@ pub struct ImageError {
 }
 
 /// Opens and decodes an image (PNG, JPEG, BMP, WebP), whatever its extension says.
+///
+/// A file that is not whole is an error, as PIL refuses it ("image file is truncated"): the
+/// PNG, BMP and WebP decoders notice a short file themselves; the JPEG decoder fills what is
+/// missing with grey, so a JPEG is first checked to reach its end-of-image marker
+/// ([`check_jpeg_complete`]).
 pub fn load_image(path: impl AsRef<Path>) -> Result<DynamicImage, ImageError> {
     let path = path.as_ref();
     let error = |message: String| ImageError {
         path: path.to_path_buf(),
         message,
     };
-    image::ImageReader::open(path)
-        .map_err(|e| error(e.to_string()))?
+    let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
         .with_guessed_format()
-        .map_err(|e| error(e.to_string()))?
-        .decode()
-        .map_err(|e| error(e.to_string()))
+        .map_err(|e| error(e.to_string()))?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        check_jpeg_complete(&bytes).map_err(error)?;
+    }
+    reader.decode().map_err(|e| error(e.to_string()))
+}
+
+/// That a JPEG stream runs from its start-of-image marker to its end-of-image marker: the
+/// segments are walked by their lengths (so an EXIF thumbnail's own markers are skipped whole)
+/// and each scan's entropy-coded data to the marker after it (`FF 00` stuffing and restart
+/// markers are data). A file cut anywhere before `FF D9` is refused, as libjpeg under PIL does.
+/// Bytes after the end-of-image marker are allowed, as PIL allows them.
+pub fn check_jpeg_complete(bytes: &[u8]) -> Result<(), String> {
+    let truncated = |at: usize| {
+        Err(format!(
+            "truncated JPEG: the data ends at byte {at} of {} before the end-of-image marker \
+             (PIL: \"image file is truncated\")",
+            bytes.len()
+        ))
+    };
+    if bytes.get(..2) != Some(&[0xFF, 0xD8][..]) {
+        return Err("not a JPEG: no start-of-image marker".into());
+    }
+    let mut pos = 2;
+    loop {
+        // A marker, after any fill bytes.
+        if bytes.get(pos) != Some(&0xFF) {
+            return match bytes.get(pos) {
+                None => truncated(pos),
+                Some(b) => Err(format!(
+                    "corrupt JPEG: byte {pos} is {b:#04x}, not a marker"
+                )),
+            };
+        }
+        while bytes.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        let Some(&marker) = bytes.get(pos + 1) else {
+            return truncated(pos);
+        };
+        pos += 2;
+        match marker {
+            0xD9 => return Ok(()),
+            // Restart markers and TEM stand alone.
+            0xD0..=0xD7 | 0x01 => continue,
+            _ => {}
+        }
+        let Some(length) = bytes.get(pos..pos + 2) else {
+            return truncated(bytes.len());
+        };
+        let end = pos + usize::from(u16::from_be_bytes([length[0], length[1]]));
+        if end > bytes.len() {
+            return truncated(bytes.len());
+        }
+        pos = end;
+        if marker == 0xDA {
+            // Entropy-coded data up to the next marker that is neither stuffing nor a restart.
+            loop {
+                match bytes[pos.min(bytes.len())..]
+                    .iter()
+                    .position(|&b| b == 0xFF)
+                {
+                    None => return truncated(bytes.len()),
+                    Some(offset) => {
+                        let at = pos + offset;
+                        match bytes.get(at + 1) {
+                            None => return truncated(bytes.len()),
+                            Some(0x00 | 0xD0..=0xD7) => pos = at + 2,
+                            Some(0xFF) => pos = at + 1,
+                            Some(_) => {
+                                pos = at;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Output size of torchvision's `Resize(size)` with one int: the shorter side becomes `size`,
@@ -203,6 +284,79 @@ mod tests {
                 plane.iter().all(|v| (v - expected).abs() < 1e-6),
                 "channel {c}"
             );
+        }
+    }
+
+    /// Every format the zoo decodes, whole and cut: the whole file loads; a file cut at 90%,
+    /// half or a tenth of its length is an error naming it (PIL refuses all of them).
+    #[test]
+    fn truncated_images_are_errors_naming_the_file() {
+        use image::ImageEncoder;
+        let dir = std::env::temp_dir().join(format!("zoo-truncated-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (w, h) = (64u32, 48u32);
+        let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+        let encode =
+            |format: &str| -> Vec<u8> {
+                let mut out = Vec::new();
+                let rgb = image::ExtendedColorType::Rgb8;
+                match format {
+                    "jpg" => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+                        .write_image(&pixels, w, h, rgb),
+                    "png" => image::codecs::png::PngEncoder::new(&mut out)
+                        .write_image(&pixels, w, h, rgb),
+                    "bmp" => image::codecs::bmp::BmpEncoder::new(&mut out)
+                        .write_image(&pixels, w, h, rgb),
+                    "webp" => image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+                        .write_image(&pixels, w, h, rgb),
+                    _ => unreachable!(),
+                }
+                .unwrap();
+                out
+            };
+        for format in ["jpg", "png", "bmp", "webp"] {
+            let whole = encode(format);
+            let path = dir.join(format!("whole.{format}"));
+            std::fs::write(&path, &whole).unwrap();
+            let image = load_image(&path).unwrap_or_else(|e| panic!("{format}: {e}"));
+            assert_eq!((image.width(), image.height()), (w, h));
+            for keep in [0.9, 0.5, 0.1] {
+                let cut = (whole.len() as f64 * keep) as usize;
+                let path = dir.join(format!("cut-{cut}.{format}"));
+                std::fs::write(&path, &whole[..cut]).unwrap();
+                let err = load_image(&path)
+                    .err()
+                    .unwrap_or_else(|| panic!("{format} cut to {cut} of {} loaded", whole.len()));
+                assert!(
+                    err.to_string().contains(&format!("cut-{cut}.{format}")),
+                    "{err}"
+                );
+            }
+        }
+        // A JPEG with bytes after its end (as some cameras write) is whole.
+        let mut padded = encode("jpg");
+        padded.extend_from_slice(b"\0\0trailer");
+        let path = dir.join("padded.jpg");
+        std::fs::write(&path, &padded).unwrap();
+        load_image(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn jpeg_completeness_skips_segments_and_stuffing() {
+        // SOI, an APP1 segment holding a thumbnail's own SOI/EOI, SOS, data with stuffing and
+        // a restart marker, EOI.
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xD8, 0xFF, 0xD9];
+        jpeg.extend([
+            0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD3, 0x56,
+        ]);
+        assert!(check_jpeg_complete(&jpeg).is_err(), "no EOI yet");
+        jpeg.extend([0xFF, 0xD9]);
+        check_jpeg_complete(&jpeg).unwrap();
+        // Cut inside the APP1 segment: its thumbnail's EOI does not count.
+        assert!(check_jpeg_complete(&jpeg[..10]).is_err());
+        for cut in 0..jpeg.len() {
+            assert!(check_jpeg_complete(&jpeg[..cut]).is_err(), "cut at {cut}");
         }
     }
 

@@ -846,7 +846,10 @@ mod tests {
                 .sum()
         };
         // 20 convolutions (3 of them projection shortcuts); the stem's input needs no gradient.
-        assert_eq!(count("conv 1x1") + count("conv 3x3") + count("conv 7x7"), 20);
+        assert_eq!(
+            count("conv 1x1") + count("conv 3x3") + count("conv 7x7"),
+            20
+        );
         assert_eq!(count("conv input gradient"), 19);
         assert_eq!(count("conv weight gradient"), 20);
         // The forward convolutions are torchvision's 1.81 GFLOPs (multiply-adds) per image,
