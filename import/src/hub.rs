@@ -79,6 +79,21 @@ pub enum DownloadError {
         /// How many times it was tried.
         attempts: u32,
     },
+    /// The server stopped sending: no byte arrived for the stall timeout.
+    #[error(
+        "downloading {url}: no data for {seconds} s after {received} bytes (tried {attempts}x); \
+         the partial file was removed"
+    )]
+    Stalled {
+        /// The URL.
+        url: String,
+        /// The stall timeout ([`DownloadOptions::stall_timeout`]), in seconds.
+        seconds: f64,
+        /// What arrived before the stall.
+        received: u64,
+        /// How many times it was tried.
+        attempts: u32,
+    },
     /// The file arrived whole but its SHA-256 does not start with the expected prefix (or its
     /// MD5, for Paddle's files, is not the published one).
     #[error(
@@ -110,7 +125,9 @@ impl DownloadError {
     /// (5xx), 408 and 429. A 404 or a checksum mismatch will not change.
     fn is_transient(&self) -> bool {
         match self {
-            DownloadError::Network { .. } | DownloadError::Truncated { .. } => true,
+            DownloadError::Network { .. }
+            | DownloadError::Truncated { .. }
+            | DownloadError::Stalled { .. } => true,
             DownloadError::Status { status, .. } => {
                 *status >= 500 || *status == 408 || *status == 429
             }
@@ -126,6 +143,9 @@ impl DownloadError {
             DownloadError::Truncated {
                 expected, received, ..
             } => format!("connection dropped after {received} of {expected} bytes"),
+            DownloadError::Stalled {
+                seconds, received, ..
+            } => format!("no data for {seconds} s after {received} bytes"),
             other => other.to_string(),
         }
     }
@@ -134,7 +154,8 @@ impl DownloadError {
         match self {
             DownloadError::Network { attempts, .. }
             | DownloadError::Status { attempts, .. }
-            | DownloadError::Truncated { attempts, .. } => *attempts = n,
+            | DownloadError::Truncated { attempts, .. }
+            | DownloadError::Stalled { attempts, .. } => *attempts = n,
             DownloadError::Checksum { .. } | DownloadError::Io { .. } => {}
         }
     }
@@ -159,9 +180,7 @@ pub enum HubError {
 pub struct WeightsCache {
     root: PathBuf,
     base_url: Option<String>,
-    progress: bool,
-    attempts: u32,
-    retry_delay: Duration,
+    download: DownloadOptions,
 }
 
 impl WeightsCache {
@@ -171,9 +190,7 @@ impl WeightsCache {
         Self {
             root: root.into(),
             base_url: std::env::var(BASE_URL_ENV).ok().filter(|u| !u.is_empty()),
-            progress: true,
-            attempts: 3,
-            retry_delay: Duration::from_secs(2),
+            download: DownloadOptions::default(),
         }
     }
 
@@ -190,15 +207,22 @@ impl WeightsCache {
 
     /// Shows (default) or hides the progress bar. It is drawn only on a terminal anyway.
     pub fn with_progress(mut self, progress: bool) -> Self {
-        self.progress = progress;
+        self.download.progress = progress;
         self
     }
 
     /// Tries each download this many times (at least once) when failures are transient, waiting
     /// `delay`, then twice as long, between attempts.
     pub fn with_retries(mut self, attempts: u32, delay: Duration) -> Self {
-        self.attempts = attempts.max(1);
-        self.retry_delay = delay;
+        self.download.attempts = attempts.max(1);
+        self.download.retry_delay = delay;
+        self
+    }
+
+    /// Fails an attempt when the server sends nothing for `timeout` (default 60 s): a stalled
+    /// download is retried like a dropped one, and leaves nothing in the cache.
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.download.stall_timeout = timeout;
         self
     }
 
@@ -239,16 +263,7 @@ impl WeightsCache {
     pub fn fetch(&self, weights: &WeightsInfo) -> Result<PathBuf, DownloadError> {
         let path = self.published_path(weights);
         if !path.is_file() {
-            download_verified(
-                &self.url(weights),
-                weights.checksum,
-                &path,
-                &DownloadOptions {
-                    progress: self.progress,
-                    attempts: self.attempts,
-                    retry_delay: self.retry_delay,
-                },
-            )?;
+            download_verified(&self.url(weights), weights.checksum, &path, &self.download)?;
         }
         Ok(path)
     }
@@ -365,6 +380,9 @@ pub struct DownloadOptions {
     pub attempts: u32,
     /// Wait before the second attempt; doubled for each further one.
     pub retry_delay: Duration,
+    /// How long the server may send nothing (no response, or no byte of the body) before the
+    /// attempt fails as [`DownloadError::Stalled`] (or a network error, before the response).
+    pub stall_timeout: Duration,
 }
 
 impl Default for DownloadOptions {
@@ -373,6 +391,7 @@ impl Default for DownloadOptions {
             progress: true,
             attempts: 3,
             retry_delay: Duration::from_secs(2),
+            stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -464,15 +483,15 @@ fn download_checked(
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(60)))
-        .timeout_per_read(Some(Duration::from_secs(60)))
+        .timeout_recv_response(Some(options.stall_timeout))
+        .timeout_per_read(Some(options.stall_timeout))
         .build()
         .into();
     let attempts = options.attempts.max(1);
     let mut delay = options.retry_delay;
     let mut attempt = 1;
     loop {
-        match download_once(&agent, url, expected, dest, options.progress) {
+        match download_once(&agent, url, expected, dest, options) {
             Ok(()) => return Ok(()),
             Err(mut err) => {
                 err.set_attempts(attempt);
@@ -499,8 +518,9 @@ fn download_once(
     url: &str,
     expected_digest: Expected<'_>,
     dest: &Path,
-    progress: bool,
+    options: &DownloadOptions,
 ) -> Result<(), DownloadError> {
+    let progress = options.progress;
     let dir = dest.parent().unwrap_or(Path::new("."));
     let network = |err: &dyn std::fmt::Display| DownloadError::Network {
         url: url.to_string(),
@@ -542,6 +562,12 @@ fn download_once(
                     // A body cut short shows up as an error from the reader when the length
                     // was announced.
                     return Err(match expected_len {
+                        _ if is_timeout(&err) => DownloadError::Stalled {
+                            url: url.to_string(),
+                            seconds: options.stall_timeout.as_secs_f64(),
+                            received,
+                            attempts: 1,
+                        },
                         Some(expected) if received < expected => DownloadError::Truncated {
                             url: url.to_string(),
                             expected,
@@ -585,6 +611,20 @@ fn download_once(
         source: err.error,
     })?;
     Ok(())
+}
+
+/// Whether a read failed because the server sent nothing for the stall timeout (ureq's
+/// per-read timeout, as an I/O error or wrapping its own).
+fn is_timeout(err: &std::io::Error) -> bool {
+    if matches!(
+        err.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) {
+        return true;
+    }
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        .is_some_and(|e| matches!(e, ureq::Error::Timeout(_)))
 }
 
 fn progress_bar(show: bool, len: Option<u64>, dest: &Path) -> ProgressBar {

@@ -29,6 +29,17 @@ enum Reply {
     Truncated { body: Vec<u8>, sent: usize },
     /// Closes the connection without answering.
     Drop,
+    /// Announces the full length, sends the first `sent` bytes, then nothing for `pause`
+    /// (longer than the client's stall timeout) before closing.
+    Stall {
+        body: Vec<u8>,
+        sent: usize,
+        pause: Duration,
+    },
+    /// Announces `announced` bytes and sends the whole (longer) body.
+    Overlong { body: Vec<u8>, announced: usize },
+    /// A redirect to `location`.
+    Redirect(String),
 }
 
 type Script = Arc<dyn Fn(usize) -> Reply + Send + Sync>;
@@ -125,6 +136,21 @@ fn serve(
             .write_all(head("200 OK", body.len()).as_bytes())
             .and_then(|()| stream.write_all(&body[..sent])),
         Reply::Drop => Ok(()),
+        Reply::Stall { body, sent, pause } => stream
+            .write_all(head("200 OK", body.len()).as_bytes())
+            .and_then(|()| stream.write_all(&body[..sent]))
+            .and_then(|()| stream.flush())
+            .map(|()| std::thread::sleep(pause)),
+        Reply::Overlong { body, announced } => stream
+            .write_all(head("200 OK", announced).as_bytes())
+            .and_then(|()| stream.write_all(&body)),
+        Reply::Redirect(location) => stream.write_all(
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        ),
     };
     let _ = stream.flush();
     let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -135,6 +161,7 @@ fn quick() -> DownloadOptions {
         progress: false,
         attempts: 3,
         retry_delay: Duration::from_millis(10),
+        stall_timeout: Duration::from_secs(5),
     }
 }
 
@@ -345,6 +372,106 @@ fn unreachable_host_names_the_url_and_suggests_from() {
     assert!(
         message.contains(&url) && message.contains("--from"),
         "{message}"
+    );
+}
+
+/// A server that stops sending mid-body: each attempt gives up after the stall timeout (not
+/// the server's pause), the error says so, and the cache holds nothing.
+#[test]
+fn stalled_body_times_out_and_leaves_nothing() {
+    let server = Server::start();
+    let good = named("model", "pth", vec![3u8; 100_000]);
+    let body = good.bytes.clone();
+    let url = server.route(&good.file, move |_| Reply::Stall {
+        body: body.clone(),
+        sent: 30_000,
+        pause: Duration::from_secs(20),
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let options = DownloadOptions {
+        attempts: 2,
+        stall_timeout: Duration::from_millis(500),
+        ..quick()
+    };
+    let start = std::time::Instant::now();
+    let err = download(&url, &good.prefix, &cache.path().join(&good.file), &options).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    match &err {
+        DownloadError::Stalled {
+            received, attempts, ..
+        } => assert_eq!((*received, *attempts), (30_000, 2)),
+        other => panic!("{other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains(&url) && message.contains("no data for 0.5 s"),
+        "{message}"
+    );
+    assert!(
+        entries(cache.path()).is_empty(),
+        "{:?}",
+        entries(cache.path())
+    );
+    assert_eq!(server.hits(&good.file), 2);
+}
+
+/// A body longer than its Content-Length: what the header announced is read, its digest is
+/// not the file's, and nothing is cached.
+#[test]
+fn body_longer_than_announced_is_rejected_leaving_nothing() {
+    let server = Server::start();
+    let good = named(
+        "model",
+        "pth",
+        (0..60_000u32).map(|i| (i % 253) as u8).collect(),
+    );
+    let body = good.bytes.clone();
+    let url = server.route(&good.file, move |_| Reply::Overlong {
+        body: body.clone(),
+        announced: 50_000,
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let err = download(&url, &good.prefix, &cache.path().join(&good.file), &quick()).unwrap_err();
+    assert!(matches!(err, DownloadError::Checksum { .. }), "{err:?}");
+    assert!(
+        entries(cache.path()).is_empty(),
+        "{:?}",
+        entries(cache.path())
+    );
+}
+
+/// A redirect loop ends in an error naming the URL, with nothing cached.
+#[test]
+fn redirect_loop_is_an_error_leaving_nothing() {
+    let server = Server::start();
+    let url = server.models_url() + "loop-12345678.pth";
+    let target = url.clone();
+    server.route("loop-12345678.pth", move |_| {
+        Reply::Redirect(target.clone())
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let options = DownloadOptions {
+        attempts: 1,
+        ..quick()
+    };
+    let err = download(
+        &url,
+        "12345678",
+        &cache.path().join("loop-12345678.pth"),
+        &options,
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(&url), "{message}");
+    assert!(message.to_lowercase().contains("redirect"), "{message}");
+    assert!(
+        entries(cache.path()).is_empty(),
+        "{:?}",
+        entries(cache.path())
     );
 }
 
