@@ -295,6 +295,68 @@ pub fn resume(options: &RunOptions) -> Result<TrainSummary, TrainError> {
     run(&config, options, last)
 }
 
+/// Set once SIGINT or SIGTERM arrived (see [`stop_on_signals`]).
+static STOP: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::OnceLock::new();
+
+fn stop_flag() -> &'static std::sync::Arc<std::sync::atomic::AtomicBool> {
+    STOP.get_or_init(Default::default)
+}
+
+/// Makes Ctrl-C (SIGINT) and SIGTERM stop a run cleanly: the first one stops training at the
+/// next batch, without writing a checkpoint of the epoch in flight (the last complete epoch's
+/// stays), saves `best/` from the complete epochs, and [`train`]/[`resume`] return an error
+/// saying how to `--resume`. A second one exits at once (status 130), as a plain Ctrl-C would;
+/// the run directory then still holds its last complete checkpoint, written before that epoch
+/// ended. For binaries: call it once, before training. Without it a signal kills the process
+/// (the same as a second one here).
+pub fn stop_on_signals() -> Result<(), TrainError> {
+    let flag = stop_flag();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registered first, so it sees the flag as the previous signal left it: set means this
+        // is the second signal.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, flag.clone())
+            .and_then(|_| signal_hook::flag::register(signal, flag.clone()))
+            .map_err(|e| TrainError::Training(format!("cannot handle signal {signal}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Stops `interrupter` when a signal arrives (see [`stop_on_signals`]), until the returned guard
+/// is dropped.
+fn watch_signals(interrupter: burn::train::Interrupter) -> SignalWatch {
+    use std::sync::atomic::Ordering;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = done.clone();
+    let thread = std::thread::spawn(move || {
+        while !finished.load(Ordering::Relaxed) {
+            if stop_flag().load(Ordering::Relaxed) {
+                interrupter.stop(Some("stopped by Ctrl-C or SIGTERM"));
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+    SignalWatch {
+        done,
+        thread: Some(thread),
+    }
+}
+
+struct SignalWatch {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SignalWatch {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// That `model`, as built (and conformed to its weights), takes `crop x crop` images.
 fn check_input_size(config: &TrainConfig, model: &Model, crop: usize) -> Result<(), TrainError> {
     model
@@ -500,8 +562,10 @@ fn run(
             options.tui,
             options.quiet,
         );
+        let watch = watch_signals(training.interrupter());
         let training = training.renderer(Box::new(reporter));
         let result = training.launch(learner);
+        drop(watch);
         if let Some(error) = result.error {
             return Err(TrainError::Training(error.to_string()));
         }
@@ -522,9 +586,13 @@ fn run(
         &train_device,
     )?;
     if let Some(stop) = interrupted {
+        let done = history.last().map_or(0, |r| r.epoch);
         return Err(TrainError::Training(format!(
-            "interrupted{}; continue with --resume",
-            stop.reason.map(|r| format!(": {r}")).unwrap_or_default()
+            "interrupted{} after {done} complete epoch(s) of {}; continue with \
+             `zoo-train train --resume --out {}`",
+            stop.reason.map(|r| format!(": {r}")).unwrap_or_default(),
+            config.epochs,
+            options.dir.display()
         )));
     }
     Ok(TrainSummary {

@@ -251,6 +251,102 @@ fn killed_run_resumes_from_its_last_checkpoint() {
     assert_eq!(trained.classes.len(), 3);
 }
 
+/// Starts `zoo-train train` on `data` into `run` (lenet5, 32x32, batch 4, one worker), waits
+/// for its first complete checkpoint, sends it `signals` SIGINTs one right after the other
+/// (the run polls for the first every 50 ms, so a second lands before it has stopped), and
+/// returns its exit status and output.
+fn interrupt_after_first_checkpoint(
+    data: &Path,
+    run: &Path,
+    epochs: usize,
+    signals: usize,
+) -> (std::process::ExitStatus, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_zoo-train"))
+        .args(["train", "--model", "lenet5", "--data"])
+        .arg(data)
+        .arg("--out")
+        .arg(run)
+        .args(["--epochs", &epochs.to_string(), "--batch-size", "4"])
+        .args(["--image-size", "32", "--workers", "1", "--no-tui"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut child = child;
+    while complete_checkpoints(run).is_empty() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be interrupted");
+        }
+        assert!(Instant::now() < deadline, "no checkpoint after 300 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..signals {
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status, text)
+}
+
+/// Ctrl-C during training: the run stops after the batch in flight, exits non-zero saying how
+/// to resume, keeps its complete checkpoints and a best model, and resumes to the end. A second
+/// Ctrl-C exits at once (130) and still leaves a run that resumes.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_cleanly_and_the_run_resumes() {
+    use std::os::unix::process::ExitStatusExt;
+    let root = temp_dir("sigint");
+    let data = demo(&root, 3, 16);
+    let epochs = 6;
+    for (signals, name) in [(1, "once"), (2, "twice")] {
+        let run = root.join(name);
+        let (status, output) = interrupt_after_first_checkpoint(&data, &run, epochs, signals);
+        assert!(!status.success(), "{name}: {output}");
+        assert!(
+            status.signal().is_none(),
+            "{name}: killed by a signal: {output}"
+        );
+        if signals == 1 {
+            assert!(
+                output.contains("interrupted") && output.contains("--resume"),
+                "{output}"
+            );
+            // The best model of the complete epochs was saved on the way out.
+            let best = load_trained(&run, &Backend::Flex.device().unwrap()).unwrap();
+            assert_eq!(best.card.model, "lenet5");
+        } else {
+            assert_eq!(status.code(), Some(130), "{output}");
+        }
+        let done = complete_checkpoints(&run);
+        assert!(
+            !done.is_empty() && *done.last().unwrap() < epochs,
+            "{name}: {done:?}"
+        );
+        let resumed = Command::new(env!("CARGO_BIN_EXE_zoo-train"))
+            .args(["train", "--resume", "--no-tui", "--out"])
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(
+            resumed.status.success(),
+            "{name}: resume failed: {}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        let history = read_csv(&run.join("metrics.csv")).unwrap();
+        let numbers: Vec<usize> = history.iter().map(|r| r.epoch).collect();
+        assert_eq!(numbers, (1..=epochs).collect::<Vec<_>>(), "{name}");
+    }
+}
+
 /// The saved best model predicts, and `eval` reports consistent numbers; bad settings and a
 /// second fresh run into the same directory are clear errors.
 #[test]

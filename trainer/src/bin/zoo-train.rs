@@ -352,6 +352,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train { args, run, resume } => {
             let options = options(&run);
+            // Ctrl-C stops after the batch in flight and says how to resume; a second one at once.
+            zoo_trainer::train::stop_on_signals()?;
             let summary = if resume {
                 if args.data.is_some() {
                     bail!(
