@@ -108,42 +108,50 @@ struct Counts {
     unnamed: Vec<String>,
 }
 
-/// Reads `cases` damaged copies of `seed` with `read`, which gets the file's path.
-fn fuzz<E: std::fmt::Display>(
-    name: &str,
-    seed: &[u8],
-    cases: usize,
-    rng: &mut Rng,
-    read: impl Fn(&Path) -> Result<(), E>,
-) -> Counts {
-    let mut counts = Counts::default();
-    let path = temp_path(&format!("fuzz-{name}"));
-    let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
-    // Whole, the seed reads.
-    std::fs::write(&path, seed).unwrap();
-    if let Err(err) = read(&path) {
-        panic!("{name}: the undamaged seed fails: {err}");
-    }
-    for case in 0..cases {
-        let (bytes, what) = mutate(seed, rng);
-        std::fs::write(&path, &bytes).unwrap();
-        counts.cases += 1;
-        match catch_unwind(AssertUnwindSafe(|| read(&path))) {
-            Ok(Ok(())) => counts.ok += 1,
-            Ok(Err(err)) => {
-                counts.errors += 1;
-                let message = err.to_string();
-                if !message.contains(&file_name) {
-                    counts
-                        .unnamed
-                        .push(format!("{name} case {case} ({what}): {message}"));
-                }
+/// A reader under test: its seed file's name and bytes, and how to read a file.
+struct Target<'a> {
+    name: String,
+    seed: Vec<u8>,
+    read: Box<dyn Fn(&Path) -> Result<(), String> + 'a>,
+    counts: Counts,
+}
+
+impl Target<'_> {
+    /// Reads `cases` damaged copies of the seed.
+    fn fuzz(&mut self, cases: usize, rng: &mut Rng) {
+        let path = temp_path(&format!("fuzz-{}", self.name));
+        let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if self.counts.cases == 0 {
+            // Whole, the seed reads.
+            std::fs::write(&path, &self.seed).unwrap();
+            if let Err(err) = (self.read)(&path) {
+                panic!("{}: the undamaged seed fails: {err}", self.name);
             }
-            Err(_) => counts.panics.push(format!("{name} case {case} ({what})")),
         }
+        for _ in 0..cases {
+            let case = self.counts.cases;
+            let (bytes, what) = mutate(&self.seed, rng);
+            std::fs::write(&path, &bytes).unwrap();
+            self.counts.cases += 1;
+            match catch_unwind(AssertUnwindSafe(|| (self.read)(&path))) {
+                Ok(Ok(())) => self.counts.ok += 1,
+                Ok(Err(message)) => {
+                    self.counts.errors += 1;
+                    if !message.contains(&file_name) {
+                        let name = &self.name;
+                        self.counts
+                            .unnamed
+                            .push(format!("{name} case {case} ({what}): {message}"));
+                    }
+                }
+                Err(_) => self
+                    .counts
+                    .panics
+                    .push(format!("{} case {case} ({what})", self.name)),
+            }
+        }
+        let _ = std::fs::remove_file(&path);
     }
-    let _ = std::fs::remove_file(&path);
-    counts
 }
 
 fn encoded_image(format: &str) -> Vec<u8> {
@@ -168,67 +176,97 @@ fn encoded_image(format: &str) -> Vec<u8> {
 
 /// Every weight reader and image decoder, 1000 damaged files each (9000 cases, a few seconds
 /// in a debug build): no panic, and every error names its file.
+///
+/// `cargo xtask fuzz --seconds N` runs this test for N seconds instead (`ZOO_FUZZ_SECONDS`), the
+/// readers in turn 100 cases at a time, from the seed in `ZOO_FUZZ_SEED` (printed, so that a
+/// failing run reproduces).
 #[test]
 fn fuzz_every_reader_errs_without_panicking() {
-    let cases = 1000;
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let seconds: Option<f64> = std::env::var("ZOO_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let seed: u64 = std::env::var("ZOO_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng(seed.max(1));
     let device = device();
-    // Quiet: a panic would be counted and reported below, not printed per case.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
 
     let burnpack = temp_path("fuzz-seed.bpk");
     save_burnpack(&Tiny::new(3, &device), &burnpack).unwrap();
-    let weights = [
-        ("zip.pth", std::fs::read(fixture("tiny.pth")).unwrap()),
-        (
-            "legacy.pth",
-            std::fs::read(fixture("tiny_legacy.pth")).unwrap(),
-        ),
-        (
-            "tiny.safetensors",
-            std::fs::read(fixture("tiny.safetensors")).unwrap(),
-        ),
-        (
-            "tiny.pdparams",
-            std::fs::read(fixture("tiny.pdparams")).unwrap(),
-        ),
-    ];
-    let mut all = Vec::new();
-    for (name, seed) in &weights {
-        all.push((
-            *name,
-            fuzz(name, seed, cases, &mut rng, |path| {
+    let mut targets: Vec<Target> = Vec::new();
+    for (name, file) in [
+        ("zip.pth", "tiny.pth"),
+        ("legacy.pth", "tiny_legacy.pth"),
+        ("tiny.safetensors", "tiny.safetensors"),
+        ("tiny.pdparams", "tiny.pdparams"),
+    ] {
+        let device = device.clone();
+        targets.push(Target {
+            name: name.into(),
+            seed: std::fs::read(fixture(file)).unwrap(),
+            read: Box::new(move |path| {
                 Import::new(path)
                     .load_into(Tiny::new(3, &device))
                     .map(|_| ())
+                    .map_err(|e| e.to_string())
             }),
-        ));
-    }
-    let seed = std::fs::read(&burnpack).unwrap();
-    all.push((
-        "tiny.bpk",
-        fuzz("tiny.bpk", &seed, cases, &mut rng, |path| {
-            // Burnpack's tensors may be read at first use: read them all here.
-            let model = load_burnpack(Tiny::new(3, &device), path)?;
-            let _ = model.fc.weight.val().sum().into_data();
-            Ok::<(), zoo_import::ImportError>(())
-        }),
-    ));
-    for format in ["png", "jpg", "bmp", "webp"] {
-        let name = format!("image.{format}");
-        let counts = fuzz(&name, &encoded_image(format), cases, &mut rng, |path| {
-            model_zoo::transforms::load_image(path).map(|_| ())
+            counts: Counts::default(),
         });
-        all.push((format, counts));
+    }
+    let bpk_device = device.clone();
+    targets.push(Target {
+        name: "tiny.bpk".into(),
+        seed: std::fs::read(&burnpack).unwrap(),
+        read: Box::new(move |path| {
+            // Burnpack's tensors may be read at first use: read one here.
+            let model =
+                load_burnpack(Tiny::new(3, &bpk_device), path).map_err(|e| e.to_string())?;
+            let _ = model.fc.weight.val().sum().into_data();
+            Ok(())
+        }),
+        counts: Counts::default(),
+    });
+    for format in ["png", "jpg", "bmp", "webp"] {
+        targets.push(Target {
+            name: format!("image.{format}"),
+            seed: encoded_image(format),
+            read: Box::new(|path| {
+                model_zoo::transforms::load_image(path)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }),
+            counts: Counts::default(),
+        });
+    }
+
+    // Quiet: a panic is counted and reported below, not printed per case.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    match seconds {
+        None => {
+            for target in &mut targets {
+                target.fuzz(1000, &mut rng);
+            }
+        }
+        Some(seconds) => {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+            while std::time::Instant::now() < deadline {
+                for target in &mut targets {
+                    target.fuzz(100, &mut rng);
+                }
+            }
+        }
     }
     std::panic::set_hook(hook);
 
-    let mut report = String::new();
+    let mut report = format!("fuzz seed {seed}\n");
     let (mut cases, mut errors, mut panics, mut unnamed) = (0, 0, Vec::new(), Vec::new());
-    for (name, counts) in &all {
+    for target in &targets {
+        let counts = &target.counts;
         report.push_str(&format!(
-            "{name}: {} cases, {} read, {} errors, {} panics\n",
+            "{}: {} cases, {} read, {} errors, {} panics\n",
+            target.name,
             counts.cases,
             counts.ok,
             counts.errors,

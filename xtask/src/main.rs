@@ -7,11 +7,13 @@
 //!   cached and converted to Burn's format.
 //! - `cargo run --release -p xtask -- bench [--quick]`: speed and memory beside PyTorch's;
 //!   `bench --ops`: ResNet-50 op by op beside PyTorch, each op's share of the gap.
+//! - `cargo xtask fuzz [--seconds N]`: the readers' fuzz test for N seconds from a fresh seed.
 //! - `cargo xtask gpu-bundle [--check]`: a release bundle that runs the GPU check (parity, speed,
 //!   training) on a bare GPU machine (see [`gpu_bundle`]).
 
 mod bench;
 mod bench_ops;
+mod fuzz;
 mod gpu_bundle;
 mod import;
 mod info;
@@ -47,6 +49,9 @@ enum Command {
     /// Build the GPU check's bundle (release binaries, scripts, Vulkan loader; under 64 MiB) to
     /// run on a bare GPU machine; `--check` runs its quick mode here on lavapipe.
     GpuBundle(gpu_bundle::GpuBundleArgs),
+    /// Damage weight files and images in seeded ways for N seconds and read them: no panic, every
+    /// error naming its file (the fuzz test of `cargo test`, longer and from a fresh seed).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::GpuBundle(args) => gpu_bundle::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
     };
     match outcome {
         Ok(true) => std::process::ExitCode::SUCCESS,

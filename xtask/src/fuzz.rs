@@ -1,0 +1,48 @@
+//! `cargo xtask fuzz --seconds N`: the readers' fuzz test (`import/tests/fuzz.rs`, part of
+//! `cargo test`) run for N seconds from a fresh seed instead of its fixed 9000 cases. It prints
+//! the seed and the counts (cases, reads, errors, panics per reader); a failing seed reproduces
+//! with `--seed`.
+
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+#[derive(Args)]
+pub struct FuzzArgs {
+    /// How long to fuzz.
+    #[arg(long, default_value_t = 60.0)]
+    seconds: f64,
+    /// The mutation stream's seed (default: from the clock, printed).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+pub fn run(args: &FuzzArgs) -> Result<bool> {
+    let seed = match args.seed {
+        Some(seed) => seed,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos() as u64,
+    };
+    println!("fuzzing the readers for {} s, seed {seed}", args.seconds);
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(crate::parity::workspace_root())
+        .args(["test", "-p", "zoo-import", "--test", "fuzz"])
+        .args([
+            "fuzz_every_reader_errs_without_panicking",
+            "--",
+            "--nocapture",
+        ])
+        .env("ZOO_FUZZ_SECONDS", args.seconds.to_string())
+        .env("ZOO_FUZZ_SEED", seed.to_string())
+        .status()
+        .context("running cargo test")?;
+    if !status.success() {
+        println!(
+            "fuzz failed; reproduce with: cargo xtask fuzz --seconds {} --seed {seed}",
+            args.seconds
+        );
+    }
+    Ok(status.success())
+}
