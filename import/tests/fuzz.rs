@@ -108,11 +108,14 @@ struct Counts {
     unnamed: Vec<String>,
 }
 
+/// Reads a file: `Err` with the reader's message.
+type Reader<'a> = Box<dyn Fn(&Path) -> Result<(), String> + 'a>;
+
 /// A reader under test: its seed file's name and bytes, and how to read a file.
 struct Target<'a> {
     name: String,
     seed: Vec<u8>,
-    read: Box<dyn Fn(&Path) -> Result<(), String> + 'a>,
+    read: Reader<'a>,
     counts: Counts,
 }
 
