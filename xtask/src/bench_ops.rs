@@ -48,29 +48,49 @@ pub enum Op {
     MaxPool { n: usize, c: usize, size: usize },
     /// The classifier: `[n, cin] × [cin, cout] + bias`.
     Linear { n: usize, cin: usize, cout: usize },
-    /// The input gradient of a [`Op::Conv2d`], as autodiff computes it in a training step:
-    /// timed as forward + backward with only the input requiring a gradient, less the forward
-    /// alone (each engine's own).
-    ConvInputGrad {
-        n: usize,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        size: usize,
-    },
-    /// The weight gradient of a [`Op::Conv2d`], timed as [`Op::ConvInputGrad`] with only the
+    /// The input gradient of a convolution, as autodiff computes it in a training step: timed
+    /// as forward + backward with only the input requiring a gradient, less the forward alone
+    /// (each engine's own).
+    ConvInputGrad(ConvShape),
+    /// The weight gradient of a convolution, timed as [`Op::ConvInputGrad`] with only the
     /// weight requiring a gradient.
-    ConvWeightGrad {
-        n: usize,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        size: usize,
-    },
+    ConvWeightGrad(ConvShape),
+}
+
+/// A bias-free convolution's shape (the fields of [`Op::Conv2d`]), for its gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConvShape {
+    n: usize,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    size: usize,
+}
+
+impl ConvShape {
+    /// The forward convolution.
+    fn forward(self) -> Op {
+        let ConvShape {
+            n,
+            cin,
+            cout,
+            k,
+            stride,
+            pad,
+            size,
+        } = self;
+        Op::Conv2d {
+            n,
+            cin,
+            cout,
+            k,
+            stride,
+            pad,
+            size,
+        }
+    }
 }
 
 impl Op {
@@ -85,40 +105,15 @@ impl Op {
             Op::Add { .. } => "add",
             Op::MaxPool { .. } => "maxpool",
             Op::Linear { .. } => "linear",
-            Op::ConvInputGrad { .. } => "conv input gradient",
-            Op::ConvWeightGrad { .. } => "conv weight gradient",
+            Op::ConvInputGrad(_) => "conv input gradient",
+            Op::ConvWeightGrad(_) => "conv weight gradient",
         }
     }
 
     /// The forward convolution whose gradient this is.
     fn conv(&self) -> Option<Op> {
-        match *self {
-            Op::ConvInputGrad {
-                n,
-                cin,
-                cout,
-                k,
-                stride,
-                pad,
-                size,
-            }
-            | Op::ConvWeightGrad {
-                n,
-                cin,
-                cout,
-                k,
-                stride,
-                pad,
-                size,
-            } => Some(Op::Conv2d {
-                n,
-                cin,
-                cout,
-                k,
-                stride,
-                pad,
-                size,
-            }),
+        match self {
+            Op::ConvInputGrad(shape) | Op::ConvWeightGrad(shape) => Some(shape.forward()),
             _ => None,
         }
     }
@@ -151,7 +146,7 @@ impl Op {
             | Op::Add { n, c, size }
             | Op::MaxPool { n, c, size } => format!("[{n},{c},{size},{size}]"),
             Op::Linear { n, cin, cout } => format!("[{n},{cin}] -> {cout}"),
-            Op::ConvInputGrad { .. } | Op::ConvWeightGrad { .. } => {
+            Op::ConvInputGrad(_) | Op::ConvWeightGrad(_) => {
                 unreachable!("described as their convolution")
             }
         }
@@ -358,44 +353,14 @@ pub fn bottleneck_resnet_ops(layers: [usize; 4], n: usize, size: usize) -> BTree
 /// stride 1, so its gradients are those of that 1x1 convolution.
 pub fn basic_resnet_train_ops(layers: [usize; 4], n: usize, size: usize) -> BTreeMap<Op, usize> {
     let mut ops = BTreeMap::new();
-    let mut add = |forward: Op, input_grad: bool| {
-        let Op::Conv2d {
-            n,
-            cin,
-            cout,
-            k,
-            stride,
-            pad,
-            size,
-        } = forward
-        else {
-            unreachable!("a convolution")
-        };
+    let mut add = |shape: ConvShape, input_grad: bool| {
         if input_grad {
-            *ops.entry(Op::ConvInputGrad {
-                n,
-                cin,
-                cout,
-                k,
-                stride,
-                pad,
-                size,
-            })
-            .or_insert(0) += 1;
+            *ops.entry(Op::ConvInputGrad(shape)).or_insert(0) += 1;
         }
-        *ops.entry(Op::ConvWeightGrad {
-            n,
-            cin,
-            cout,
-            k,
-            stride,
-            pad,
-            size,
-        })
-        .or_insert(0) += 1;
-        *ops.entry(forward).or_insert(0) += 1;
+        *ops.entry(Op::ConvWeightGrad(shape)).or_insert(0) += 1;
+        *ops.entry(shape.forward()).or_insert(0) += 1;
     };
-    let conv = |cin, cout, k, stride, pad, size| Op::Conv2d {
+    let conv = |cin, cout, k, stride, pad, size| ConvShape {
         n,
         cin,
         cout,
@@ -447,13 +412,13 @@ fn fresh(t: &Tensor<4>) -> Tensor<4> {
 /// Median seconds of a convolution's forward and backward on an autodiff device, with only the
 /// input (`input_grad`) or only the weight requiring a gradient, less the forward alone.
 fn time_conv_grad(
-    conv: &Op,
+    shape: &ConvShape,
     input_grad: bool,
     device: &Device,
     warmup: usize,
     runs: usize,
 ) -> Result<f64> {
-    let Op::Conv2d {
+    let ConvShape {
         n,
         cin,
         cout,
@@ -461,10 +426,7 @@ fn time_conv_grad(
         stride,
         pad,
         size,
-    } = *conv
-    else {
-        bail!("not a convolution: {conv:?}")
-    };
+    } = *shape;
     let out = (size + 2 * pad - k) / stride + 1;
     let options = ConvOptions::new([stride; 2], [pad; 2], [1; 2], 1);
     // The forward alone on the plain device: an autodiff forward never backpropagated keeps
@@ -509,9 +471,10 @@ fn time_conv_grad(
 
 /// Times one op on `device` (median seconds).
 pub fn time_burn(op: &Op, device: &Device, warmup: usize, runs: usize) -> Result<f64> {
-    if let Some(conv) = op.conv() {
-        let input_grad = matches!(op, Op::ConvInputGrad { .. });
-        return time_conv_grad(&conv, input_grad, device, warmup, runs);
+    match op {
+        Op::ConvInputGrad(shape) => return time_conv_grad(shape, true, device, warmup, runs),
+        Op::ConvWeightGrad(shape) => return time_conv_grad(shape, false, device, warmup, runs),
+        _ => {}
     }
     match *op {
         Op::Conv2d {
@@ -605,7 +568,7 @@ pub fn time_burn(op: &Op, device: &Device, warmup: usize, runs: usize) -> Result
                 |()| linear(x.clone(), w.clone(), Some(b.clone())).unsqueeze::<4>(),
             )
         }
-        Op::ConvInputGrad { .. } | Op::ConvWeightGrad { .. } => {
+        Op::ConvInputGrad(_) | Op::ConvWeightGrad(_) => {
             unreachable!("timed by time_conv_grad")
         }
     }
