@@ -16,11 +16,24 @@ use zoo_trainer::report::read_csv;
 use zoo_trainer::train::complete_checkpoints;
 use zoo_trainer::{Mode, OptimizerKind, RunOptions, Schedule, TrainConfig, load_trained};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zoo-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system's temporary one, removed when the test ends (a trained
+/// run is hundreds of MB; left behind, every `cargo test` would add them up).
+struct TempDir(tempfile::TempDir);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
+    TempDir(
+        tempfile::Builder::new()
+            .prefix(&format!("zoo-train-{name}-"))
+            .tempdir()
+            .unwrap(),
+    )
 }
 
 fn demo(root: &Path, classes: usize, per_class: usize) -> PathBuf {
@@ -495,7 +508,7 @@ fn one_size_models_follow_image_size() {
 
     let device = Backend::Flex.device().unwrap();
     let dir = temp_dir("one-size");
-    let mut config = TrainConfig::new("vit_b_32", &dir);
+    let mut config = TrainConfig::new("vit_b_32", dir.to_path_buf());
     config.image_size = Some(64);
     let model = build_model(&config, 3, &device).unwrap();
     assert_eq!(model.input_spec().min_size, [64, 64]);
@@ -505,7 +518,7 @@ fn one_size_models_follow_image_size() {
     let model = build_model(&config, 3, &device).unwrap();
     assert_eq!(model.input_spec().min_size, [224, 224]);
 
-    let mut config = TrainConfig::new("maxvit_t", &dir);
+    let mut config = TrainConfig::new("maxvit_t", dir.to_path_buf());
     config.image_size = Some(32);
     let err = build_model(&config, 3, &device).unwrap_err();
     assert!(err.to_string().contains("input_size"), "{err}");
