@@ -320,6 +320,7 @@ fn run(cli: Cli) -> Result<()> {
             model,
             image_size,
         } => {
+            zoo_trainer::train::stop_on_signals()?;
             let root = generate(&data, &DemoConfig::default())?;
             let mut config = TrainConfig::new(model, root.join("train"));
             config.val_dir = Some(root.join("val"));
