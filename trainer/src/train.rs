@@ -308,9 +308,14 @@ fn stop_flag() -> &'static std::sync::Arc<std::sync::atomic::AtomicBool> {
 /// stays), saves `best/` from the complete epochs, and [`train`]/[`resume`] return an error
 /// saying how to `--resume`. A second one exits at once (status 130), as a plain Ctrl-C would;
 /// the run directory then still holds its last complete checkpoint, written before that epoch
-/// ended. For binaries: call it once, before training. Without it a signal kills the process
-/// (the same as a second one here).
+/// ended. For binaries, before training; later calls do nothing (handlers registered twice
+/// would take the first signal for the second). Without it a signal kills the process (the same
+/// as a second one here).
 pub fn stop_on_signals() -> Result<(), TrainError> {
+    static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if INSTALLED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Ok(());
+    }
     let flag = stop_flag();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // Registered first, so it sees the flag as the previous signal left it: set means this
