@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::layers::conv2d;
 use crate::layers::{BatchNorm, BatchNormConfig};
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
@@ -203,8 +204,8 @@ impl DenseLayer {
     /// - input: `[batch, channels so far, height, width]`
     /// - output: `[batch, growth_rate, height, width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv1.forward(relu(self.norm1.forward(x)));
-        let x = self.conv2.forward(relu(norm(&self.norm2, x)));
+        let x = conv2d(&self.conv1, relu(self.norm1.forward(x)));
+        let x = conv2d(&self.conv2, relu(norm(&self.norm2, x)));
         self.dropout.forward(x)
     }
 
@@ -259,7 +260,7 @@ impl Transition {
     /// - output: `[batch, c / 2, height / 2, width / 2]` (rounded down)
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.pool
-            .forward(self.conv.forward(relu(self.norm.forward(x))))
+            .forward(conv2d(&self.conv, relu(self.norm.forward(x))))
     }
 }
 
@@ -335,7 +336,7 @@ impl Architecture for DenseNet {
     /// - output: `[batch, num_features]` (1024 for densenet121)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let f = &self.features;
-        let x = f.conv0.forward(x);
+        let x = conv2d(&f.conv0, x);
         let x = f.pool0.forward(relu(norm(&f.norm0, x)));
         let x = f.transition1.forward(dense_block(&f.denseblock1, x));
         let x = f.transition2.forward(dense_block(&f.denseblock2, x));

@@ -10,6 +10,7 @@
 //! - field names are torchvision's (`inception4a.branch2.1.conv.weight`), so weights import
 //!   without a key map.
 
+use crate::layers::conv2d;
 use crate::layers::{BatchNorm, BatchNormConfig};
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
@@ -88,7 +89,7 @@ impl BasicConv2d {
 
     /// Applies convolution, BatchNorm and ReLU.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(self.bn.forward(conv2d(&self.conv, x)))
     }
 }
 

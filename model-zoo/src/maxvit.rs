@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::layers::conv2d;
 use crate::layers::{BatchNorm, BatchNormConfig};
 use burn::config::Config;
 use burn::module::{Module, Param, ParamGroup};
@@ -275,7 +276,7 @@ impl MbConv {
         };
         let y = l.pre_norm.forward(x);
         let y = l.conv_b.forward(l.conv_a.forward(y));
-        let y = l.conv_c.forward(l.squeeze_excitation.forward(y));
+        let y = conv2d(&l.conv_c, l.squeeze_excitation.forward(y));
         shortcut + self.stochastic_depth.forward(y)
     }
 }

@@ -16,16 +16,14 @@
 //! # Ok(()) }
 //! ```
 
-use crate::layers::{BatchNorm, BatchNormConfig};
+use crate::layers::{BatchNorm, BatchNormConfig, conv2d};
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Tensor, s};
+use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
@@ -364,32 +362,9 @@ pub type Downsample = (Conv2d, Option<BatchNorm>);
 
 fn shortcut(downsample: &Option<Downsample>, x: Tensor<4>) -> Tensor<4> {
     match downsample {
-        Some((conv, bn)) => norm(bn, pointwise(conv, x)),
+        Some((conv, bn)) => norm(bn, conv2d(conv, x)),
         None => x,
     }
-}
-
-/// `conv.forward(x)` for the shortcut's 1x1 convolution. With a stride, the input is subsampled
-/// first and the convolution runs at stride 1: the same numbers, since a 1x1 kernel at stride `s`
-/// reads only every `s`-th pixel of each row and column, but CPU backends have a fast path for an
-/// unpadded 1x1 convolution at stride 1 (a gemm straight on NCHW data) that the strided one
-/// misses. On Flex the strided form was 10x slower than PyTorch's, and it is each downsampling
-/// stage's widest convolution (`cargo xtask bench --ops`).
-fn pointwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [sh, sw] = conv.stride;
-    let unpadded = matches!(
-        conv.padding,
-        PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
-    );
-    if conv.kernel_size != [1, 1] || conv.stride == [1, 1] || !unpadded {
-        return conv.forward(x);
-    }
-    conv2d(
-        x.slice(s![.., .., ..;sh, ..;sw]),
-        conv.weight.val(),
-        conv.bias.as_ref().map(|b| b.val()),
-        ConvOptions::new([1, 1], [0, 0], [1, 1], conv.groups),
-    )
 }
 
 /// torchvision's `BasicBlock` (ResNet-18/34).
@@ -413,8 +388,8 @@ impl BasicBlock {
     /// - output: `[batch, planes, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = shortcut(&self.downsample, x.clone());
-        let out = relu(norm(&self.bn1, self.conv1.forward(x)));
-        let out = norm(&self.bn2, self.conv2.forward(out));
+        let out = relu(norm(&self.bn1, conv2d(&self.conv1, x)));
+        let out = norm(&self.bn2, conv2d(&self.conv2, out));
         relu(out + identity)
     }
 }
@@ -495,9 +470,9 @@ impl Bottleneck {
     /// - output: `[batch, planes * 4, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = shortcut(&self.downsample, x.clone());
-        let out = relu(norm(&self.bn1, self.conv1.forward(x)));
-        let out = relu(norm(&self.bn2, self.conv2.forward(out)));
-        let out = norm(&self.bn3, self.conv3.forward(out));
+        let out = relu(norm(&self.bn1, conv2d(&self.conv1, x)));
+        let out = relu(norm(&self.bn2, conv2d(&self.conv2, out)));
+        let out = norm(&self.bn3, conv2d(&self.conv3, out));
         relu(out + identity)
     }
 }
@@ -570,7 +545,7 @@ impl Architecture for ResNet {
     /// - input: `[batch, 3, height, width]`
     /// - output: `[batch, num_features]` (512 for ResNet-18/34, 2048 for the bottleneck models)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(norm(&self.bn1, self.conv1.forward(x)));
+        let x = relu(norm(&self.bn1, conv2d(&self.conv1, x)));
         let mut x = self.maxpool.forward(x);
         for block in self
             .layer1
@@ -836,22 +811,6 @@ mod tests {
             let scale = expected.clone().abs().max().into_scalar::<f32>().max(1e-3);
             let diff = (got - expected).abs().max().into_scalar::<f32>();
             assert!(diff <= 1e-4 * scale, "max diff {diff} at scale {scale}");
-        }
-    }
-
-    #[test]
-    fn strided_pointwise_shortcut_equals_the_strided_convolution() {
-        let device = device();
-        for (side, stride, bias) in [(8, 2, false), (7, 2, true), (9, 3, false)] {
-            let conv = conv_config(16, 32, 1, stride, 1)
-                .with_bias(bias)
-                .init(&device);
-            let x = Tensor::<4>::random([2, 16, side, side], Distribution::Default, &device);
-            let expected = conv.forward(x.clone());
-            let got = pointwise(&conv, x);
-            assert_eq!(got.dims(), expected.dims());
-            let diff = (got - expected).abs().max().into_scalar::<f32>();
-            assert!(diff < 1e-5, "side {side} stride {stride}: {diff}");
         }
     }
 

@@ -13,6 +13,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::layers::conv2d;
 use crate::layers::{ImageLayer, run_image_layers, zero_bias};
 use crate::registry::Family;
 
@@ -71,11 +72,11 @@ impl Fire {
     /// - input: `[batch, input, height, width]`
     /// - output: `[batch, expand1x1 + expand3x3, height, width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.squeeze.forward(x));
+        let x = relu(conv2d(&self.squeeze, x));
         Tensor::cat(
             vec![
-                relu(self.expand1x1.forward(x.clone())),
-                relu(self.expand3x3.forward(x)),
+                relu(conv2d(&self.expand1x1, x.clone())),
+                relu(conv2d(&self.expand3x3, x)),
             ],
             1,
         )

@@ -36,6 +36,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, KeyRename};
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::layers::conv2d;
 use crate::layers::{
     ActivationKind, ImageLayer, MultiheadAttention, Numbered, layer_norm, new_classifier,
     run_image_layers, zero_bias,
@@ -311,7 +312,7 @@ const VIT_KEY_RENAMES: &[KeyRename] = &[
 impl VisionTransformer {
     /// The encoder's output for the class token.
     fn class_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.conv_proj.forward(x);
+        let x = conv2d(&self.conv_proj, x);
         let [n, d, h, w] = x.dims();
         let x = x.reshape([n, d, h * w]).swap_dims(1, 2);
         let class_token = self.class_token.val().expand([n, 1, d]);

@@ -9,7 +9,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use model_zoo::layers::{BatchNorm, BatchNormConfig};
+use model_zoo::layers::{BatchNorm, BatchNormConfig, conv2d};
 use model_zoo::{Architecture, ConfigError, Family, InputError, InputSpec};
 
 /// The Rust twin of `Tiny` in make_fixtures.py.
@@ -55,8 +55,8 @@ impl Architecture for Tiny {
     }
 
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
-        let x = self.downsample.1.forward(self.downsample.0.forward(x));
+        let x = relu(self.bn1.forward(conv2d(&self.conv1, x)));
+        let x = self.downsample.1.forward(conv2d(&self.downsample.0, x));
         let [b, c, _, _] = x.dims();
         x.mean_dims(&[2, 3]).reshape([b, c])
     }

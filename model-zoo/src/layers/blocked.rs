@@ -13,6 +13,7 @@
 //! blocks back into `classifier.0.weight` `[4096, 25088]`, [`split_row_blocks`] cuts a file's
 //! tensor into the blocks before it is applied, and [`merge_row_blocks`] joins them for export.
 
+use super::conv2d;
 use std::collections::BTreeMap;
 
 use super::BatchNorm;
@@ -134,8 +135,8 @@ impl BlockedConv2d {
     /// - output: `[batch, out, height', width']`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self.row_blocks.as_slice() {
-            [single] => single.forward(x),
-            blocks => Tensor::cat(blocks.iter().map(|b| b.forward(x.clone())).collect(), 1),
+            [single] => conv2d(single, x),
+            blocks => Tensor::cat(blocks.iter().map(|b| conv2d(b, x.clone())).collect(), 1),
         }
     }
 
@@ -582,7 +583,7 @@ mod tests {
             burn::tensor::Distribution::Normal(0.0, 1.0),
             &device,
         );
-        let expected = whole.forward(x.clone()).into_data();
+        let expected = conv2d(&whole, x.clone()).into_data();
         blocked
             .forward(x.clone())
             .into_data()
@@ -600,9 +601,7 @@ mod tests {
             RunningState::new(Tensor::from_floats([0.1, -0.2, 0.3, 0.0, 0.5], &device));
         bn.running_var = RunningState::new(Tensor::from_floats([0.5, 1.5, 2.0, 0.7, 1.1], &device));
         bn.gamma = Param::from_tensor(Tensor::from_floats([1.2, 0.8, -0.5, 1.0, 0.3], &device));
-        let expected = super::super::fold_batchnorm(whole, &bn)
-            .forward(x.clone())
-            .into_data();
+        let expected = conv2d(&super::super::fold_batchnorm(whole, &bn), x.clone()).into_data();
         holder
             .conv
             .fold_batchnorm(&bn)

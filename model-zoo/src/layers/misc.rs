@@ -3,6 +3,7 @@
 //! [`InvertedResidual`].
 
 use super::BatchNormConfig;
+use super::conv2d;
 use burn::module::{Flag, Module, Param};
 use burn::nn::activation::{
     Gelu, HardSigmoid, HardSigmoidConfig, HardSwish, Relu, Relu6, SiLU, Sigmoid, Tanh,
@@ -320,8 +321,8 @@ impl SqueezeExcitation {
     /// - input and output: `[batch, channels, height, width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let scale = adaptive_avg_pool2d(x.clone(), [1, 1]);
-        let scale = self.activation.forward(self.fc1.forward(scale));
-        let scale = self.scale_activation.forward(self.fc2.forward(scale));
+        let scale = self.activation.forward(conv2d(&self.fc1, scale));
+        let scale = self.scale_activation.forward(conv2d(&self.fc2, scale));
         x * scale
     }
 }

@@ -12,6 +12,7 @@ use crate::error::ConfigError;
 
 mod batch_norm;
 mod blocked;
+mod conv;
 mod misc;
 mod named;
 mod transformer;
@@ -20,6 +21,7 @@ pub use blocked::{
     BlockedConv2d, BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, ShapeNames,
     merge_row_blocks, model_shapes, row_block_sizes, split_row_blocks, torch_shapes,
 };
+pub use conv::conv2d;
 pub use misc::{
     Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation,
     StochasticDepth, gelu, residual,
@@ -171,7 +173,7 @@ impl ImageLayer {
     /// Applies the layer.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            ImageLayer::Conv(conv) => conv.forward(x),
+            ImageLayer::Conv(conv) => conv2d(conv, x),
             ImageLayer::BlockedConv(conv) => conv.forward(x),
             ImageLayer::BatchNorm(bn) => bn.forward(x),
             ImageLayer::Activation(activation) => activation.forward(x),
