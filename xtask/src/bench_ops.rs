@@ -9,6 +9,9 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use burn::module::Param;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
 use burn::tensor::module::{batch_norm, conv2d, linear, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Distribution, Tensor, activation::relu, s};
@@ -409,6 +412,22 @@ fn fresh(t: &Tensor<4>) -> Tensor<4> {
     Tensor::from_data(t.to_data(), &t.device())
 }
 
+/// A bias-free convolution as the zoo's models run it: [`model_zoo::layers::conv2d`] (on an
+/// autodiff Flex device, the zoo's gemm gradients).
+fn zoo_conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, pad: usize) -> Tensor<4> {
+    let [_, _, kh, kw] = weight.dims();
+    let conv = Conv2d {
+        weight: Param::from_tensor(weight),
+        bias: None,
+        stride: [stride; 2],
+        kernel_size: [kh, kw],
+        dilation: [1, 1],
+        groups: 1,
+        padding: PaddingConfig2d::Explicit(pad, pad, pad, pad),
+    };
+    model_zoo::layers::conv2d(&conv, x)
+}
+
 /// Median seconds of a convolution's forward and backward on an autodiff device, with only the
 /// input (`input_grad`) or only the weight requiring a gradient, less the forward alone.
 fn time_conv_grad(
@@ -428,7 +447,6 @@ fn time_conv_grad(
         size,
     } = *shape;
     let out = (size + 2 * pad - k) / stride + 1;
-    let options = ConvOptions::new([stride; 2], [pad; 2], [1; 2], 1);
     // The forward alone on the plain device: an autodiff forward never backpropagated keeps
     // its graph, which is not what a training step pays.
     let (xf, wf) = (
@@ -440,7 +458,7 @@ fn time_conv_grad(
         warmup,
         runs,
         || (),
-        |()| conv2d(xf.clone(), wf.clone(), None, options.clone()) * upstream.clone(),
+        |()| zoo_conv2d(xf.clone(), wf.clone(), stride, pad) * upstream.clone(),
     )?;
     let device = device.clone().autodiff();
     let x = random([n, cin, size, size], &device);
@@ -456,7 +474,7 @@ fn time_conv_grad(
         runs,
         || (),
         |()| {
-            let y = conv2d(x.clone(), w.clone(), None, options.clone());
+            let y = zoo_conv2d(x.clone(), w.clone(), stride, pad);
             let grads = (y * upstream.clone()).sum().backward();
             let grad = if input_grad {
                 x.grad(&grads)
@@ -488,12 +506,11 @@ pub fn time_burn(op: &Op, device: &Device, warmup: usize, runs: usize) -> Result
         } => {
             let x = random([n, cin, size, size], device);
             let w = random([cout, cin, k, k], device);
-            let options = ConvOptions::new([stride; 2], [pad; 2], [1; 2], 1);
             time_op(
                 warmup,
                 runs,
                 || (),
-                |()| conv2d(x.clone(), w.clone(), None, options.clone()),
+                |()| zoo_conv2d(x.clone(), w.clone(), stride, pad),
             )
         }
         Op::Subsampled {

@@ -162,7 +162,7 @@ mod flex {
             if let Some(node) = node_x {
                 let dx = match &problem {
                     Some(problem) => problem.input_grad(&weight, &grad),
-                    None => Flex::conv2d_x_backward(
+                    _ => Flex::conv2d_x_backward(
                         x.clone(),
                         weight.clone(),
                         grad.clone(),
@@ -247,31 +247,52 @@ mod flex {
             self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
         }
 
-        /// The input pixel that output pixel `o` reads at kernel offset `k` along one axis, or
-        /// `None` in the padding.
-        fn source(&self, axis: usize, o: usize, k: usize) -> Option<usize> {
-            let at = o * self.stride[axis] + k * self.dilation[axis];
-            let size = [self.height, self.width][axis];
-            at.checked_sub(self.padding[axis]).filter(|&i| i < size)
+        /// The outputs along `axis` whose input at kernel offset `k` is inside the image, and
+        /// the input index of the first of them (the next ones step by the stride).
+        fn valid(&self, axis: usize, k: usize) -> (std::ops::Range<usize>, usize) {
+            let (stride, size) = (self.stride[axis], [self.height, self.width][axis]);
+            let shift = k * self.dilation[axis];
+            let padding = self.padding[axis];
+            // First output with `o * stride + shift >= padding`.
+            let first = padding.saturating_sub(shift).div_ceil(stride);
+            // Outputs with `o * stride + shift < padding + size`.
+            let end = (padding + size)
+                .checked_sub(shift)
+                .map_or(0, |room| room.div_ceil(stride))
+                .min(self.out[axis]);
+            let first = first.min(end);
+            (
+                first..end,
+                first * stride + shift - padding.min(first * stride + shift),
+            )
         }
 
         /// `col[(ci,kh,kw), p]` of one image `[in_channels, height, width]`.
         fn im2col(&self, image: &[f32], col: &mut [f32]) {
             let [kh, kw] = self.kernel;
             let [oh, ow] = self.out;
-            let plane = self.height * self.width;
+            let (plane, sx) = (self.height * self.width, self.stride[1]);
             for (row, col_row) in col.chunks_exact_mut(oh * ow).enumerate() {
                 let (ci, k) = (row / (kh * kw), row % (kh * kw));
                 let (ky, kx) = (k / kw, k % kw);
                 let channel = &image[ci * plane..(ci + 1) * plane];
+                let (rows, first_iy) = self.valid(0, ky);
+                let (xs, first_ix) = self.valid(1, kx);
                 for (y, out_row) in col_row.chunks_exact_mut(ow).enumerate() {
-                    let Some(iy) = self.source(0, y, ky) else {
+                    if !rows.contains(&y) || xs.is_empty() {
                         out_row.fill(0.0);
                         continue;
-                    };
+                    }
+                    let iy = first_iy + (y - rows.start) * self.stride[0];
                     let input_row = &channel[iy * self.width..(iy + 1) * self.width];
-                    for (x, value) in out_row.iter_mut().enumerate() {
-                        *value = self.source(1, x, kx).map_or(0.0, |ix| input_row[ix]);
+                    out_row[..xs.start].fill(0.0);
+                    out_row[xs.end..].fill(0.0);
+                    let inside = &mut out_row[xs.clone()];
+                    if sx == 1 {
+                        inside.copy_from_slice(&input_row[first_ix..first_ix + xs.len()]);
+                    } else {
+                        let sources = input_row[first_ix..].iter().step_by(sx);
+                        inside.iter_mut().zip(sources).for_each(|(v, x)| *v = *x);
                     }
                 }
             }
@@ -281,20 +302,31 @@ mod flex {
         fn col2im(&self, col: &[f32], image: &mut [f32]) {
             let [kh, kw] = self.kernel;
             let [oh, ow] = self.out;
-            let plane = self.height * self.width;
+            let (plane, sx) = (self.height * self.width, self.stride[1]);
             for (row, col_row) in col.chunks_exact(oh * ow).enumerate() {
                 let (ci, k) = (row / (kh * kw), row % (kh * kw));
                 let (ky, kx) = (k / kw, k % kw);
                 let channel = &mut image[ci * plane..(ci + 1) * plane];
-                for (y, in_row) in col_row.chunks_exact(ow).enumerate() {
-                    let Some(iy) = self.source(0, y, ky) else {
-                        continue;
-                    };
+                let (rows, first_iy) = self.valid(0, ky);
+                let (xs, first_ix) = self.valid(1, kx);
+                if xs.is_empty() {
+                    continue;
+                }
+                for (y, in_row) in col_row
+                    .chunks_exact(ow)
+                    .enumerate()
+                    .take(rows.end)
+                    .skip(rows.start)
+                {
+                    let iy = first_iy + (y - rows.start) * self.stride[0];
                     let out_row = &mut channel[iy * self.width..(iy + 1) * self.width];
-                    for (x, value) in in_row.iter().enumerate() {
-                        if let Some(ix) = self.source(1, x, kx) {
-                            out_row[ix] += value;
-                        }
+                    let inside = &in_row[xs.clone()];
+                    if sx == 1 {
+                        let targets = &mut out_row[first_ix..first_ix + xs.len()];
+                        targets.iter_mut().zip(inside).for_each(|(t, v)| *t += v);
+                    } else {
+                        let targets = out_row[first_ix..].iter_mut().step_by(sx);
+                        targets.zip(inside).for_each(|(t, v)| *t += v);
                     }
                 }
             }
