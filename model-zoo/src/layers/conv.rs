@@ -298,12 +298,14 @@ mod flex {
             }
         }
 
-        /// `image[ci, iy, ix] += col[(ci,kh,kw), p]` for one image (the adjoint of `im2col`).
-        fn col2im(&self, col: &[f32], image: &mut [f32]) {
+        /// `image[ci, iy, ix] += col[(ci,kh,kw), p]` for one image (the adjoint of `im2col`),
+        /// the rows of `col` `row_stride` apart.
+        fn col2im(&self, col: &[f32], row_stride: usize, image: &mut [f32]) {
             let [kh, kw] = self.kernel;
             let [oh, ow] = self.out;
             let (plane, sx) = (self.height * self.width, self.stride[1]);
-            for (row, col_row) in col.chunks_exact(oh * ow).enumerate() {
+            for row in 0..self.k() {
+                let col_row = &col[row * row_stride..][..oh * ow];
                 let (ci, k) = (row / (kh * kw), row % (kh * kw));
                 let (ky, kx) = (k / kw, k % kw);
                 let channel = &mut image[ci * plane..(ci + 1) * plane];
@@ -415,6 +417,13 @@ mod flex {
             let (k, p, co) = (self.k(), self.pixels(), self.out_channels);
             let image = self.in_channels * self.height * self.width;
             let (per_task, parallelism) = self.split();
+            // Small images (the last stages) are taken a few at a time, so that each gemm has
+            // enough columns: `dcol [k, g p] = weightᵀ · [dy_n | dy_n+1 | ...]`.
+            let group = if self.pointwise() {
+                1
+            } else {
+                (1024 / p).clamp(1, per_task)
+            };
             let mut dx = vec![0.0f32; self.batch * image];
             dx.par_chunks_mut(per_task * image)
                 .enumerate()
@@ -422,34 +431,50 @@ mod flex {
                     let mut col = if self.pointwise() {
                         Vec::new()
                     } else {
-                        vec![0.0f32; k * p]
+                        vec![0.0f32; k * group * p]
                     };
-                    for (i, dx_n) in images.chunks_exact_mut(image).enumerate() {
-                        let n = task * per_task + i;
-                        let dy = &grad[n * co * p..(n + 1) * co * p];
-                        let dst = if self.pointwise() {
-                            &mut dx_n[..]
+                    let mut gathered = Vec::new();
+                    for (g, dx_g) in images.chunks_mut(group * image).enumerate() {
+                        let first = task * per_task + g * group;
+                        let count = dx_g.len() / image;
+                        let columns = count * p;
+                        // dy of the group as one [co, count p] matrix.
+                        let dy = if count == 1 {
+                            &grad[first * co * p..(first + 1) * co * p]
                         } else {
-                            &mut col[..]
+                            gathered.resize(co * columns, 0.0);
+                            for i in 0..count {
+                                let dy_n = &grad[(first + i) * co * p..][..co * p];
+                                for (c, row) in dy_n.chunks_exact(p).enumerate() {
+                                    gathered[c * columns + i * p..][..p].copy_from_slice(row);
+                                }
+                            }
+                            &gathered[..]
                         };
-                        // dst[k, p] = weight[co, k]ᵀ · dy[co, p]
-                        // SAFETY: dst is k x p (row stride p), weight co x k read transposed,
-                        // dy co x p; each slice holds exactly those elements.
+                        let dst = if self.pointwise() {
+                            &mut dx_g[..]
+                        } else {
+                            &mut col[..k * columns]
+                        };
+                        // dst[k, columns] = weight[co, k]ᵀ · dy[co, columns]
+                        // SAFETY: dst is k x columns (row stride columns), weight co x k read
+                        // transposed, dy co x columns; each slice holds exactly those elements
+                        // (a pointwise group is one image: dst is its k x p gradient).
                         unsafe {
                             gemm::gemm(
                                 k,
-                                p,
+                                columns,
                                 co,
                                 dst.as_mut_ptr(),
                                 1,
-                                p as isize,
+                                columns as isize,
                                 false,
                                 weight.as_ptr(),
                                 k as isize,
                                 1,
                                 dy.as_ptr(),
                                 1,
-                                p as isize,
+                                columns as isize,
                                 0.0,
                                 1.0,
                                 false,
@@ -459,7 +484,9 @@ mod flex {
                             );
                         }
                         if !self.pointwise() {
-                            self.col2im(&col, dx_n);
+                            for (i, dx_n) in dx_g.chunks_exact_mut(image).enumerate() {
+                                self.col2im(&col[i * p..], columns, dx_n);
+                            }
                         }
                     }
                 });
