@@ -8,8 +8,13 @@ use zoo_trainer::demo::{DemoConfig, SHAPES, generate};
 use zoo_trainer::folder::{ImageFolder, same_classes, verify_images};
 use zoo_trainer::stats::channel_stats;
 
+/// A fresh `name` folder in a scratch folder of the target directory (`CARGO_TARGET_TMPDIR`),
+/// emptied at the start of each run rather than left per process in the system's temporary
+/// directory.
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zoo-trainer-{}-{name}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("zoo-trainer-data")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
