@@ -629,6 +629,23 @@ mod tests {
         );
     }
 
+    /// Stride 1 with dilation and asymmetric padding, with none, and with more padding than
+    /// kernel (rows and columns of the output that read only padding).
+    #[test]
+    fn stride_1_gradients_equal_burns_with_dilation_asymmetric_padding_and_none() {
+        gradients(
+            Conv2dConfig::new([3, 4], [3, 2])
+                .with_dilation([2, 1])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 0, 2)),
+            [3, 3, 8, 9],
+        );
+        gradients(Conv2dConfig::new([2, 5], [3, 3]), [2, 2, 6, 7]);
+        gradients(
+            Conv2dConfig::new([2, 3], [3, 3]).with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3)),
+            [2, 2, 4, 5],
+        );
+    }
+
     #[test]
     fn strided_pointwise_convolutions_equal_burns_on_every_backend() {
         for device in crate::available_backends()
