@@ -292,8 +292,8 @@ mod tests {
     #[test]
     fn truncated_images_are_errors_naming_the_file() {
         use image::ImageEncoder;
-        let dir = std::env::temp_dir().join(format!("zoo-truncated-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let (w, h) = (64u32, 48u32);
         let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
         let encode =
@@ -339,7 +339,6 @@ mod tests {
         let path = dir.join("padded.jpg");
         std::fs::write(&path, &padded).unwrap();
         load_image(&path).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -362,8 +361,8 @@ mod tests {
 
     #[test]
     fn unreadable_image_names_the_file() {
-        let dir = std::env::temp_dir().join(format!("zoo-transforms-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let path = dir.join("broken.png");
         std::fs::write(&path, b"\x89PNG\r\n\x1a\nnot really").unwrap();
         let err = load_image(&path).unwrap_err();
@@ -371,6 +370,5 @@ mod tests {
         assert!(err.to_string().contains("broken.png"), "{err}");
         let err = load_image(dir.join("missing.jpg")).unwrap_err();
         assert!(err.to_string().contains("missing.jpg"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

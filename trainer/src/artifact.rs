@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use model_zoo::Model;
+use model_zoo::{Architecture, Model};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -120,6 +120,16 @@ pub fn load_trained(dir: &Path, device: &Device) -> Result<TrainedModel, TrainEr
     let card: ModelCard = read_json(&dir.join(CARD_FILE))?;
     let classes: ClassMap = read_json(&dir.join(CLASSES_FILE))?;
     let transforms: Transforms = read_json(&dir.join(PREPROCESS_FILE))?;
+    transforms.validate().map_err(|message| TrainError::Json {
+        path: dir.join(PREPROCESS_FILE),
+        message,
+    })?;
+    if card.num_classes == 0 {
+        return Err(TrainError::Json {
+            path: dir.join(CARD_FILE),
+            message: "num_classes is 0: a classifier needs at least one class".into(),
+        });
+    }
     if classes.len() != card.num_classes {
         return Err(TrainError::Json {
             path: dir.join(CLASSES_FILE),
@@ -131,7 +141,18 @@ pub fn load_trained(dir: &Path, device: &Device) -> Result<TrainedModel, TrainEr
             ),
         });
     }
-    let model = model_zoo::create(&card.model, card.num_classes, device)?;
+    // What the card names and the preprocessing asks for are checked here, so that the error
+    // names the file at fault rather than surfacing at the first prediction.
+    let json_error = |file: &str, message: String| TrainError::Json {
+        path: dir.join(file),
+        message,
+    };
+    let model = model_zoo::create(&card.model, card.num_classes, device)
+        .map_err(|e| json_error(CARD_FILE, e.to_string()))?;
+    model
+        .input_spec()
+        .check(&card.model, [1, 3, transforms.crop, transforms.crop])
+        .map_err(|e| json_error(PREPROCESS_FILE, format!("crop {}: {e}", transforms.crop)))?;
     let model = zoo_import::load_burnpack(model, dir.join(MODEL_FILE))?;
     Ok(TrainedModel {
         model,

@@ -32,7 +32,54 @@ pub struct Transforms {
     pub flip: f64,
 }
 
+/// The largest image side a transform may produce. torchvision's largest pretrained size is 518
+/// (ViT-H/14 SWAG); a typo such as `22400` would otherwise allocate gigabytes per image, and a
+/// damaged `preprocess.json` could ask for anything.
+pub const MAX_SIDE: usize = 4096;
+
 impl Transforms {
+    /// Rejects transforms that cannot run: a size of 0 or above [`MAX_SIDE`], a resize below the
+    /// crop, a mean that is not finite, a std that is not positive and finite, a crop scale or
+    /// aspect-ratio range that is empty, not positive or not finite, a flip probability outside
+    /// `[0, 1]`. The message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, side) in [
+            ("train_size", self.train_size),
+            ("resize", self.resize),
+            ("crop", self.crop),
+        ] {
+            if !(1..=MAX_SIDE).contains(&side) {
+                return Err(format!("{name} must be in 1..={MAX_SIDE}, not {side}"));
+            }
+        }
+        if self.resize < self.crop {
+            return Err(format!(
+                "resize ({}) must be at least crop ({})",
+                self.resize, self.crop
+            ));
+        }
+        if !self.mean.iter().all(|m| m.is_finite()) {
+            return Err(format!("mean must be finite, not {:?}", self.mean));
+        }
+        if !self.std.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err(format!(
+                "std must be positive and finite, not {:?}",
+                self.std
+            ));
+        }
+        for (name, (lo, hi)) in [("scale", self.scale), ("ratio", self.ratio)] {
+            if !(lo.is_finite() && hi.is_finite() && 0.0 < lo && lo <= hi) {
+                return Err(format!(
+                    "{name} must be a range 0 < low <= high, finite, not ({lo}, {hi})"
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.flip) {
+            return Err(format!("flip must be in [0, 1], not {}", self.flip));
+        }
+        Ok(())
+    }
+
     /// torchvision's recipe around an evaluation transform: train crops of `preprocess.crop`.
     pub fn from_preprocess(preprocess: &Preprocess) -> Self {
         Self {

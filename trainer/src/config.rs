@@ -115,6 +115,13 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
+/// The most epochs a run may ask for, so that epochs times steps always fits a `usize`.
+pub const MAX_EPOCHS: usize = 1_000_000;
+
+/// The most data-loading threads a run may ask for: each is an OS thread, and a damaged
+/// `train.json` asking for a billion would fail to spawn them.
+pub const MAX_WORKERS: usize = 256;
+
 impl TrainConfig {
     /// torchvision's transfer-learning defaults for `model` on the ImageFolder `train_dir`:
     /// SGD with momentum 0.9, lr 0.001, 10 epochs, batch 32, 20% held out for validation.
@@ -154,8 +161,11 @@ impl TrainConfig {
     /// Rejects settings that cannot train, naming the setting.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |what: String| Err(TrainError::Config(what));
-        if self.epochs == 0 {
-            return bad("--epochs must be at least 1".into());
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            return bad(format!(
+                "--epochs must be in 1..={MAX_EPOCHS}, not {}",
+                self.epochs
+            ));
         }
         if self.batch_size == 0 {
             return bad("--batch-size must be at least 1".into());
@@ -199,8 +209,11 @@ impl TrainConfig {
                 self.warmup_epochs, self.epochs
             ));
         }
-        if self.schedule == Schedule::Step && self.step_epochs == 0 {
-            return bad("--step-epochs must be at least 1".into());
+        if self.schedule == Schedule::Step && !(1..=MAX_EPOCHS).contains(&self.step_epochs) {
+            return bad(format!(
+                "--step-epochs must be in 1..={MAX_EPOCHS}, not {}",
+                self.step_epochs
+            ));
         }
         if let Some(n) = self.unfreeze_after {
             if self.mode != Mode::FeatureExtract {
@@ -213,8 +226,38 @@ impl TrainConfig {
                 ));
             }
         }
-        if self.image_size == Some(0) {
-            return bad("--image-size must be at least 1".into());
+        let max_side = crate::augment::MAX_SIDE;
+        for (flag, side) in [("--image-size", self.image_size), ("--resize", self.resize)] {
+            if let Some(side) = side.filter(|side| !(1..=max_side).contains(side)) {
+                return bad(format!("{flag} must be in 1..={max_side}, not {side}"));
+            }
+        }
+        if let Some(mean) = self.mean.filter(|mean| !mean.iter().all(|m| m.is_finite())) {
+            return bad(format!("--mean must be finite, not {mean:?}"));
+        }
+        if let Some(std) = self
+            .std
+            .filter(|std| !std.iter().all(|s| s.is_finite() && *s > 0.0))
+        {
+            return bad(format!("--std must be positive and finite, not {std:?}"));
+        }
+        if self.val_dir.is_none() && !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+            return bad(format!(
+                "--val-fraction must be in (0, 1), not {}",
+                self.val_fraction
+            ));
+        }
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            return bad(format!(
+                "--gamma must be positive and finite, not {}",
+                self.gamma
+            ));
+        }
+        if self.workers > MAX_WORKERS {
+            return bad(format!(
+                "--workers must be at most {MAX_WORKERS}, not {}",
+                self.workers
+            ));
         }
         Ok(())
     }
@@ -246,16 +289,22 @@ impl TrainConfig {
     /// The learning-rate schedule over `steps_per_epoch` optimiser steps per epoch.
     pub fn lr_scheduler(&self, steps_per_epoch: usize) -> Result<ModuleLrScheduler, TrainError> {
         let steps_per_epoch = steps_per_epoch.max(1);
-        let warmup = self.warmup_epochs * steps_per_epoch;
-        let rest = (self.epochs - self.warmup_epochs) * steps_per_epoch;
+        let steps = |epochs: usize| {
+            epochs.checked_mul(steps_per_epoch).ok_or_else(|| {
+                TrainError::Config(format!(
+                    "{epochs} epochs of {steps_per_epoch} steps are more steps than this machine \
+                     can count"
+                ))
+            })
+        };
+        let warmup = steps(self.warmup_epochs)?;
+        let rest = steps(self.epochs.saturating_sub(self.warmup_epochs))?;
         let main: LrSchedulerConfig = match self.schedule {
             Schedule::Constant => LrSchedulerConfig::Constant(self.lr),
             Schedule::Cosine => CosineAnnealingLrSchedulerConfig::new(self.lr, rest).into(),
-            Schedule::Step => {
-                StepLrSchedulerConfig::new(self.lr, self.step_epochs * steps_per_epoch)
-                    .with_gamma(self.gamma)
-                    .into()
-            }
+            Schedule::Step => StepLrSchedulerConfig::new(self.lr, steps(self.step_epochs)?)
+                .with_gamma(self.gamma)
+                .into(),
         };
         let warmup_schedule: LrSchedulerConfig =
             LinearLrSchedulerConfig::new(self.lr / 100.0, self.lr, warmup.max(1)).into();
@@ -276,8 +325,17 @@ impl TrainConfig {
         crate::artifact::write_json(path, self)
     }
 
-    /// Reads a configuration written by [`Self::save`].
+    /// Reads a configuration written by [`Self::save`], checked as a new run's would be
+    /// ([`Self::validate`], the model's name and its transforms): any error names the file.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
-        crate::artifact::read_json(path)
+        let config: Self = crate::artifact::read_json(path)?;
+        config
+            .validate()
+            .and_then(|()| crate::train::transforms_for(&config).map(|_| ()))
+            .map_err(|e| TrainError::Json {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(config)
     }
 }

@@ -149,14 +149,11 @@ pub fn transforms_for(config: &TrainConfig) -> Result<Transforms, TrainError> {
         t.mean = mean;
     }
     if let Some(std) = config.std {
-        if std.iter().any(|s| *s <= 0.0) {
-            return Err(TrainError::Config(format!(
-                "--std must be positive, not {std:?}"
-            )));
-        }
         t.std = std;
     }
     t.scale = (config.min_scale, 1.0);
+    t.validate()
+        .map_err(|e| TrainError::Config(format!("the transforms of {}: {e}", config.model)))?;
     let spec = info.input;
     let [min_h, min_w] = spec.min_size;
     // A model of one size only (ViT) is checked once built, as a weight file may set its
@@ -274,7 +271,6 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainSummary,
 /// was started with (`train.json`): model, optimiser state and learning-rate schedule restored.
 pub fn resume(options: &RunOptions) -> Result<TrainSummary, TrainError> {
     let config = TrainConfig::load(&options.dir.join("train.json"))?;
-    config.validate()?;
     let last = complete_checkpoints(&options.dir)
         .last()
         .copied()
