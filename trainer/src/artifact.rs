@@ -90,6 +90,10 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
 }
 
 /// Saves a trained model and its companions into `dir` (created if needed).
+///
+/// The four files are written into a staging folder inside `dir` first and renamed into place
+/// only once all are whole, the card last: a write that fails (a full disk) leaves the model
+/// that was there before whole, with its own card, classes and preprocessing.
 pub fn save_trained(
     dir: &Path,
     model: &Model,
@@ -97,10 +101,21 @@ pub fn save_trained(
     classes: &ClassMap,
     transforms: &Transforms,
 ) -> Result<(), TrainError> {
-    zoo_import::save_burnpack(model, dir.join(MODEL_FILE))?;
-    write_json(&dir.join(CLASSES_FILE), classes)?;
-    write_json(&dir.join(PREPROCESS_FILE), transforms)?;
-    write_json(&dir.join(CARD_FILE), card)
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(dir)
+        .map_err(|e| TrainError::io(dir, e))?;
+    let staged = |file: &str| staging.path().join(file);
+    zoo_import::save_burnpack(model, staged(MODEL_FILE))?;
+    write_json(&staged(CLASSES_FILE), classes)?;
+    write_json(&staged(PREPROCESS_FILE), transforms)?;
+    write_json(&staged(CARD_FILE), card)?;
+    for file in [MODEL_FILE, CLASSES_FILE, PREPROCESS_FILE, CARD_FILE] {
+        let path = dir.join(file);
+        std::fs::rename(staged(file), &path).map_err(|e| TrainError::io(&path, e))?;
+    }
+    Ok(())
 }
 
 /// Loads a directory written by [`save_trained`] (a run's `best/`), or a run directory holding

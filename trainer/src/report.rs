@@ -152,6 +152,8 @@ pub struct EpochReporter {
     bar: Option<ProgressBar>,
     show_bar: bool,
     quiet: bool,
+    /// Stops the run when `metrics.csv` cannot be written.
+    interrupter: Interrupter,
 }
 
 impl EpochReporter {
@@ -168,7 +170,7 @@ impl EpochReporter {
         quiet: bool,
     ) -> Self {
         let inner = (tui && !quiet && std::io::stdout().is_terminal())
-            .then(|| burn::train::renderer::default_renderer(interrupter, checkpoint));
+            .then(|| burn::train::renderer::default_renderer(interrupter.clone(), checkpoint));
         let show_bar = inner.is_none() && !quiet && std::io::stderr().is_terminal();
         Self {
             dir: dir.into(),
@@ -181,6 +183,7 @@ impl EpochReporter {
             bar: None,
             show_bar,
             quiet,
+            interrupter,
         }
     }
 
@@ -244,9 +247,12 @@ impl EpochReporter {
                 record.seconds
             );
         }
+        // The run's record: without it the best epoch cannot be chosen, so a failed write
+        // (a full disk) stops the run, keeping its last complete checkpoint. The plot is only a
+        // view of it.
         let csv = self.dir.join("metrics.csv");
         if let Err(e) = write_csv(&csv, &self.history) {
-            log::warn!("could not write {}: {e}", csv.display());
+            self.interrupter.stop(Some(&e.to_string()));
         }
         let png = self.dir.join("curves.png");
         if let Err(e) = crate::plot::plot_curves(&png, &self.history) {
@@ -446,6 +452,31 @@ mod tests {
         assert!(
             err.contains("metrics.csv") && err.contains("1,2,3"),
             "{err}"
+        );
+    }
+
+    /// A `metrics.csv` that cannot be written (here a directory is in its way; a full disk
+    /// fails the same write) stops the run with the reason naming the file, where a warning
+    /// would let it go on with a record that no longer says which epoch was best.
+    #[test]
+    fn a_metrics_csv_that_cannot_be_written_stops_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("metrics.csv")).unwrap();
+        let interrupter = Interrupter::new();
+        let mut reporter = EpochReporter::new(
+            dir.path(),
+            Vec::new(),
+            interrupter.clone(),
+            None,
+            false,
+            true,
+        );
+        reporter.finish_epoch(1);
+        assert!(interrupter.should_stop());
+        let reason = interrupter.interruption().and_then(|i| i.reason);
+        assert!(
+            reason.as_deref().is_some_and(|r| r.contains("metrics.csv")),
+            "{reason:?}"
         );
     }
 

@@ -568,7 +568,16 @@ fn run(
         let result = training.launch(learner);
         drop(watch);
         if let Some(error) = result.error {
-            return Err(TrainError::Training(error.to_string()));
+            let kept = complete_checkpoints(&options.dir);
+            let resume = match kept.last() {
+                Some(epoch) => format!(
+                    "; the run keeps its checkpoint of epoch {epoch}: continue with \
+                     `zoo-train train --resume --out {}`",
+                    options.dir.display()
+                ),
+                None => String::new(),
+            };
+            return Err(TrainError::Training(format!("{error}{resume}")));
         }
         history = read_csv(&options.dir.join("metrics.csv"))?;
         if result.interrupted.is_some() {
@@ -585,17 +594,29 @@ fn run(
         &data.classes,
         &transforms,
         &train_device,
-    )?;
+    );
     if let Some(stop) = interrupted {
-        let done = history.last().map_or(0, |r| r.epoch);
+        // Epochs with a checkpoint: `metrics.csv` may hold a row past them, of an epoch whose
+        // checkpoint could not be written, which a resumed run trains again.
+        let done = complete_checkpoints(&options.dir)
+            .last()
+            .copied()
+            .unwrap_or(0);
+        // The interruption is the news; a `best/` that could not be updated as well (the same
+        // full disk, say) is said after it.
+        let best_note = match &best {
+            Ok(_) => String::new(),
+            Err(e) => format!(" (and {} was not updated: {e})", best_dir.display()),
+        };
         return Err(TrainError::Training(format!(
             "interrupted{} after {done} complete epoch(s) of {}; continue with \
-             `zoo-train train --resume --out {}`",
+             `zoo-train train --resume --out {}`{best_note}",
             stop.reason.map(|r| format!(": {r}")).unwrap_or_default(),
             config.epochs,
             options.dir.display()
         )));
     }
+    let best = best?;
     Ok(TrainSummary {
         best,
         best_dir,

@@ -360,6 +360,139 @@ fn ctrl_c_stops_cleanly_and_the_run_resumes() {
     }
 }
 
+/// `zoo-train train --resume --out run` with every file it writes limited to 64 KiB
+/// (`ulimit -f`, SIGXFSZ ignored: a write past the limit fails with EFBIG where a full disk
+/// fails with ENOSPC, the same failed `write` mid-file; a size-limited tmpfs would need root).
+/// The metrics fit; lenet5's 250 KB checkpoints and best model do not. With `interrupt`, a
+/// SIGINT is sent as soon as the run says it is resuming, before its first epoch ends.
+#[cfg(target_os = "linux")]
+fn resume_on_a_full_disk(run: &Path, interrupt: bool) -> (std::process::ExitStatus, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new("bash")
+        .args(["-c", "trap '' XFSZ; ulimit -f 64; exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_zoo-train"))
+        .args(["train", "--resume", "--no-tui", "--out"])
+        .arg(run)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if interrupt && line.contains("resuming after epoch") {
+            let sent = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+        }
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)),
+    )
+}
+
+/// A disk that fills while a checkpoint is written, and then while `best/` is: each time the
+/// run stops with an error naming the file and saying how to resume; the earlier checkpoints,
+/// `best/` and `metrics.csv` are untouched and load; nothing partial is left; and, room made,
+/// the run resumes to the end.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_while_checkpointing_is_an_error_that_loses_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    let root = temp_dir("full-disk");
+    // 240 images: an epoch long enough (about half a second) for a SIGINT sent when the run
+    // starts to land before it ends.
+    let data = demo(&root, 3, 80);
+    let run = root.join("run");
+    let epochs = 6;
+    let (status, output) = interrupt_after_first_checkpoint(&data, &run, epochs, 1);
+    assert!(!status.success(), "{output}");
+    let kept = complete_checkpoints(&run);
+    let read = |path: &Path| std::fs::read(path).unwrap();
+    let best_before = read(&run.join("best/model.bpk"));
+    let metrics_before = read_csv(&run.join("metrics.csv")).unwrap();
+    let checkpoint_before =
+        read(&run.join(format!("checkpoint/model-{}.bpk", kept[kept.len() - 1])));
+
+    let (status, text) = resume_on_a_full_disk(&run, false);
+    assert!(!status.success(), "{text}");
+    assert!(status.signal().is_none(), "killed by a signal: {text}");
+    assert!(!text.contains("panicked"), "{text}");
+    let next = kept[kept.len() - 1] + 1;
+    // Burn writes each checkpoint (model, optimiser, scheduler: whichever fails first) through
+    // a temporary file beside it, which its error names.
+    assert!(
+        text.contains(&format!("-{next}.bpk")) && text.contains("--resume"),
+        "the error names neither the checkpoint nor how to resume: {text}"
+    );
+    assert_eq!(complete_checkpoints(&run), kept, "{text}");
+    assert_eq!(read(&run.join("best/model.bpk")), best_before);
+    assert_eq!(
+        read(&run.join(format!("checkpoint/model-{}.bpk", kept[kept.len() - 1]))),
+        checkpoint_before
+    );
+    let metrics = read_csv(&run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics[..metrics_before.len()], metrics_before[..]);
+    load_trained(&run, &Backend::Flex.device().unwrap()).unwrap();
+    let partial: Vec<_> = std::fs::read_dir(run.join("checkpoint"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".bpk"))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(partial.is_empty(), "left behind: {partial:?}");
+
+    // Stopped before an epoch ends, the run saves `best/` from its checkpoints: that write
+    // fails too, and is said after the interruption.
+    let (status, text) = resume_on_a_full_disk(&run, true);
+    assert!(!status.success(), "{text}");
+    assert!(status.signal().is_none(), "killed by a signal: {text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "interrupted: stopped by Ctrl-C or SIGTERM after {} complete",
+            kept[kept.len() - 1]
+        )) && text.contains("--resume")
+            && text.contains("best")
+            && text.contains("was not updated")
+            && text.contains("model.bpk"),
+        "{text}"
+    );
+    assert_eq!(complete_checkpoints(&run), kept, "{text}");
+    assert_eq!(read(&run.join("best/model.bpk")), best_before);
+    load_trained(&run, &Backend::Flex.device().unwrap()).unwrap();
+    let staging: Vec<_> = std::fs::read_dir(run.join("best"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|name| name.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(staging.is_empty(), "left behind: {staging:?}");
+
+    let resumed = Command::new(env!("CARGO_BIN_EXE_zoo-train"))
+        .args(["train", "--resume", "--no-tui", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "resume failed: {}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let numbers: Vec<usize> = read_csv(&run.join("metrics.csv"))
+        .unwrap()
+        .iter()
+        .map(|r| r.epoch)
+        .collect();
+    assert_eq!(numbers, (1..=epochs).collect::<Vec<_>>());
+}
+
 /// The saved best model predicts, and `eval` reports consistent numbers; bad settings and a
 /// second fresh run into the same directory are clear errors.
 #[test]
