@@ -344,20 +344,25 @@ fn ctrl_c_stops_cleanly_and_the_run_resumes() {
             !done.is_empty() && *done.last().unwrap() < epochs,
             "{name}: {done:?}"
         );
-        let resumed = Command::new(env!("CARGO_BIN_EXE_zoo-train"))
-            .args(["train", "--resume", "--no-tui", "--out"])
-            .arg(&run)
-            .output()
-            .unwrap();
-        assert!(
-            resumed.status.success(),
-            "{name}: resume failed: {}",
-            String::from_utf8_lossy(&resumed.stderr)
-        );
-        let history = read_csv(&run.join("metrics.csv")).unwrap();
-        let numbers: Vec<usize> = history.iter().map(|r| r.epoch).collect();
-        assert_eq!(numbers, (1..=epochs).collect::<Vec<_>>(), "{name}");
+        resume_to_the_end(&run, epochs, name);
     }
+}
+
+/// `zoo-train train --resume --out run` succeeds, and `metrics.csv` then has every epoch once.
+fn resume_to_the_end(run: &Path, epochs: usize, name: &str) {
+    let resumed = Command::new(env!("CARGO_BIN_EXE_zoo-train"))
+        .args(["train", "--resume", "--no-tui", "--out"])
+        .arg(run)
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{name}: resume failed: {}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let history = read_csv(&run.join("metrics.csv")).unwrap();
+    let numbers: Vec<usize> = history.iter().map(|r| r.epoch).collect();
+    assert_eq!(numbers, (1..=epochs).collect::<Vec<_>>(), "{name}");
 }
 
 /// `zoo-train train --resume --out run` with every file it writes limited to 64 KiB
@@ -475,22 +480,7 @@ fn a_full_disk_while_checkpointing_is_an_error_that_loses_nothing() {
         .collect();
     assert!(staging.is_empty(), "left behind: {staging:?}");
 
-    let resumed = Command::new(env!("CARGO_BIN_EXE_zoo-train"))
-        .args(["train", "--resume", "--no-tui", "--out"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        resumed.status.success(),
-        "resume failed: {}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
-    let numbers: Vec<usize> = read_csv(&run.join("metrics.csv"))
-        .unwrap()
-        .iter()
-        .map(|r| r.epoch)
-        .collect();
-    assert_eq!(numbers, (1..=epochs).collect::<Vec<_>>());
+    resume_to_the_end(&run, epochs, "after a full disk");
 }
 
 /// The saved best model predicts, and `eval` reports consistent numbers; bad settings and a
