@@ -135,33 +135,32 @@ pub fn load_trained(dir: &Path, device: &Device) -> Result<TrainedModel, TrainEr
     let card: ModelCard = read_json(&dir.join(CARD_FILE))?;
     let classes: ClassMap = read_json(&dir.join(CLASSES_FILE))?;
     let transforms: Transforms = read_json(&dir.join(PREPROCESS_FILE))?;
-    transforms.validate().map_err(|message| TrainError::Json {
-        path: dir.join(PREPROCESS_FILE),
+    // What the files say is checked here, so that an error names the file at fault rather than
+    // surfacing at the first prediction.
+    let json_error = |file: &str, message: String| TrainError::Json {
+        path: dir.join(file),
         message,
-    })?;
+    };
+    transforms
+        .validate()
+        .map_err(|message| json_error(PREPROCESS_FILE, message))?;
     if card.num_classes == 0 {
-        return Err(TrainError::Json {
-            path: dir.join(CARD_FILE),
-            message: "num_classes is 0: a classifier needs at least one class".into(),
-        });
+        return Err(json_error(
+            CARD_FILE,
+            "num_classes is 0: a classifier needs at least one class".into(),
+        ));
     }
     if classes.len() != card.num_classes {
-        return Err(TrainError::Json {
-            path: dir.join(CLASSES_FILE),
-            message: format!(
+        return Err(json_error(
+            CLASSES_FILE,
+            format!(
                 "{} classes, but {} says the model has {}",
                 classes.len(),
                 CARD_FILE,
                 card.num_classes
             ),
-        });
+        ));
     }
-    // What the card names and the preprocessing asks for are checked here, so that the error
-    // names the file at fault rather than surfacing at the first prediction.
-    let json_error = |file: &str, message: String| TrainError::Json {
-        path: dir.join(file),
-        message,
-    };
     let model = model_zoo::create(&card.model, card.num_classes, device)
         .map_err(|e| json_error(CARD_FILE, e.to_string()))?;
     model

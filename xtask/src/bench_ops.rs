@@ -400,8 +400,8 @@ fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
 /// `warmup` calls.
 ///
 /// One element of the result is read back, so a GPU backend has finished computing it before
-/// the clock stops. Not the whole result: PyTorch's CPU timings copy nothing out, and copying a
-/// `[8,64,56,56]` output to the host (about 8 ms on Flex) would count against burn's op.
+/// the clock stops. Not the whole result: PyTorch's CPU timings copy nothing out, and a copy of
+/// the whole output to the host would count against burn's op.
 fn time_op<I>(
     warmup: usize,
     runs: usize,

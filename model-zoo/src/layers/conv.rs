@@ -162,7 +162,7 @@ mod flex {
             if let Some(node) = node_x {
                 let dx = match &problem {
                     Some(problem) => problem.input_grad(&weight, &grad),
-                    _ => Flex::conv2d_x_backward(
+                    None => Flex::conv2d_x_backward(
                         x.clone(),
                         weight.clone(),
                         grad.clone(),
@@ -261,10 +261,8 @@ mod flex {
                 .map_or(0, |room| room.div_ceil(stride))
                 .min(self.out[axis]);
             let first = first.min(end);
-            (
-                first..end,
-                first * stride + shift - padding.min(first * stride + shift),
-            )
+            // Saturating: an empty range's `first` may fall in the padding.
+            (first..end, (first * stride + shift).saturating_sub(padding))
         }
 
         /// `col[(ci,kh,kw), p]` of one image `[in_channels, height, width]`.
