@@ -107,15 +107,11 @@ pub struct Counts {
 /// Reads a file: `Err` with the reader's message.
 pub type Reader<'a> = Box<dyn Fn(&Path) -> Result<(), String> + 'a>;
 
-/// Damages a seed: the damaged bytes and what was done.
-pub type Mutator = fn(&[u8], &mut Rng) -> (Vec<u8>, String);
-
-/// A reader under test: its seed file's name and bytes, how to damage and how to read a file.
+/// A reader under test: its seed file's name and bytes, and how to read a file.
 pub struct Target<'a> {
     name: String,
     seed: Vec<u8>,
     read: Reader<'a>,
-    mutate: Mutator,
     fixed: Vec<(Vec<u8>, String)>,
     counts: Counts,
 }
@@ -128,15 +124,9 @@ impl<'a> Target<'a> {
             name: name.into(),
             seed,
             read,
-            mutate,
             fixed: Vec::new(),
             counts: Counts::default(),
         }
-    }
-
-    /// Damages the seed with `mutate` instead.
-    pub fn with_mutator(self, mutate: Mutator) -> Self {
-        Self { mutate, ..self }
     }
 
     /// Tries these damaged files (bytes, what was done) first, before the seeded ones.
@@ -158,7 +148,7 @@ impl<'a> Target<'a> {
             }
         }
         for _ in 0..cases {
-            let (bytes, what) = (self.mutate)(&self.seed, rng);
+            let (bytes, what) = mutate(&self.seed, rng);
             self.try_case(&path, &bytes, &what);
         }
         // Whole again, for readers that read it beside another target's file.
