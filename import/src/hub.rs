@@ -312,7 +312,7 @@ impl WeightsCache {
             (_, Some(model)) => Ok(model),
             (burnpack, None) => {
                 let model = info
-                    .create(weights.num_classes(), device)
+                    .create_for_weights(weights.num_classes(), device)
                     .map_err(RegistryError::from)?;
                 Ok(load_burnpack(model, &burnpack)?)
             }
@@ -332,7 +332,7 @@ impl WeightsCache {
             return Ok((burnpack, None));
         }
         let torch = self.fetch(weights)?;
-        let model = import_file(info, weights.num_classes(), &torch, device)?;
+        let model = import_published(info, weights.num_classes(), &torch, device)?;
         save_burnpack(&model, &burnpack)?;
         Ok((burnpack, Some(model)))
     }
@@ -346,7 +346,9 @@ pub fn pretrained(model: &str, weights: &str, device: &Device) -> Result<Model, 
 
 /// Imports a weight file (strictly) into a fresh `info` model with `num_classes` classes: a
 /// PyTorch or safetensors file, or a PaddlePaddle `.pdparams`, told apart by its content
-/// ([`Import`]).
+/// ([`Import`]). The model is [`ModelInfo::create`]'s, torchvision's `weights=None` model, as
+/// a PyTorch user's own checkpoint was built; load a published file (or one fine-tuned from
+/// it, for GoogLeNet and Inception v3) with [`import_published`].
 pub fn import_file(
     info: &ModelInfo,
     num_classes: usize,
@@ -355,6 +357,22 @@ pub fn import_file(
 ) -> Result<Model, HubError> {
     let model = info
         .create(num_classes, device)
+        .map_err(RegistryError::from)?;
+    let (model, _report) = Import::new(path).model_name(info.name).load_into(model)?;
+    Ok(model)
+}
+
+/// [`import_file`] into the model torchvision's builder makes for pretrained weights
+/// ([`ModelInfo::create_for_weights`]: GoogLeNet and Inception v3 with their input transform,
+/// GoogLeNet without aux heads), for torchvision's published files.
+pub fn import_published(
+    info: &ModelInfo,
+    num_classes: usize,
+    path: &Path,
+    device: &Device,
+) -> Result<Model, HubError> {
+    let model = info
+        .create_for_weights(num_classes, device)
         .map_err(RegistryError::from)?;
     let (model, _report) = Import::new(path).model_name(info.name).load_into(model)?;
     Ok(model)
@@ -660,6 +678,15 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DownloadError + '_ {
 /// SHA-256 of a file, lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String, DownloadError> {
     digest_file(path, Expected::Sha256Prefix(""))
+}
+
+/// Which of `info`'s published weight files `path` is, by its digest (torchvision's SHA-256
+/// prefix or Paddle's MD5), if any: such a file builds [`ModelInfo::create_for_weights`]'s
+/// model. A file that cannot be read is no published file.
+pub fn published_as(info: &ModelInfo, path: &Path) -> Option<&'static WeightsInfo> {
+    info.weights
+        .iter()
+        .find(|d| checksum_file(path, d.checksum).is_ok_and(|digest| d.checksum.matches(&digest)))
 }
 
 /// The digest of a file in `checksum`'s algorithm, lowercase hex: compare it with

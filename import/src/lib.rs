@@ -13,6 +13,10 @@
 //! relaxes exactly one thing, for transfer learning: a classifier whose class count differs is
 //! left as initialised.
 //!
+//! [`TorchImport::read_state_dict`] reads a file without a model: every tensor by name, in the
+//! file's own dtype, as `torch.load` gives a state_dict (`cargo xtask parity --torch-files`
+//! checks it bit for bit on a few hundred varied `torch.save` files, zip and legacy).
+//!
 //! ```no_run
 //! use model_zoo::resnet::ResNetConfig;
 //! use zoo_import::TorchImport;

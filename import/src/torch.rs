@@ -8,6 +8,7 @@ use burn::store::{
     BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot, ModuleStore, PytorchStore,
     PytorchStoreError,
 };
+use burn::tensor::TensorData;
 
 use model_zoo::{Architecture, KeyRename};
 use regex::Regex;
@@ -106,6 +107,43 @@ impl TorchImport {
             }),
             Err(err) => Err(unreadable(err.to_string())),
         }
+    }
+
+    /// Every tensor of the file, named as in the file, nested keys joined with dots: what
+    /// `torch.load` gives for a state_dict, as [`TensorData`] in the file's own dtype (`f16`,
+    /// `bf16`, `i64`, `bool`, ... are kept, not converted), sorted by name. Nothing in the file
+    /// is executed.
+    ///
+    /// With [`TorchImport::top_level_key`] the tensors under that key of a checkpoint dict
+    /// (`{"epoch": 3, "state_dict": {...}}`), named from inside it (`fc.weight`); without one,
+    /// every tensor in the file, a nested one under its full path (`state_dict.fc.weight`).
+    /// Values that are not tensors (an epoch count, an optimizer's hyperparameters) are left
+    /// out. A view (a slice at a storage offset, a transposed tensor, several tensors sharing
+    /// one storage) comes back as `t.contiguous()` would: its own values, in row-major order.
+    /// Safetensors files, which are flat, are read whole.
+    ///
+    /// # Errors
+    ///
+    /// [`ImportError::Io`] when the file cannot be opened, [`ImportError::TopLevelKey`] when
+    /// the top-level key asked for does not hold a dict of tensors, and
+    /// [`ImportError::Unreadable`] when the file is not a PyTorch or safetensors file this
+    /// reader understands (truncated, damaged, a PaddlePaddle pickle), holds a tensor of a
+    /// dtype it has no equivalent for, or a tensor's bytes disagree with its shape.
+    pub fn read_state_dict(&self) -> Result<BTreeMap<String, TensorData>, ImportError> {
+        self.read_tensors()?
+            .into_iter()
+            .map(|tensor| {
+                let name = tensor.name.clone();
+                let data = burn::store::bridge::into_data(tensor).map_err(|err| {
+                    ImportError::Unreadable {
+                        path: self.options.path.clone(),
+                        format: self.format(),
+                        message: format!("tensor `{name}`: {err}"),
+                    }
+                })?;
+                Ok((name, data))
+            })
+            .collect()
     }
 
     /// Fills `model` from the file, strictly (see [`TorchImport::partial`]).
@@ -229,7 +267,12 @@ fn locate_state_dict(
     }
 }
 
+/// The burnpack metadata key recording [`Architecture::transform_input`], a setting that no
+/// weight holds: a GoogLeNet saved from pretrained weights reloads with its input transform.
+const TRANSFORM_INPUT_KEY: &str = "transform_input";
+
 /// Saves `model` in Burn's own burnpack format, for fast reloads without PyTorch's reader.
+/// The file also records the model's [`Architecture::transform_input`].
 /// The file is written beside its destination and renamed into place, so an interrupted save
 /// never leaves a partial file.
 pub fn save_burnpack<M: Architecture>(
@@ -240,7 +283,8 @@ pub fn save_burnpack<M: Architecture>(
         let mut store = BurnpackStore::from_file(tmp)
             .auto_extension(false)
             .overwrite(true)
-            .metadata("family", model.family().name());
+            .metadata("family", model.family().name())
+            .metadata(TRANSFORM_INPUT_KEY, model.transform_input().to_string());
         model.save_into(&mut store).map_err(|e| e.to_string())
     })
 }
@@ -434,13 +478,40 @@ pub fn load_burnpack<M: Architecture>(
         .iter()
         .map(|(k, t)| (k.clone(), dims(t)))
         .collect();
-    // A file of another layout of the same model (ViT saved at another image size) rebuilds
-    // it, as the PyTorch importer does.
+    // A file of another layout of the same model (ViT saved at another image size, MNASNet
+    // 0.5's first stem, GoogLeNet without aux heads) rebuilds it, as the PyTorch importer does.
+    // `conform_to` reads PyTorch's names, which burnpack's keys (enum variants kept) are not.
     if let Some(device) = model.devices().into_iter().next() {
         let name = model.family().name();
-        let shapes = found.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+        let shapes = model_zoo::layers::burn_shapes_as_torch(&model, found.clone());
         model = model
             .conform_to(&shapes, &device)
+            .map_err(|e| ImportError::Apply {
+                path: path.to_path_buf(),
+                model: name.to_string(),
+                errors: vec![e.to_string()],
+            })?;
+    }
+    // The input transform as saved; a file without the record (written before it was kept)
+    // leaves the model's own.
+    let unreadable = |message: String| ImportError::Unreadable {
+        path: path.to_path_buf(),
+        format: "burnpack",
+        message,
+    };
+    let metadata = burn::store::burn_pack::Reader::from_file(path)
+        .map_err(|e| unreadable(e.to_string()))?
+        .metadata()
+        .clone();
+    if let Some(value) = metadata.get(TRANSFORM_INPUT_KEY) {
+        let on = value.parse::<bool>().map_err(|_| {
+            unreadable(format!(
+                "metadata `{TRANSFORM_INPUT_KEY}` is {value:?}, not true or false"
+            ))
+        })?;
+        let name = model.family().name();
+        model = model
+            .with_transform_input(on)
             .map_err(|e| ImportError::Apply {
                 path: path.to_path_buf(),
                 model: name.to_string(),

@@ -146,9 +146,35 @@ pub trait Architecture: Module + Sized {
         Vec::new()
     }
 
+    /// Whether the model re-normalises its input to `[-1, 1]` first: torchvision's
+    /// `transform_input`, which GoogLeNet and Inception v3 turn on for their pretrained weights
+    /// (ported from TensorFlow). A setting, not a weight: a PyTorch file does not hold it (build
+    /// the model as the file was trained: [`crate::ModelInfo::create`] for a model trained from
+    /// scratch, [`crate::ModelInfo::create_for_weights`] for one fine-tuned from torchvision's
+    /// weights), and the zoo's own burnpack files record it. `false` for every other family.
+    fn transform_input(&self) -> bool {
+        false
+    }
+
+    /// The model with [`Self::transform_input`] set to `on`. An error for a family without
+    /// the setting when `on` is asked for.
+    fn with_transform_input(self, on: bool) -> Result<Self, ConfigError> {
+        if on {
+            return Err(ConfigError::Invalid {
+                model: self.family().name().to_string(),
+                field: "transform_input",
+                value: "true".into(),
+                expected: "only GoogLeNet and Inception v3 have an input transform",
+            });
+        }
+        Ok(self)
+    }
+
     /// Rebuilds the model in the layout a weight file was saved in, where torchvision's
     /// `_load_from_state_dict` does the same (MNASNet's first version); `shapes` maps each of
-    /// the file's keys (after [`Self::key_renames`]) to its shape. The default keeps the model.
+    /// the file's keys (after [`Self::key_renames`]) to its shape. GoogLeNet and Inception v3
+    /// drop their aux heads for a file saved without them (`aux_logits=False`). The default
+    /// keeps the model.
     fn conform_to(
         self,
         shapes: &HashMap<String, Vec<usize>>,

@@ -20,6 +20,7 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
+use std::collections::HashMap;
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
@@ -412,11 +413,6 @@ impl GoogLeNet {
         self.aux1.is_some() && self.aux2.is_some()
     }
 
-    /// Whether inputs are re-normalised to `[-1, 1]` first (the pretrained weights need it).
-    pub fn transform_input(&self) -> bool {
-        self.transform_input
-    }
-
     /// Drops the auxiliary classifiers, as torchvision's builder does after loading pretrained
     /// weights when `aux_logits` was not asked for.
     pub fn without_aux_logits(mut self) -> Self {
@@ -518,6 +514,34 @@ impl Architecture for GoogLeNet {
         } else {
             &["aux1.", "aux2."]
         }
+    }
+
+    /// A file saved without aux heads (`googlenet(weights=None, aux_logits=False)`, or a model
+    /// fine-tuned from torchvision's weights) drops this model's.
+    fn conform_to(
+        self,
+        shapes: &HashMap<String, Vec<usize>>,
+        _device: &Device,
+    ) -> Result<Self, ConfigError> {
+        // By path segment: a burnpack of the `Model` enum prefixes its keys (`GoogLeNet.aux1.`).
+        let file_has_aux = shapes
+            .keys()
+            .any(|k| k.split('.').any(|part| part == "aux1" || part == "aux2"));
+        Ok(if self.has_aux_logits() && !file_has_aux {
+            self.without_aux_logits()
+        } else {
+            self
+        })
+    }
+
+    /// Whether inputs are re-normalised to `[-1, 1]` first (the pretrained weights need it).
+    fn transform_input(&self) -> bool {
+        self.transform_input
+    }
+
+    fn with_transform_input(mut self, on: bool) -> Result<Self, ConfigError> {
+        self.transform_input = on;
+        Ok(self)
     }
 
     /// What this model accepts: 3 channels, at least 15x15.

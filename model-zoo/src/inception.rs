@@ -22,6 +22,7 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear};
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
+use std::collections::HashMap;
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
@@ -508,11 +509,6 @@ pub struct InceptionOutputs {
 }
 
 impl InceptionV3 {
-    /// Whether inputs are re-normalised to `[-1, 1]` first (the pretrained weights need it).
-    pub fn transform_input(&self) -> bool {
-        self.transform_input
-    }
-
     /// Whether the auxiliary classifier exists.
     pub fn has_aux_logits(&self) -> bool {
         self.AuxLogits.is_some()
@@ -648,6 +644,34 @@ impl Architecture for InceptionV3 {
     fn optional_prefixes(&self) -> &'static [&'static str] {
         &["AuxLogits."]
     }
+
+    /// A file saved without the aux head (`inception_v3(weights=None, aux_logits=False)`)
+    /// drops this model's.
+    fn conform_to(
+        self,
+        shapes: &HashMap<String, Vec<usize>>,
+        _device: &Device,
+    ) -> Result<Self, ConfigError> {
+        // By path segment: a burnpack of the `Model` enum prefixes its keys.
+        let file_has_aux = shapes
+            .keys()
+            .any(|k| k.split('.').any(|part| part == "AuxLogits"));
+        Ok(if self.has_aux_logits() && !file_has_aux {
+            self.without_aux_logits()
+        } else {
+            self
+        })
+    }
+
+    /// Whether inputs are re-normalised to `[-1, 1]` first (the pretrained weights need it).
+    fn transform_input(&self) -> bool {
+        self.transform_input
+    }
+
+    fn with_transform_input(mut self, on: bool) -> Result<Self, ConfigError> {
+        self.transform_input = on;
+        Ok(self)
+    }
 }
 
 #[cfg(test)]
@@ -718,5 +742,36 @@ mod tests {
         assert!(!InceptionV3Config::new().transform_input);
         let pretrained = InceptionV3Config::pretrained().init(&device()).unwrap();
         assert!(pretrained.transform_input() && pretrained.has_aux_logits());
+    }
+
+    /// `create` is `inception_v3(weights=None)` (aux head, no transform); a file without the
+    /// aux head conforms it; `create_for_weights` is the pretrained builder's model.
+    #[test]
+    fn create_is_weights_none_and_conforms_to_a_file_without_aux() {
+        use crate::Architecture as _;
+        let device = device();
+        let info = crate::model_info("inception_v3").unwrap();
+        let crate::Model::InceptionV3(scratch) = info.create(4, &device).unwrap() else {
+            panic!("not an InceptionV3");
+        };
+        assert!(!scratch.transform_input() && scratch.has_aux_logits());
+        let pretrained = info.create_for_weights(4, &device).unwrap();
+        assert!(pretrained.transform_input());
+        let shapes: HashMap<String, Vec<usize>> = [("fc.weight".to_string(), vec![4, 2048])].into();
+        assert!(
+            !scratch
+                .clone()
+                .conform_to(&shapes, &device)
+                .unwrap()
+                .has_aux_logits()
+        );
+        let with_aux: HashMap<String, Vec<usize>> =
+            [("AuxLogits.fc.weight".to_string(), vec![4, 768])].into();
+        assert!(
+            scratch
+                .conform_to(&with_aux, &device)
+                .unwrap()
+                .has_aux_logits()
+        );
     }
 }

@@ -180,6 +180,14 @@ impl Architecture for Model {
     ) -> Result<Self, ConfigError> {
         Ok(dispatch!(try_map self, m => m.conform_to(shapes, device)))
     }
+
+    fn transform_input(&self) -> bool {
+        dispatch!(self, m => m.transform_input())
+    }
+
+    fn with_transform_input(self, on: bool) -> Result<Self, ConfigError> {
+        Ok(dispatch!(try_map self, m => m.with_transform_input(on)))
+    }
 }
 
 impl Model {

@@ -35,6 +35,15 @@ biases and class token, layer scales of 1e-6, ViT's zero head) drawn at random t
 (32/32/16 channels) and state_dict version 1, which torchvision's `_load_from_state_dict` turns
 back into that stem; the logits are those of the model torchvision loads from it.
 
+GoogLeNet and Inception v3 also get the models a PyTorch user trains from scratch,
+`get_model(name, weights=None, num_classes=N)` with and without `aux_logits` (their builders
+set `transform_input=True` only when weights are given): none_<variant>.pth and
+case<i>_none_<variant>.f32. torchvision's own initialisation (`init_weights=True`, weights of
+std 0.01 to 0.1) lets almost nothing of the input reach the logits, which would hide a wrong
+input transform: every convolution and linear weight is drawn again with variance 2 / fan-in
+(1 / fan-in for the classifiers), and the script checks that the input transform moves the
+logits by a tenth of their scale at least.
+
 Usage: python reference.py --out DIR MODEL[:HxW] [MODEL[:HxW] ...]
 """
 import argparse
@@ -218,6 +227,72 @@ def build(name, seed):
     return model.eval()
 
 
+# torchvision's `weights=None` models whose builders set more than `num_classes` for weights:
+# the class count of their from-scratch references (odd on purpose).
+WEIGHTS_NONE = {"googlenet": 7, "inception_v3": 13}
+
+
+def fan_in_scaled(model, generator):
+    """Every convolution and linear weight drawn from N(0, 2 / fan_in) (N(0, 1 / fan_in) for a
+    linear layer), so that the input, and how it is transformed, shows in the logits."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            fan_in = m.weight[0].numel()
+            gain = 2.0 if isinstance(m, nn.Conv2d) else 1.0
+            m.weight.copy_(torch.randn(m.weight.shape, generator=generator) * (gain / fan_in) ** 0.5)
+            if m.bias is not None:
+                m.bias.copy_(torch.randn(m.bias.shape, generator=generator) * 0.1)
+
+
+def weights_none(name, seed, aux_logits):
+    """`get_model(name, weights=None, num_classes=..., aux_logits=...)` as a user trains it from
+    scratch (`transform_input=False`, `init_weights=True`), with random fan-in-scaled weights and
+    randomised BatchNorm."""
+    torch.manual_seed(seed)
+    model = torchvision.models.get_model(
+        name, weights=None, num_classes=WEIGHTS_NONE[name], aux_logits=aux_logits, init_weights=True
+    )
+    assert not model.transform_input
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        fan_in_scaled(model, generator)
+        randomise_batchnorm(model, generator)
+    return model.eval()
+
+
+def write_weights_none(folder, name, seed, inputs):
+    """The from-scratch references of `name` (see WEIGHTS_NONE): one entry per variant, and per
+    case the logits file of each."""
+    variants = []
+    per_case = [{} for _ in inputs]
+    for variant, aux_logits in (("aux", True), ("noaux", False)):
+        model = weights_none(name, seed + 7 + aux_logits, aux_logits)
+        state_dict_file = f"none_{variant}.pth"
+        torch.save(model.state_dict(), folder / state_dict_file)
+        model64 = model.double()
+        for i, x in enumerate(inputs):
+            with torch.no_grad():
+                logits = model64(x.double())
+                # The check is only as good as its power to see a wrong input transform.
+                model64.transform_input = True
+                transformed = model64(x.double())
+                model64.transform_input = False
+            scale = logits.abs().max().item()
+            moved = (transformed - logits).abs().max().item()
+            assert moved > 0.1 * scale, f"{name} {variant}: transform_input moves the logits by {moved} of {scale}"
+            logits_file = f"case{i}_none_{variant}.f32"
+            logits.float().numpy().astype("<f4").tofile(folder / logits_file)
+            per_case[i][variant] = logits_file
+        variants.append({
+            "variant": variant,
+            "aux_logits": aux_logits,
+            "num_classes": WEIGHTS_NONE[name],
+            "state_dict": state_dict_file,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        })
+    return variants, per_case
+
+
 def is_current(manifest_path, format, key="torch", version=torch.__version__):
     """Whether the references of `manifest_path` exist in this format for this `key` version."""
     if not manifest_path.exists():
@@ -229,7 +304,11 @@ def is_current(manifest_path, format, key="torch", version=torch.__version__):
 def write(out, name, seed, small):
     folder = out / name
     manifest_path = folder / "manifest.json"
-    if is_current(manifest_path, FORMAT) and json.loads(manifest_path.read_text()).get("small") == list(small):
+    if (
+        is_current(manifest_path, FORMAT)
+        and json.loads(manifest_path.read_text()).get("small") == list(small)
+        and (name not in WEIGHTS_NONE or "weights_none" in json.loads(manifest_path.read_text()))
+    ):
         return
     folder.mkdir(parents=True, exist_ok=True)
     model = build(name, seed)
@@ -272,6 +351,9 @@ def write(out, name, seed, small):
         model64.aux_logits = False
         model64.aux1 = None
         model64.aux2 = None
+    none_variants, none_per_case = (
+        write_weights_none(folder, name, seed, inputs) if name in WEIGHTS_NONE else (None, None)
+    )
     cases_out = []
     for i, x in enumerate(inputs):
         case_model = model64
@@ -288,6 +370,7 @@ def write(out, name, seed, small):
             "logits_shape": list(logits.shape),
             "role": roles[i],
             **({"aux": aux[i]} if i in aux else {}),
+            **({"weights_none": none_per_case[i]} if none_per_case else {}),
         })
     manifest = {
         "format": FORMAT,
@@ -299,6 +382,7 @@ def write(out, name, seed, small):
         "parameters": sum(p.numel() for p in model.parameters()),
         "state_dict": "state_dict.pth",
         "cases": cases_out,
+        **({"weights_none": none_variants} if none_variants else {}),
     }
     manifest_path.write_text(json.dumps(manifest, indent=1))
     print(f"reference written: {name}", flush=True)

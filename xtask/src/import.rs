@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Distribution, Tensor};
 use model_zoo::Backend;
-use zoo_import::hub::{WeightsCache, checksum_file, import_file, sha256_file};
+use zoo_import::hub::{WeightsCache, import_file, import_published, published_as, sha256_file};
 use zoo_import::{load_burnpack, save_burnpack};
 
 /// Arguments of `cargo xtask import`.
@@ -62,13 +62,7 @@ pub fn run(args: &ImportArgs) -> Result<bool> {
     let (torch_file, descriptor, published) = match (&args.from, descriptor) {
         (Some(file), descriptor) => {
             // Any of the model's published files (torchvision's or Paddle's), by its digest.
-            let mut published_as = None;
-            for d in info.weights {
-                if checksum_file(file, d.checksum).is_ok_and(|digest| d.checksum.matches(&digest)) {
-                    published_as = Some(d);
-                    break;
-                }
-            }
+            let published_as = published_as(info, file);
             let digest = sha256_file(file)?;
             match published_as {
                 Some(d) => println!(
@@ -136,7 +130,13 @@ pub fn run(args: &ImportArgs) -> Result<bool> {
         println!("already converted: {}", out.display());
     } else {
         let started = Instant::now();
-        let model = import_file(info, num_classes, &torch_file, &device)?;
+        // A published file builds torchvision's with-weights model (GoogLeNet's and Inception
+        // v3's input transform); a custom checkpoint its `weights=None` model.
+        let model = if published {
+            import_published(info, num_classes, &torch_file, &device)?
+        } else {
+            import_file(info, num_classes, &torch_file, &device)?
+        };
         save_burnpack(&model, &out)?;
         println!(
             "converted {} -> {} ({:.1}s)",
@@ -146,7 +146,8 @@ pub fn run(args: &ImportArgs) -> Result<bool> {
         );
     }
 
-    // 4. Load the Burn file and run one forward pass.
+    // 4. Load the Burn file and run one forward pass (the file records the input transform and
+    // conforms the aux heads).
     let started = Instant::now();
     let model = load_burnpack(info.create(num_classes, &device)?, &out)
         .with_context(|| format!("reloading {}", out.display()))?;

@@ -1,7 +1,8 @@
 //! `cargo xtask`: maintainer and power-user commands.
 //!
 //! - `cargo xtask parity resnet50` / `cargo xtask parity --all`: compare every compiled backend's
-//!   logits with real PyTorch (see [`parity`]).
+//!   logits with real PyTorch (see [`parity`]); `--all` also reads a few hundred `torch.save`
+//!   files back bit for bit (see [`torch_files`]).
 //! - `cargo xtask list [PATTERN]`, `cargo xtask info MODEL`: the registry and a model's layers.
 //! - `cargo xtask import MODEL [--weights W] [--from FILE]`: pretrained weights, verified,
 //!   cached and converted to Burn's format.
@@ -19,6 +20,7 @@ mod import;
 mod info;
 mod paddle_parity;
 mod parity;
+mod torch_files;
 mod train_step;
 mod transforms;
 

@@ -66,6 +66,11 @@ pub struct ParityArgs {
     /// (implied by --all).
     #[arg(long)]
     transforms: bool,
+    /// Also read a few hundred varied `torch.save` files (zip and legacy, every dtype, views
+    /// sharing storages, file names of every stem length, nested checkpoints, torchvision
+    /// models) back through zoo-import and compare every tensor bit for bit (implied by --all).
+    #[arg(long)]
+    torch_files: bool,
     /// Also check PaddlePaddle ResNet files (both layouts) against real Paddle (implied by
     /// --all).
     #[arg(long)]
@@ -102,10 +107,15 @@ impl Row {
 pub fn run(args: &ParityArgs) -> Result<bool> {
     let models: Vec<String> = if args.all {
         model_zoo::models().map(|m| m.name.to_string()).collect()
-    } else if args.models.is_empty() && !args.train_step && !args.paddle {
+    } else if args.models.is_empty()
+        && !args.train_step
+        && !args.paddle
+        && !args.transforms
+        && !args.torch_files
+    {
         bail!(
-            "name models to check (e.g. `cargo xtask parity resnet50`), or pass --train-step or \
-             --all"
+            "name models to check (e.g. `cargo xtask parity resnet50`), or pass --train-step, \
+             --transforms, --torch-files, --paddle or --all"
         );
     } else {
         args.models.clone()
@@ -124,7 +134,7 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
     let metadata_problems = check_registry_metadata(&models, &python)?;
 
     println!(
-        "\n{:<18} {:<8} {:<16} {:>10} {:>12} {:>10}  verdict",
+        "\n{:<26} {:<8} {:<16} {:>10} {:>12} {:>10}  verdict",
         "model", "backend", "input", "max |ref|", "max |diff|", "tolerance"
     );
     let mut rows = Vec::new();
@@ -185,6 +195,11 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
     } else {
         true
     };
+    let torch_files_ok = if args.all || args.torch_files {
+        crate::torch_files::check(&refs.join("torch_files"), &python)?
+    } else {
+        true
+    };
     if metadata_problems.is_empty() {
         let zoo_own = models
             .iter()
@@ -208,7 +223,7 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
         "parity: {} passed, {failed} failed, {skipped} skipped",
         rows.len() - failed - skipped
     );
-    Ok(failed == 0 && metadata_problems.is_empty() && transforms_ok)
+    Ok(failed == 0 && metadata_problems.is_empty() && transforms_ok && torch_files_ok)
 }
 
 fn default_refs_dir() -> PathBuf {
@@ -352,7 +367,9 @@ fn check(
 ) -> Result<Vec<Row>> {
     let device = backend.device()?;
     let info = model_zoo::model_info(name)?;
-    let model = info.create(info.num_classes, &device)?;
+    // The reference is saved as torchvision's published file: it loads into the model
+    // torchvision's builder makes for weights.
+    let model = info.create_for_weights(info.num_classes, &device)?;
     let weights = dir.join(
         manifest["state_dict"]
             .as_str()
@@ -423,6 +440,64 @@ fn check(
     }
     if name == "googlenet" {
         rows.extend(check_googlenet_aux(backend, full, dir, manifest)?);
+    }
+    rows.extend(check_weights_none(name, backend, full, dir, manifest)?);
+    Ok(rows)
+}
+
+/// GoogLeNet and Inception v3 trained from scratch in PyTorch (`weights=None`, with and without
+/// aux heads; see reference.py's WEIGHTS_NONE) load strictly into `create(name, n)` and give
+/// PyTorch's logits: no input transform, aux heads conformed to the file. On the first case
+/// of the backend's size only: the full-size cases add time, not coverage.
+fn check_weights_none(
+    name: &str,
+    backend: Backend,
+    full: bool,
+    dir: &Path,
+    manifest: &Value,
+) -> Result<Vec<Row>> {
+    let Some(variants) = manifest.get("weights_none").and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    let device = backend.device()?;
+    let info = model_zoo::model_info(name)?;
+    let case = *cases_for(manifest, full)?
+        .first()
+        .context("manifest has no case")?;
+    let mut rows = Vec::new();
+    for variant in variants {
+        let key = variant["variant"].as_str().context("variant")?;
+        let aux_logits = variant["aux_logits"].as_bool().context("aux_logits")?;
+        let num_classes = variant["num_classes"].as_u64().context("num_classes")? as usize;
+        // `[w=None]`: torchvision's `weights=None` model; `noaux`: `aux_logits=False`.
+        let row_name = if aux_logits {
+            format!("{name}[w=None]")
+        } else {
+            format!("{name}[w=None,noaux]")
+        };
+        let file = dir.join(variant["state_dict"].as_str().context("state_dict")?);
+        let (model, _) = TorchImport::new(&file)
+            .model_name(&row_name)
+            .load_into(info.create(num_classes, &device)?)?;
+        let parameters = model_zoo::num_parameters(&model) as u64;
+        if variant["parameters"].as_u64() != Some(parameters) {
+            bail!(
+                "{row_name}: parameter count {parameters} differs from PyTorch's {}",
+                variant["parameters"]
+            );
+        }
+        let input_shape = shape_of(&case["input_shape"])?;
+        let input = read_f32(
+            &dir.join(case["input"].as_str().context("input")?),
+            &input_shape,
+        )?;
+        let logits_file = case["weights_none"][key]
+            .as_str()
+            .context("case lacks weights_none logits")?;
+        let expected = read_f32(&dir.join(logits_file), &[input_shape[0], num_classes])?;
+        let x = Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), &device);
+        let got = read_back(model.try_forward(x)?)?;
+        rows.push(compare(&row_name, backend, &input_shape, &got, &expected)?);
     }
     Ok(rows)
 }
@@ -752,7 +827,7 @@ pub fn print_row(row: &Row, seconds: f32) {
         "FAIL"
     };
     println!(
-        "{:<18} {:<8} {:<16} {:>10.3} {:>12} {:>10.1e}  {verdict} {}",
+        "{:<26} {:<8} {:<16} {:>10.3} {:>12} {:>10.1e}  {verdict} {}",
         row.model,
         row.backend.name(),
         row.shape,

@@ -216,21 +216,53 @@ pub enum ShapeNames {
 /// only to be replaced by the file's: for `vit_h_14` that is 632M normal draws before a load.
 /// This walk reads `lazy_shape()` and initialises nothing (the registry's tests check it).
 pub fn model_shapes<M: Module>(model: &M, names: ShapeNames) -> BTreeMap<String, Vec<usize>> {
+    walk(model, names).shapes
+}
+
+/// The tensors of a file with burnpack's (Burn's) keys, as `model`'s PyTorch keys and layouts
+/// name them: what [`crate::Architecture::conform_to`] reads. A key the model does not have (an
+/// aux head it was built without) is kept as it is.
+pub fn burn_shapes_as_torch<M: Module>(
+    model: &M,
+    burn_shapes: impl IntoIterator<Item = (String, Vec<usize>)>,
+) -> std::collections::HashMap<String, Vec<usize>> {
+    let names = walk(model, ShapeNames::PyTorch).burn_to_torch;
+    burn_shapes
+        .into_iter()
+        .map(|(key, mut shape)| match names.get(&key) {
+            Some((torch, transposed)) => {
+                if *transposed {
+                    shape.swap(0, 1);
+                }
+                (torch.clone(), shape)
+            }
+            None => (key, shape),
+        })
+        .collect()
+}
+
+fn walk<M: Module>(model: &M, names: ShapeNames) -> ShapeWalker {
     let mut walker = ShapeWalker {
         names,
         path: Vec::new(),
+        burn_path: Vec::new(),
         containers: Vec::new(),
         shapes: BTreeMap::new(),
+        burn_to_torch: BTreeMap::new(),
     };
     model.visit(&mut walker);
-    walker.shapes
+    walker
 }
 
 struct ShapeWalker {
     names: ShapeNames,
     path: Vec<String>,
+    /// The path with every container, as Burn (and burnpack) names it.
+    burn_path: Vec<String>,
     containers: Vec<String>,
     shapes: BTreeMap<String, Vec<usize>>,
+    /// Burn key to this walk's key, and whether the layout is transposed (Linear weights).
+    burn_to_torch: BTreeMap<String, (String, bool)>,
 }
 
 impl ShapeWalker {
@@ -243,6 +275,7 @@ impl ShapeWalker {
             return;
         };
         let mut key = self.path.join(".");
+        let mut transposed = false;
         if self.names == ShapeNames::PyTorch {
             // burn-store's `BurnToPyTorchAdapter`, on the innermost user-defined module.
             let module = self
@@ -259,11 +292,14 @@ impl ShapeWalker {
             );
             if module == Some("Struct:Linear") && param == "weight" && shape.len() == 2 {
                 shape.swap(0, 1);
+                transposed = true;
             } else if norm && (param == "gamma" || param == "beta") {
                 let torch = if param == "gamma" { "weight" } else { "bias" };
                 key = format!("{}{torch}", &key[..key.len() - param.len()]);
             }
         }
+        self.burn_to_torch
+            .insert(self.burn_path.join("."), (key.clone(), transposed));
         self.shapes.insert(key, shape);
     }
 }
@@ -273,11 +309,13 @@ impl ModuleVisitor for ShapeWalker {
         if !self.skips(container_type) {
             self.path.push(name.to_string());
         }
+        self.burn_path.push(name.to_string());
         self.containers.push(container_type.to_string());
     }
 
     fn exit_module(&mut self, _name: &str, container_type: &str) {
         self.containers.pop();
+        self.burn_path.pop();
         if !self.skips(container_type) {
             self.path.pop();
         }

@@ -19,7 +19,8 @@ mod transformer;
 pub use batch_norm::{BatchNorm, BatchNormConfig};
 pub use blocked::{
     BlockedConv2d, BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, ShapeNames,
-    merge_row_blocks, model_shapes, row_block_sizes, split_row_blocks, torch_shapes,
+    burn_shapes_as_torch, merge_row_blocks, model_shapes, row_block_sizes, split_row_blocks,
+    torch_shapes,
 };
 pub use conv::conv2d;
 pub use misc::{

@@ -19,6 +19,7 @@ macro_rules! alexnet {
             num_classes: $classes,
             input: $input,
             weights: &[$($w),*],
+            build_with_weights: None,
             build: |num_classes, device| {
                 Ok(Model::AlexNet(AlexNetConfig::$preset().with_num_classes(num_classes).init(device)?))
             },

@@ -23,6 +23,7 @@ const fn convnext(
         num_classes: 1000,
         input: CONVNEXT_INPUT,
         weights,
+        build_with_weights: None,
         build,
     }
 }

@@ -22,6 +22,7 @@ const fn densenet(
         num_classes: 1000,
         input: DENSENET_INPUT,
         weights,
+        build_with_weights: None,
         build,
     }
 }

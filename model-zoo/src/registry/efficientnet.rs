@@ -35,6 +35,7 @@ const fn efficientnet(
             exact: false,
         },
         weights,
+        build_with_weights: None,
         build: match arch {
             B0 => |n, d| build(B0, n, d),
             B1 => |n, d| build(B1, n, d),

@@ -1,10 +1,10 @@
 //! GoogLeNet's registry entries: torchvision's `googlenet` (metadata and weights as torchvision
 //! 0.29's, checked by `cargo xtask parity`) and the zoo's CIFAR variant.
 //!
-//! `googlenet` is the model torchvision's builder returns with pretrained weights
-//! ([`GoogLeNetConfig::pretrained`]: inputs transformed, no aux heads), so that its parameter
-//! count is torchvision's published one and its weights load as they are. Build
-//! `GoogLeNetConfig::new()` for aux heads; the same weight file loads into it too.
+//! `create("googlenet", n)` is torchvision's `googlenet(weights=None, num_classes=n)`
+//! ([`GoogLeNetConfig::new`]: aux heads, no input transform); pretrained weights load into the
+//! model torchvision's builder makes for them ([`GoogLeNetConfig::pretrained`]: inputs
+//! transformed, aux heads dropped), whose parameter count is torchvision's published one.
 
 use super::{Family, ModelInfo, imagenet};
 use crate::googlenet::{
@@ -35,11 +35,18 @@ pub(super) const MODELS: &[ModelInfo] = &[
         )],
         build: |num_classes, device| {
             Ok(Model::GoogLeNet(
-                GoogLeNetConfig::pretrained()
+                GoogLeNetConfig::new()
                     .with_num_classes(num_classes)
                     .init(device)?,
             ))
         },
+        build_with_weights: Some(|num_classes, device| {
+            Ok(Model::GoogLeNet(
+                GoogLeNetConfig::pretrained()
+                    .with_num_classes(num_classes)
+                    .init(device)?,
+            ))
+        }),
     },
     ModelInfo {
         name: "googlenet_cifar",
@@ -58,5 +65,6 @@ pub(super) const MODELS: &[ModelInfo] = &[
                     .init(device)?,
             ))
         },
+        build_with_weights: None,
     },
 ];

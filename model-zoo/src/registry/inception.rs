@@ -1,9 +1,10 @@
 //! Inception v3's registry entry; metadata and weights as torchvision 0.29's, checked by
 //! `cargo xtask parity`.
 //!
-//! `inception_v3` is the model torchvision's builder returns with pretrained weights
-//! ([`InceptionV3Config::pretrained`]: inputs transformed, aux head kept), so that its
-//! parameter count is torchvision's published one and the file loads as it is.
+//! `create("inception_v3", n)` is torchvision's `inception_v3(weights=None, num_classes=n)`
+//! ([`InceptionV3Config::new`]: aux head, no input transform, `init_weights=True`); pretrained
+//! weights load into the model torchvision's builder makes for them
+//! ([`InceptionV3Config::pretrained`]: inputs transformed, aux head kept).
 
 use super::Interpolation::Bilinear;
 use super::{Family, ModelInfo, imagenet};
@@ -30,9 +31,15 @@ pub(super) const MODELS: &[ModelInfo] = &[ModelInfo {
     )
     .crop(299, Bilinear)],
     build: |num_classes, device| {
-        Ok(InceptionV3Config::pretrained()
+        Ok(InceptionV3Config::new()
             .with_num_classes(num_classes)
             .init(device)?
             .into())
     },
+    build_with_weights: Some(|num_classes, device| {
+        Ok(InceptionV3Config::pretrained()
+            .with_num_classes(num_classes)
+            .init(device)?
+            .into())
+    }),
 }];

@@ -15,6 +15,7 @@ pub(super) const MODELS: &[ModelInfo] = &[ModelInfo {
     num_classes: 10,
     input: LENET5_INPUT,
     weights: &[],
+    build_with_weights: None,
     build: |num_classes, device| {
         Ok(Model::LeNet5(
             LeNet5Config::new()

@@ -22,5 +22,6 @@ pub(super) const MODELS: &[ModelInfo] = &[ModelInfo {
     weights: &[
         imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/maxvit_t-bc5ab103.pth", "bc5ab103", 118.769, 83.7, 96.722, 224, true).crop(224, Bicubic),
     ],
+    build_with_weights: None,
     build: |n, device| Ok(MaxVitConfig::new().with_num_classes(n).init(device)?.into()),
 }];

@@ -19,6 +19,7 @@ macro_rules! mnasnet {
             num_classes: 1000,
             input: MNASNET_INPUT,
             weights: &[$($w),*],
+            build_with_weights: None,
             build: |num_classes, device| {
                 Ok(MnasNetConfig::new($alpha).with_num_classes(num_classes).init(device)?.into())
             },

@@ -17,6 +17,7 @@ pub(super) const MODELS: &[ModelInfo] = &[ModelInfo {
         imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth", "b0353104", 13.555, 71.878, 90.286, 256, false),
         imagenet("IMAGENET1K_V2", "https://download.pytorch.org/models/mobilenet_v2-7ebf99e0.pth", "7ebf99e0", 13.598, 72.154, 90.822, 232, true),
     ],
+    build_with_weights: None,
     build: |num_classes, device| {
         Ok(MobileNetV2Config::new()
             .with_num_classes(num_classes)

@@ -17,6 +17,7 @@ macro_rules! mobilenet_v3 {
             num_classes: 1000,
             input: MOBILENET_V3_INPUT,
             weights: &[$($w),*],
+            build_with_weights: None,
             build: |num_classes, device| {
                 Ok(MobileNetV3Config::$preset().with_num_classes(num_classes).init(device)?.into())
             },

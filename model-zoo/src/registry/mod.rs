@@ -242,7 +242,8 @@ pub struct ModelInfo {
     /// the zoo's own PyTorch modules in `xtask/python/zoo_models.py`.
     pub torchvision: bool,
     /// Learnable parameters with [`Self::num_classes`] classes, as PyTorch's `parameters()`
-    /// counts them.
+    /// counts them, of the model the published weights build ([`Self::create_for_weights`]):
+    /// torchvision's `num_params`.
     pub params: usize,
     /// Giga multiply-accumulates of one `image_size` x `image_size` image (torchvision's `_ops`
     /// metadata; PyTorch's `FlopCounterMode` / 2 for the zoo's own models).
@@ -256,14 +257,47 @@ pub struct ModelInfo {
     pub input: InputSpec,
     /// torchvision's pretrained weights for this model, oldest first.
     pub weights: &'static [WeightsInfo],
-    /// Builds the model, freshly initialised, for `num_classes` classes.
-    build: fn(usize, &Device) -> Result<Model, ConfigError>,
+    /// Builds the model, freshly initialised, for `num_classes` classes: torchvision's
+    /// `get_model(name, weights=None, num_classes=...)`.
+    build: Builder,
+    /// Builds the model torchvision's builder makes when it is given weights, where that differs
+    /// from `build` in more than the class count (`_ovewrite_named_param` in torchvision's
+    /// builders): GoogLeNet and Inception v3. `None`: the same as `build`.
+    build_with_weights: Option<Builder>,
 }
 
+/// Builds a model, freshly initialised, for a number of classes.
+type Builder = fn(usize, &Device) -> Result<Model, ConfigError>;
+
 impl ModelInfo {
-    /// Builds the model with `num_classes` classes, initialised as torchvision does.
+    /// Builds the model with `num_classes` classes, initialised as torchvision does: what
+    /// torchvision's `get_model(name, weights=None, num_classes=num_classes)` returns. For
+    /// GoogLeNet and Inception v3 that is the model with aux heads and without the input
+    /// transform (the model a PyTorch user trains from scratch); a file saved without aux heads
+    /// conforms it when it loads. Pretrained weights are loaded into
+    /// [`Self::create_for_weights`].
     pub fn create(&self, num_classes: usize, device: &Device) -> Result<Model, ConfigError> {
         (self.build)(num_classes, device)
+    }
+
+    /// The model torchvision's builder returns when it is given pretrained weights
+    /// (`get_model(name, weights=...)`), with `num_classes` classes: [`Self::create`]'s, except
+    /// where the builder overrides a setting. Two do (`_ovewrite_named_param` with more than
+    /// `num_classes`):
+    ///
+    /// | model | `weights=None` ([`Self::create`]) | with weights |
+    /// |---|---|---|
+    /// | `googlenet` | aux heads, `transform_input=False`, `init_weights=True` | no aux heads (dropped after loading), `transform_input=True`, `init_weights=False` |
+    /// | `inception_v3` | aux head, `transform_input=False`, `init_weights=True` | aux head, `transform_input=True`, `init_weights=False` |
+    ///
+    /// ViT's `image_size` and MaxViT's `input_size`, which the builders also set from the
+    /// weights, follow from the file's shapes when it loads (`conform_to`).
+    pub fn create_for_weights(
+        &self,
+        num_classes: usize,
+        device: &Device,
+    ) -> Result<Model, ConfigError> {
+        self.build_with_weights.unwrap_or(self.build)(num_classes, device)
     }
 
     /// The weights torchvision's `DEFAULT` points to (the best), if there are any.
@@ -614,7 +648,7 @@ mod tests {
         // Parameters initialise lazily and are counted by shape: even regnet_y_128gf's 645M
         // cost nothing here.
         for info in models() {
-            let model = info.create(info.num_classes, &device).unwrap();
+            let model = info.create_for_weights(info.num_classes, &device).unwrap();
             assert_eq!(crate::num_parameters(&model), info.params, "{}", info.name);
             assert_eq!(model.family(), info.family);
             assert_eq!(model.input_spec(), info.input);

@@ -25,6 +25,7 @@ const fn regnet(
         num_classes: 1000,
         input: REGNET_INPUT,
         weights,
+        build_with_weights: None,
         build,
     }
 }

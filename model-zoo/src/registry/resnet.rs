@@ -21,6 +21,7 @@ macro_rules! resnet {
             num_classes: 1000,
             input: RESNET_INPUT,
             weights: &[$($w),*],
+            build_with_weights: None,
             build: |num_classes, device| {
                 Ok(Model::ResNet(
                     ResNetConfig::$name().with_num_classes(num_classes).init(device)?,

@@ -18,6 +18,7 @@ macro_rules! shufflenet {
             num_classes: 1000,
             input: SHUFFLENET_V2_INPUT,
             weights: &[$($w),*],
+            build_with_weights: None,
             build: |num_classes, device| {
                 Ok(ShuffleNetV2Config::$name().with_num_classes(num_classes).init(device)?.into())
             },

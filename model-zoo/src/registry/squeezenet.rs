@@ -17,6 +17,7 @@ pub(super) const MODELS: &[ModelInfo] = &[
         weights: &[
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/squeezenet1_0-b66bff10.pth", "b66bff10", 4.778, 58.092, 80.42, 256, true),
         ],
+        build_with_weights: None,
         build: |num_classes, device| {
             Ok(SqueezeNetConfig::v1_0().with_num_classes(num_classes).init(device)?.into())
         },
@@ -33,6 +34,7 @@ pub(super) const MODELS: &[ModelInfo] = &[
         weights: &[
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth", "b8a52dc0", 4.729, 58.178, 80.624, 256, true),
         ],
+        build_with_weights: None,
         build: |num_classes, device| {
             Ok(SqueezeNetConfig::v1_1().with_num_classes(num_classes).init(device)?.into())
         },

@@ -26,6 +26,7 @@ const fn swin(
         num_classes: 1000,
         input: SWIN_INPUT,
         weights,
+        build_with_weights: None,
         build,
     }
 }

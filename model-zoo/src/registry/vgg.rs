@@ -26,6 +26,7 @@ macro_rules! vgg {
             num_classes: 1000,
             input: VGG_INPUT,
             weights: &[$($w),*],
+            build_with_weights: None,
             build: |num_classes, device| {
                 Ok(Model::Vgg(VggConfig::$name().with_num_classes(num_classes).init(device)?))
             },
@@ -70,6 +71,7 @@ pub(super) const MODELS: &[ModelInfo] = &[
     num_classes: 10,
     input: VGG_INPUT,
     weights: &[],
+    build_with_weights: None,
     build: |num_classes, device| {
         Ok(Model::Vgg(
             VggConfig::vgg16_cifar()

@@ -31,6 +31,7 @@ const fn vit(
             exact: true,
         },
         weights,
+        build_with_weights: None,
         build,
     }
 }
