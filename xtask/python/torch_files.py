@@ -38,6 +38,7 @@ import math
 import pathlib
 import random
 import string
+import zipfile
 from collections import OrderedDict
 
 import torch
@@ -264,7 +265,6 @@ def save(path, obj, legacy, file_object):
 
 
 def zip_root(path):
-    import zipfile
     if not zipfile.is_zipfile(path):
         return None
     with zipfile.ZipFile(path) as z:
@@ -272,7 +272,7 @@ def zip_root(path):
     return first.split("/")[0]
 
 
-def nest(rng, gen, sd):
+def nest(rng, sd):
     """A training checkpoint holding `sd` under a key, beside an epoch count and an optimizer
     state (its own tensors, integer keys)."""
     key = rng.choice(["state_dict", "model", "model_state_dict", "net", "ema", "student"])
@@ -318,7 +318,7 @@ def main():
         keys = keys or max(1, int(math.exp(rng.uniform(0, math.log(500)))))
         budget = budget or int(math.exp(rng.uniform(math.log(max(keys, 100)), math.log(3e5))))
         sd = random_state_dict(gen, rng, keys, budget, legacy)
-        key, obj = nest(rng, gen, sd) if nested else (None, sd)
+        key, obj = nest(rng, sd) if nested else (None, sd)
         plan.append((name, obj, sd, legacy, file_object, key, None))
 
     # Every stem length from 1 to 64, zip (the root of a zip's entries is the stem); five more
@@ -376,7 +376,7 @@ def main():
         net = torchvision.models.get_model(model, weights=None, num_classes=classes)
         sd = net.state_dict(keep_vars=i % 5 == 4)
         legacy = i % 3 == 2
-        key, obj = nest(rng, gen, sd) if i % 6 == 5 else (None, sd)
+        key, obj = nest(rng, sd) if i % 6 == 5 else (None, sd)
         plan.append((name, obj, sd, legacy, i % 7 == 6, key, (model, classes)))
 
     files = []
