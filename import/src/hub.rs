@@ -346,20 +346,36 @@ pub fn pretrained(model: &str, weights: &str, device: &Device) -> Result<Model, 
 
 /// Imports a weight file (strictly) into a fresh `info` model with `num_classes` classes: a
 /// PyTorch or safetensors file, or a PaddlePaddle `.pdparams`, told apart by its content
-/// ([`Import`]). The model is [`ModelInfo::create`]'s, torchvision's `weights=None` model, as
-/// a PyTorch user's own checkpoint was built; load a published file (or one fine-tuned from
-/// it, for GoogLeNet and Inception v3) with [`import_published`].
+/// ([`Import`]), into the model [`model_for_file`] builds for it.
 pub fn import_file(
     info: &ModelInfo,
     num_classes: usize,
     path: &Path,
     device: &Device,
 ) -> Result<Model, HubError> {
-    let model = info
-        .create(num_classes, device)
-        .map_err(RegistryError::from)?;
+    let model = model_for_file(info, num_classes, path, device)?;
     let (model, _report) = Import::new(path).model_name(info.name).load_into(model)?;
     Ok(model)
+}
+
+/// The fresh `info` model a weight file at `path` fills: for one of `info`'s published files
+/// (recognised by [`published_as`]) the model torchvision's builder makes for weights
+/// ([`ModelInfo::create_for_weights`]: GoogLeNet's and Inception v3's input transform), for any
+/// other file [`ModelInfo::create`]'s, torchvision's `weights=None` model, as a PyTorch user's
+/// own checkpoint was built. A checkpoint fine-tuned in PyTorch from torchvision's GoogLeNet or
+/// Inception v3 weights needs the former: build it with `create_for_weights` and load it with
+/// [`Import`].
+pub fn model_for_file(
+    info: &ModelInfo,
+    num_classes: usize,
+    path: &Path,
+    device: &Device,
+) -> Result<Model, RegistryError> {
+    Ok(if published_as(info, path).is_some() {
+        info.create_for_weights(num_classes, device)?
+    } else {
+        info.create(num_classes, device)?
+    })
 }
 
 /// [`import_file`] into the model torchvision's builder makes for pretrained weights

@@ -56,6 +56,36 @@ fn a_21_character_stem_loads() {
     assert_logits(&model, "logits");
 }
 
+/// `read_state_dict` is `torch.load` of a state_dict: every tensor by name, in the file's dtype,
+/// the same from the zip and the legacy format, and from under a checkpoint's key.
+#[test]
+fn read_state_dict_gives_every_tensor_in_its_dtype() {
+    use burn::tensor::DType;
+    let zip = TorchImport::new(fixture("tiny.pth"))
+        .read_state_dict()
+        .unwrap();
+    let legacy = TorchImport::new(fixture("tiny_legacy.pth"))
+        .read_state_dict()
+        .unwrap();
+    let nested = TorchImport::new(fixture("tiny_checkpoint.pth"))
+        .top_level_key("state_dict")
+        .read_state_dict()
+        .unwrap();
+    assert_eq!(zip.len(), 14, "12 tensors and two num_batches_tracked");
+    assert_eq!(zip["conv1.weight"].shape().to_vec(), [4, 3, 3, 3]);
+    assert_eq!(zip["conv1.weight"].dtype(), DType::F32);
+    assert_eq!(zip["bn1.num_batches_tracked"].dtype(), DType::I64);
+    for other in [&legacy, &nested] {
+        assert_eq!(
+            other.keys().collect::<Vec<_>>(),
+            zip.keys().collect::<Vec<_>>()
+        );
+        for (key, data) in &zip {
+            assert_eq!(other[key].as_bytes(), data.as_bytes(), "{key}");
+        }
+    }
+}
+
 #[test]
 fn legacy_pth_loads() {
     let (model, _) = load("tiny_legacy.pth").unwrap();

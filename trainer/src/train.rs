@@ -209,14 +209,9 @@ fn build_model_as_saved(
         let model = zoo_import::load_burnpack(info.create(classes, device)?, weights)?;
         Ok(model.reset_classifier(num_classes, device)?)
     } else {
-        // torchvision's published file builds the model torchvision's builder makes for it
-        // (GoogLeNet's and Inception v3's input transform); any other checkpoint the
-        // `weights=None` model, as a PyTorch user's own was built.
-        let model = if zoo_import::hub::published_as(info, weights).is_some() {
-            info.create_for_weights(num_classes, device)?
-        } else {
-            info.create(num_classes, device)?
-        };
+        // torchvision's published file builds the model its builder makes for weights
+        // (GoogLeNet's and Inception v3's input transform), any other the `weights=None` one.
+        let model = zoo_import::hub::model_for_file(info, num_classes, weights, device)?;
         let (model, report) = zoo_import::Import::new(weights)
             .model_name(info.name)
             .partial(true)

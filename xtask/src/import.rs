@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Distribution, Tensor};
 use model_zoo::Backend;
-use zoo_import::hub::{WeightsCache, import_file, import_published, published_as, sha256_file};
+use zoo_import::hub::{WeightsCache, import_published, published_as, sha256_file};
 use zoo_import::{load_burnpack, save_burnpack};
 
 /// Arguments of `cargo xtask import`.
@@ -135,7 +135,11 @@ pub fn run(args: &ImportArgs) -> Result<bool> {
         let model = if published {
             import_published(info, num_classes, &torch_file, &device)?
         } else {
-            import_file(info, num_classes, &torch_file, &device)?
+            let model = info.create(num_classes, &device)?;
+            zoo_import::Import::new(&torch_file)
+                .model_name(info.name)
+                .load_into(model)?
+                .0
         };
         save_burnpack(&model, &out)?;
         println!(
