@@ -523,10 +523,7 @@ impl Architecture for GoogLeNet {
         shapes: &HashMap<String, Vec<usize>>,
         _device: &Device,
     ) -> Result<Self, ConfigError> {
-        // By path segment: a burnpack of the `Model` enum prefixes its keys (`GoogLeNet.aux1.`).
-        let file_has_aux = shapes
-            .keys()
-            .any(|k| k.split('.').any(|part| part == "aux1" || part == "aux2"));
+        let file_has_aux = crate::layers::file_has_module(shapes, &["aux1", "aux2"]);
         Ok(if self.has_aux_logits() && !file_has_aux {
             self.without_aux_logits()
         } else {

@@ -652,10 +652,7 @@ impl Architecture for InceptionV3 {
         shapes: &HashMap<String, Vec<usize>>,
         _device: &Device,
     ) -> Result<Self, ConfigError> {
-        // By path segment: a burnpack of the `Model` enum prefixes its keys.
-        let file_has_aux = shapes
-            .keys()
-            .any(|k| k.split('.').any(|part| part == "AuxLogits"));
+        let file_has_aux = crate::layers::file_has_module(shapes, &["AuxLogits"]);
         Ok(if self.has_aux_logits() && !file_has_aux {
             self.without_aux_logits()
         } else {

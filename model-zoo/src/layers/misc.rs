@@ -427,6 +427,19 @@ pub fn residual(layers: &[ImageLayer], add_input: bool, x: Tensor<4>) -> Tensor<
     }
 }
 
+/// Whether a weight file's keys (`conform_to`'s `shapes`) hold a tensor of any of `modules`,
+/// matched by path segment, so that a burnpack's keys with enum variants
+/// (`GoogLeNet.aux1.conv.conv.weight`) count as torchvision's (`aux1.conv.conv.weight`): how
+/// GoogLeNet and Inception v3 tell a file saved without aux heads.
+pub fn file_has_module(
+    shapes: &std::collections::HashMap<String, Vec<usize>>,
+    modules: &[&str],
+) -> bool {
+    shapes
+        .keys()
+        .any(|key| key.split('.').any(|part| modules.contains(&part)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

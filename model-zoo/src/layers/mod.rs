@@ -25,7 +25,7 @@ pub use blocked::{
 pub use conv::conv2d;
 pub use misc::{
     Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation,
-    StochasticDepth, gelu, residual,
+    StochasticDepth, file_has_module, gelu, residual,
 };
 pub use named::Numbered;
 pub use transformer::{
