@@ -700,9 +700,20 @@ pub fn sha256_file(path: &Path) -> Result<String, DownloadError> {
 /// prefix or Paddle's MD5), if any: such a file builds [`ModelInfo::create_for_weights`]'s
 /// model. A file that cannot be read is no published file.
 pub fn published_as(info: &ModelInfo, path: &Path) -> Option<&'static WeightsInfo> {
-    info.weights
-        .iter()
-        .find(|d| checksum_file(path, d.checksum).is_ok_and(|digest| d.checksum.matches(&digest)))
+    // One pass over the file per algorithm, not per descriptor (a model has up to 4 files).
+    let mut digests: Vec<(&'static str, Option<String>)> = Vec::new();
+    info.weights.iter().find(|d| {
+        let algorithm = d.checksum.algorithm();
+        let digest = match digests.iter().find(|(a, _)| *a == algorithm) {
+            Some((_, digest)) => digest.clone(),
+            None => {
+                let digest = checksum_file(path, d.checksum).ok();
+                digests.push((algorithm, digest.clone()));
+                digest
+            }
+        };
+        digest.is_some_and(|digest| d.checksum.matches(&digest))
+    })
 }
 
 /// The digest of a file in `checksum`'s algorithm, lowercase hex: compare it with
