@@ -1,5 +1,6 @@
-//! `cargo xtask bench`: the zoo's speed beside PyTorch's, measured in the same run on the same
-//! machine. Every measurement runs in its own process (this binary re-run with `--child`, or
+//! `cargo xtask bench`: the zoo's speed beside PyTorch's and ONNX Runtime's (CPU, on torchvision's
+//! model exported to ONNX), measured in the same run on the same machine with the same threads.
+//! Every measurement runs in its own process (this binary re-run with `--child`, or
 //! `xtask/python/bench.py`), so that its peak RSS is its own and one case cannot warm another.
 //!
 //! Run it from a release build: `cargo run --release -p xtask -- bench [--quick]`.
@@ -57,9 +58,16 @@ pub struct BenchArgs {
     /// Where results.md, results.json and results.png go.
     #[arg(long, default_value = "bench")]
     out: PathBuf,
-    /// Skip PyTorch (no ratios).
+    /// Skip PyTorch's timings (no `burn / PyTorch`). ONNX Runtime still runs unless `--no-ort`
+    /// (its export and logits check use the venv's PyTorch).
     #[arg(long)]
     no_torch: bool,
+    /// Skip ONNX Runtime: inference is otherwise also timed by ONNX Runtime's CPU execution
+    /// provider on torchvision's model exported to ONNX (opset 17, cached under
+    /// ~/.cache/burn-model-zoo/bench/onnx/), same threads, same input, its logits checked against
+    /// PyTorch's. Always skipped with `--torch-device cuda`.
+    #[arg(long)]
+    no_ort: bool,
     /// Where PyTorch runs: `cpu`, or `cuda` to set a GPU backend beside PyTorch eager CUDA.
     #[arg(long, default_value = "cpu")]
     torch_device: String,
@@ -144,10 +152,32 @@ struct Row {
     batch: usize,
     burn: Measured,
     torch: Option<Measured>,
+    /// ONNX Runtime (CPU) on the model exported to ONNX: inference rows only.
+    ort: Option<Ort>,
     /// burn images/s divided by PyTorch's (inference, training), or PyTorch's seconds divided
     /// by burn's (import): above 1, burn is faster.
     ratio: Option<f64>,
+    /// burn images/s divided by ONNX Runtime's (inference).
+    ratio_ort: Option<f64>,
+    /// burn's failure, empty when it ran.
     note: String,
+    /// Why ONNX Runtime has no number for an inference row (its export, run or logits check
+    /// failed); a failure of the bench like burn's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ort_error: Option<String>,
+}
+
+/// What ONNX Runtime reports for one inference case.
+#[derive(Debug, Clone, Serialize)]
+struct Ort {
+    #[serde(flatten)]
+    measured: Measured,
+    /// max |ONNX Runtime's logits - PyTorch's| / max |PyTorch's logits|, same input.
+    max_rel_diff: f64,
+    /// onnxruntime's version.
+    version: String,
+    /// How the ONNX file was made.
+    exporter: String,
 }
 
 /// Peak RSS of this process in MiB (`VmHWM`), 0 where /proc is not there.
@@ -423,6 +453,8 @@ pub(crate) fn last_json<T: for<'de> Deserialize<'de>>(
     Ok(serde_json::from_str(line)?)
 }
 
+/// `xtask/python/bench.py` in the venv: PyTorch's side, and ONNX Runtime's.
+#[derive(Clone)]
 struct Torch {
     python: PathBuf,
     script: PathBuf,
@@ -431,7 +463,8 @@ struct Torch {
 }
 
 impl Torch {
-    fn run(&self, args: &[String]) -> Result<Measured> {
+    /// Runs bench.py with `args` and this runner's threads and device; its JSON result.
+    fn json(&self, args: &[String], who: &str) -> Result<Value> {
         let output = Command::new(&self.python)
             .arg(&self.script)
             .args(args)
@@ -439,11 +472,46 @@ impl Torch {
             .args(["--device", &self.device])
             .output()
             .with_context(|| format!("running {}", self.python.display()))?;
-        let value: Value = last_json(&output, "pytorch")?;
-        Ok(Measured {
-            seconds: value["seconds"].as_f64().unwrap_or(f64::NAN),
-            images_per_second: value["images_per_second"].as_f64(),
-            peak_rss_mb: value["peak_rss_mb"].as_f64().unwrap_or(0.0),
+        last_json(&output, who)
+    }
+
+    fn run(&self, args: &[String]) -> Result<Measured> {
+        Ok(measured(&self.json(args, "pytorch")?))
+    }
+
+    /// ONNX Runtime on an inference case: `bench.py ort` exports the model PyTorch times (same
+    /// seed, same input) and fails when ONNX Runtime's logits differ from PyTorch's.
+    fn ort(&self, case: &Case) -> Result<Ort> {
+        let Case::Infer {
+            model,
+            batch,
+            size,
+            warmup,
+            runs,
+            ..
+        } = case
+        else {
+            bail!("ONNX Runtime times inference only");
+        };
+        let args = [
+            "ort".to_string(),
+            "--model".into(),
+            model.clone(),
+            "--batch".into(),
+            batch.to_string(),
+            "--size".into(),
+            size.to_string(),
+            "--warmup".into(),
+            warmup.to_string(),
+            "--runs".into(),
+            runs.to_string(),
+        ];
+        let value = self.json(&args, "onnxruntime")?;
+        Ok(Ort {
+            measured: measured(&value),
+            max_rel_diff: value["max_rel_diff"].as_f64().unwrap_or(f64::NAN),
+            version: value["onnxruntime"].as_str().unwrap_or("?").into(),
+            exporter: value["exporter"].as_str().unwrap_or("?").into(),
         })
     }
 
@@ -499,6 +567,15 @@ impl Torch {
     }
 }
 
+/// The timing of a bench.py result.
+fn measured(value: &Value) -> Measured {
+    Measured {
+        seconds: value["seconds"].as_f64().unwrap_or(f64::NAN),
+        images_per_second: value["images_per_second"].as_f64(),
+        peak_rss_mb: value["peak_rss_mb"].as_f64().unwrap_or(0.0),
+    }
+}
+
 /// Runs the benchmark; prints the table and writes results.{md,json,png} into `--out`.
 pub fn run(args: &BenchArgs) -> Result<bool> {
     if let Some(json) = &args.child {
@@ -521,16 +598,27 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // ONNX Runtime runs on the CPU (its CPU execution provider), beside PyTorch on the CPU.
+    let ort_on = !args.no_ort && !args.ops && args.torch_device == "cpu";
+    let python = if args.no_torch && !ort_on {
+        None
+    } else {
+        Some(crate::parity::python(args.python.as_deref())?)
+    };
+    let runner = |device: &str| {
+        python.as_ref().map(|python| Torch {
+            python: python.clone(),
+            script: crate::parity::workspace_root().join("xtask/python/bench.py"),
+            threads,
+            device: device.into(),
+        })
+    };
     let torch = if args.no_torch {
         None
     } else {
-        Some(Torch {
-            python: crate::parity::python(args.python.as_deref())?,
-            script: crate::parity::workspace_root().join("xtask/python/bench.py"),
-            threads,
-            device: args.torch_device.clone(),
-        })
+        runner(&args.torch_device)
     };
+    let ort = if ort_on { runner("cpu") } else { None };
     if args.ops {
         let table = crate::bench_ops::run(
             args.backend.first().copied().unwrap_or(Backend::Flex),
@@ -643,13 +731,19 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     }
 
     println!(
-        "{} cases; PyTorch with {threads} threads{}",
+        "{} cases; PyTorch with {threads} threads{}; ONNX Runtime (CPU) with {threads} threads{}",
         cases.len(),
-        if torch.is_none() { " (skipped)" } else { "" }
+        if torch.is_none() { " (skipped)" } else { "" },
+        match (&ort, args.no_ort) {
+            (Some(_), _) => "",
+            (None, true) => " (skipped)",
+            (None, false) => " (skipped: PyTorch is not on the CPU)",
+        }
     );
     let mut rows = Vec::new();
-    // PyTorch runs once per shape, not once per backend.
+    // PyTorch and ONNX Runtime run once per shape, not once per backend.
     let mut torch_cache: std::collections::HashMap<String, Option<Measured>> = Default::default();
+    let mut ort_cache: std::collections::HashMap<String, Result<Ort, String>> = Default::default();
     for case in &cases {
         let (what, model, backend, batch) = describe(case);
         let burn = child(case, threads);
@@ -665,13 +759,37 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
                         None
                     }
                 };
-                torch_cache.insert(key, measured.clone());
+                torch_cache.insert(key.clone(), measured.clone());
                 measured
             }
+        };
+        // Right after PyTorch, on the same input: inference only.
+        let ort_result = match (&ort, case) {
+            (Some(o), Case::Infer { .. }) => Some(
+                ort_cache
+                    .entry(key)
+                    .or_insert_with(|| {
+                        o.ort(case).map_err(|e| {
+                            eprintln!("onnxruntime {what} {model} batch {batch}: {e:#}");
+                            format!("{e:#}")
+                        })
+                    })
+                    .clone(),
+            ),
+            _ => None,
+        };
+        let (ort_result, ort_error) = match ort_result {
+            Some(Ok(m)) => (Some(m), None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
         };
         let (burn, note) = match burn {
             Ok(m) => (m, String::new()),
             Err(e) => (Measured::default(), format!("failed: {e:#}")),
+        };
+        let ratio_ort = match (&ort_result, burn.images_per_second) {
+            (Some(o), Some(b)) if note.is_empty() => o.measured.images_per_second.map(|o| b / o),
+            _ => None,
         };
         let ratio = torch_result.as_ref().and_then(|t| {
             if !note.is_empty() {
@@ -689,14 +807,18 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             batch,
             burn,
             torch: torch_result,
+            ort: ort_result,
             ratio,
+            ratio_ort,
             note,
+            ort_error,
         };
-        println!("{}", markdown_row(&row));
+        println!("{}", markdown_row(&row, ort.is_some()));
         rows.push(row);
     }
     std::fs::create_dir_all(&args.out)?;
-    let table = markdown(&rows, threads, &args.torch_device);
+    let table = markdown(&rows, threads, &args.torch_device, ort.is_some());
+    let first_ort = rows.iter().find_map(|r| r.ort.as_ref());
     std::fs::write(args.out.join("results.md"), &table)?;
     std::fs::write(
         args.out.join("results.json"),
@@ -704,6 +826,8 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             "threads": threads,
             "size": args.size,
             "release": !cfg!(debug_assertions),
+            "onnxruntime": first_ort.map(|o| o.version.as_str()),
+            "onnx_exporter": first_ort.map(|o| o.exporter.as_str()),
             "rows": rows,
         }))?,
     )?;
@@ -713,7 +837,9 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         "written: {}/results.md, results.json, results.png",
         args.out.display()
     );
-    Ok(rows.iter().all(|r| r.note.is_empty()))
+    Ok(rows
+        .iter()
+        .all(|r| r.note.is_empty() && r.ort_error.is_none()))
 }
 
 /// resnet152 with random weights in torchvision's format (230 MB), made once by PyTorch.
@@ -804,17 +930,32 @@ fn torch_key(case: &Case) -> String {
     }
 }
 
-fn markdown_row(row: &Row) -> String {
+/// One row of the table; with `ort`, ONNX Runtime's columns (empty on training and import rows).
+fn markdown_row(row: &Row, ort: bool) -> String {
     let speed = |m: &Measured| match m.images_per_second {
         Some(ips) => format!("{ips:.2} img/s"),
         None => format!("{:.2} s", m.seconds),
     };
+    let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
     let torch = row.torch.as_ref();
-    format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} |",
-        row.what,
-        row.model,
-        row.backend,
+    let inference = row.what.starts_with("inference");
+    // ONNX Runtime's cell: its value, "-" where it has none on an inference row, empty else.
+    let ort_cell = |cell: &dyn Fn(&Ort) -> String| match (&row.ort, inference) {
+        (Some(o), _) => cell(o),
+        (None, true) => "-".to_string(),
+        (None, false) => String::new(),
+    };
+    let mut notes = Vec::new();
+    if !row.note.is_empty() {
+        notes.push(row.note.clone());
+    }
+    if let Some(e) = &row.ort_error {
+        notes.push(format!("ONNX Runtime failed: {e}"));
+    }
+    let mut cells = vec![
+        row.what.clone(),
+        row.model.clone(),
+        row.backend.clone(),
         if row.batch == 0 {
             "-".to_string()
         } else {
@@ -826,48 +967,91 @@ fn markdown_row(row: &Row) -> String {
             "-".into()
         },
         torch.map_or("-".into(), speed),
-        row.ratio.map_or("-".into(), |r| format!("{r:.2}x")),
-        row.burn.peak_rss_mb,
-        torch.map_or("-".into(), |t| format!("{:.0}", t.peak_rss_mb)),
-        row.note
-    )
+    ];
+    if ort {
+        cells.push(ort_cell(&|o| speed(&o.measured)));
+    }
+    cells.push(ratio(row.ratio));
+    if ort {
+        cells.push(if inference {
+            ratio(row.ratio_ort)
+        } else {
+            String::new()
+        });
+    }
+    cells.push(format!("{:.0}", row.burn.peak_rss_mb));
+    cells.push(torch.map_or("-".into(), |t| format!("{:.0}", t.peak_rss_mb)));
+    if ort {
+        cells.push(ort_cell(&|o| format!("{:.0}", o.measured.peak_rss_mb)));
+    }
+    cells.push(notes.join("; "));
+    format!("| {} |", cells.join(" | "))
 }
 
-fn markdown(rows: &[Row], threads: usize, torch_device: &str) -> String {
+fn markdown(rows: &[Row], threads: usize, torch_device: &str, ort: bool) -> String {
+    let n_threads = threads;
+    let threads = format!("{threads} thread{}", if threads == 1 { "" } else { "s" });
     let torch = if torch_device == "cpu" {
-        format!("{threads} thread{}", if threads == 1 { "" } else { "s" })
+        threads.clone()
     } else {
         format!("eager, {torch_device}")
     };
-    let mut out = format!(
-        "| what | model | backend | batch | burn | PyTorch ({torch}) | burn / PyTorch | \
-         burn peak RSS (MiB) | PyTorch peak RSS (MiB) | note |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|\n"
-    );
+    let mut out = if ort {
+        format!(
+            "| what | model | backend | batch | burn | PyTorch ({torch}) | ONNX Runtime (CPU, \
+             {threads}) | burn / PyTorch | burn / ORT | burn peak RSS (MiB) | PyTorch peak RSS \
+             (MiB) | ORT peak RSS (MiB) | note |\n\
+             |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+        )
+    } else {
+        format!(
+            "| what | model | backend | batch | burn | PyTorch ({torch}) | burn / PyTorch | \
+             burn peak RSS (MiB) | PyTorch peak RSS (MiB) | note |\n\
+             |---|---|---|---:|---:|---:|---:|---:|---:|---|\n"
+        )
+    };
     for row in rows {
-        out.push_str(&markdown_row(row));
+        out.push_str(&markdown_row(row, ort));
         out.push('\n');
+    }
+    if let Some(o) = rows.iter().find_map(|r| r.ort.as_ref()) {
+        let worst = rows
+            .iter()
+            .filter_map(|r| r.ort.as_ref().map(|o| o.max_rel_diff))
+            .fold(0.0f64, f64::max);
+        out.push_str(&format!(
+            "\nONNX Runtime {}: CPUExecutionProvider, ORT_ENABLE_ALL, intra_op_num_threads \
+             {n_threads}, inter_op_num_threads 1, on torchvision's model exported to ONNX (opset \
+             17, {}); its logits within {worst:.1e} of PyTorch's (max abs difference / max abs \
+             logit) on every row.\n",
+            o.version, o.exporter
+        ));
     }
     out
 }
 
-/// A bar chart of the ratios to PyTorch, one bar per row that has one.
+/// A bar chart of burn's ratios to PyTorch (blue) and to ONNX Runtime (orange), one bar per
+/// row and peer that has one.
 fn plot(path: &Path, rows: &[Row]) -> Result<()> {
     use plotters::prelude::*;
-    let bars: Vec<(String, f64)> = rows
+    let orange = RGBColor(230, 120, 0);
+    let bars: Vec<(String, f64, RGBColor)> = rows
         .iter()
-        .filter_map(|r| {
-            r.ratio.map(|ratio| {
-                let batch = if r.batch == 0 {
-                    String::new()
-                } else {
-                    format!(" b{}", r.batch)
-                };
-                (
-                    format!("{} {} {}{batch}", r.what, r.model, r.backend),
-                    ratio,
-                )
-            })
+        .flat_map(|r| {
+            let batch = if r.batch == 0 {
+                String::new()
+            } else {
+                format!(" b{}", r.batch)
+            };
+            let label = format!("{} {} {}{batch}", r.what, r.model, r.backend);
+            [
+                r.ratio
+                    .map(|ratio| (format!("{label} / PyTorch"), ratio, BLUE)),
+                r.ratio_ort
+                    .map(|ratio| (format!("{label} / ORT"), ratio, orange)),
+            ]
         })
+        .flatten()
         .collect();
     if bars.is_empty() {
         return Ok(());
@@ -886,12 +1070,13 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
         let max = bars.iter().map(|b| b.1).fold(1.2f64, f64::max) * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                "burn / PyTorch (same machine, same run; 1.0 = parity)",
+                "burn / PyTorch (blue) and burn / ONNX Runtime (orange); same machine, same run; \
+                 1.0 = parity",
                 ("sans-serif", 18),
             )
             .margin(10)
             .x_label_area_size(30)
-            .y_label_area_size(330)
+            .y_label_area_size(400)
             .build_cartesian_2d(0.0..max, (0..bars.len()).into_segmented())?;
         chart
             .configure_mesh()
@@ -902,8 +1087,7 @@ fn plot(path: &Path, rows: &[Row]) -> Result<()> {
                 _ => String::new(),
             })
             .draw()?;
-        chart.draw_series(bars.iter().enumerate().map(|(i, (_, r))| {
-            let color = if *r >= 1.0 { GREEN } else { BLUE };
+        chart.draw_series(bars.iter().enumerate().map(|(i, (_, r, color))| {
             let mut bar = Rectangle::new(
                 [
                     (0.0, SegmentValue::Exact(i)),
