@@ -30,7 +30,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Batch sizes for inference (default: 1 and 8).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', alias = "batch")]
     batches: Vec<usize>,
     /// Backends (default: every compiled one).
     #[arg(long, value_delimiter = ',')]
@@ -45,9 +45,10 @@ pub struct BenchArgs {
     /// (default: the cores of this machine).
     #[arg(long)]
     threads: Option<usize>,
-    /// Instead of whole models: every op of ResNet-50 (each convolution shape, BatchNorm, ReLU,
-    /// add, pooling, classifier) timed alone in burn and in PyTorch, with its share of the gap.
-    /// Uses the first of `--batches` (default 8) and `--backend` (default flex).
+    /// Instead of whole models: every aten op of each model's forward (`--models`, default
+    /// resnet50), as PyTorch records it, timed alone in burn (what the zoo runs for it) and in
+    /// PyTorch, with its share of the gap. Uses the first of `--batch` (default 8) and `--backend`
+    /// (default flex).
     #[arg(long)]
     ops: bool,
     /// With `--ops`: instead of ResNet-50's forward, the convolutions of resnet18's training
@@ -621,6 +622,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     let ort = if ort_on { runner("cpu") } else { None };
     if args.ops {
         let table = crate::bench_ops::run(
+            &args.models,
             args.backend.first().copied().unwrap_or(Backend::Flex),
             args.batches.first().copied().unwrap_or(8),
             args.size,

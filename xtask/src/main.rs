@@ -7,7 +7,7 @@
 //! - `cargo xtask import MODEL [--weights W] [--from FILE]`: pretrained weights, verified,
 //!   cached and converted to Burn's format.
 //! - `cargo run --release -p xtask -- bench [--quick]`: speed and memory beside PyTorch's;
-//!   `bench --ops`: ResNet-50 op by op beside PyTorch, each op's share of the gap.
+//!   `bench --ops [--models ...]`: any model op by op beside PyTorch, each op's share of the gap.
 //! - `cargo xtask fuzz [--seconds N]`: the readers' fuzz test for N seconds from a fresh seed.
 //! - `cargo xtask gpu-bundle [--check]`: a release bundle that runs the GPU check (parity, speed,
 //!   training) on a bare GPU machine (see [`gpu_bundle`]).
