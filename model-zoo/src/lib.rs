@@ -27,6 +27,8 @@ pub mod efficientnet;
 pub mod error;
 pub mod googlenet;
 pub mod inception;
+#[cfg(feature = "flex")]
+mod kernels;
 pub mod layers;
 pub mod lenet;
 pub mod maxvit;

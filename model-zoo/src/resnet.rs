@@ -16,13 +16,17 @@
 //! # Ok(()) }
 //! ```
 
-use crate::layers::{BatchNorm, BatchNormConfig, conv2d};
+use crate::layers::{
+    Activation, ActivationKind, BatchNorm, BatchNormConfig, add_activation, conv_norm_activation,
+};
+
+/// The blocks' ReLU.
+const RELU: Activation = Activation::Relu(burn::nn::Relu);
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
@@ -30,7 +34,7 @@ use crate::error::{ConfigError, InputError, InputSpec};
 use crate::registry::Family;
 
 use crate::layers::{
-    conv_config, conv_kaiming_fan_out, fold_batchnorm, linear_torch_default, new_classifier, norm,
+    conv_config, conv_kaiming_fan_out, fold_batchnorm, linear_torch_default, new_classifier,
 };
 
 impl Family {
@@ -362,7 +366,7 @@ pub type Downsample = (Conv2d, Option<BatchNorm>);
 
 fn shortcut(downsample: &Option<Downsample>, x: Tensor<4>) -> Tensor<4> {
     match downsample {
-        Some((conv, bn)) => norm(bn, conv2d(conv, x)),
+        Some((conv, bn)) => conv_norm_activation(conv, bn.as_ref(), None, x),
         None => x,
     }
 }
@@ -388,9 +392,9 @@ impl BasicBlock {
     /// - output: `[batch, planes, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = shortcut(&self.downsample, x.clone());
-        let out = relu(norm(&self.bn1, conv2d(&self.conv1, x)));
-        let out = norm(&self.bn2, conv2d(&self.conv2, out));
-        relu(out + identity)
+        let out = conv_norm_activation(&self.conv1, self.bn1.as_ref(), Some(&RELU), x);
+        let out = conv_norm_activation(&self.conv2, self.bn2.as_ref(), None, out);
+        add_activation(out, identity, Some(ActivationKind::Relu))
     }
 }
 
@@ -470,10 +474,10 @@ impl Bottleneck {
     /// - output: `[batch, planes * 4, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = shortcut(&self.downsample, x.clone());
-        let out = relu(norm(&self.bn1, conv2d(&self.conv1, x)));
-        let out = relu(norm(&self.bn2, conv2d(&self.conv2, out)));
-        let out = norm(&self.bn3, conv2d(&self.conv3, out));
-        relu(out + identity)
+        let out = conv_norm_activation(&self.conv1, self.bn1.as_ref(), Some(&RELU), x);
+        let out = conv_norm_activation(&self.conv2, self.bn2.as_ref(), Some(&RELU), out);
+        let out = conv_norm_activation(&self.conv3, self.bn3.as_ref(), None, out);
+        add_activation(out, identity, Some(ActivationKind::Relu))
     }
 }
 
@@ -545,7 +549,7 @@ impl Architecture for ResNet {
     /// - input: `[batch, 3, height, width]`
     /// - output: `[batch, num_features]` (512 for ResNet-18/34, 2048 for the bottleneck models)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(norm(&self.bn1, conv2d(&self.conv1, x)));
+        let x = conv_norm_activation(&self.conv1, self.bn1.as_ref(), Some(&RELU), x);
         let mut x = self.maxpool.forward(x);
         for block in self
             .layer1

@@ -85,8 +85,40 @@ impl ActivationKind {
 }
 
 impl Activation {
-    /// Applies the activation.
+    /// Which activation this is, where the zoo's kernels compute it exactly as the module
+    /// would (`None` for a `HardSigmoid` with other than PyTorch's slope and offset).
+    pub fn kind(&self) -> Option<ActivationKind> {
+        Some(match self {
+            Activation::Relu(_) => ActivationKind::Relu,
+            Activation::Relu6(_) => ActivationKind::Relu6,
+            Activation::Hardswish(_) => ActivationKind::Hardswish,
+            Activation::Hardsigmoid(a) => {
+                if a.alpha != 1.0 / 6.0 || a.beta != 0.5 {
+                    return None;
+                }
+                ActivationKind::Hardsigmoid
+            }
+            Activation::Silu(_) => ActivationKind::Silu,
+            Activation::Sigmoid(_) => ActivationKind::Sigmoid,
+            Activation::Gelu(_) => ActivationKind::Gelu,
+            Activation::Tanh(_) => ActivationKind::Tanh,
+        })
+    }
+
+    /// Applies the activation: the zoo's vectorised, threaded kernel on Flex (in place where
+    /// `x` is not shared), Burn's module elsewhere.
+    ///
+    /// # Shapes
+    /// - `x`, output: any, the same
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        #[cfg(feature = "flex")]
+        let x = match self.kind() {
+            Some(kind) => match crate::kernels::activation(kind, x) {
+                Ok(out) => return out,
+                Err(x) => x,
+            },
+            None => x,
+        };
         match self {
             Activation::Relu(a) => a.forward(x),
             Activation::Relu6(a) => a.forward(x),
@@ -116,6 +148,11 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
             * x
             * 0.5
     } else {
+        #[cfg(feature = "flex")]
+        let x = match crate::kernels::activation(ActivationKind::Gelu, x) {
+            Ok(out) => return out,
+            Err(x) => x,
+        };
         burn::tensor::activation::gelu(x)
     }
 }
@@ -421,9 +458,31 @@ impl InvertedResidual {
 /// residual block (MobileNet V2/V3, MNASNet).
 pub fn residual(layers: &[ImageLayer], add_input: bool, x: Tensor<4>) -> Tensor<4> {
     if add_input {
-        run_image_layers(layers, x.clone()) + x
+        add_activation(run_image_layers(layers, x.clone()), x, None)
     } else {
         run_image_layers(layers, x)
+    }
+}
+
+/// `activation(x + identity)`, a residual connection: one pass on Flex (in place where `x` or
+/// `identity` is not shared), the add and the activation in turn elsewhere.
+///
+/// # Shapes
+/// - `x`, `identity`, output: the same, any
+pub fn add_activation<const D: usize>(
+    x: Tensor<D>,
+    identity: Tensor<D>,
+    activation: Option<ActivationKind>,
+) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    let (x, identity) = match crate::kernels::add_activation(x, identity, activation) {
+        Ok(out) => return out,
+        Err(pair) => pair,
+    };
+    let sum = x + identity;
+    match activation {
+        Some(kind) => kind.init().forward(sum),
+        None => sum,
     }
 }
 

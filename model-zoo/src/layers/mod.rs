@@ -22,10 +22,10 @@ pub use blocked::{
     burn_shapes_as_torch, merge_row_blocks, model_shapes, row_block_sizes, split_row_blocks,
     torch_shapes,
 };
-pub use conv::conv2d;
+pub use conv::{conv_norm_activation, conv2d};
 pub use misc::{
     Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation,
-    StochasticDepth, file_has_module, gelu, residual,
+    StochasticDepth, add_activation, file_has_module, gelu, residual,
 };
 pub use named::Numbered;
 pub use transformer::{
@@ -317,12 +317,76 @@ pub(crate) fn linear_slot(config: LinearConfig, zero_bias: bool, device: &Device
     }
 }
 
-/// Runs a sequence of [`ImageLayer`]s.
+/// Runs a sequence of [`ImageLayer`]s. A convolution with the BatchNorm and activation after it
+/// (a BatchNorm folded away leaves an `Identity` between them), and a BatchNorm with its
+/// activation, run as one step ([`conv_norm_activation`], [`norm_activation`]): one kernel on
+/// Flex, the same layers in turn elsewhere.
 pub(crate) fn run_image_layers(layers: &[ImageLayer], mut x: Tensor<4>) -> Tensor<4> {
-    for layer in layers {
-        x = layer.forward(x);
+    let mut rest = layers;
+    while let Some(layer) = rest.first() {
+        let next = |i: usize| rest.get(i);
+        let activation_at = |i: usize| match next(i) {
+            Some(ImageLayer::Activation(activation)) => Some(activation),
+            _ => None,
+        };
+        let taken;
+        (x, taken) = match layer {
+            ImageLayer::Conv(conv) => match next(1) {
+                Some(ImageLayer::BatchNorm(bn)) => match activation_at(2) {
+                    Some(activation) => {
+                        (conv_norm_activation(conv, Some(bn), Some(activation), x), 3)
+                    }
+                    None => (conv_norm_activation(conv, Some(bn), None, x), 2),
+                },
+                Some(ImageLayer::Identity(_)) => match activation_at(2) {
+                    Some(activation) => (conv_norm_activation(conv, None, Some(activation), x), 3),
+                    None => (conv2d(conv, x), 1),
+                },
+                Some(ImageLayer::Activation(activation)) => {
+                    (conv_norm_activation(conv, None, Some(activation), x), 2)
+                }
+                _ => (conv2d(conv, x), 1),
+            },
+            ImageLayer::BatchNorm(bn) => match activation_at(1) {
+                Some(activation) => (norm_activation(Some(bn), Some(activation), x), 2),
+                None => (bn.forward(x), 1),
+            },
+            layer => (layer.forward(x), 1),
+        };
+        rest = &rest[taken..];
     }
     x
+}
+
+/// `activation(bn(x))`, each optional: one pass on Flex in inference, the layers in turn
+/// elsewhere (and while the BatchNorm trains).
+///
+/// # Shapes
+/// - `x`, output: `[batch, channels, height, width]`
+pub fn norm_activation(
+    bn: Option<&BatchNorm>,
+    activation: Option<&Activation>,
+    x: Tensor<4>,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    let x = match (bn, activation.map(Activation::kind)) {
+        (Some(bn), Some(Some(kind))) if crate::kernels::takes(&x) => {
+            let (scale, shift) = bn.scale_shift();
+            match crate::kernels::channel_affine(x, &scale, &shift, Some(kind)) {
+                Ok(out) => return out,
+                Err(x) => x,
+            }
+        }
+        _ => x,
+    };
+    let x = match bn {
+        Some(bn) => bn.forward(x),
+        None => x,
+    };
+    match activation {
+        Some(activation) => activation.forward(x),
+        None => x,
+    }
 }
 
 /// Runs a sequence of [`VectorLayer`]s.

@@ -1,0 +1,628 @@
+//! The zoo's 2-D convolution on Flex, `f32`, NCHW: its geometry ([`Problem`]: im2col and its
+//! adjoint, shared with the gradients in `conv_grad.rs`) and its forward kernels.
+//!
+//! Flex 0.22's own `conv2d` re-lays out every weight and copies the input to NHWC on one thread
+//! at each call, builds im2col tiles of 512 pixels into fresh buffers and scatters gemm's result
+//! into NCHW one strided store at a time (`burn-flex/src/ops/conv.rs`). Here:
+//!
+//! - **no weight re-layout**: an NCHW convolution's weight `[out, in/groups, kh, kw]` already is
+//!   the row-major `[out, in/groups·kh·kw]` matrix of `out = W · im2col(x)`;
+//! - im2col is built per tile of output rows in a per-thread scratch buffer (no copy at all for
+//!   an unpadded stride-1 1x1 convolution), and gemm writes **straight into the output**;
+//! - the convolution's **epilogue** (bias, eval BatchNorm's scale and shift, the activation) runs
+//!   on the tile while it is in cache, so `conv → BatchNorm → ReLU` is one kernel;
+//! - tiles (image × rows) are shared out among rayon's threads; where there are fewer tiles than
+//!   threads, gemm splits each product instead;
+//! - depthwise convolutions (`groups == in == out`) have their own kernel: the input plane is
+//!   padded once and split into stride phases, so every tap of an output row is one contiguous,
+//!   vectorised multiply-add into a row accumulator that is stored once.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::math::{scale_shift_slice, vectorized};
+use crate::layers::ActivationKind;
+
+/// The sizes of one convolution, `f32`, NCHW.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Problem {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_channels: usize,
+    pub groups: usize,
+    pub kernel: [usize; 2],
+    pub out: [usize; 2],
+    pub stride: [usize; 2],
+    /// Padding before the first row and column (the end padding only shows in `out`).
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+/// What runs on each output value after the sum: `act(v * scale[c] + shift[c])`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Epilogue<'a> {
+    /// Per output channel; 1 where `None`.
+    pub scale: Option<&'a [f32]>,
+    /// Per output channel; 0 where `None`.
+    pub shift: Option<&'a [f32]>,
+    pub activation: Option<ActivationKind>,
+}
+
+impl Epilogue<'_> {
+    fn is_identity(&self) -> bool {
+        self.scale.is_none() && self.shift.is_none() && self.activation.is_none()
+    }
+
+    /// Applies it to `values`, all of output channel `channel`.
+    #[inline(always)]
+    fn apply(&self, channel: usize, values: &mut [f32]) {
+        if self.is_identity() {
+            return;
+        }
+        let scale = self.scale.map_or(1.0, |s| s[channel]);
+        let shift = self.shift.map_or(0.0, |s| s[channel]);
+        scale_shift_slice(values, scale, shift, self.activation);
+    }
+}
+
+/// Floats of im2col scratch per tile (1 MiB): a tile of output rows then fits in L2 with room.
+const TILE_FLOATS: usize = 1 << 18;
+/// Output pixels below which a tile is not split further for parallelism: gemm splits it better.
+const MIN_SPLIT_PIXELS: usize = 128;
+
+/// A raw pointer to the output, shared among the tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every task writes only the output rows of its own tile (disjoint element sets), and the
+// buffer outlives the parallel loop that uses the pointer.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer `offset` values in (a method, so that closures capture the `Send` wrapper,
+    /// not its field).
+    ///
+    /// # Safety
+    /// `offset` is inside the output buffer.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: the caller's.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+impl Problem {
+    /// Rows of the im2col matrix: `in_channels * kh * kw`.
+    pub fn k(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Output pixels of one image.
+    pub fn pixels(&self) -> usize {
+        self.out[0] * self.out[1]
+    }
+
+    /// A 1x1 convolution with stride 1 and no padding: `col_n` is image `n` itself.
+    pub fn pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
+    /// `groups == in == out`: one filter per channel.
+    pub fn depthwise(&self) -> bool {
+        self.groups > 1 && self.groups == self.in_channels && self.groups == self.out_channels
+    }
+
+    /// The outputs along `axis` whose input at kernel offset `k` is inside the image, and
+    /// the input index of the first of them (the next ones step by the stride).
+    pub fn valid(&self, axis: usize, k: usize) -> (Range<usize>, usize) {
+        let (stride, size) = (self.stride[axis], [self.height, self.width][axis]);
+        let shift = k * self.dilation[axis];
+        let padding = self.padding[axis];
+        // First output with `o * stride + shift >= padding`.
+        let first = padding.saturating_sub(shift).div_ceil(stride);
+        // Outputs with `o * stride + shift < padding + size`.
+        let end = (padding + size)
+            .checked_sub(shift)
+            .map_or(0, |room| room.div_ceil(stride))
+            .min(self.out[axis]);
+        let first = first.min(end);
+        // Saturating: an empty range's `first` may fall in the padding.
+        (first..end, (first * stride + shift).saturating_sub(padding))
+    }
+
+    /// `col[(ci,kh,kw), p]` of one image `[in_channels, height, width]`, for the output rows
+    /// `rows` (`p` counts from the first of them).
+    pub fn im2col(&self, image: &[f32], rows: Range<usize>, col: &mut [f32]) {
+        let [kh, kw] = self.kernel;
+        let ow = self.out[1];
+        let (plane, sx) = (self.height * self.width, self.stride[1]);
+        let tile = rows.len() * ow;
+        for (row, col_row) in col.chunks_exact_mut(tile).take(self.k()).enumerate() {
+            let (ci, k) = (row / (kh * kw), row % (kh * kw));
+            let (ky, kx) = (k / kw, k % kw);
+            let channel = &image[ci * plane..(ci + 1) * plane];
+            let (valid_rows, first_iy) = self.valid(0, ky);
+            let (xs, first_ix) = self.valid(1, kx);
+            for (y, out_row) in rows.clone().zip(col_row.chunks_exact_mut(ow)) {
+                if !valid_rows.contains(&y) || xs.is_empty() {
+                    out_row.fill(0.0);
+                    continue;
+                }
+                let iy = first_iy + (y - valid_rows.start) * self.stride[0];
+                let input_row = &channel[iy * self.width..(iy + 1) * self.width];
+                out_row[..xs.start].fill(0.0);
+                out_row[xs.end..].fill(0.0);
+                let inside = &mut out_row[xs.clone()];
+                if sx == 1 {
+                    inside.copy_from_slice(&input_row[first_ix..first_ix + xs.len()]);
+                } else {
+                    let sources = input_row[first_ix..].iter().step_by(sx);
+                    inside.iter_mut().zip(sources).for_each(|(v, x)| *v = *x);
+                }
+            }
+        }
+    }
+
+    /// `image[ci, iy, ix] += col[(ci,kh,kw), p]` for one image (the adjoint of `im2col` over
+    /// every output row), the rows of `col` `row_stride` apart.
+    pub fn col2im(&self, col: &[f32], row_stride: usize, image: &mut [f32]) {
+        let [kh, kw] = self.kernel;
+        let [oh, ow] = self.out;
+        let (plane, sx) = (self.height * self.width, self.stride[1]);
+        for row in 0..self.k() {
+            let col_row = &col[row * row_stride..][..oh * ow];
+            let (ci, k) = (row / (kh * kw), row % (kh * kw));
+            let (ky, kx) = (k / kw, k % kw);
+            let channel = &mut image[ci * plane..(ci + 1) * plane];
+            let (rows, first_iy) = self.valid(0, ky);
+            let (xs, first_ix) = self.valid(1, kx);
+            if xs.is_empty() {
+                continue;
+            }
+            for (y, in_row) in col_row
+                .chunks_exact(ow)
+                .enumerate()
+                .take(rows.end)
+                .skip(rows.start)
+            {
+                let iy = first_iy + (y - rows.start) * self.stride[0];
+                let out_row = &mut channel[iy * self.width..(iy + 1) * self.width];
+                let inside = &in_row[xs.clone()];
+                if sx == 1 {
+                    let targets = &mut out_row[first_ix..first_ix + xs.len()];
+                    targets.iter_mut().zip(inside).for_each(|(t, v)| *t += v);
+                } else {
+                    let targets = out_row[first_ix..].iter_mut().step_by(sx);
+                    targets.zip(inside).for_each(|(t, v)| *t += v);
+                }
+            }
+        }
+    }
+
+    /// `out = epilogue(conv(x, weight))`, `out` of `batch * out_channels * pixels` values.
+    pub fn forward(&self, x: &[f32], weight: &[f32], epilogue: &Epilogue, out: &mut [f32]) {
+        if out.is_empty() {
+            return;
+        }
+        if self.depthwise() {
+            self.forward_depthwise(x, weight, epilogue, out);
+        } else {
+            self.forward_gemm(x, weight, epilogue, out);
+        }
+    }
+
+    /// im2col tiles and one gemm per group and tile, written into `out` in place.
+    fn forward_gemm(&self, x: &[f32], weight: &[f32], epilogue: &Epilogue, out: &mut [f32]) {
+        let [oh, ow] = self.out;
+        let pixels = self.pixels();
+        let (k, groups) = (self.k(), self.groups);
+        let (k_group, co_group) = (k / groups, self.out_channels / groups);
+        let image = self.in_channels * self.height * self.width;
+        let threads = rayon::current_num_threads().max(1);
+        // Rows per tile: the im2col scratch within TILE_FLOATS, then smaller while there are
+        // fewer tiles than threads and the tiles stay wide enough for gemm.
+        let mut rows = if self.pointwise() {
+            oh
+        } else {
+            (TILE_FLOATS / (k * ow).max(1)).clamp(1, oh.max(1))
+        };
+        while self.batch * oh.div_ceil(rows) < threads && rows > 1 {
+            let half = rows.div_ceil(2);
+            if half * ow < MIN_SPLIT_PIXELS {
+                break;
+            }
+            rows = half;
+        }
+        let tiles_per_image = oh.div_ceil(rows).max(1);
+        let tiles = self.batch * tiles_per_image;
+        let (per_tile_parallelism, outer_parallel) = if tiles >= threads {
+            (gemm::Parallelism::None, true)
+        } else {
+            (gemm::Parallelism::Rayon(threads), false)
+        };
+        let out_ptr = OutPtr(out.as_mut_ptr());
+        let scratch = if self.pointwise() { 0 } else { k * rows * ow };
+        let run = |col: &mut Vec<f32>, tile: usize| {
+            let (n, t) = (tile / tiles_per_image, tile % tiles_per_image);
+            let y = t * rows..((t + 1) * rows).min(oh);
+            let first_pixel = y.start * ow;
+            let width = y.len() * ow;
+            let x_n = &x[n * image..(n + 1) * image];
+            let (rhs, rhs_rs): (&[f32], usize) = if self.pointwise() {
+                (&x_n[first_pixel..], pixels)
+            } else {
+                col.resize(scratch, 0.0);
+                self.im2col(x_n, y.clone(), &mut col[..k * width]);
+                (&col[..], width)
+            };
+            let out_n = n * self.out_channels * pixels;
+            for g in 0..groups {
+                // SAFETY: dst is the co_group x width block of rows `y` of this image's output
+                // channels of group g (row stride `pixels`), inside `out`, written by this tile
+                // only; lhs is the group's co_group x k_group weight rows (row stride k_group);
+                // rhs the group's k_group x width im2col rows (row stride rhs_rs).
+                unsafe {
+                    gemm::gemm(
+                        co_group,
+                        width,
+                        k_group,
+                        out_ptr.at(out_n + g * co_group * pixels + first_pixel),
+                        1,
+                        pixels as isize,
+                        false,
+                        weight.as_ptr().add(g * co_group * k_group),
+                        1,
+                        k_group as isize,
+                        rhs.as_ptr().add(g * k_group * rhs_rs),
+                        1,
+                        rhs_rs as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        per_tile_parallelism,
+                    );
+                }
+            }
+            if !epilogue.is_identity() {
+                vectorized(|| {
+                    for c in 0..self.out_channels {
+                        // SAFETY: rows `y` of channel c of image n: this tile's own values.
+                        let values = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                out_ptr.at(out_n + c * pixels + first_pixel),
+                                width,
+                            )
+                        };
+                        epilogue.apply(c, values);
+                    }
+                });
+            }
+        };
+        if outer_parallel {
+            (0..tiles)
+                .into_par_iter()
+                .for_each_init(Vec::new, |col, tile| run(col, tile));
+        } else {
+            let mut col = Vec::new();
+            (0..tiles).for_each(|tile| run(&mut col, tile));
+        }
+    }
+
+    /// One filter per channel, register-blocked: the input plane is padded once and split into
+    /// column stride phases, so that every tap of a strip of [`STRIP`] outputs reads
+    /// [`STRIP`] contiguous inputs; the strip's sums stay in registers over all the taps and
+    /// are stored once.
+    fn forward_depthwise(&self, x: &[f32], weight: &[f32], epilogue: &Epilogue, out: &mut [f32]) {
+        let [oh, ow] = self.out;
+        let [kh, kw] = self.kernel;
+        let [sy, sx] = self.stride;
+        let [dy, dx] = self.dilation;
+        let [pt, pl] = self.padding;
+        let (height, width) = (self.height, self.width);
+        let channels = self.in_channels;
+        let plane = height * width;
+        let pixels = oh * ow;
+        if pixels == 0 {
+            return;
+        }
+        // Padded rows: every row any tap reads (and every input row).
+        let padded_h = ((oh - 1) * sy + (kh - 1) * dy + 1).max(pt + height);
+        // Phase r holds padded columns r, r + sx, r + 2 sx, ...; its rows are wide enough for
+        // the last strip of the last tap, read whole.
+        let strips = ow.div_ceil(STRIP);
+        let phase_w = (((ow - 1) * sx + (kw - 1) * dx + 1).max(pl + width))
+            .div_ceil(sx)
+            .max((kw - 1) * dx / sx + strips * STRIP);
+        let phase_len = padded_h * phase_w;
+        // Where input column ix goes in a padded row: phase and column, computed once.
+        let column: Vec<usize> = (0..width)
+            .map(|ix| ((ix + pl) % sx) * phase_len + (ix + pl) / sx)
+            .collect();
+        // Where tap kx's strip 0 starts in a padded row.
+        let tap_column: Vec<usize> = (0..kw)
+            .map(|kx| ((kx * dx) % sx) * phase_len + (kx * dx) / sx)
+            .collect();
+        let planes_per_task = (super::CHUNK / pixels).max(1);
+        out.par_chunks_mut(planes_per_task * pixels)
+            .enumerate()
+            .for_each_init(
+                || vec![0.0f32; sx * phase_len],
+                |phases, (task, outs)| {
+                    for (i, out_plane) in outs.chunks_exact_mut(pixels).enumerate() {
+                        let plane_index = task * planes_per_task + i;
+                        let c = plane_index % channels;
+                        let input = &x[plane_index * plane..(plane_index + 1) * plane];
+                        let taps = &weight[c * kh * kw..(c + 1) * kh * kw];
+                        // Pad and split into phases; the padding is never written, so it stays
+                        // zero from plane to plane.
+                        for (iy, row) in input.chunks_exact(width).enumerate() {
+                            let dst = (iy + pt) * phase_w;
+                            if sx == 1 {
+                                phases[dst + pl..dst + pl + width].copy_from_slice(row);
+                            } else {
+                                for (v, col) in row.iter().zip(&column) {
+                                    phases[dst + col] = *v;
+                                }
+                            }
+                        }
+                        let phases = &phases[..];
+                        vectorized(|| {
+                            for (y, out_row) in out_plane.chunks_exact_mut(ow).enumerate() {
+                                for strip in 0..strips {
+                                    let x0 = strip * STRIP;
+                                    let mut acc = [0.0f32; STRIP];
+                                    for ky in 0..kh {
+                                        let row = (y * sy + ky * dy) * phase_w + x0;
+                                        for (kx, tap) in tap_column.iter().enumerate() {
+                                            let w = taps[ky * kw + kx];
+                                            let src = &phases[row + tap..][..STRIP];
+                                            for (a, s) in acc.iter_mut().zip(src) {
+                                                *a += w * s;
+                                            }
+                                        }
+                                    }
+                                    let n = STRIP.min(ow - x0);
+                                    out_row[x0..x0 + n].copy_from_slice(&acc[..n]);
+                                }
+                                epilogue.apply(c, out_row);
+                            }
+                        });
+                    }
+                },
+            );
+    }
+}
+
+/// Outputs per register block of the depthwise kernel: one AVX-512 register, two AVX2 ones.
+const STRIP: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution by its definition, in f64.
+    fn direct(p: &Problem, x: &[f32], w: &[f32]) -> Vec<f64> {
+        let [oh, ow] = p.out;
+        let [kh, kw] = p.kernel;
+        let (cig, cog) = (p.in_channels / p.groups, p.out_channels / p.groups);
+        let mut out = vec![0.0f64; p.batch * p.out_channels * oh * ow];
+        for n in 0..p.batch {
+            for co in 0..p.out_channels {
+                let g = co / cog;
+                for y in 0..oh {
+                    for xo in 0..ow {
+                        let mut sum = 0.0f64;
+                        for ci in 0..cig {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = (y * p.stride[0] + ky * p.dilation[0]) as isize
+                                        - p.padding[0] as isize;
+                                    let ix = (xo * p.stride[1] + kx * p.dilation[1]) as isize
+                                        - p.padding[1] as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= p.height as isize
+                                        || ix >= p.width as isize
+                                    {
+                                        continue;
+                                    }
+                                    let c = g * cig + ci;
+                                    let xv = x[((n * p.in_channels + c) * p.height + iy as usize)
+                                        * p.width
+                                        + ix as usize];
+                                    let wv = w[((co * cig + ci) * kh + ky) * kw + kx];
+                                    sum += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        out[((n * p.out_channels + co) * oh + y) * ow + xo] = sum;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn check(p: Problem) {
+        let values = |len: usize, seed: u32| -> Vec<f32> {
+            (0..len)
+                .map(|i| {
+                    let h = (i as u32 ^ seed).wrapping_mul(2_654_435_761);
+                    (h >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+                })
+                .collect()
+        };
+        let [kh, kw] = p.kernel;
+        let x = values(p.batch * p.in_channels * p.height * p.width, 1);
+        let w = values(p.out_channels * p.in_channels / p.groups * kh * kw, 7);
+        let scale = values(p.out_channels, 3);
+        let shift = values(p.out_channels, 5);
+        let want = direct(&p, &x, &w);
+        let pixels = p.pixels();
+        for epilogue in [
+            Epilogue::default(),
+            Epilogue {
+                scale: Some(&scale),
+                shift: Some(&shift),
+                activation: Some(ActivationKind::Relu),
+            },
+        ] {
+            let mut got = vec![f32::NAN; want.len()];
+            p.forward(&x, &w, &epilogue, &mut got);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let c = i / pixels % p.out_channels;
+                let mut w = *w;
+                if let (Some(s), Some(t)) = (epilogue.scale, epilogue.shift) {
+                    w = (w * s[c] as f64 + t[c] as f64).max(0.0);
+                }
+                assert!(
+                    (*g as f64 - w).abs() < 1e-5,
+                    "{p:?} at {i}: {g} against {w}"
+                );
+            }
+        }
+    }
+
+    fn problem(
+        [batch, in_channels, height, width]: [usize; 4],
+        out_channels: usize,
+        groups: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [[usize; 2]; 2],
+        dilation: [usize; 2],
+    ) -> Problem {
+        let out = |axis: usize| {
+            let size = [height, width][axis] + padding[axis][0] + padding[axis][1];
+            (size - dilation[axis] * (kernel[axis] - 1) - 1) / stride[axis] + 1
+        };
+        Problem {
+            batch,
+            in_channels,
+            height,
+            width,
+            out_channels,
+            groups,
+            kernel,
+            out: [out(0), out(1)],
+            stride,
+            padding: [padding[0][0], padding[1][0]],
+            dilation,
+        }
+    }
+
+    #[test]
+    fn gemm_forward_equals_the_definition() {
+        check(problem(
+            [3, 5, 9, 7],
+            6,
+            1,
+            [3, 3],
+            [1, 1],
+            [[1, 1]; 2],
+            [1, 1],
+        ));
+        check(problem(
+            [1, 3, 15, 12],
+            4,
+            1,
+            [7, 7],
+            [2, 2],
+            [[3, 3]; 2],
+            [1, 1],
+        ));
+        check(problem(
+            [2, 6, 5, 4],
+            3,
+            1,
+            [1, 1],
+            [1, 1],
+            [[0, 0]; 2],
+            [1, 1],
+        ));
+        check(problem(
+            [2, 3, 8, 9],
+            4,
+            1,
+            [3, 2],
+            [1, 2],
+            [[1, 2], [0, 1]],
+            [2, 1],
+        ));
+        check(problem(
+            [2, 8, 6, 6],
+            4,
+            2,
+            [3, 3],
+            [2, 2],
+            [[1, 1]; 2],
+            [1, 1],
+        ));
+        check(problem(
+            [1, 4, 4, 5],
+            3,
+            1,
+            [3, 3],
+            [1, 1],
+            [[3, 3]; 2],
+            [1, 1],
+        ));
+        // More output rows than one tile holds.
+        check(problem(
+            [1, 64, 40, 40],
+            8,
+            1,
+            [3, 3],
+            [1, 1],
+            [[1, 1]; 2],
+            [1, 1],
+        ));
+    }
+
+    #[test]
+    fn depthwise_forward_equals_the_definition() {
+        for (stride, k, dilation) in [(1, 3, 1), (2, 3, 1), (1, 5, 1), (2, 5, 1), (1, 3, 2)] {
+            let pad = dilation * (k - 1) / 2;
+            check(problem(
+                [2, 5, 9, 8],
+                5,
+                5,
+                [k, k],
+                [stride, stride],
+                [[pad, pad]; 2],
+                [dilation, dilation],
+            ));
+        }
+        check(problem(
+            [1, 3, 7, 7],
+            3,
+            3,
+            [3, 3],
+            [2, 2],
+            [[0, 1], [1, 0]],
+            [1, 1],
+        ));
+        // Rows wider than a strip, ConvNeXt's 7x7, odd sizes with stride 2.
+        for (size, stride, k) in [
+            ([37, 41], 1, 3),
+            ([37, 41], 2, 3),
+            ([19, 35], 1, 7),
+            ([33, 17], 2, 5),
+        ] {
+            let pad = (k - 1) / 2;
+            check(problem(
+                [2, 3, size[0], size[1]],
+                3,
+                3,
+                [k, k],
+                [stride, stride],
+                [[pad, pad]; 2],
+                [1, 1],
+            ));
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Element-wise math of the zoo's Flex kernels: `exp`, `erf` and the activations, written as
+//! branch-free scalar `f32` code that LLVM vectorises once [`vectorized`] has compiled the loop
+//! around it for the CPU's widest instruction set.
+//!
+//! The formulas are PyTorch's CPU ones (`aten/src/ATen/cpu/vec`, `native/cpu/Activation.cpp`):
+//! GELU as `x * 0.5 * (1 + erf(x / sqrt 2))` with Abramowitz & Stegun's 7.1.26 `erf` (absolute
+//! error below 1.5e-7), SiLU as `x / (1 + exp(-x))`, hardswish as `x * min(max(x + 3, 0), 6) / 6`.
+//! `exp` is Cephes' `expf` (range reduction by `ln 2` in two parts and a degree-6 polynomial,
+//! within 2 ulp on the range that does not overflow).
+
+use crate::layers::ActivationKind;
+
+/// Runs `f` compiled for the best instruction set this CPU has (AVX-512, AVX2+FMA, or the
+/// baseline), chosen at run time: no `target-cpu` is needed to build. `f` must be inlined into
+/// it (closures are), so that its loops are vectorised for that instruction set.
+///
+/// Through `pulp`'s dispatcher, which gemm (and so burn-flex) already builds: no new crate.
+#[inline(always)]
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+/// `1.5 * 2^23`: adding and subtracting it rounds an `f32` below `2^22` to the nearest integer
+/// without a `round` instruction (SSE2 has none).
+const ROUND: f32 = 12_582_912.0;
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+
+/// `e^x` (Cephes' `expf`), saturating: below -87.3 it returns about `2^-126`, above 88.4 about
+/// `2^127.5`.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.336_55, 88.376_26);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5; // Cephes' 5.0000001201e-1, which rounds to 0.5 in f32
+    let y = p * r * r + r + 1.0;
+    // 2^n by its exponent bits: the clamp keeps n in [-126, 127], a normal float's range.
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// `erf(x)`: Abramowitz & Stegun 7.1.26, PyTorch's vectorised `erf` (within 1.5e-7 of `erf` in
+/// exact arithmetic, 5e-7 in `f32`).
+#[inline(always)]
+pub(crate) fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (0.327_591_1 * a + 1.0);
+    let mut r = 1.061_405_4_f32;
+    r = r * t - 1.453_152_1;
+    r = r * t + 1.421_413_8;
+    r = r * t - 0.284_496_74;
+    r = r * t + 0.254_829_6;
+    let y = 1.0 - r * t * exp(-(x * x));
+    y.copysign(x)
+}
+
+/// The activation of `kind` on one value, as PyTorch's CPU kernel computes it.
+#[inline(always)]
+pub(crate) fn activate(kind: ActivationKind, x: f32) -> f32 {
+    match kind {
+        // `x < 0` rather than `max`: NaN passes through, as in PyTorch.
+        ActivationKind::Relu => {
+            if x < 0.0 {
+                0.0
+            } else {
+                x
+            }
+        }
+        // NaN passes through `clamp` too.
+        ActivationKind::Relu6 => x.clamp(0.0, 6.0),
+        ActivationKind::Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+        ActivationKind::Hardsigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
+        ActivationKind::Silu => x / (1.0 + exp(-x)),
+        ActivationKind::Sigmoid => 1.0 / (1.0 + exp(-x)),
+        ActivationKind::Gelu => x * 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)),
+        // The standard library's (not vectorised): only MaxViT's head, on one vector, has it.
+        ActivationKind::Tanh => x.tanh(),
+    }
+}
+
+/// `values[i] = act(values[i])` (or left as they are with `None`), vectorised.
+#[inline(always)]
+pub(crate) fn activate_slice(kind: ActivationKind, values: &mut [f32]) {
+    // One loop per kind, so that each is a straight vectorised loop without a match inside.
+    macro_rules! each {
+        ($($kind:ident),*) => {
+            match kind {
+                $(ActivationKind::$kind => {
+                    for v in values.iter_mut() {
+                        *v = activate(ActivationKind::$kind, *v);
+                    }
+                })*
+            }
+        };
+    }
+    each!(
+        Relu,
+        Relu6,
+        Hardswish,
+        Hardsigmoid,
+        Silu,
+        Sigmoid,
+        Gelu,
+        Tanh
+    );
+}
+
+/// `out[i] = act(values[i] * scale + shift)`, vectorised: eval BatchNorm (or a convolution's
+/// bias, with `scale` 1) and its activation in one pass over a channel's values.
+#[inline(always)]
+pub(crate) fn scale_shift_slice(
+    values: &mut [f32],
+    scale: f32,
+    shift: f32,
+    kind: Option<ActivationKind>,
+) {
+    macro_rules! each {
+        ($($kind:ident),*) => {
+            match kind {
+                None => {
+                    for v in values.iter_mut() {
+                        *v = *v * scale + shift;
+                    }
+                }
+                $(Some(ActivationKind::$kind) => {
+                    for v in values.iter_mut() {
+                        *v = activate(ActivationKind::$kind, *v * scale + shift);
+                    }
+                })*
+            }
+        };
+    }
+    each!(
+        Relu,
+        Relu6,
+        Hardswish,
+        Hardsigmoid,
+        Silu,
+        Sigmoid,
+        Gelu,
+        Tanh
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every float32 bit pattern step over [-100, 100] (and the saturated ends), against the
+    /// standard library's `f64` functions.
+    fn samples() -> impl Iterator<Item = f32> {
+        (-200_000..=200_000).map(|i| i as f32 * 5e-4).chain([
+            -1e30, -100.0, -88.0, -87.0, 87.0, 88.0, 88.3, 100.0, 1e30, 0.0, -0.0,
+        ])
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_where_it_does_not_saturate() {
+        for x in samples().filter(|x| (-87.0..88.0).contains(x)) {
+            let want = (x as f64).exp();
+            let got = exp(x) as f64;
+            let ulp = (want as f32).abs() * f32::EPSILON;
+            assert!(
+                (got - want).abs() <= 2.0 * ulp as f64,
+                "exp({x}) = {got}, want {want}"
+            );
+        }
+        assert!(exp(-1e30) >= 0.0 && exp(-1e30) < 1e-37);
+        assert!(exp(1e30) > 1e38 && exp(1e30).is_finite());
+    }
+
+    #[test]
+    fn erf_is_within_its_bound() {
+        for x in samples() {
+            let want = libm::erf(x as f64);
+            let got = erf(x) as f64;
+            assert!((got - want).abs() < 5e-7, "erf({x}) = {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn activations_match_their_definitions() {
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        for x in samples().filter(|x| x.abs() < 50.0) {
+            let xd = x as f64;
+            let cases = [
+                (ActivationKind::Relu, xd.max(0.0)),
+                (ActivationKind::Relu6, xd.clamp(0.0, 6.0)),
+                (
+                    ActivationKind::Hardswish,
+                    xd * (xd + 3.0).clamp(0.0, 6.0) / 6.0,
+                ),
+                (
+                    ActivationKind::Hardsigmoid,
+                    (xd + 3.0).clamp(0.0, 6.0) / 6.0,
+                ),
+                (ActivationKind::Silu, xd * sigmoid(xd)),
+                (ActivationKind::Sigmoid, sigmoid(xd)),
+                (
+                    ActivationKind::Gelu,
+                    0.5 * xd * (1.0 + libm::erf(xd / std::f64::consts::SQRT_2)),
+                ),
+                (ActivationKind::Tanh, xd.tanh()),
+            ];
+            for (kind, want) in cases {
+                let got = activate(kind, x) as f64;
+                let tolerance = 4e-7 * want.abs().max(1.0);
+                assert!(
+                    (got - want).abs() <= tolerance,
+                    "{kind:?}({x}) = {got}, want {want}"
+                );
+            }
+        }
+        assert!(activate(ActivationKind::Relu, f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn the_slices_apply_the_scalar_function() {
+        let values: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) * 0.013).collect();
+        let mut a = values.clone();
+        vectorized(|| activate_slice(ActivationKind::Gelu, &mut a));
+        let mut b = values.clone();
+        vectorized(|| scale_shift_slice(&mut b, 2.0, -1.0, Some(ActivationKind::Silu)));
+        for (i, x) in values.iter().enumerate() {
+            assert_eq!(a[i], activate(ActivationKind::Gelu, *x));
+            let want = activate(ActivationKind::Silu, x * 2.0 - 1.0);
+            assert!((b[i] - want).abs() <= 1e-6 * want.abs().max(1.0));
+        }
+    }
+}

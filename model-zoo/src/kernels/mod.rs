@@ -1,0 +1,324 @@
+//! The zoo's own CPU hot path: Flex-only kernels behind one dispatch.
+//!
+//! Every function here takes Burn tensors and answers `Err(input)` (the input back, untouched)
+//! unless the tensors live on a plain Flex device in `f32`; the caller in `layers` then runs
+//! Burn's own ops. So a model has one code path on every backend: NdArray, wgpu, CUDA and
+//! autodiff devices keep Burn's ops (the convolution's gradients on `Autodiff<Flex>` are the one
+//! exception, [`conv2d_autodiff`]), and `cargo xtask parity` checks both routes against PyTorch.
+//!
+//! What the kernels change, each measured by `cargo xtask bench` (README, Speed):
+//! - element-wise activations vectorised for the CPU at run time ([`math::vectorized`]) and shared
+//!   out among rayon's threads, in place when the tensor is not shared; Flex 0.22's are scalar,
+//!   single-threaded, and GELU calls `libm::erff` per value;
+//! - eval BatchNorm and its activation in one pass ([`channel_affine`]);
+//! - the convolution without per-call weight re-layout, its gemm writing straight into the
+//!   output, with bias, BatchNorm and activation as its epilogue ([`conv2d`], `conv.rs`), and a
+//!   depthwise kernel of its own;
+//! - a residual add and its activation in one pass, in place ([`add_activation`]).
+
+// `Err` hands the caller's tensor back untouched (a `Tensor` is large); boxing it would cost an
+// allocation on the path every non-Flex backend takes.
+#![allow(clippy::result_large_err)]
+
+mod conv;
+mod conv_grad;
+mod math;
+
+use burn::backend::{Flex, flex::FlexTensor};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Device, Shape, Tensor, TensorData};
+use rayon::prelude::*;
+
+use crate::layers::ActivationKind;
+pub(crate) use conv_grad::conv2d_autodiff;
+use math::{activate_slice, scale_shift_slice, vectorized};
+
+/// Values per task of the element-wise kernels (64 KiB): enough to hide rayon's cost per task,
+/// small enough to share a layer's values among the threads.
+const CHUNK: usize = 1 << 14;
+
+/// `x` as Flex's primitive when it is an `f32` tensor on a plain (not autodiff) Flex device; else
+/// `x` back. Converting a clone and dropping `x` leaves the primitive's buffer unshared when `x`'s
+/// was, so that the kernels may write into it.
+fn flex_f32<const D: usize>(x: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {
+    if !takes(&x) {
+        return Err(x);
+    }
+    match x.clone().try_into_primitive::<Flex>() {
+        Ok(primitive) => {
+            drop(x);
+            Ok(primitive)
+        }
+        Err(_) => Err(x),
+    }
+}
+
+/// Whether the kernels take `x`: an `f32` tensor on a plain (not autodiff) Flex device.
+pub(crate) fn takes<const D: usize>(x: &Tensor<D>) -> bool {
+    let device = x.device();
+    // Device equality ignores autodiff: both are checked.
+    x.dtype() == DType::F32 && !device.is_autodiff() && device == Device::flex()
+}
+
+/// The values of a small `f32` Flex tensor (per-channel parameters), or `None`.
+fn flex_values<const D: usize>(t: &Tensor<D>) -> Option<Vec<f32>> {
+    let t = flex_f32(t.clone()).ok()?;
+    Some(contiguous(t).as_slice::<f32>()?.to_vec())
+}
+
+/// `t` contiguous from offset 0 (copied only where it is not).
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.is_contiguous() && t.layout().start_offset() == 0 {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// `t` contiguous and not shared with another tensor, so that it may be written in place: `t`
+/// itself when it is, else a copy.
+fn owned(t: FlexTensor) -> FlexTensor {
+    FlexTensor::from_data(t.into_data())
+}
+
+/// A new contiguous `f32` tensor of `shape` from `values`.
+fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.into()))
+}
+
+/// `f(chunk)` over `values` in chunks of [`CHUNK`], shared out among the threads.
+fn par_chunks(values: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+    if values.len() <= CHUNK {
+        f(0, values);
+    } else {
+        values
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(i, chunk)| f(i, chunk));
+    }
+}
+
+/// The activation `kind` of every value, in place where `x` is not shared.
+///
+/// # Shapes
+/// - `x`, output: any, the same
+pub(crate) fn activation<const D: usize>(
+    kind: ActivationKind,
+    x: Tensor<D>,
+) -> Result<Tensor<D>, Tensor<D>> {
+    let mut t = owned(flex_f32(x)?);
+    par_chunks(t.storage_mut::<f32>(), |_, chunk| {
+        vectorized(|| activate_slice(kind, chunk))
+    });
+    Ok(Tensor::from_primitive::<Flex>(t))
+}
+
+/// `act(x * scale[c] + shift[c])` for every value of channel `c` (axis 1): eval BatchNorm and
+/// the activation after it in one pass, in place where `x` is not shared.
+///
+/// # Shapes
+/// - `x`, output: `[batch, channels, ...]`
+/// - `scale`, `shift`: `[channels]`
+pub(crate) fn channel_affine<const D: usize>(
+    x: Tensor<D>,
+    scale: &Tensor<1>,
+    shift: &Tensor<1>,
+    act: Option<ActivationKind>,
+) -> Result<Tensor<D>, Tensor<D>> {
+    let dims = x.dims();
+    let channels = if D > 1 { dims[1] } else { 0 };
+    let (Some(scale), Some(shift)) = (flex_values(scale), flex_values(shift)) else {
+        return Err(x);
+    };
+    if D < 2 || scale.len() != channels || shift.len() != channels {
+        return Err(x);
+    }
+    let mut t = owned(flex_f32(x)?);
+    let inner: usize = dims[2..].iter().product();
+    let values = t.storage_mut::<f32>();
+    if inner == 0 || values.is_empty() {
+        return Ok(Tensor::from_primitive::<Flex>(t));
+    }
+    // Whole planes per task, so that each plane has one scale and shift.
+    let planes_per_task = (CHUNK / inner).max(1);
+    let apply = |task: usize, planes: &mut [f32]| {
+        vectorized(|| {
+            for (i, plane) in planes.chunks_exact_mut(inner).enumerate() {
+                let c = (task * planes_per_task + i) % channels;
+                scale_shift_slice(plane, scale[c], shift[c], act);
+            }
+        })
+    };
+    if values.len() <= planes_per_task * inner {
+        apply(0, values);
+    } else {
+        values
+            .par_chunks_mut(planes_per_task * inner)
+            .enumerate()
+            .for_each(|(task, planes)| apply(task, planes));
+    }
+    Ok(Tensor::from_primitive::<Flex>(t))
+}
+
+/// `act(a + b)` for tensors of one shape (a residual connection), written into `a` where it is
+/// not shared (else into `b`, else a new tensor).
+///
+/// # Shapes
+/// - `a`, `b`, output: any, the same
+pub(crate) fn add_activation<const D: usize>(
+    a: Tensor<D>,
+    b: Tensor<D>,
+    act: Option<ActivationKind>,
+) -> Result<Tensor<D>, (Tensor<D>, Tensor<D>)> {
+    if a.dims() != b.dims() {
+        return Err((a, b));
+    }
+    let a = match flex_f32(a) {
+        Ok(a) => a,
+        Err(a) => return Err((a, b)),
+    };
+    let b = match flex_f32(b) {
+        Ok(b) => contiguous(b),
+        Err(b) => return Err((Tensor::from_primitive::<Flex>(a), b)),
+    };
+    // Write into whichever is unshared; `b` is only read.
+    let (mut out, b) = if !a.is_unique() && b.is_unique() {
+        (owned(b), contiguous(a))
+    } else {
+        (owned(a), b)
+    };
+    let Some(other) = b.as_slice::<f32>() else {
+        unreachable!("contiguous f32 tensors have an f32 slice")
+    };
+    par_chunks(out.storage_mut::<f32>(), |i, chunk| {
+        let other = &other[i * CHUNK..][..chunk.len()];
+        vectorized(|| match act {
+            None => chunk.iter_mut().zip(other).for_each(|(v, o)| *v += o),
+            Some(kind) => {
+                chunk.iter_mut().zip(other).for_each(|(v, o)| *v += o);
+                activate_slice(kind, chunk);
+            }
+        })
+    });
+    Ok(Tensor::from_primitive::<Flex>(out))
+}
+
+/// What follows a convolution in its epilogue: a BatchNorm's `scale` and `shift` (eval mode)
+/// and an activation.
+pub(crate) struct ConvEpilogue<'a> {
+    /// Per output channel, `[out_channels]` each.
+    pub norm: Option<(&'a Tensor<1>, &'a Tensor<1>)>,
+    pub activation: Option<ActivationKind>,
+}
+
+/// `act(norm(conv(x, weight) + bias))` as one kernel on Flex (see `conv.rs`).
+///
+/// # Shapes
+/// - `x`: `[batch, in_channels, height, width]`
+/// - `weight`: `[out_channels, in_channels / groups, kh, kw]`
+/// - `bias`: `[out_channels]`
+/// - output: `[batch, out_channels, out_height, out_width]`
+pub(crate) fn conv2d(
+    x: Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    epilogue: ConvEpilogue,
+    options: &ConvOptions<2>,
+) -> Result<Tensor<4>, Tensor<4>> {
+    let Some(weight) = flex_f32(weight.clone()).ok().map(contiguous) else {
+        return Err(x);
+    };
+    let Some(problem) = problem(&x.dims(), weight.layout().shape().as_slice(), options) else {
+        return Err(x);
+    };
+    let co = problem.out_channels;
+    let vector = |t: &Tensor<1>| flex_values(t).filter(|v| v.len() == co);
+    let norm = match epilogue.norm {
+        None => None,
+        Some((scale, shift)) => match (vector(scale), vector(shift)) {
+            (Some(scale), Some(shift)) => Some((scale, shift)),
+            _ => return Err(x),
+        },
+    };
+    let bias = match bias {
+        None => None,
+        Some(bias) => match vector(bias) {
+            Some(bias) => Some(bias),
+            None => return Err(x),
+        },
+    };
+    // conv + bias, then `* scale + shift`: the bias moves into the shift.
+    let (scale, shift) = match (norm, bias) {
+        (Some((scale, shift)), Some(bias)) => {
+            let shift = (0..co).map(|c| bias[c] * scale[c] + shift[c]).collect();
+            (Some(scale), Some(shift))
+        }
+        (Some((scale, shift)), None) => (Some(scale), Some(shift)),
+        (None, bias) => (None, bias),
+    };
+    let x = contiguous(flex_f32(x)?);
+    let out = forward(
+        &problem,
+        &x,
+        &weight,
+        &conv::Epilogue {
+            scale: scale.as_deref(),
+            shift: shift.as_deref(),
+            activation: epilogue.activation,
+        },
+    );
+    Ok(Tensor::from_primitive::<Flex>(out))
+}
+
+/// The convolution's geometry, or `None` for what the kernels do not take (shapes that do not
+/// agree, an output with no room).
+fn problem(x: &[usize], weight: &[usize], options: &ConvOptions<2>) -> Option<conv::Problem> {
+    let [batch, in_channels, height, width] = x.try_into().ok()?;
+    let [out_channels, weight_in, kh, kw] = weight.try_into().ok()?;
+    let groups = options.groups;
+    if groups == 0
+        || weight_in * groups != in_channels
+        || out_channels % groups != 0
+        || kh == 0
+        || kw == 0
+        || options.stride.contains(&0)
+        || options.dilation.contains(&0)
+    {
+        return None;
+    }
+    let out = |axis: usize, size: usize, k: usize| -> Option<usize> {
+        let (begin, end) = options.padding[axis];
+        let span = options.dilation[axis] * (k - 1) + 1;
+        Some((size + begin + end).checked_sub(span)? / options.stride[axis] + 1)
+    };
+    Some(conv::Problem {
+        batch,
+        in_channels,
+        height,
+        width,
+        out_channels,
+        groups,
+        kernel: [kh, kw],
+        out: [out(0, height, kh)?, out(1, width, kw)?],
+        stride: options.stride,
+        padding: options.padding.map(|(begin, _)| begin),
+        dilation: options.dilation,
+    })
+}
+
+/// The convolution of contiguous `f32` tensors `x` and `weight` into a new tensor.
+fn forward(
+    problem: &conv::Problem,
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    epilogue: &conv::Epilogue,
+) -> FlexTensor {
+    let (Some(x), Some(weight)) = (x.as_slice::<f32>(), weight.as_slice::<f32>()) else {
+        unreachable!("contiguous f32 tensors have an f32 slice")
+    };
+    let [oh, ow] = problem.out;
+    let shape = [problem.batch, problem.out_channels, oh, ow];
+    let mut out = vec![0.0f32; shape.iter().product()];
+    problem.forward(x, weight, epilogue, &mut out);
+    tensor(out, shape)
+}
