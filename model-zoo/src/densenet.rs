@@ -21,8 +21,8 @@
 //! # Ok(()) }
 //! ```
 
-use crate::layers::conv2d;
 use crate::layers::{BatchNorm, BatchNormConfig};
+use crate::layers::{conv2d, max_pool2d};
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::PaddingConfig2d;
@@ -337,7 +337,7 @@ impl Architecture for DenseNet {
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let f = &self.features;
         let x = conv2d(&f.conv0, x);
-        let x = f.pool0.forward(relu(norm(&f.norm0, x)));
+        let x = max_pool2d(&f.pool0, relu(norm(&f.norm0, x)));
         let x = f.transition1.forward(dense_block(&f.denseblock1, x));
         let x = f.transition2.forward(dense_block(&f.denseblock2, x));
         let x = f.transition3.forward(dense_block(&f.denseblock3, x));

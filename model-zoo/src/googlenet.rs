@@ -10,8 +10,8 @@
 //! - field names are torchvision's (`inception4a.branch2.1.conv.weight`), so weights import
 //!   without a key map.
 
-use crate::layers::conv2d;
 use crate::layers::{BatchNorm, BatchNormConfig};
+use crate::layers::{conv2d, max_pool2d};
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -198,7 +198,7 @@ impl Inception {
         let b1 = self.branch1.forward(x.clone());
         let b2 = self.branch2.1.forward(self.branch2.0.forward(x.clone()));
         let b3 = self.branch3.1.forward(self.branch3.0.forward(x.clone()));
-        let b4 = self.branch4.1.forward(self.branch4.0.forward(x));
+        let b4 = self.branch4.1.forward(max_pool2d(&self.branch4.0, x));
         Tensor::cat(vec![b1, b2, b3, b4], 1)
     }
 }
@@ -438,11 +438,11 @@ impl GoogLeNet {
         with_aux: bool,
     ) -> (Tensor<4>, Option<Tensor<2>>, Option<Tensor<2>>) {
         let x = self.transform(x);
-        let x = self.maxpool1.forward(self.conv1.forward(x));
+        let x = max_pool2d(&self.maxpool1, self.conv1.forward(x));
         let x = self.conv3.forward(self.conv2.forward(x));
-        let x = self.maxpool2.forward(x);
+        let x = max_pool2d(&self.maxpool2, x);
         let x = self.inception3b.forward(self.inception3a.forward(x));
-        let x = self.maxpool3.forward(x);
+        let x = max_pool2d(&self.maxpool3, x);
         let x = self.inception4a.forward(x);
         let aux1 = self
             .aux1
@@ -457,7 +457,7 @@ impl GoogLeNet {
             .as_ref()
             .filter(|_| with_aux)
             .map(|a| a.forward(x.clone()));
-        let x = self.maxpool4.forward(self.inception4e.forward(x));
+        let x = max_pool2d(&self.maxpool4, self.inception4e.forward(x));
         let x = self.inception5b.forward(self.inception5a.forward(x));
         (x, aux2, aux1)
     }
@@ -703,12 +703,12 @@ impl Architecture for GoogLeNetCifar {
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.conv1.forward(x);
         let x = self.inception3b.forward(self.inception3a.forward(x));
-        let x = self.maxpool3.forward(x);
+        let x = max_pool2d(&self.maxpool3, x);
         let x = self.inception4a.forward(x);
         let x = self.inception4b.forward(x);
         let x = self.inception4c.forward(x);
         let x = self.inception4d.forward(x);
-        let x = self.maxpool4.forward(self.inception4e.forward(x));
+        let x = max_pool2d(&self.maxpool4, self.inception4e.forward(x));
         let x = self.inception5b.forward(self.inception5a.forward(x));
         self.avgpool.forward(x).flatten(1, 3)
     }

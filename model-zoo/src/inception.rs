@@ -19,7 +19,7 @@
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear};
-use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 use std::collections::HashMap;
@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::googlenet::{BasicConv2d, transform_input};
-use crate::layers::{linear_torch_default, new_classifier};
+use crate::layers::{linear_torch_default, max_pool2d_with, new_classifier};
 use crate::registry::Family;
 
 impl Family {
@@ -176,7 +176,7 @@ fn avg_pool_3x3(x: Tensor<4>) -> Tensor<4> {
 
 /// 3x3 max-pool, stride 2, no padding.
 fn max_pool_3x3_s2(x: Tensor<4>) -> Tensor<4> {
-    max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]))
+    max_pool2d_with(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]))
 }
 
 /// torchvision's `InceptionA` (35x35 grid): 1x1, 1x1 → 5x5, 1x1 → 3x3 → 3x3, pool → 1x1.

@@ -19,7 +19,7 @@ use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::registry::Family;
 
-use crate::layers::conv2d;
+use crate::layers::{conv2d, max_pool2d};
 use crate::layers::{linear_torch_default, new_classifier};
 
 impl Family {
@@ -109,8 +109,8 @@ impl Architecture for LeNet5 {
     /// - input: `[batch, 3, height, width]`, at least 16x16
     /// - output: `[batch, 84]`
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(relu(conv2d(&self.conv1, x)));
-        let x = self.pool.forward(relu(conv2d(&self.conv2, x)));
+        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv1, x)));
+        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv2, x)));
         let x = self.avgpool.forward(x).flatten(1, 3);
         relu(self.fc2.forward(relu(self.fc1.forward(x))))
     }

@@ -39,9 +39,10 @@ use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, SqueezeExcitation, StochasticDepth,
-    VectorLayer, fold_one, last_linear, last_linear_group, layer_norm, linear_last, merge_heads,
-    relative_position_bias, relative_position_index, replace_last_linear, run_image_layers,
-    run_vector_layers, split_heads, zero_bias,
+    VectorLayer, attention_kernel, fold_one, kernels_take, last_linear, last_linear_group,
+    layer_norm, layer_norm_last, linear_last, merge_heads, relative_position_bias,
+    relative_position_index, replace_last_linear, run_image_layers, run_vector_layers, split_heads,
+    zero_bias,
 };
 use crate::registry::Family;
 
@@ -299,14 +300,21 @@ impl RelativeAttention {
     /// - input and output: `[batch, groups, 49, channels]`, attention within each group
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, g, p, d] = x.dims();
+        let heads = self.num_heads;
         let qkv = linear_last(&self.to_qkv, x).reshape([b * g, p, 3 * d]);
-        let [q, k, v] = split_heads(qkv, self.num_heads);
+        let bias = relative_position_bias(self.relative_position_bias_table.val(), PARTITION);
         // torchvision scales the keys by the feature width's root, not the head width's.
-        let k = k * (d as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(2, 3))
-            + relative_position_bias(self.relative_position_bias_table.val(), PARTITION);
-        let out = merge_heads(softmax(scores, 3).matmul(v)).reshape([b, g, p, d]);
-        linear_last(&self.merge, out)
+        let scale = (d as f64).powf(-0.5);
+        let kernel_bias = kernels_take(&qkv).then(|| bias.clone().reshape([heads, p, p]));
+        let out = match attention_kernel(qkv, heads, scale, None, kernel_bias.as_ref(), None) {
+            Ok(out) => out,
+            Err(qkv) => {
+                let [q, k, v] = split_heads(qkv, heads);
+                let scores = q.matmul((k * scale).swap_dims(2, 3)) + bias;
+                merge_heads(softmax(scores, 3).matmul(v))
+            }
+        };
+        linear_last(&self.merge, out.reshape([b, g, p, d]))
     }
 }
 
@@ -402,7 +410,7 @@ impl PartitionAttention {
             .attn_layer
             .iter()
             .fold(x.clone(), |y, slot| match slot {
-                AttentionSlot::Norm(norm) => norm.forward(y),
+                AttentionSlot::Norm(norm) => layer_norm_last(norm, y),
                 AttentionSlot::Attention(attention) => attention.forward(y),
                 AttentionSlot::Dropout(dropout) => dropout.forward(y),
             });

@@ -18,6 +18,7 @@
 
 use crate::layers::{
     Activation, ActivationKind, BatchNorm, BatchNormConfig, add_activation, conv_norm_activation,
+    max_pool2d,
 };
 
 /// The blocks' ReLU.
@@ -550,7 +551,7 @@ impl Architecture for ResNet {
     /// - output: `[batch, num_features]` (512 for ResNet-18/34, 2048 for the bottleneck models)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = conv_norm_activation(&self.conv1, self.bn1.as_ref(), Some(&RELU), x);
-        let mut x = self.maxpool.forward(x);
+        let mut x = max_pool2d(&self.maxpool, x);
         for block in self
             .layer1
             .iter()

@@ -2,7 +2,7 @@
 //! (`torchvision/models/shufflenetv2.py`): channel split, depthwise convolutions, channel
 //! shuffle; torchvision's keys, options and (PyTorch's default) initialisation.
 
-use crate::layers::BatchNormConfig;
+use crate::layers::{BatchNormConfig, max_pool2d};
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::Conv2dConfig;
@@ -272,7 +272,7 @@ impl Architecture for ShuffleNetV2 {
     /// - output: `[batch, num_features]` (1024; 2048 for x2_0)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = run_image_layers(&self.conv1, x);
-        let mut x = self.maxpool.forward(x);
+        let mut x = max_pool2d(&self.maxpool, x);
         for block in self.stage2.iter().chain(&self.stage3).chain(&self.stage4) {
             x = block.forward(x);
         }

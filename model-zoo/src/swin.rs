@@ -34,8 +34,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
-    ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, layer_norm, linear_last,
-    merge_heads, new_classifier, relative_position_bias, relative_position_index, run_image_layers,
+    ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, attention_kernel,
+    kernels_take, layer_norm, layer_norm_last, linear_kernel, linear_last, merge_heads,
+    new_classifier, relative_position_bias, relative_position_index, run_image_layers,
     run_vector_layers, split_heads, zero_bias,
 };
 use crate::registry::Family;
@@ -242,9 +243,9 @@ impl PatchMerging {
             .permute([0, 1, 3, 4, 2, 5])
             .reshape([b, h2, w2, 4 * c]);
         if self.post_norm {
-            self.norm.forward(linear_last(&self.reduction, x))
+            layer_norm_last(&self.norm, linear_last(&self.reduction, x))
         } else {
-            linear_last(&self.reduction, self.norm.forward(x))
+            linear_last(&self.reduction, layer_norm_last(&self.norm, x))
         }
     }
 }
@@ -310,10 +311,11 @@ fn shift_mask(height: usize, width: usize, window: usize, shift: [usize; 2]) -> 
                 let (y, x) = (a * window + p / window, b * window + p % window);
                 region(y, height, shift[0]) * 3 + region(x, width, shift[1])
             };
-            for i in 0..n {
-                for j in 0..n {
-                    mask.push(if id(i) == id(j) { 0.0 } else { -100.0 });
-                }
+            // Each position's region once, not once per pair: 0.07 ms instead of 0.5 for the
+            // masks of a Swin-T forward at 224.
+            let ids: Vec<usize> = (0..n).map(id).collect();
+            for i in &ids {
+                mask.extend(ids.iter().map(|j| if i == j { 0.0 } else { -100.0 }));
             }
         }
     }
@@ -437,33 +439,62 @@ impl WindowAttention {
                     .map(|i| if (c..2 * c).contains(&i) { 0.0 } else { 1.0 })
                     .collect();
                 let keep = Tensor::<1>::from_data(TensorData::new(keep, [3 * c]), &device);
-                x.reshape([b * windows * n, c])
-                    .matmul(self.qkv.weight.val())
-                    .add((bias.val() * keep).reshape([1, 3 * c]))
-                    .reshape([b * windows, n, 3 * c])
+                let bias = bias.val() * keep;
+                match linear_kernel(x, &self.qkv.weight.val(), Some(&bias)) {
+                    Ok(qkv) => qkv,
+                    Err(x) => x
+                        .reshape([b * windows * n, c])
+                        .matmul(self.qkv.weight.val())
+                        .add(bias.reshape([1, 3 * c]))
+                        .reshape([b * windows, n, 3 * c]),
+                }
             }
             _ => linear_last(&self.qkv, x),
         };
-        let [q, k, v] = split_heads(qkv, heads);
-        let attn = match &self.logit_scale {
-            Some(logit_scale) => {
-                let scale = logit_scale.val().clamp_max(100f64.ln()).exp();
-                normalize(q).matmul(normalize(k).swap_dims(2, 3)) * scale.unsqueeze::<4>()
-            }
-            None => (q * (head_dim as f64).powf(-0.5)).matmul(k.swap_dims(2, 3)),
-        };
-        let attn = attn + self.relative_position_bias(&device);
-        let attn = if shifted {
-            let mask = Tensor::<3>::from_data(
+        let bias = self.relative_position_bias(&device);
+        let mask = shifted.then(|| {
+            Tensor::<3>::from_data(
                 TensorData::new(shift_mask(ph, pw, win, shift), [windows, n, n]),
                 &device,
-            );
-            (attn.reshape([b, windows, heads, n, n]) + mask.reshape([1, windows, 1, n, n]))
-                .reshape([b * windows, heads, n, n])
+            )
+        });
+        let cosine_scale = self
+            .logit_scale
+            .as_ref()
+            .map(|logit_scale| logit_scale.val().clamp_max(100f64.ln()).exp());
+        let scale = (head_dim as f64).powf(-0.5);
+        let x = if kernels_take(&qkv) {
+            attention_kernel(
+                qkv,
+                heads,
+                scale,
+                cosine_scale.clone().map(|s| s.reshape([heads])).as_ref(),
+                Some(&bias.clone().reshape([heads, n, n])),
+                mask.as_ref(),
+            )
         } else {
-            attn
+            Err(qkv)
         };
-        let x = merge_heads(softmax(attn, 3).matmul(v));
+        let x = match x {
+            Ok(x) => x,
+            Err(qkv) => {
+                let [q, k, v] = split_heads(qkv, heads);
+                let attn = match cosine_scale {
+                    Some(scale) => {
+                        normalize(q).matmul(normalize(k).swap_dims(2, 3)) * scale.unsqueeze::<4>()
+                    }
+                    None => (q * scale).matmul(k.swap_dims(2, 3)),
+                };
+                let attn = attn + bias;
+                let attn = match mask {
+                    Some(mask) => (attn.reshape([b, windows, heads, n, n])
+                        + mask.reshape([1, windows, 1, n, n]))
+                    .reshape([b * windows, heads, n, n]),
+                    None => attn,
+                };
+                merge_heads(softmax(attn, 3).matmul(v))
+            }
+        };
         let x = self.dropout.forward(linear_last(&self.proj, x));
         let x = x
             .reshape([b, nh, nw, win, win, c])
@@ -534,11 +565,11 @@ impl SwinBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let sd = &self.stochastic_depth;
         if self.post_norm {
-            let x = x.clone() + sd.forward(self.norm1.forward(self.attn.forward(x)));
-            x.clone() + sd.forward(self.norm2.forward(run_image_layers(&self.mlp, x)))
+            let x = x.clone() + sd.forward(layer_norm_last(&self.norm1, self.attn.forward(x)));
+            x.clone() + sd.forward(layer_norm_last(&self.norm2, run_image_layers(&self.mlp, x)))
         } else {
-            let x = x.clone() + sd.forward(self.attn.forward(self.norm1.forward(x)));
-            x.clone() + sd.forward(run_image_layers(&self.mlp, self.norm2.forward(x)))
+            let x = x.clone() + sd.forward(self.attn.forward(layer_norm_last(&self.norm1, x)));
+            x.clone() + sd.forward(run_image_layers(&self.mlp, layer_norm_last(&self.norm2, x)))
         }
     }
 }
@@ -596,14 +627,14 @@ impl Architecture for SwinTransformer {
     /// - output: `[batch, num_features]` (768 for T, 1024 for B)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.features.iter().fold(x, |x, f| f.forward(x));
-        let x = self.norm.forward(x);
+        let x = layer_norm_last(&self.norm, x);
         let [b, _, _, c] = x.dims();
         x.mean_dim(1).mean_dim(2).reshape([b, c])
     }
 
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
         self.input_spec().check(self.arch.name(), x.dims())?;
-        Ok(self.head.forward(self.forward_features(x)))
+        Ok(linear_last(&self.head, self.forward_features(x)))
     }
 
     fn num_features(&self) -> usize {

@@ -38,8 +38,8 @@ use crate::architecture::{Architecture, KeyRename};
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::conv2d;
 use crate::layers::{
-    ActivationKind, ImageLayer, MultiheadAttention, Numbered, layer_norm, new_classifier,
-    run_image_layers, zero_bias,
+    ActivationKind, ImageLayer, MultiheadAttention, Numbered, layer_norm, layer_norm_last,
+    linear_last, new_classifier, run_image_layers, zero_bias,
 };
 use crate::registry::Family;
 
@@ -244,9 +244,9 @@ impl EncoderBlock {
     /// # Shapes
     /// - input and output: `[batch, sequence, hidden_dim]`
     pub fn forward(&self, input: Tensor<3>) -> Tensor<3> {
-        let x = self.ln_1.forward(input.clone());
+        let x = layer_norm_last(&self.ln_1, input.clone());
         let x = self.dropout.forward(self.self_attention.forward(x)) + input;
-        let y = self.ln_2.forward(x.clone());
+        let y = layer_norm_last(&self.ln_2, x.clone());
         // The MLP's slots are [`ImageLayer`]s over the last axis; a unit axis makes the
         // sequence a 4-d tensor for them, at no cost.
         let y = run_image_layers(&self.mlp, y.unsqueeze_dim(1)).squeeze_dim(1);
@@ -321,7 +321,7 @@ impl VisionTransformer {
         let x = e.dropout.forward(x + e.pos_embedding.val());
         let x = e.layers.iter().fold(x, |x, block| block.forward(x));
         // The final LayerNorm acts on each token alone: only the class token's is needed.
-        e.ln.forward(x.narrow(1, 0, 1).reshape([n, d]))
+        layer_norm_last(&e.ln, x.narrow(1, 0, 1).reshape([n, d]))
     }
 }
 
@@ -350,7 +350,7 @@ impl Architecture for VisionTransformer {
 
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
         self.input_spec().check(self.arch.name(), x.dims())?;
-        Ok(self.heads.head.forward(self.class_features(x)))
+        Ok(linear_last(&self.heads.head, self.class_features(x)))
     }
 
     /// The position embedding of the patch grid resized bicubically with aligned corners (the

@@ -1042,8 +1042,9 @@ fn time_aten(ctx: &Ctx, op: &AtenOp) -> Result<BurnTime> {
             let ln =
                 model_zoo::layers::layer_norm(normalized[0] as usize, op.float("eps")?, device);
             rank!(x.rank(), D => {
+                // Shared, as a pre-norm block's input is (the residual keeps it).
                 let x = ctx.make::<D>(&x)?;
-                ctx.time(|| x.clone(), |x| ln.forward(x))
+                ctx.time(|| x.clone(), |x| model_zoo::layers::layer_norm_last(&ln, x))
             })
         }
         "relu" => activation(ctx, op, ActivationKind::Relu),
@@ -1091,7 +1092,7 @@ fn time_aten(ctx: &Ctx, op: &AtenOp) -> Result<BurnTime> {
                 .with_ceil_mode(op.bool("ceil_mode")?)
                 .init();
             let x = ctx.make::<4>(&x)?;
-            ctx.time(|| x.clone(), |x| pool.forward(x))
+            ctx.time(|| x.clone(), |x| model_zoo::layers::max_pool2d(&pool, x))
         }
         "avg_pool2d" => {
             if op.opt_int("divisor_override")?.is_some() {
@@ -1151,7 +1152,11 @@ fn time_aten(ctx: &Ctx, op: &AtenOp) -> Result<BurnTime> {
             let dim = axis(op.int("dim")?, x.rank());
             rank!(x.rank(), D => {
                 let t = ctx.make::<D>(&x)?;
-                ctx.time(|| ctx.fresh(&t, &x), |x| burn::tensor::activation::softmax(x, dim))
+                if dim + 1 == D {
+                    ctx.time(|| ctx.fresh(&t, &x), model_zoo::layers::softmax_last)
+                } else {
+                    ctx.time(|| ctx.fresh(&t, &x), |x| burn::tensor::activation::softmax(x, dim))
+                }
             })
         }
         "_native_multi_head_attention" => {

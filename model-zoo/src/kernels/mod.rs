@@ -14,7 +14,11 @@
 //! - the convolution without per-call weight re-layout, its gemm writing straight into the
 //!   output, with bias, BatchNorm and activation as its epilogue ([`conv2d`], `conv.rs`), and a
 //!   depthwise kernel of its own;
-//! - a residual add and its activation in one pass, in place ([`add_activation`]).
+//! - a residual add and its activation in one pass, in place ([`add_activation`]);
+//! - the transformer glue (`transformer.rs`): `Linear` with its bias as the gemm's initial
+//!   output ([`linear`]), multi-head attention straight from the packed projection with the
+//!   scale, bias, mask and softmax in one pass per score row ([`attention`]), LayerNorm and
+//!   softmax over the last axis ([`layer_norm`], [`softmax`]).
 
 // `Err` hands the caller's tensor back untouched (a `Tensor` is large); boxing it would cost an
 // allocation on the path every non-Flex backend takes.
@@ -23,15 +27,18 @@
 mod conv;
 mod conv_grad;
 mod math;
+mod transformer;
+mod winograd;
 
 use burn::backend::{Flex, flex::FlexTensor};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::layers::ActivationKind;
 pub(crate) use conv_grad::conv2d_autodiff;
 use math::{activate_slice, scale_shift_slice, vectorized};
+pub(crate) use transformer::{Scores, attention, layer_norm, linear, softmax};
 
 /// Values per task of the element-wise kernels (64 KiB): enough to hide rayon's cost per task,
 /// small enough to share a layer's values among the threads.
@@ -108,7 +115,10 @@ pub(crate) fn activation<const D: usize>(
 ) -> Result<Tensor<D>, Tensor<D>> {
     let mut t = owned(flex_f32(x)?);
     par_chunks(t.storage_mut::<f32>(), |_, chunk| {
-        vectorized(|| activate_slice(kind, chunk))
+        vectorized(
+            #[inline(always)]
+            || activate_slice(kind, chunk),
+        )
     });
     Ok(Tensor::from_primitive::<Flex>(t))
 }
@@ -142,12 +152,15 @@ pub(crate) fn channel_affine<const D: usize>(
     // Whole planes per task, so that each plane has one scale and shift.
     let planes_per_task = (CHUNK / inner).max(1);
     let apply = |task: usize, planes: &mut [f32]| {
-        vectorized(|| {
-            for (i, plane) in planes.chunks_exact_mut(inner).enumerate() {
-                let c = (task * planes_per_task + i) % channels;
-                scale_shift_slice(plane, scale[c], shift[c], act);
-            }
-        })
+        vectorized(
+            #[inline(always)]
+            || {
+                for (i, plane) in planes.chunks_exact_mut(inner).enumerate() {
+                    let c = (task * planes_per_task + i) % channels;
+                    scale_shift_slice(plane, scale[c], shift[c], act);
+                }
+            },
+        )
     };
     if values.len() <= planes_per_task * inner {
         apply(0, values);
@@ -192,13 +205,16 @@ pub(crate) fn add_activation<const D: usize>(
     };
     par_chunks(out.storage_mut::<f32>(), |i, chunk| {
         let other = &other[i * CHUNK..][..chunk.len()];
-        vectorized(|| match act {
-            None => chunk.iter_mut().zip(other).for_each(|(v, o)| *v += o),
-            Some(kind) => {
-                chunk.iter_mut().zip(other).for_each(|(v, o)| *v += o);
-                activate_slice(kind, chunk);
-            }
-        })
+        vectorized(
+            #[inline(always)]
+            || match act {
+                None => chunk.iter_mut().zip(other).for_each(|(v, o)| *v += o),
+                Some(kind) => {
+                    chunk.iter_mut().zip(other).for_each(|(v, o)| *v += o);
+                    activate_slice(kind, chunk);
+                }
+            },
+        )
     });
     Ok(Tensor::from_primitive::<Flex>(out))
 }
@@ -270,6 +286,78 @@ pub(crate) fn conv2d(
     Ok(Tensor::from_primitive::<Flex>(out))
 }
 
+/// Max pooling (`ceil_mode` as PyTorch's: a window that would start in the end padding is
+/// dropped), with the depthwise convolution's kernel (`conv.rs`).
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`
+/// - output: `[batch, channels, out_height, out_width]`
+pub(crate) fn max_pool2d(
+    x: Tensor<4>,
+    options: &MaxPoolOptions<2>,
+) -> Result<Tensor<4>, Tensor<4>> {
+    let [batch, channels, height, width] = x.dims();
+    if !takes(&x)
+        || options.kernel_size.contains(&0)
+        || options.stride.contains(&0)
+        || options.dilation.contains(&0)
+        || batch * channels == 0
+    {
+        return Err(x);
+    }
+    let out = |axis: usize, size: usize| -> Option<usize> {
+        let (begin, end) = options.padding[axis];
+        let (k, s, d) = (
+            options.kernel_size[axis],
+            options.stride[axis],
+            options.dilation[axis],
+        );
+        // Padding over half the (dilated) window is PyTorch's error; Burn's op says what it
+        // says about it.
+        let half = (d * (k - 1) + 1) / 2;
+        if begin > half || end > half {
+            return None;
+        }
+        let room = (size + begin + end).checked_sub(d * (k - 1) + 1)?;
+        let mut n = if options.ceil_mode {
+            room.div_ceil(s)
+        } else {
+            room / s
+        } + 1;
+        if options.ceil_mode && (n - 1) * s >= size + begin {
+            n -= 1;
+        }
+        Some(n)
+    };
+    let (Some(oh), Some(ow)) = (out(0, height), out(1, width)) else {
+        return Err(x);
+    };
+    let problem = conv::Problem {
+        batch,
+        in_channels: channels,
+        height,
+        width,
+        out_channels: channels,
+        groups: channels,
+        kernel: options.kernel_size,
+        out: [oh, ow],
+        stride: options.stride,
+        padding: options.padding.map(|(begin, _)| begin),
+        dilation: options.dilation,
+    };
+    let x = contiguous(flex_f32(x)?);
+    let Some(values) = x.as_slice::<f32>() else {
+        unreachable!("contiguous f32 tensors have an f32 slice")
+    };
+    let shape = [batch, channels, oh, ow];
+    let n = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    problem.max_pool(values, &mut out.spare_capacity_mut()[..n]);
+    // SAFETY: `max_pool` writes every value of the output.
+    unsafe { out.set_len(n) };
+    Ok(Tensor::from_primitive::<Flex>(tensor(out, shape)))
+}
+
 /// The convolution's geometry, or `None` for what the kernels do not take (shapes that do not
 /// agree, an output with no room).
 fn problem(x: &[usize], weight: &[usize], options: &ConvOptions<2>) -> Option<conv::Problem> {
@@ -318,7 +406,10 @@ fn forward(
     };
     let [oh, ow] = problem.out;
     let shape = [problem.batch, problem.out_channels, oh, ow];
-    let mut out = vec![0.0f32; shape.iter().product()];
-    problem.forward(x, weight, epilogue, &mut out);
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    problem.forward(x, weight, epilogue, &mut out.spare_capacity_mut()[..n]);
+    // SAFETY: `forward` writes every value of the output.
+    unsafe { out.set_len(n) };
     tensor(out, shape)
 }

@@ -9,8 +9,9 @@
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::tensor::module::conv2d as burn_conv2d;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Tensor, s};
 
 use super::{Activation, BatchNorm};
@@ -26,6 +27,46 @@ use crate::kernels;
 /// - output: `[batch, out_channels, out_height, out_width]`
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     conv_norm_activation(conv, None, None, x)
+}
+
+/// `pool.forward(x)`: Burn's `MaxPool2d::forward` (same padding rules and `ceil_mode`), through
+/// the zoo's kernel on Flex (Flex 0.22's is scalar). Every family calls this (clippy's
+/// `disallowed-methods` enforces it).
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`
+/// - output: `[batch, channels, out_height, out_width]`
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let padding = match pool.padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        // Burn computes "same" padding itself (`calculate_padding_2d_pairs` is private).
+        #[allow(clippy::disallowed_methods)]
+        PaddingConfig2d::Same => return pool.forward(x),
+    };
+    max_pool2d_with(
+        x,
+        MaxPoolOptions::new(pool.kernel_size)
+            .with_stride(pool.stride)
+            .with_padding_pairs(padding)
+            .with_dilation(pool.dilation)
+            .with_ceil_mode(pool.ceil_mode),
+    )
+}
+
+/// Burn's functional `max_pool2d`, through the zoo's kernel on Flex.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`
+/// - output: `[batch, channels, out_height, out_width]`
+pub fn max_pool2d_with(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    let x = match kernels::max_pool2d(x, &options) {
+        Ok(out) => return out,
+        Err(x) => x,
+    };
+    #[allow(clippy::disallowed_methods)]
+    burn::tensor::module::max_pool2d(x, options)
 }
 
 /// `activation(bn(conv(x)))`, each part optional: torchvision's `Conv2dNormActivation` and the
@@ -305,5 +346,44 @@ mod tests {
         assert!(crate::kernels::conv2d_autodiff(&x, &w, &grouped).is_some());
         let mismatched = Tensor::<4>::ones([2, 3, 1, 1], &device);
         assert!(crate::kernels::conv2d_autodiff(&x, &mismatched, &options).is_none());
+    }
+
+    #[test]
+    fn max_pooling_equals_burns_with_padding_dilation_and_ceil_mode() {
+        let device = Device::flex();
+        // (side, kernel, stride, padding, dilation, ceil_mode): ResNet's stem pool, GoogLeNet's
+        // ceil-mode pools (one whose last window would start in the padding), Inception's,
+        // SqueezeNet's, rows wider than a SIMD strip, a dilated one.
+        for (side, k, stride, pad, dilation, ceil) in [
+            (112, 3, 2, 1, 1, false),
+            (57, 3, 2, 0, 1, true),
+            (14, 2, 2, 0, 1, true),
+            (13, 3, 2, 1, 1, true),
+            (35, 3, 2, 0, 1, false),
+            (41, 3, 1, 1, 1, false),
+            (20, 3, 1, 2, 2, false),
+        ] {
+            let options = MaxPoolOptions::new([k, k])
+                .with_stride([stride, stride])
+                .with_padding_pairs([(pad, pad), (pad, pad + 1).min((pad, k / 2))])
+                .with_dilation([dilation, dilation])
+                .with_ceil_mode(ceil);
+            let x = Tensor::<4>::random([2, 5, side, side + 3], Distribution::Default, &device);
+            #[allow(clippy::disallowed_methods)]
+            let expected = burn::tensor::module::max_pool2d(x.clone(), options.clone());
+            #[cfg(feature = "flex")]
+            assert!(crate::kernels::max_pool2d(x.clone(), &options).is_ok());
+            let got = max_pool2d_with(x, options);
+            assert_eq!(
+                got.dims(),
+                expected.dims(),
+                "side {side} kernel {k} ceil {ceil}"
+            );
+            let diff = (got - expected).abs().max().into_scalar::<f32>();
+            assert_eq!(
+                diff, 0.0,
+                "side {side} kernel {k} stride {stride} ceil {ceil}"
+            );
+        }
     }
 }

@@ -22,16 +22,17 @@ pub use blocked::{
     burn_shapes_as_torch, merge_row_blocks, model_shapes, row_block_sizes, split_row_blocks,
     torch_shapes,
 };
-pub use conv::{conv_norm_activation, conv2d};
+pub use conv::{conv_norm_activation, conv2d, max_pool2d, max_pool2d_with};
 pub use misc::{
     Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation,
     StochasticDepth, add_activation, file_has_module, gelu, residual,
 };
 pub use named::Numbered;
 pub use transformer::{
-    MultiheadAttention, Permute, layer_norm, linear_last, merge_heads, relative_position_bias,
-    relative_position_index, scaled_dot_product, split_heads,
+    MultiheadAttention, Permute, layer_norm, layer_norm_last, linear_last, merge_heads,
+    relative_position_bias, relative_position_index, scaled_dot_product, softmax_last, split_heads,
 };
+pub(crate) use transformer::{attention_kernel, kernels_take, linear_kernel};
 
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's
 /// `conv1x1`/`conv3x3`/stem do: `dilation * (kernel - 1) / 2` on each side.
@@ -178,7 +179,7 @@ impl ImageLayer {
             ImageLayer::BlockedConv(conv) => conv.forward(x),
             ImageLayer::BatchNorm(bn) => bn.forward(x),
             ImageLayer::Activation(activation) => activation.forward(x),
-            ImageLayer::MaxPool(pool) => pool.forward(x),
+            ImageLayer::MaxPool(pool) => max_pool2d(pool, x),
             ImageLayer::AdaptiveAvgPool(pool) => pool.forward(x),
             ImageLayer::Dropout(dropout) => dropout.forward(x),
             ImageLayer::Sequential(layers) => run_image_layers(layers, x),
@@ -186,9 +187,9 @@ impl ImageLayer {
             ImageLayer::InvertedResidual(block) => block.forward(x),
             ImageLayer::Identity(_) => x,
             ImageLayer::LayerNorm2d(norm) => {
-                norm.forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+                layer_norm_last(norm, x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
             }
-            ImageLayer::LayerNorm(norm) => norm.forward(x),
+            ImageLayer::LayerNorm(norm) => layer_norm_last(norm, x),
             ImageLayer::Linear(linear) => linear_last(linear, x),
             ImageLayer::Permute(permute) => permute.forward(x),
             ImageLayer::AvgPool(pool) => pool.forward(x),
@@ -281,12 +282,12 @@ impl VectorLayer {
     /// Applies the layer.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         match self {
-            VectorLayer::Linear(linear) => linear.forward(x),
+            VectorLayer::Linear(linear) => linear_last(linear, x),
             VectorLayer::BlockedLinear(linear) => linear.forward(x),
             VectorLayer::Relu(relu) => relu.forward(x),
             VectorLayer::Dropout(dropout) => dropout.forward(x),
             VectorLayer::Activation(activation) => activation.forward(x),
-            VectorLayer::LayerNorm(norm) => norm.forward(x),
+            VectorLayer::LayerNorm(norm) => layer_norm_last(norm, x),
             VectorLayer::Identity(_) => x,
         }
     }

@@ -33,18 +33,23 @@ pub fn scaled_dot_product(
         Some(bias) => scores + bias,
         None => scores,
     };
-    softmax(scores, 3).matmul(v)
+    softmax_last(scores).matmul(v)
 }
 
-/// `linear` over the last axis of `x`, as one matrix product over all the leading axes
-/// flattened, where Burn's `Linear::forward` on a 3-d or 4-d input broadcasts the weight over
-/// a batched matmul. Measured on Flex: no change for ViT-B/16 at batch 8 (2.30 and 2.31 img/s,
-/// `cargo xtask bench`); kept as the plain GEMM every backend runs best.
+/// `linear` over the last axis of `x`: on Flex the zoo's kernel (one gemm with the bias as its
+/// initial output, the columns shared among the threads for one to four rows), elsewhere one
+/// matrix product over all the leading axes flattened, where Burn's `Linear::forward` on a 3-d
+/// or 4-d input broadcasts the weight over a batched matmul.
 ///
 /// # Shapes
 /// - input: `[..., d_input]`
 /// - output: `[..., d_output]`
 pub fn linear_last<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let bias = linear.bias.as_ref().map(Param::val);
+    let x = match linear_kernel(x, &linear.weight.val(), bias.as_ref()) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
     let mut dims = x.dims();
     let d_input = dims[D - 1];
     let rows = dims[..D - 1].iter().product();
@@ -53,11 +58,122 @@ pub fn linear_last<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
     y.reshape(dims)
 }
 
+/// `x weight + bias` over the last axis by the zoo's Flex kernel (`weight` `[d_in, d_out]`, any
+/// strides), or `x` back for Burn's ops: on every other device, and without the `flex` feature.
+// `Err` hands the input back untouched, as the kernels do (see `kernels`).
+#[allow(clippy::result_large_err)]
+pub(crate) fn linear_kernel<const D: usize>(
+    x: Tensor<D>,
+    weight: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+) -> Result<Tensor<D>, Tensor<D>> {
+    #[cfg(feature = "flex")]
+    return crate::kernels::linear(x, weight, bias);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (weight, bias);
+        Err(x)
+    }
+}
+
+/// Attention from a packed query-key-value projection by the zoo's Flex kernel: `Ok` with the
+/// heads side by side ([`merge_heads`]' layout), or `qkv` back for Burn's ops (on every other
+/// device, and without the `flex` feature).
+///
+/// The scores are `scale * q k^T`, or with `cosine` (Swin V2) `cosine[head] * normalize(q)
+/// normalize(k)^T`; `bias` is added to every row's, `mask` to row `r`'s as `mask[r % mask_rows]`.
+///
+/// # Shapes
+/// - `qkv`: `[rows, sequence, 3 * dim]` (see [`split_heads`])
+/// - `cosine`: `[heads]`
+/// - `bias`: `[heads, sequence, sequence]`
+/// - `mask`: `[mask_rows, sequence, sequence]`
+/// - output: `[rows, sequence, dim]`
+#[allow(clippy::result_large_err)]
+pub(crate) fn attention_kernel(
+    qkv: Tensor<3>,
+    heads: usize,
+    scale: f64,
+    cosine: Option<&Tensor<1>>,
+    bias: Option<&Tensor<3>>,
+    mask: Option<&Tensor<3>>,
+) -> Result<Tensor<3>, Tensor<3>> {
+    #[cfg(feature = "flex")]
+    {
+        use crate::kernels::Scores;
+        let scores = match cosine {
+            Some(scale) => Scores::Cosine(scale),
+            None => Scores::Scaled(scale as f32),
+        };
+        crate::kernels::attention(qkv, heads, scores, bias, mask)
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (heads, scale, cosine, bias, mask);
+        Err(qkv)
+    }
+}
+
+/// Whether the zoo's Flex kernels take `x` (so that a caller builds their inputs only then).
+pub(crate) fn kernels_take<const D: usize>(x: &Tensor<D>) -> bool {
+    #[cfg(feature = "flex")]
+    return crate::kernels::takes(x);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = x;
+        false
+    }
+}
+
 /// `nn.LayerNorm(dim, eps=eps)`: Burn's `LayerNorm`, which normalises the last axis with the
 /// biased variance and `eps` inside the square root, as PyTorch does; `weight`/`bias` are
 /// `gamma`/`beta` in Burn and renamed by the importer's PyTorch adapter.
 pub fn layer_norm(dim: usize, eps: f64, device: &Device) -> LayerNorm {
     LayerNormConfig::new(dim).with_epsilon(eps).init(device)
+}
+
+/// `norm` over the last axis of `x`: on Flex the zoo's kernel (PyTorch's numerics, rows shared
+/// among the threads, in place where `x` is not shared), Burn's `LayerNorm::forward` elsewhere.
+///
+/// # Shapes
+/// - `x`, output: `[..., d]`
+pub fn layer_norm_last<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    let x = match kernels_take(&x).then(|| layer_norm_epsilon(norm)).flatten() {
+        Some(epsilon) => {
+            let beta = norm.beta.as_ref().map(Param::val);
+            match crate::kernels::layer_norm(x, &norm.gamma.val(), beta.as_ref(), epsilon) {
+                Ok(y) => return y,
+                Err(x) => x,
+            }
+        }
+        None => x,
+    };
+    norm.forward(x)
+}
+
+/// A `LayerNorm`'s epsilon, which Burn 0.22 keeps private, read from its display (`LayerNorm
+/// {d_model: 768, epsilon: 0.000001, bias: true, params: 1536}`, the `f64` in Rust's shortest
+/// form that reads back exactly); `None` if the display has no such field.
+fn layer_norm_epsilon(norm: &LayerNorm) -> Option<f64> {
+    let text = norm.to_string();
+    let rest = &text[text.find("epsilon: ")? + "epsilon: ".len()..];
+    let end = rest.find([',', '}', ' ', '\n'])?;
+    rest[..end].trim().parse().ok()
+}
+
+/// Softmax over the last axis: on Flex the zoo's kernel (rows shared among the threads, one
+/// vectorised pass for `exp` and the sum, in place where `x` is not shared), Burn's elsewhere.
+///
+/// # Shapes
+/// - `x`, output: any, the same
+pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    let x = match crate::kernels::softmax(x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    softmax(x, D - 1)
 }
 
 /// torchvision's `ops.misc.Permute`: a parameter-free slot of an `nn.Sequential` that reorders
@@ -87,7 +203,8 @@ impl Permute {
 ///
 /// Burn's `nn::attention::MultiHeadAttention` keeps three separate `Linear`s; keeping the packed
 /// tensor instead gives the published files' keys and shapes as they are, with no split on
-/// import and none to undo when saving. The attention itself is [`scaled_dot_product`].
+/// import and none to undo when saving. The attention itself is [`scaled_dot_product`], or on
+/// Flex the zoo's kernel straight from the packed projection (`attention_kernel`).
 /// Attention dropout is not applied: every torchvision builder sets it to 0.
 #[derive(Module, Debug)]
 pub struct MultiheadAttention {
@@ -132,15 +249,25 @@ impl MultiheadAttention {
     /// - output: `[batch, sequence, embed_dim]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [batch, seq, dim] = x.dims();
+        let heads = self.num_heads;
         let weight = self.in_proj_weight.val();
         let bias = self.in_proj_bias.val();
-        let qkv = x
-            .reshape([batch * seq, dim])
-            .matmul(weight.transpose())
-            .add(bias.reshape([1, 3 * dim]))
-            .reshape([batch, seq, 3 * dim]);
-        let [q, k, v] = split_heads(qkv, self.num_heads);
-        let context = merge_heads(scaled_dot_product(q, k, v, None));
+        let qkv = match linear_kernel(x, &weight.clone().transpose(), Some(&bias)) {
+            Ok(qkv) => qkv,
+            Err(x) => x
+                .reshape([batch * seq, dim])
+                .matmul(weight.transpose())
+                .add(bias.reshape([1, 3 * dim]))
+                .reshape([batch, seq, 3 * dim]),
+        };
+        let scale = 1.0 / ((dim / heads) as f64).sqrt();
+        let context = match attention_kernel(qkv, heads, scale, None, None, None) {
+            Ok(context) => context,
+            Err(qkv) => {
+                let [q, k, v] = split_heads(qkv, heads);
+                merge_heads(scaled_dot_product(q, k, v, None))
+            }
+        };
         linear_last(&self.out_proj, context)
     }
 }
@@ -212,4 +339,52 @@ pub fn relative_position_bias(table: Tensor<2>, window: usize) -> Tensor<4> {
         .reshape([n, n, heads])
         .permute([2, 0, 1])
         .unsqueeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+
+    #[test]
+    fn layer_norm_epsilon_reads_back_exactly() {
+        let device = Device::flex();
+        for eps in [1e-5, 1e-6, 1e-3, 0.1, 1.5e-7] {
+            assert_eq!(layer_norm_epsilon(&layer_norm(8, eps, &device)), Some(eps));
+        }
+    }
+
+    /// The Flex kernels against Burn's ops (their fallback) on the same device.
+    #[test]
+    fn the_kernels_agree_with_burn_s_ops() {
+        let device = Device::flex();
+        let random = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Default, &device);
+        let close = |a: Tensor<3>, b: Tensor<3>, tolerance: f32| {
+            let (a, b) = (a.to_data(), b.to_data());
+            a.assert_approx_eq::<f32>(&b, burn::tensor::Tolerance::absolute(tolerance));
+        };
+        let x = random([2, 11, 24]) * 4.0 - 1.0;
+        let mut norm = layer_norm(24, 1e-6, &device);
+        norm.gamma = Param::from_tensor(Tensor::random([24], Distribution::Default, &device));
+        close(
+            layer_norm_last(&norm, x.clone()),
+            norm.forward(x.clone()),
+            1e-5,
+        );
+        close(softmax_last(x.clone()), softmax(x.clone(), 2), 1e-6);
+
+        let mha = MultiheadAttention::new(24, 4, &device);
+        let [q, k, v] = split_heads(
+            x.clone()
+                .reshape([22, 24])
+                .matmul(mha.in_proj_weight.val().transpose())
+                .add(mha.in_proj_bias.val().reshape([1, 72]))
+                .reshape([2, 11, 72]),
+            4,
+        );
+        let burn = merge_heads(scaled_dot_product(q, k, v, None));
+        let burn = mha.out_proj.forward(burn);
+        close(mha.forward(x), burn, 1e-5);
+    }
 }
