@@ -314,7 +314,7 @@ pub(crate) fn max_pool2d(
         );
         // Padding over half the (dilated) window is PyTorch's error; Burn's op says what it
         // says about it.
-        let half = (d * (k - 1) + 1) / 2;
+        let half = (d * (k - 1)).div_ceil(2);
         if begin > half || end > half {
             return None;
         }
