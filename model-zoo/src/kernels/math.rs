@@ -92,31 +92,10 @@ pub(crate) fn activate(kind: ActivationKind, x: f32) -> f32 {
     }
 }
 
-/// `values[i] = act(values[i])` (or left as they are with `None`), vectorised.
+/// `values[i] = act(values[i])`, vectorised.
 #[inline(always)]
 pub(crate) fn activate_slice(kind: ActivationKind, values: &mut [f32]) {
-    // One loop per kind, so that each is a straight vectorised loop without a match inside.
-    macro_rules! each {
-        ($($kind:ident),*) => {
-            match kind {
-                $(ActivationKind::$kind => {
-                    for v in values.iter_mut() {
-                        *v = activate(ActivationKind::$kind, *v);
-                    }
-                })*
-            }
-        };
-    }
-    each!(
-        Relu,
-        Relu6,
-        Hardswish,
-        Hardsigmoid,
-        Silu,
-        Sigmoid,
-        Gelu,
-        Tanh
-    );
+    map_slice(values, Some(kind), |x| x);
 }
 
 /// `out[i] = act(values[i] * scale + shift)`, vectorised: eval BatchNorm (or a convolution's
@@ -128,32 +107,32 @@ pub(crate) fn scale_shift_slice(
     shift: f32,
     kind: Option<ActivationKind>,
 ) {
-    macro_rules! each {
-        ($($kind:ident),*) => {
-            match kind {
-                None => {
-                    for v in values.iter_mut() {
-                        *v = *v * scale + shift;
-                    }
-                }
-                $(Some(ActivationKind::$kind) => {
-                    for v in values.iter_mut() {
-                        *v = activate(ActivationKind::$kind, *v * scale + shift);
-                    }
-                })*
-            }
-        };
+    map_slice(values, kind, |x| x * scale + shift);
+}
+
+/// `values[i] = act(pre(values[i]))` (no activation with `None`), with one loop per kind so
+/// that each is a straight vectorised loop with no `match` inside: the kind's list is written
+/// here once.
+#[inline(always)]
+fn map_slice(values: &mut [f32], kind: Option<ActivationKind>, pre: impl Fn(f32) -> f32) {
+    #[inline(always)]
+    fn each(values: &mut [f32], f: impl Fn(f32) -> f32) {
+        for v in values.iter_mut() {
+            *v = f(*v);
+        }
     }
-    each!(
-        Relu,
-        Relu6,
-        Hardswish,
-        Hardsigmoid,
-        Silu,
-        Sigmoid,
-        Gelu,
-        Tanh
-    );
+    use ActivationKind::*;
+    match kind {
+        None => each(values, pre),
+        Some(Relu) => each(values, |x| activate(Relu, pre(x))),
+        Some(Relu6) => each(values, |x| activate(Relu6, pre(x))),
+        Some(Hardswish) => each(values, |x| activate(Hardswish, pre(x))),
+        Some(Hardsigmoid) => each(values, |x| activate(Hardsigmoid, pre(x))),
+        Some(Silu) => each(values, |x| activate(Silu, pre(x))),
+        Some(Sigmoid) => each(values, |x| activate(Sigmoid, pre(x))),
+        Some(Gelu) => each(values, |x| activate(Gelu, pre(x))),
+        Some(Tanh) => each(values, |x| activate(Tanh, pre(x))),
+    }
 }
 
 #[cfg(test)]

@@ -305,29 +305,22 @@ pub(crate) fn max_pool2d(
     {
         return Err(x);
     }
-    let out = |axis: usize, size: usize| -> Option<usize> {
-        let (begin, end) = options.padding[axis];
-        let (k, s, d) = (
-            options.kernel_size[axis],
-            options.stride[axis],
-            options.dilation[axis],
-        );
+    let out = |axis: usize, size: usize| {
         // Padding over half the (dilated) window is PyTorch's error; Burn's op says what it
         // says about it.
-        let half = (d * (k - 1)).div_ceil(2);
+        let (begin, end) = options.padding[axis];
+        let half = (options.dilation[axis] * (options.kernel_size[axis] - 1)).div_ceil(2);
         if begin > half || end > half {
             return None;
         }
-        let room = (size + begin + end).checked_sub(d * (k - 1) + 1)?;
-        let mut n = if options.ceil_mode {
-            room.div_ceil(s)
-        } else {
-            room / s
-        } + 1;
-        if options.ceil_mode && (n - 1) * s >= size + begin {
-            n -= 1;
-        }
-        Some(n)
+        out_size(
+            size,
+            options.padding[axis],
+            options.kernel_size[axis],
+            options.stride[axis],
+            options.dilation[axis],
+            options.ceil_mode,
+        )
     };
     let (Some(oh), Some(ow)) = (out(0, height), out(1, width)) else {
         return Err(x);
@@ -374,10 +367,9 @@ fn problem(x: &[usize], weight: &[usize], options: &ConvOptions<2>) -> Option<co
     {
         return None;
     }
-    let out = |axis: usize, size: usize, k: usize| -> Option<usize> {
-        let (begin, end) = options.padding[axis];
-        let span = options.dilation[axis] * (k - 1) + 1;
-        Some((size + begin + end).checked_sub(span)? / options.stride[axis] + 1)
+    let out = |axis: usize, size: usize, k: usize| {
+        let (s, d) = (options.stride[axis], options.dilation[axis]);
+        out_size(size, options.padding[axis], k, s, d, false)
     };
     Some(conv::Problem {
         batch,
@@ -391,6 +383,30 @@ fn problem(x: &[usize], weight: &[usize], options: &ConvOptions<2>) -> Option<co
         stride: options.stride,
         padding: options.padding.map(|(begin, _)| begin),
         dilation: options.dilation,
+    })
+}
+
+/// The output length of a window `kernel` long (dilated by `dilation`) sliding by `stride`
+/// over `size` values padded by `(begin, end)`, as PyTorch counts it: with `ceil_mode` a last,
+/// partial window counts too, unless it would start in the end padding. `None` where the
+/// window does not fit at all.
+fn out_size(
+    size: usize,
+    (begin, end): (usize, usize),
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    ceil_mode: bool,
+) -> Option<usize> {
+    let room = (size + begin + end).checked_sub(dilation * (kernel - 1) + 1)?;
+    if !ceil_mode {
+        return Some(room / stride + 1);
+    }
+    let n = room.div_ceil(stride) + 1;
+    Some(if (n - 1) * stride >= size + begin {
+        n - 1
+    } else {
+        n
     })
 }
 
