@@ -675,7 +675,7 @@ pub(super) mod tests {
         }
     }
 
-    fn problem(
+    pub(in crate::kernels) fn problem(
         [batch, in_channels, height, width]: [usize; 4],
         out_channels: usize,
         groups: usize,
@@ -684,23 +684,15 @@ pub(super) mod tests {
         padding: [[usize; 2]; 2],
         dilation: [usize; 2],
     ) -> Problem {
-        let out = |axis: usize| {
-            let size = [height, width][axis] + padding[axis][0] + padding[axis][1];
-            (size - dilation[axis] * (kernel[axis] - 1) - 1) / stride[axis] + 1
-        };
-        Problem {
-            batch,
-            in_channels,
-            height,
-            width,
-            out_channels,
-            groups,
-            kernel,
-            out: [out(0), out(1)],
+        let options = burn::tensor::ops::ConvOptions::new_with_padding(
             stride,
-            padding: [padding[0][0], padding[1][0]],
+            padding.map(|[before, after]| (before, after)),
             dilation,
-        }
+            groups,
+        );
+        let weight = [out_channels, in_channels / groups, kernel[0], kernel[1]];
+        super::super::problem(&[batch, in_channels, height, width], &weight, &options)
+            .expect("a convolution with room for its output")
     }
 
     #[test]

@@ -937,19 +937,16 @@ mod tests {
         out_channels: usize,
         (before, after): (usize, usize),
     ) -> Problem {
-        Problem {
-            batch,
-            in_channels,
-            height,
-            width,
+        let padding = [[before, after]; 2];
+        crate::kernels::conv::tests::problem(
+            [batch, in_channels, height, width],
             out_channels,
-            groups: 1,
-            kernel: [3, 3],
-            out: [height + before + after - 2, width + before + after - 2],
-            stride: [1, 1],
-            padding: [before; 2],
-            dilation: [1, 1],
-        }
+            1,
+            [3, 3],
+            [1, 1],
+            padding,
+            [1, 1],
+        )
     }
 
     /// The largest error of F(M, 3) on `p` against the definition in `f64`, relative to the
