@@ -81,6 +81,9 @@ pub struct BenchArgs {
     /// Leave out the import cases (resnet152 from `.pth`, `.safetensors` and burnpack, on Flex).
     #[arg(long)]
     no_import: bool,
+    /// Leave out the training-step cases (inference only: e.g. under a profiler).
+    #[arg(long)]
+    no_train: bool,
     /// Python with torch and torchvision (default: the repo's venv).
     #[arg(long, env = "ZOO_PYTHON")]
     python: Option<PathBuf>,
@@ -700,7 +703,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             }
         }
     }
-    for &backend in &backends {
+    for &backend in backends.iter().filter(|_| !args.no_train) {
         for phase in [TrainPhase::Step, TrainPhase::Forward, TrainPhase::Backward] {
             cases.push(Case::Train {
                 model: args.train_model.clone(),
