@@ -27,11 +27,12 @@ use super::{CHUNK, contiguous, flex_f32, owned, takes, tensor};
 /// Multiply-adds from which a gemm is shared among the threads (Flex's threshold, 192^3).
 const PARALLEL_WORK: usize = 192 * 192 * 192;
 
-/// Up to this many rows, a [`linear`] with a transposed weight shares its columns among the
-/// threads (a classifier at batch 1): measured, 1.95 ms instead of 2.8 for `[1, 4096] -> 4096`
-/// on 2 threads, where splitting `[8, 768] -> 1000` was slower than gemm's own single-thread
-/// product.
-const SMALL_ROWS: usize = 4;
+/// Below this many rows, a [`linear`] shares its columns among the threads rather than letting
+/// gemm share its rows: measured on 2 threads (`dev_bench`, two runs each), `[49, 768] -> 3072`
+/// 0.97-1.09 ms against 2.32-2.44, `[196, 1536] -> 384` 0.72-0.75 against 0.82-0.87,
+/// `[392, 3072] -> 768` 5.1-5.6 against 6.0-6.1 (ConvNeXt's and Swin's last stages, ViT at
+/// batch 1), where from 784 rows gemm's own split was as fast or faster.
+const SPLIT_COLUMNS_ROWS: usize = 512;
 
 /// Up to this many rows, a [`linear`] with a big row-major weight runs [`small_rows`]: measured
 /// on 2 threads, `[8, 9216] -> 4096` in 10.3-10.8 ms against gemm's 14.6-15.0.
@@ -158,10 +159,11 @@ pub(crate) fn linear<const D: usize>(
         );
     } else if threads == 1 || work < PARALLEL_WORK {
         block(0, d_out, gemm::Parallelism::None);
-    } else if rows <= SMALL_ROWS {
-        // gemm runs a matrix-vector product (one row) on one thread: the columns are shared out
+    } else if rows < SPLIT_COLUMNS_ROWS {
+        // gemm shares a product among the threads by rows: too few of them leave a thread idle
+        // (one row: gemm's matrix-vector path on one thread). The columns are shared out
         // instead, in blocks of whole 16-float vectors.
-        let cols = d_out.div_ceil(2 * threads).next_multiple_of(16);
+        let cols = d_out.div_ceil(threads).next_multiple_of(16);
         (0..d_out.div_ceil(cols)).into_par_iter().for_each(|i| {
             let first = i * cols;
             block(first, cols.min(d_out - first), gemm::Parallelism::None);
@@ -764,10 +766,12 @@ mod tests {
     #[test]
     fn linear_equals_the_definition() {
         let device = Device::flex();
-        // Many rows (one threaded gemm), one row (the columns shared out), a transposed weight.
+        // Many rows (one threaded gemm), a few hundred and one row (the columns shared out), a
+        // transposed weight.
         for (rows, d_in, d_out, transposed) in [
             (37, 29, 53, false),
             (300, 200, 160, true),
+            (600, 200, 100, false),
             (1, 700, 2000, false),
             (3, 600, 1500, true),
             // A few rows and a big weight: `small_rows`, with a ragged last step of rows.
@@ -941,6 +945,15 @@ mod tests {
             (4, 9216, 4096),
             (8, 9216, 4096),
             (1, 4096, 1000),
+            (196, 1536, 384),
+            (196, 384, 1536),
+            (49, 768, 3072),
+            (49, 3072, 768),
+            (3136, 96, 384),
+            (784, 768, 192),
+            (1568, 1536, 384),
+            (392, 3072, 768),
+            (1576, 768, 768),
         ] {
             let x = random([1, rows, d_in], &device);
             let linear = burn::nn::Linear {
