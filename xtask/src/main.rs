@@ -24,6 +24,11 @@ mod torch_files;
 mod train_step;
 mod transforms;
 
+/// mimalloc rather than the system allocator: a forward's large buffers are reused instead of
+/// handed back to the kernel and faulted in again (README, Speed).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
