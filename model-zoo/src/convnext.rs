@@ -31,9 +31,9 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::layers::{
-    ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, last_linear,
-    last_linear_group, layer_norm, replace_last_linear, run_image_layers, run_vector_layers,
-    zero_bias,
+    ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, add_scaled_channels_last,
+    last_linear, last_linear_group, layer_norm, replace_last_linear, run_image_layers,
+    run_vector_layers, zero_bias,
 };
 use crate::registry::Family;
 
@@ -246,6 +246,17 @@ impl CnBlock {
     /// # Shapes
     /// - input and output: `[batch, channels, height, width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        // The branch stays channels-last: the scale, the permute back and the add are one pass
+        // (`add_scaled_channels_last`).
+        if let Some((ImageLayer::Permute(last), body)) = self.block.split_last()
+            && last.dims == Permute::TO_CHANNELS_FIRST.dims
+        {
+            let branch = self
+                .stochastic_depth
+                .forward(run_image_layers(body, x.clone()));
+            let [channels, _, _] = self.layer_scale.dims();
+            return add_scaled_channels_last(x, branch, self.layer_scale.val().reshape([channels]));
+        }
         let branch = run_image_layers(&self.block, x.clone()) * self.layer_scale.val().unsqueeze();
         x + self.stochastic_depth.forward(branch)
     }

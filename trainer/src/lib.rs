@@ -24,6 +24,7 @@
 //! # Ok::<(), zoo_trainer::TrainError>(())
 //! ```
 
+pub mod alloc;
 pub mod artifact;
 pub mod augment;
 pub mod config;

@@ -219,6 +219,82 @@ pub(crate) fn add_activation<const D: usize>(
     Ok(Tensor::from_primitive::<Flex>(out))
 }
 
+/// `x + scale[c] * y` with `y` channels-last: `x` `[n, c, h, w]`, `y` `[n, h, w, c]` (ConvNeXt's
+/// residual: the block's branch ends in NHWC, scaled per channel), written into `x` where it is
+/// not shared. One pass in tiles of 16 pixels x 16 channels, where Burn's ops made the
+/// permuted branch contiguous, multiplied it by the scale through a broadcast and added it to
+/// `x`: three passes, two of them strided.
+///
+/// # Shapes
+/// - `x`, output: `[batch, channels, height, width]`
+/// - `y`: `[batch, height, width, channels]`
+/// - `scale`: `[channels]`
+pub(crate) fn add_scaled_channels_last(
+    x: Tensor<4>,
+    y: Tensor<4>,
+    scale: &Tensor<1>,
+) -> Result<Tensor<4>, (Tensor<4>, Tensor<4>)> {
+    const TILE: usize = 16;
+    let [batch, channels, height, width] = x.dims();
+    let scale = match flex_values(scale) {
+        Some(scale) if scale.len() == channels && y.dims() == [batch, height, width, channels] => {
+            scale
+        }
+        _ => return Err((x, y)),
+    };
+    let x = match flex_f32(x) {
+        Ok(x) => x,
+        Err(x) => return Err((x, y)),
+    };
+    let y = match flex_f32(y) {
+        Ok(y) => contiguous(y),
+        Err(y) => return Err((Tensor::from_primitive::<Flex>(x), y)),
+    };
+    let mut out = owned(x);
+    let pixels = height * width;
+    if pixels == 0 || batch * channels == 0 {
+        return Ok(Tensor::from_primitive::<Flex>(out));
+    }
+    let Some(ys) = y.as_slice::<f32>() else {
+        unreachable!("contiguous f32 tensors have an f32 slice")
+    };
+    // Tasks: 16 channel planes of one image each (they never straddle two images).
+    let tiles_per_image = channels.div_ceil(TILE);
+    let planes: Vec<&mut [f32]> = out
+        .storage_mut::<f32>()
+        .chunks_mut(channels * pixels)
+        .flat_map(|image| image.chunks_mut(TILE * pixels))
+        .collect();
+    planes
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(task, planes)| {
+            let (n, c0) = (task / tiles_per_image, task % tiles_per_image * TILE);
+            let cw = planes.len() / pixels;
+            let y_image = &ys[n * pixels * channels..][..pixels * channels];
+            vectorized(
+                #[inline(always)]
+                || {
+                    // `tile[p][c]`: 16 pixels of the tile's channels, read as whole rows of `y`.
+                    let mut tile = [[0.0f32; TILE]; TILE];
+                    for p0 in (0..pixels).step_by(TILE) {
+                        let pw = TILE.min(pixels - p0);
+                        for (p, row) in tile.iter_mut().enumerate().take(pw) {
+                            row[..cw].copy_from_slice(&y_image[(p0 + p) * channels + c0..][..cw]);
+                        }
+                        for (c, plane) in planes.chunks_exact_mut(pixels).enumerate() {
+                            let s = scale[c0 + c];
+                            for (p, o) in plane[p0..p0 + pw].iter_mut().enumerate() {
+                                *o += s * tile[p][c];
+                            }
+                        }
+                    }
+                },
+            )
+        });
+    Ok(Tensor::from_primitive::<Flex>(out))
+}
+
 /// What follows a convolution in its epilogue: a BatchNorm's `scale` and `shift` (eval mode)
 /// and an activation.
 pub(crate) struct ConvEpilogue<'a> {

@@ -486,6 +486,24 @@ pub fn add_activation<const D: usize>(
     }
 }
 
+/// `x + scale * y` for a channels-last `y` (`y` permuted to NCHW, `scale` per channel):
+/// ConvNeXt's residual connection, whose branch ends in NHWC. One pass on Flex (in place where
+/// `x` is not shared), a permute, a broadcast multiply and an add elsewhere.
+///
+/// # Shapes
+/// - `x`, output: `[batch, channels, height, width]`
+/// - `y`: `[batch, height, width, channels]`
+/// - `scale`: `[channels]`
+pub fn add_scaled_channels_last(x: Tensor<4>, y: Tensor<4>, scale: Tensor<1>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    let (x, y) = match crate::kernels::add_scaled_channels_last(x, y, &scale) {
+        Ok(out) => return out,
+        Err(pair) => pair,
+    };
+    let [channels] = scale.dims();
+    x + y.permute([0, 3, 1, 2]) * scale.reshape([1, channels, 1, 1])
+}
+
 /// Whether a weight file's keys (`conform_to`'s `shapes`) hold a tensor of any of `modules`,
 /// matched by path segment, so that a burnpack's keys with enum variants
 /// (`GoogLeNet.aux1.conv.conv.weight`) count as torchvision's (`aux1.conv.conv.weight`): how
@@ -526,6 +544,37 @@ mod tests {
                 (f64::from(g) - (cdf + x * pdf)).abs() < 1e-5,
                 "x = {x}: {g}"
             );
+        }
+    }
+
+    /// The kernel and Burn's ops agree on channels and pixels that do not fill a 16 x 16 tile,
+    /// with `x` shared (written to a copy, `x` itself untouched) and not.
+    #[test]
+    fn add_scaled_channels_last_is_the_permuted_sum() {
+        let device = test_device();
+        for [n, c, h, w] in [[2, 21, 5, 7], [1, 32, 4, 4], [3, 3, 1, 17]] {
+            let x = Tensor::<4>::random([n, c, h, w], Distribution::Default, &device);
+            let y = Tensor::<4>::random([n, h, w, c], Distribution::Default, &device);
+            let scale = Tensor::<1>::random([c], Distribution::Default, &device);
+            let want = (x.clone()
+                + y.clone().permute([0, 3, 1, 2]) * scale.clone().reshape([1, c, 1, 1]))
+            .into_data();
+            #[cfg(feature = "flex")]
+            assert_eq!(
+                crate::kernels::add_scaled_channels_last(x.clone(), y.clone(), &scale).is_ok(),
+                crate::kernels::takes(&x),
+                "the kernel takes what it should"
+            );
+            let before = x.to_data();
+            let shared = add_scaled_channels_last(x.clone(), y.clone(), scale.clone());
+            shared
+                .into_data()
+                .assert_approx_eq::<f32>(&want, Default::default());
+            x.to_data().assert_eq(&before, true);
+            let owned = add_scaled_channels_last(x, y, scale);
+            owned
+                .into_data()
+                .assert_approx_eq::<f32>(&want, Default::default());
         }
     }
 

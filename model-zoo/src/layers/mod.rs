@@ -25,7 +25,7 @@ pub use blocked::{
 pub use conv::{conv_norm_activation, conv2d, max_pool2d, max_pool2d_with};
 pub use misc::{
     Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation,
-    StochasticDepth, add_activation, file_has_module, gelu, residual,
+    StochasticDepth, add_activation, add_scaled_channels_last, file_has_module, gelu, residual,
 };
 pub use named::Numbered;
 pub use transformer::{

@@ -1,7 +1,6 @@
 //! `zoo-train`: transfer learning for the zoo's models on an ImageFolder dataset.
 
-/// mimalloc rather than the system allocator: a forward's large buffers are reused instead of
-/// handed back to the kernel and faulted in again (README, Speed).
+/// mimalloc, which keeps freed memory for the next forward (`zoo_trainer::alloc`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -484,6 +483,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    zoo_trainer::alloc::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
