@@ -35,7 +35,7 @@ use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
 use super::conv::{Epilogue, Problem};
-use super::{contiguous, tensor};
+use super::{contiguous, slice, tensor};
 
 type Ad = Autodiff<Flex>;
 
@@ -307,10 +307,4 @@ impl Problem {
             });
         tensor(dx, [self.batch, self.in_channels, self.height, self.width])
     }
-}
-
-/// `t`'s values, `t` contiguous and `f32` (as `gradient_problem` checked).
-fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .unwrap_or_else(|| unreachable!("a contiguous f32 tensor has an f32 slice"))
 }

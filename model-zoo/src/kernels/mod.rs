@@ -27,6 +27,7 @@
 mod conv;
 mod conv_grad;
 mod math;
+mod norm_grad;
 mod transformer;
 mod winograd;
 
@@ -38,6 +39,7 @@ use rayon::prelude::*;
 use crate::layers::ActivationKind;
 pub(crate) use conv_grad::conv2d_autodiff;
 use math::{activate_slice, scale_shift_slice, vectorized};
+pub(crate) use norm_grad::batch_norm_train;
 pub(crate) use transformer::{Scores, attention, layer_norm, linear, softmax};
 
 /// Values per task of the element-wise kernels (64 KiB): enough to hide rayon's cost per task,
@@ -86,6 +88,12 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
 /// itself when it is, else a copy.
 fn owned(t: FlexTensor) -> FlexTensor {
     FlexTensor::from_data(t.into_data())
+}
+
+/// The values of `t`, contiguous and `f32` (as its caller checked).
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .unwrap_or_else(|| unreachable!("a contiguous f32 tensor has an f32 slice"))
 }
 
 /// A new contiguous `f32` tensor of `shape` from `values`.

@@ -22,7 +22,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::math::{exp, vectorized};
-use super::{CHUNK, contiguous, flex_f32, owned, takes, tensor};
+use super::{CHUNK, contiguous, flex_f32, owned, slice, takes, tensor};
 
 /// Multiply-adds from which a gemm is shared among the threads (Flex's threshold, 192^3).
 const PARALLEL_WORK: usize = 192 * 192 * 192;
@@ -57,12 +57,6 @@ impl OutPtr {
     unsafe fn at(self, offset: usize) -> *mut f32 {
         unsafe { self.0.add(offset) }
     }
-}
-
-/// The values of a contiguous `f32` tensor.
-fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("contiguous f32 tensors have an f32 slice")
 }
 
 /// `x W + b` over the last axis of `x`, with `W` `[d_in, d_out]` (any strides: Burn's `Linear`

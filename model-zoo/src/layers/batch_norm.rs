@@ -107,12 +107,18 @@ impl BatchNorm {
         let device = x.device();
         let dims = x.dims();
         let per_channel = dims.iter().product::<usize>() / dims[1].max(1);
-        let result = burn::tensor::module::batch_norm_train(
-            x,
-            self.gamma.val(),
-            self.beta.val(),
-            self.epsilon,
-        );
+        let (gamma, beta) = (self.gamma.val(), self.beta.val());
+        // On `Autodiff<Flex>`, the zoo's op (two passes forward, two backward); elsewhere
+        // Burn's.
+        #[cfg(feature = "flex")]
+        let kernel = crate::kernels::batch_norm_train(&x, &gamma, &beta, self.epsilon)
+            .map(|r| (r.output, r.mean, r.variance));
+        #[cfg(not(feature = "flex"))]
+        let kernel = None;
+        let (output, batch_mean, batch_var) = kernel.unwrap_or_else(|| {
+            let r = burn::tensor::module::batch_norm_train(x, gamma, beta, self.epsilon);
+            (r.output, r.mean, r.variance)
+        });
         // PyTorch's `running_var` takes the unbiased variance: `var * n / (n - 1)`.
         let unbiased = if per_channel > 1 {
             per_channel as f64 / (per_channel - 1) as f64
@@ -122,12 +128,12 @@ impl BatchNorm {
         let momentum = self.momentum;
         let mean = self.running_mean.value_sync().to_device(&device);
         let var = self.running_var.value_sync().to_device(&device);
-        let mean = mean.mul_scalar(1.0 - momentum) + result.mean.detach().mul_scalar(momentum);
-        let var = var.mul_scalar(1.0 - momentum)
-            + result.variance.detach().mul_scalar(momentum * unbiased);
+        let mean = mean.mul_scalar(1.0 - momentum) + batch_mean.detach().mul_scalar(momentum);
+        let var =
+            var.mul_scalar(1.0 - momentum) + batch_var.detach().mul_scalar(momentum * unbiased);
         self.running_mean.update(mean.detach());
         self.running_var.update(var.detach());
-        result.output
+        output
     }
 
     /// Eval mode as `x * scale + shift` per channel: `scale = gamma / sqrt(running_var +
