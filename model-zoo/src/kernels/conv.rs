@@ -23,7 +23,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::math::{scale_shift_slice, vectorized};
-use crate::layers::ActivationKind;
+use crate::layers::activation_kind::ActivationKind;
 
 /// The sizes of one convolution, `f32`, NCHW.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@
 //! `exp` is Cephes' `expf` (range reduction by `ln 2` in two parts and a degree-6 polynomial,
 //! within 2 ulp on the range that does not overflow).
 
-use crate::layers::ActivationKind;
+use crate::layers::activation_kind::ActivationKind;
 
 /// Runs `f` compiled for the best instruction set this CPU has (AVX-512, AVX2+FMA, or the
 /// baseline), chosen at run time: no `target-cpu` is needed to build. `f` must be inlined into

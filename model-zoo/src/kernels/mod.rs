@@ -36,7 +36,7 @@ use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::layers::ActivationKind;
+use crate::layers::activation_kind::ActivationKind;
 pub(crate) use conv_grad::conv2d_autodiff;
 use math::{activate_slice, scale_shift_slice, vectorized};
 pub(crate) use norm_grad::batch_norm_train;
@@ -59,6 +59,22 @@ fn flex_f32<const D: usize>(x: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {
             Ok(primitive)
         }
         Err(_) => Err(x),
+    }
+}
+
+/// Both tensors as Flex's primitives ([`flex_f32`]), the second contiguous (it is only read), or
+/// both back untouched.
+fn flex_f32_pair<const D: usize, const E: usize>(
+    a: Tensor<D>,
+    b: Tensor<E>,
+) -> Result<(FlexTensor, FlexTensor), (Tensor<D>, Tensor<E>)> {
+    let a = match flex_f32(a) {
+        Ok(a) => a,
+        Err(a) => return Err((a, b)),
+    };
+    match flex_f32(b) {
+        Ok(b) => Ok((a, contiguous(b))),
+        Err(b) => Err((Tensor::from_primitive::<Flex>(a), b)),
     }
 }
 
@@ -194,14 +210,7 @@ pub(crate) fn add_activation<const D: usize>(
     if a.dims() != b.dims() {
         return Err((a, b));
     }
-    let a = match flex_f32(a) {
-        Ok(a) => a,
-        Err(a) => return Err((a, b)),
-    };
-    let b = match flex_f32(b) {
-        Ok(b) => contiguous(b),
-        Err(b) => return Err((Tensor::from_primitive::<Flex>(a), b)),
-    };
+    let (a, b) = flex_f32_pair(a, b)?;
     // Write into whichever is unshared; `b` is only read.
     let (mut out, b) = if !a.is_unique() && b.is_unique() {
         (owned(b), contiguous(a))
@@ -250,14 +259,7 @@ pub(crate) fn add_scaled_channels_last(
         }
         _ => return Err((x, y)),
     };
-    let x = match flex_f32(x) {
-        Ok(x) => x,
-        Err(x) => return Err((x, y)),
-    };
-    let y = match flex_f32(y) {
-        Ok(y) => contiguous(y),
-        Err(y) => return Err((Tensor::from_primitive::<Flex>(x), y)),
-    };
+    let (x, y) = flex_f32_pair(x, y)?;
     let mut out = owned(x);
     let pixels = height * width;
     if pixels == 0 || batch * channels == 0 {

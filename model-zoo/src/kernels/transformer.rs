@@ -878,7 +878,7 @@ mod tests {
         let runs = 15;
         let sync = |t: Tensor<3>| drop(t);
         let x = random([8, 197, 3072], &device);
-        let kind = crate::layers::ActivationKind::Gelu;
+        let kind = crate::layers::activation_kind::ActivationKind::Gelu;
         println!(
             "gelu [8,197,3072]: kernel {:.2} ms, burn {:.2} ms",
             best(

@@ -916,7 +916,7 @@ fn by_channels<T: Tiling<M, N>, const M: usize, const N: usize>(
 mod tests {
     use super::*;
     use crate::kernels::conv::tests::direct;
-    use crate::layers::ActivationKind;
+    use crate::layers::activation_kind::ActivationKind;
 
     /// `len` values in [-1, 1), from `seed`.
     fn values(len: usize, seed: u64) -> Vec<f32> {

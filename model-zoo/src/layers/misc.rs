@@ -14,7 +14,8 @@ use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::{
-    ImageLayer, conv_kaiming_fan_out, conv_slot_kaiming_fan_out, fold_layers, run_image_layers,
+    ActivationKind, ImageLayer, conv_kaiming_fan_out, conv_slot_kaiming_fan_out, fold_layers,
+    run_image_layers,
 };
 
 /// An activation as torchvision's families use them. Burn's own `nn::Activation` has no ReLU6
@@ -39,27 +40,6 @@ pub enum Activation {
     Gelu(Gelu),
     /// `nn.Tanh`.
     Tanh(Tanh),
-}
-
-/// Which [`Activation`]; `Copy`, for configurations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActivationKind {
-    /// `nn.ReLU`.
-    Relu,
-    /// `nn.ReLU6`.
-    Relu6,
-    /// `nn.Hardswish`.
-    Hardswish,
-    /// `nn.Hardsigmoid`.
-    Hardsigmoid,
-    /// `nn.SiLU`.
-    Silu,
-    /// `nn.Sigmoid`.
-    Sigmoid,
-    /// `nn.GELU()`, exact.
-    Gelu,
-    /// `nn.Tanh`.
-    Tanh,
 }
 
 impl ActivationKind {

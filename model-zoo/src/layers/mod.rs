@@ -10,12 +10,14 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
 
+pub(crate) mod activation_kind;
 mod batch_norm;
 mod blocked;
 mod conv;
 mod misc;
 mod named;
 mod transformer;
+pub use activation_kind::ActivationKind;
 pub use batch_norm::{BatchNorm, BatchNormConfig};
 pub use blocked::{
     BlockedConv2d, BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, ShapeNames,
@@ -24,8 +26,8 @@ pub use blocked::{
 };
 pub use conv::{conv_norm_activation, conv2d, max_pool2d, max_pool2d_with};
 pub use misc::{
-    Activation, ActivationKind, Conv2dNormActivation, InvertedResidual, SqueezeExcitation,
-    StochasticDepth, add_activation, add_scaled_channels_last, file_has_module, gelu, residual,
+    Activation, Conv2dNormActivation, InvertedResidual, SqueezeExcitation, StochasticDepth,
+    add_activation, add_scaled_channels_last, file_has_module, gelu, residual,
 };
 pub use named::Numbered;
 pub use transformer::{
