@@ -22,6 +22,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::OutPtr;
 use super::math::{scale_shift_slice, vectorized};
 use crate::layers::activation_kind::ActivationKind;
 
@@ -73,26 +74,6 @@ impl Epilogue<'_> {
 const TILE_FLOATS: usize = 1 << 18;
 /// Output pixels below which a tile is not split further for parallelism: gemm splits it better.
 const MIN_SPLIT_PIXELS: usize = 128;
-
-/// A raw pointer to the output, shared among the tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-pub(super) struct OutPtr(pub(super) *mut f32);
-// SAFETY: every task writes only the output rows of its own tile (disjoint element sets), and the
-// buffer outlives the parallel loop that uses the pointer.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The pointer `offset` values in (a method, so that closures capture the `Send` wrapper,
-    /// not its field).
-    ///
-    /// # Safety
-    /// `offset` is inside the output buffer.
-    pub(super) unsafe fn at(self, offset: usize) -> *mut f32 {
-        // SAFETY: the caller's.
-        unsafe { self.0.add(offset) }
-    }
-}
 
 impl Problem {
     /// Rows of the im2col matrix: `in_channels * kh * kw`.
@@ -202,30 +183,8 @@ impl Problem {
         }
     }
 
-    /// `out = epilogue(conv(x, weight))`, `out` of `batch * out_channels * pixels` values, each
-    /// written once: `out` need not be initialised (zeroing a fresh output first costs as much
-    /// as a depthwise convolution: measured in `bench --ops`).
-    pub fn forward(
-        &self,
-        x: &[f32],
-        weight: &[f32],
-        epilogue: &Epilogue,
-        out: &mut [MaybeUninit<f32>],
-    ) {
-        if out.is_empty() {
-            return;
-        }
-        if self.depthwise() {
-            self.forward_depthwise(x, weight, epilogue, out);
-        } else if super::winograd::applies(self) {
-            super::winograd::forward(self, x, weight, epilogue, out);
-        } else {
-            self.forward_gemm(x, weight, epilogue, out);
-        }
-    }
-
     /// im2col tiles and one gemm per group and tile, written into `out` in place.
-    fn forward_gemm(
+    pub(super) fn forward_gemm(
         &self,
         x: &[f32],
         weight: &[f32],
@@ -343,7 +302,7 @@ impl Problem {
         }
     }
 
-    fn forward_depthwise(
+    pub(super) fn forward_depthwise(
         &self,
         x: &[f32],
         weight: &[f32],
@@ -658,7 +617,7 @@ pub(super) mod tests {
         ] {
             // NaN where the kernel would leave a value unwritten.
             let mut got = vec![MaybeUninit::new(f32::NAN); want.len()];
-            p.forward(&x, &w, &epilogue, &mut got);
+            super::super::convolve(&p, &x, &w, &epilogue, &mut got);
             // SAFETY: every value was set (to NaN) before the kernel ran.
             let got = unsafe { assume_init(&mut got) };
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {

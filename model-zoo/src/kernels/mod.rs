@@ -62,6 +62,49 @@ fn flex_f32<const D: usize>(x: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {
     }
 }
 
+/// A raw pointer to the output, shared among the tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every task writes only its own elements (disjoint sets: a tile's output rows, a block
+// of columns), and the buffer outlives the parallel loop that uses the pointer.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer `offset` values in (a method, so that closures capture the `Send` wrapper,
+    /// not its field).
+    ///
+    /// # Safety
+    /// `offset` is inside the output buffer.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: the caller's.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// `out = epilogue(conv(x, weight))`, `out` of `batch * out_channels * pixels` values, each
+/// written once: `out` need not be initialised (zeroing a fresh output first costs as much as a
+/// depthwise convolution: measured in `bench --ops`). The depthwise kernel, Winograd where it
+/// applies, else im2col tiles and gemm.
+fn convolve(
+    problem: &conv::Problem,
+    x: &[f32],
+    weight: &[f32],
+    epilogue: &conv::Epilogue,
+    out: &mut [std::mem::MaybeUninit<f32>],
+) {
+    if out.is_empty() {
+        return;
+    }
+    if problem.depthwise() {
+        problem.forward_depthwise(x, weight, epilogue, out);
+    } else if winograd::applies(problem) {
+        winograd::forward(problem, x, weight, epilogue, out);
+    } else {
+        problem.forward_gemm(x, weight, epilogue, out);
+    }
+}
+
 /// Both tensors as Flex's primitives ([`flex_f32`]), the second contiguous (it is only read), or
 /// both back untouched.
 fn flex_f32_pair<const D: usize, const E: usize>(
@@ -510,8 +553,14 @@ fn forward(
     let shape = [problem.batch, problem.out_channels, oh, ow];
     let n: usize = shape.iter().product();
     let mut out = Vec::with_capacity(n);
-    problem.forward(x, weight, epilogue, &mut out.spare_capacity_mut()[..n]);
-    // SAFETY: `forward` writes every value of the output.
+    convolve(
+        problem,
+        x,
+        weight,
+        epilogue,
+        &mut out.spare_capacity_mut()[..n],
+    );
+    // SAFETY: `convolve` writes every value of the output.
     unsafe { out.set_len(n) };
     tensor(out, shape)
 }

@@ -22,7 +22,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::math::{exp, vectorized};
-use super::{CHUNK, contiguous, flex_f32, owned, slice, takes, tensor};
+use super::{CHUNK, OutPtr, contiguous, flex_f32, owned, slice, takes, tensor};
 
 /// Multiply-adds from which a gemm is shared among the threads (Flex's threshold, 192^3).
 const PARALLEL_WORK: usize = 192 * 192 * 192;
@@ -41,23 +41,6 @@ const FEW_ROWS: usize = 8;
 /// Values summed per step of the row reductions: independent accumulators that the compiler
 /// keeps in vector registers (a single `f32` accumulator would be a serial chain).
 const LANES: usize = 16;
-
-/// A pointer to an output buffer that tasks write in disjoint parts.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every task writes only its own elements, and the buffer outlives the parallel loop.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The pointer `offset` values in (a method, so that closures capture the `Send` wrapper).
-    ///
-    /// # Safety
-    /// `offset` is inside the buffer.
-    unsafe fn at(self, offset: usize) -> *mut f32 {
-        unsafe { self.0.add(offset) }
-    }
-}
 
 /// `x W + b` over the last axis of `x`, with `W` `[d_in, d_out]` (any strides: Burn's `Linear`
 /// weight, or a transposed view of PyTorch's `[d_out, d_in]` weight).

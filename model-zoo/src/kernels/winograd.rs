@@ -40,7 +40,8 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::conv::{Epilogue, OutPtr, Problem};
+use super::OutPtr;
+use super::conv::{Epilogue, Problem};
 use super::math::vectorized;
 
 /// Floats of a block's transformed input and products (`(m+2)² · (in + out) · T`): 2 MiB.
@@ -1050,7 +1051,7 @@ mod tests {
         }
     }
 
-    /// The dispatch: a convolution `applies` takes, through `Problem::forward`; and what it
+    /// The dispatch: a convolution `applies` takes, through `kernels::convolve`; and what it
     /// leaves to the gemm.
     #[test]
     fn problem_forward_takes_winograd() {
@@ -1076,7 +1077,7 @@ mod tests {
         let w = values(48 * 48 * 9, 6);
         let want = direct(&p, &x, &w);
         let mut got = vec![MaybeUninit::new(f32::NAN); want.len()];
-        p.forward(&x, &w, &Epilogue::default(), &mut got);
+        super::super::convolve(&p, &x, &w, &Epilogue::default(), &mut got);
         let largest = want.iter().fold(0.0f64, |a, v| a.max(v.abs()));
         for (g, w) in got.iter().zip(&want) {
             // SAFETY: initialised to NaN above.
