@@ -260,9 +260,7 @@ pub(crate) fn add_activation<const D: usize>(
     } else {
         (owned(a), b)
     };
-    let Some(other) = b.as_slice::<f32>() else {
-        unreachable!("contiguous f32 tensors have an f32 slice")
-    };
+    let other = slice(&b);
     par_chunks(out.storage_mut::<f32>(), |i, chunk| {
         let other = &other[i * CHUNK..][..chunk.len()];
         vectorized(
@@ -308,9 +306,7 @@ pub(crate) fn add_scaled_channels_last(
     if pixels == 0 || batch * channels == 0 {
         return Ok(Tensor::from_primitive::<Flex>(out));
     }
-    let Some(ys) = y.as_slice::<f32>() else {
-        unreachable!("contiguous f32 tensors have an f32 slice")
-    };
+    let ys = slice(&y);
     // Tasks: 16 channel planes of one image each (they never straddle two images).
     let tiles_per_image = channels.div_ceil(TILE);
     let planes: Vec<&mut [f32]> = out
@@ -468,9 +464,7 @@ pub(crate) fn max_pool2d(
         dilation: options.dilation,
     };
     let x = contiguous(flex_f32(x)?);
-    let Some(values) = x.as_slice::<f32>() else {
-        unreachable!("contiguous f32 tensors have an f32 slice")
-    };
+    let values = slice(&x);
     let shape = [batch, channels, oh, ow];
     let n = shape.iter().product();
     let mut out = Vec::with_capacity(n);
@@ -546,9 +540,7 @@ fn forward(
     weight: &FlexTensor,
     epilogue: &conv::Epilogue,
 ) -> FlexTensor {
-    let (Some(x), Some(weight)) = (x.as_slice::<f32>(), weight.as_slice::<f32>()) else {
-        unreachable!("contiguous f32 tensors have an f32 slice")
-    };
+    let (x, weight) = (slice(x), slice(weight));
     let [oh, ow] = problem.out;
     let shape = [problem.batch, problem.out_channels, oh, ow];
     let n: usize = shape.iter().product();

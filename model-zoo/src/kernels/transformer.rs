@@ -77,7 +77,11 @@ pub(crate) fn linear<const D: usize>(
 
     let mut out: Vec<f32> = Vec::with_capacity(rows * d_out);
     let spare = &mut out.spare_capacity_mut()[..rows * d_out];
-    if let Some(bias) = bias {
+    let threads = rayon::current_num_threads().max(1);
+    let work = rows * d_in * d_out;
+    // A few rows and a big row-major weight: `small_rows`, which adds the bias itself.
+    let few_rows = rows <= FEW_ROWS && w_cs == 1 && work >= PARALLEL_WORK;
+    if let Some(bias) = bias.filter(|_| !few_rows) {
         let rows_per_task = (CHUNK / d_out).max(1);
         spare
             .par_chunks_mut(rows_per_task * d_out)
@@ -90,8 +94,6 @@ pub(crate) fn linear<const D: usize>(
             });
     }
     let out_ptr = OutPtr(spare.as_mut_ptr().cast::<f32>());
-    let threads = rayon::current_num_threads().max(1);
-    let work = rows * d_in * d_out;
     // One block of columns: `cols` from `first`, all rows.
     let block = |first: usize, cols: usize, parallelism: gemm::Parallelism| {
         // SAFETY: dst is the rows x cols block of the output from column `first` (row stride
@@ -122,7 +124,7 @@ pub(crate) fn linear<const D: usize>(
             );
         }
     };
-    if rows <= FEW_ROWS && w_cs == 1 && work >= PARALLEL_WORK {
+    if few_rows {
         let w = &w_data[w_start..];
         small_rows(
             xs,
