@@ -163,6 +163,27 @@ fn wgpu_default_device() -> Result<Device, BackendError> {
         .clone()
 }
 
+/// `f()` with the CPU's threads ready for it: on a plain Flex device, `f` runs on one of rayon's
+/// worker threads while the others poll for its kernels' shares of work until it returns (as
+/// ONNX Runtime's and OpenMP's spinning thread pools do); on any other device, or when called
+/// from a rayon worker already, `f()` as it is.
+///
+/// Every model's [`crate::Architecture::try_forward`] through [`crate::Model`] runs this way. Use it
+/// around a chain of your own Burn ops on Flex (or a family's typed model): at batch 1, each of
+/// MobileNetV3-Small's kernels otherwise hands its work to the pool from outside and waits, and
+/// the other threads fall asleep between kernels (README, Speed).
+pub fn on_cpu_workers<R: Send>(device: &Device, f: impl FnOnce() -> R + Send) -> R {
+    #[cfg(feature = "flex")]
+    {
+        crate::kernels::on_worker(device, f)
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = device;
+        f()
+    }
+}
+
 /// The largest tensor, in bytes, that `device` can hand a kernel in one buffer
 /// (`maxStorageBufferBindingSize` on wgpu: 128 MiB on lavapipe and WebGPU's default), or `None`
 /// where the backend sets no such limit (the CPU backends). An autodiff device answers for the

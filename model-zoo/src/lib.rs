@@ -49,7 +49,9 @@ pub mod vit;
 
 pub use architecture::{Architecture, DerivedBuffer, KeyRename};
 pub use count::{materialised_parameters, num_parameters};
-pub use device::{Backend, BackendError, available_backends, max_tensor_bytes, read_back, sync};
+pub use device::{
+    Backend, BackendError, available_backends, max_tensor_bytes, on_cpu_workers, read_back, sync,
+};
 pub use error::RegistryError;
 pub use error::{ConfigError, DeviceError, InputError, InputSpec};
 pub use model::Model;

@@ -108,7 +108,8 @@ impl Architecture for Model {
     }
 
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        dispatch!(self, m => m.forward_features(x))
+        let device = x.device();
+        crate::on_cpu_workers(&device, || dispatch!(self, m => m.forward_features(x)))
     }
 
     /// Logits, or an error naming what is wrong with the input (channels, size, empty batch),
@@ -126,7 +127,7 @@ impl Architecture for Model {
                     .into());
             }
         }
-        dispatch!(self, m => m.try_forward(x))
+        crate::on_cpu_workers(&device, || dispatch!(self, m => m.try_forward(x)))
     }
 
     fn for_input_size(self, size: [usize; 2]) -> Result<Self, ConfigError> {

@@ -1589,7 +1589,10 @@ pub fn run_child(
     };
     // A failing row's panic message is in its row; not on stderr as well.
     std::panic::set_hook(Box::new(|_| {}));
-    Ok(ops.iter().map(|op| time_one(&ctx, op)).collect())
+    // On the CPU's workers, as a model's forward runs its kernels (`Model::try_forward`).
+    Ok(model_zoo::on_cpu_workers(&ctx.device, || {
+        ops.iter().map(|op| time_one(&ctx, op)).collect()
+    }))
 }
 
 /// Runs `ops` in child processes of this binary with `threads` rayon threads, in pieces small

@@ -74,6 +74,8 @@ impl Epilogue<'_> {
 const TILE_FLOATS: usize = 1 << 18;
 /// Output pixels below which a tile is not split further for parallelism: gemm splits it better.
 const MIN_SPLIT_PIXELS: usize = 128;
+/// Output channels below which a convolution's output channels are not split among threads.
+const MIN_BLOCK_CHANNELS: usize = 32;
 
 impl Problem {
     /// Rows of the im2col matrix: `in_channels * kh * kw`.
@@ -213,14 +215,36 @@ impl Problem {
         }
         let tiles_per_image = oh.div_ceil(rows).max(1);
         let tiles = self.batch * tiles_per_image;
-        let (per_tile_parallelism, outer_parallel) = if tiles >= threads {
+        // Still fewer tiles than threads (one small image): blocks of output channels share out
+        // the rest, each its own gemm on one thread. gemm's own split of such a product (a 7x7
+        // or 14x14 map: few columns) ran at a third of PyTorch's speed on MobileNetV3's 1x1
+        // convolutions at batch 1 (`bench --ops`).
+        let channel_blocks = if tiles < threads && groups == 1 {
+            threads
+                .div_ceil(tiles)
+                .min(self.out_channels / MIN_BLOCK_CHANNELS)
+                .max(1)
+        } else {
+            1
+        };
+        let block_channels = self
+            .out_channels
+            .div_ceil(channel_blocks)
+            .next_multiple_of(16)
+            .min(self.out_channels)
+            .max(1);
+        let channel_blocks = self.out_channels.div_ceil(block_channels).max(1);
+        let tasks = tiles * channel_blocks;
+        let (per_tile_parallelism, outer_parallel) = if tasks >= threads {
             (gemm::Parallelism::None, true)
         } else {
             (gemm::Parallelism::Rayon(threads), false)
         };
         let out_ptr = OutPtr(out.as_mut_ptr().cast::<f32>());
         let scratch = if self.pointwise() { 0 } else { k * rows * ow };
-        let run = |col: &mut Vec<f32>, tile: usize| {
+        let run = |col: &mut Vec<f32>, task: usize| {
+            let (tile, block) = (task / channel_blocks, task % channel_blocks);
+            let channels = block * block_channels..((block + 1) * block_channels).min(co_group);
             let (n, t) = (tile / tiles_per_image, tile % tiles_per_image);
             let y = t * rows..((t + 1) * rows).min(oh);
             let first_pixel = y.start * ow;
@@ -235,20 +259,22 @@ impl Problem {
             };
             let out_n = n * self.out_channels * pixels;
             for g in 0..groups {
-                // SAFETY: dst is the co_group x width block of rows `y` of this image's output
-                // channels of group g (row stride `pixels`), inside `out`, written by this tile
-                // only; lhs is the group's co_group x k_group weight rows (row stride k_group);
+                // SAFETY: dst is the `channels` x width block of rows `y` of this image's output
+                // channels of group g (row stride `pixels`), inside `out`, written by this task
+                // only; lhs is those channels' k_group weight rows (row stride k_group);
                 // rhs the group's k_group x width im2col rows (row stride rhs_rs).
                 unsafe {
                     gemm::gemm(
-                        co_group,
+                        channels.len(),
                         width,
                         k_group,
-                        out_ptr.at(out_n + g * co_group * pixels + first_pixel),
+                        out_ptr.at(out_n + (g * co_group + channels.start) * pixels + first_pixel),
                         1,
                         pixels as isize,
                         false,
-                        weight.as_ptr().add(g * co_group * k_group),
+                        weight
+                            .as_ptr()
+                            .add((g * co_group + channels.start) * k_group),
                         1,
                         k_group as isize,
                         rhs.as_ptr().add(g * k_group * rhs_rs),
@@ -267,8 +293,14 @@ impl Problem {
                 vectorized(
                     #[inline(always)]
                     || {
-                        for c in 0..self.out_channels {
-                            // SAFETY: rows `y` of channel c of image n: this tile's own values,
+                        // One block of channels, or every group's.
+                        let all = if channel_blocks > 1 {
+                            channels.clone()
+                        } else {
+                            0..self.out_channels
+                        };
+                        for c in all {
+                            // SAFETY: rows `y` of channel c of image n: this task's own values,
                             // written by its gemm above.
                             let values = unsafe {
                                 std::slice::from_raw_parts_mut(
@@ -283,12 +315,12 @@ impl Problem {
             }
         };
         if outer_parallel {
-            (0..tiles)
+            (0..tasks)
                 .into_par_iter()
-                .for_each_init(Vec::new, |col, tile| run(col, tile));
+                .for_each_init(Vec::new, |col, task| run(col, task));
         } else {
             let mut col = Vec::new();
-            (0..tiles).for_each(|tile| run(&mut col, tile));
+            (0..tasks).for_each(|task| run(&mut col, task));
         }
     }
 
@@ -343,14 +375,21 @@ impl Problem {
             .div_ceil(sx)
             .max((kw - 1) * dx / sx + ow.div_ceil(STRIP) * STRIP);
         let phase_len = padded_h * phase_w;
-        // Where input column ix goes in a padded row: phase and column, computed once.
-        let column: Vec<usize> = (0..width)
-            .map(|ix| ((ix + pl) % sx) * phase_len + (ix + pl) / sx)
-            .collect();
         // Where tap kx's strip 0 starts in a padded row.
         let tap_column: Vec<usize> = (0..kw)
             .map(|kx| ((kx * dx) % sx) * phase_len + (kx * dx) / sx)
             .collect();
+        let geometry = PlaneGeometry {
+            phase_w,
+            phase_len,
+            tap_column: &tap_column,
+            kernel: [kh, kw],
+            row_step: [sy, dy],
+            stride_x: sx,
+            padding: [pt, pl],
+            input: [height, width],
+            out: [oh, ow],
+        };
         let planes_per_task = (super::CHUNK / pixels).max(1);
         out.par_chunks_mut(planes_per_task * pixels)
             .enumerate()
@@ -366,165 +405,253 @@ impl Problem {
                     ]
                 },
                 |phases, (task, outs)| {
-                    for (i, out_plane) in outs.chunks_exact_mut(pixels).enumerate() {
-                        let plane_index = task * planes_per_task + i;
-                        let c = plane_index % channels;
-                        let input = &x[plane_index * plane..(plane_index + 1) * plane];
-                        let taps = weight.map(|w| &w[c * kh * kw..(c + 1) * kh * kw]);
-                        // Pad and split into phases; the padding is never written, so it stays
-                        // zero from plane to plane.
-                        for (iy, row) in input.chunks_exact(width).enumerate() {
-                            let dst = (iy + pt) * phase_w;
-                            if sx == 1 {
-                                phases[dst + pl..dst + pl + width].copy_from_slice(row);
-                            } else {
-                                for (v, col) in row.iter().zip(&column) {
-                                    phases[dst + col] = *v;
-                                }
-                            }
-                        }
-                        pulp::Arch::new().dispatch(DepthwisePlane {
-                            phases,
-                            phase_w,
-                            tap_column: &tap_column,
-                            taps,
-                            kernel: [kh, kw],
-                            row_step: [sy, dy],
-                            ow,
-                            channel: c,
-                            epilogue,
-                            out: out_plane,
-                        });
-                    }
+                    let first = task * planes_per_task;
+                    let count = outs.len() / pixels;
+                    pulp::Arch::new().dispatch(DepthwisePlanes {
+                        geometry: &geometry,
+                        x: &x[first * plane..(first + count) * plane],
+                        first_channel: first % channels,
+                        channels,
+                        weight,
+                        phases,
+                        epilogue,
+                        outs,
+                    });
                 },
             );
     }
 }
 
-/// One output plane of a depthwise convolution from its padded, phase-split input: strips of
-/// two SIMD vectors of outputs (32 values with AVX-512, 16 with AVX2) summed over all the taps
-/// in registers, with fused multiply-adds, and stored once, then the epilogue on the row.
-///
-/// Written with `pulp`'s vector types rather than left to LLVM's auto-vectoriser: its code for
-/// the same loop (an array accumulator) ran at 15 GFLOP/s on one AVX-512 core, this at 40.
-struct DepthwisePlane<'a> {
-    phases: &'a [f32],
+/// The sizes of one plane of the depthwise kernel and its padded, phase-split input.
+struct PlaneGeometry<'a> {
     phase_w: usize,
+    phase_len: usize,
     /// Where tap column kx's strip 0 starts in a padded row.
     tap_column: &'a [usize],
-    /// `[kh * kw]`, row-major; `None` for max pooling.
-    taps: Option<&'a [f32]>,
     kernel: [usize; 2],
     /// The vertical stride and dilation.
     row_step: [usize; 2],
-    ow: usize,
-    channel: usize,
-    epilogue: &'a Epilogue<'a>,
-    out: &'a mut [MaybeUninit<f32>],
+    stride_x: usize,
+    /// Before the first row and column.
+    padding: [usize; 2],
+    input: [usize; 2],
+    out: [usize; 2],
 }
 
-impl pulp::WithSimd for DepthwisePlane<'_> {
+/// Consecutive planes of a depthwise convolution (or max pooling), each from its own input
+/// plane: padded and split into column stride phases in `phases`, so that every tap of a strip
+/// of outputs reads contiguous inputs, then strips of one or two SIMD vectors (16 or 32 values
+/// with AVX-512) over [`ROWS`] output rows at a time, all summed over every tap in registers
+/// with fused multiply-adds and stored once, then the epilogue on each row.
+///
+/// Written with `pulp`'s vector types rather than left to LLVM's auto-vectoriser: its code for
+/// the same loop (an array accumulator) ran at 15 GFLOP/s on one AVX-512 core. Four rows at a
+/// time give the multiply-adds four (or eight) independent sums: one strip alone is a chain of
+/// dependent multiply-adds, bound by their latency (7 GFLOP/s on a 14x14 3x3 plane, one thread,
+/// `dev_bench_depthwise`).
+struct DepthwisePlanes<'a> {
+    geometry: &'a PlaneGeometry<'a>,
+    /// The input planes, `[planes, height, width]`.
+    x: &'a [f32],
+    /// The channel of the first plane.
+    first_channel: usize,
+    channels: usize,
+    /// `[channels, kh * kw]`, row-major; `None` for max pooling.
+    weight: Option<&'a [f32]>,
+    /// Padded phases of one plane; the padding is never written, so it stays as it began.
+    phases: &'a mut [f32],
+    epilogue: &'a Epilogue<'a>,
+    outs: &'a mut [MaybeUninit<f32>],
+}
+
+/// Output rows summed together by the depthwise kernel.
+const ROWS: usize = 4;
+
+impl pulp::WithSimd for DepthwisePlanes<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
-        let lanes = std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>();
-        let ow = self.ow;
-        for (y, out_row) in self.out.chunks_exact_mut(ow).enumerate() {
-            let mut x0 = 0;
-            while x0 < ow {
-                // Two vectors where the row has room for them, else one (the row's tail, or a
-                // row of 7 or 14).
-                let two = ow - x0 > lanes;
-                let plane = Strip {
-                    phases: self.phases,
-                    phase_w: self.phase_w,
-                    tap_column: self.tap_column,
-                    kernel: self.kernel,
-                    row_step: self.row_step,
-                    y,
-                    x0,
-                    count: if two { 2 * lanes } else { lanes },
-                };
-                // Each branch compiles the strip's loop for its own operation.
-                let (a0, a1) = match self.taps {
-                    Some(taps) => plane.reduce(simd, 0.0, |acc, v, tap| {
-                        simd.mul_add_f32s(simd.splat_f32s(taps[tap]), v, acc)
-                    }),
-                    None => {
-                        plane.reduce(simd, f32::NEG_INFINITY, |acc, v, _| simd.max_f32s(acc, v))
+        let g = self.geometry;
+        let [height, width] = g.input;
+        let [oh, ow] = g.out;
+        let [pt, pl] = g.padding;
+        let [kh, kw] = g.kernel;
+        let sx = g.stride_x;
+        let plane = height * width;
+        let pixels = oh * ow;
+        for (i, out_plane) in self.outs.chunks_exact_mut(pixels).enumerate() {
+            let channel = (self.first_channel + i) % self.channels;
+            let input = &self.x[i * plane..(i + 1) * plane];
+            for (iy, row) in input.chunks_exact(width).enumerate() {
+                let dst = (iy + pt) * g.phase_w;
+                if sx == 1 {
+                    copy_row(simd, row, &mut self.phases[dst + pl..dst + pl + width]);
+                } else if sx == 2 {
+                    split_row_in_two(row, pl, &mut self.phases[dst..], g.phase_len);
+                } else {
+                    // Phase r: the columns ix with (ix + pl) % sx == r, at (ix + pl) / sx.
+                    for r in 0..sx {
+                        let ix0 = (r + sx - pl % sx) % sx;
+                        if ix0 >= width {
+                            continue;
+                        }
+                        let at = r * g.phase_len + dst + (ix0 + pl) / sx;
+                        let sources = row[ix0..].iter().step_by(sx);
+                        let targets = &mut self.phases[at..at + sources.len()];
+                        targets.iter_mut().zip(sources).for_each(|(t, v)| *t = *v);
                     }
-                };
-                let n = plane.count.min(ow - x0);
-                let mut sums = [0.0f32; 2 * MAX_LANES];
-                // SAFETY: `sums` holds 2 * MAX_LANES >= 2 * lanes floats.
-                unsafe {
-                    let p = sums.as_mut_ptr().cast::<S::f32s>();
-                    p.write_unaligned(a0);
-                    p.cast::<f32>()
-                        .add(lanes)
-                        .cast::<S::f32s>()
-                        .write_unaligned(a1);
                 }
-                for (o, v) in out_row[x0..x0 + n].iter_mut().zip(&sums) {
-                    o.write(*v);
-                }
-                x0 += n;
             }
-            // SAFETY: every value of the row was written just above.
-            self.epilogue
-                .apply(self.channel, unsafe { assume_init(out_row) });
+            let phases = &*self.phases;
+            let mut y = 0;
+            while y < oh {
+                let rows = if oh - y >= ROWS { ROWS } else { 1 };
+                let block = &mut out_plane[y * ow..(y + rows) * ow];
+                match self.weight {
+                    Some(weight) => {
+                        let taps = &weight[channel * kh * kw..(channel + 1) * kh * kw];
+                        let op = |acc, v, tap: usize| {
+                            simd.mul_add_f32s(simd.splat_f32s(taps[tap]), v, acc)
+                        };
+                        if rows == ROWS {
+                            row_block::<S, ROWS>(simd, g, phases, y, 0.0, op, block);
+                        } else {
+                            row_block::<S, 1>(simd, g, phases, y, 0.0, op, block);
+                        }
+                    }
+                    None => {
+                        let op = |acc, v, _| simd.max_f32s(acc, v);
+                        let init = f32::NEG_INFINITY;
+                        if rows == ROWS {
+                            row_block::<S, ROWS>(simd, g, phases, y, init, op, block);
+                        } else {
+                            row_block::<S, 1>(simd, g, phases, y, init, op, block);
+                        }
+                    }
+                }
+                // SAFETY: every value of the block's rows was written just above.
+                let block = unsafe { assume_init(block) };
+                for out_row in block.chunks_exact_mut(ow) {
+                    self.epilogue.apply(channel, out_row);
+                }
+                y += rows;
+            }
         }
     }
 }
 
-/// One strip of `count` outputs (one or two vectors) of output row `y` from column `x0`.
-struct Strip<'a> {
-    phases: &'a [f32],
-    phase_w: usize,
-    tap_column: &'a [usize],
-    kernel: [usize; 2],
-    row_step: [usize; 2],
-    y: usize,
-    x0: usize,
-    count: usize,
+/// `dst = src` with whole vectors, where `copy_from_slice` calls `memmove` (its cost per call
+/// was 15% of a 14x14 plane's time).
+#[inline(always)]
+fn copy_row<S: pulp::Simd>(simd: S, src: &[f32], dst: &mut [f32]) {
+    let (src_head, src_tail) = S::as_simd_f32s(src);
+    let (dst_head, dst_tail) = S::as_mut_simd_f32s(dst);
+    for (d, s) in dst_head.iter_mut().zip(src_head) {
+        *d = *s;
+    }
+    if !src_tail.is_empty() {
+        simd.partial_store_f32s(dst_tail, simd.partial_load_f32s(src_tail));
+    }
 }
 
-impl Strip<'_> {
-    /// `acc = op(acc, inputs of tap, tap)` over the taps, from `init`, in one or two vectors.
-    #[inline(always)]
-    fn reduce<S: pulp::Simd>(
-        &self,
-        simd: S,
-        init: f32,
-        op: impl Fn(S::f32s, S::f32s, usize) -> S::f32s,
-    ) -> (S::f32s, S::f32s) {
-        let lanes = std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>();
-        let [kh, kw] = self.kernel;
-        let [sy, dy] = self.row_step;
-        let two = self.count > lanes;
-        let init = simd.splat_f32s(init);
-        let (mut a0, mut a1) = (init, init);
+/// `phases[r][(ix + pl) / 2] = row[ix]` for `r = (ix + pl) % 2`: a row split into the two
+/// column phases of a stride-2 kernel (`phases` holds both phases' rows, `phase_len` apart, from
+/// column 0), as (even, odd) pairs that LLVM vectorises in the caller's SIMD context, where the
+/// general loop looked each column's place up (a quarter of a stride-2 plane's time).
+#[inline(always)]
+fn split_row_in_two(row: &[f32], pl: usize, phases: &mut [f32], phase_len: usize) {
+    // An odd first padded column goes to phase 1; from there columns come in (even, odd) pairs.
+    let first = pl % 2;
+    if first == 1 && !row.is_empty() {
+        phases[phase_len + pl / 2] = row[0];
+    }
+    let Some(rest) = row.get(first..) else {
+        return;
+    };
+    let at = (first + pl) / 2;
+    let pairs = rest.len() / 2;
+    let (even, odd) = phases.split_at_mut(phase_len);
+    let (even, odd) = (&mut even[at..at + pairs], &mut odd[at..at + pairs]);
+    for ((pair, e), o) in rest
+        .chunks_exact(2)
+        .zip(even.iter_mut())
+        .zip(odd.iter_mut())
+    {
+        *e = pair[0];
+        *o = pair[1];
+    }
+    if rest.len() % 2 == 1 {
+        phases[at + pairs] = rest[rest.len() - 1];
+    }
+}
+
+/// Output rows `y..y + R` of one plane (`out`, `R * ow` values, each written once): `acc =
+/// op(acc, inputs of tap, tap)` over the taps from `init`, in strips of one or two vectors.
+#[inline(always)]
+fn row_block<S: pulp::Simd, const R: usize>(
+    simd: S,
+    g: &PlaneGeometry,
+    phases: &[f32],
+    y: usize,
+    init: f32,
+    op: impl Fn(S::f32s, S::f32s, usize) -> S::f32s,
+    out: &mut [MaybeUninit<f32>],
+) {
+    let lanes = std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>();
+    let [kh, kw] = g.kernel;
+    let [sy, dy] = g.row_step;
+    let ow = g.out[1];
+    // Every read below lies in `phases`: the last row any tap of row y + R - 1 reads is within
+    // the padded rows, and each phase row is wide enough for the last strip of the last tap.
+    let last_row = (y + R - 1) * sy + (kh - 1) * dy;
+    let last_column = g.tap_column.iter().max().copied().unwrap_or(0);
+    assert!(last_row * g.phase_w + last_column + ow.div_ceil(STRIP) * STRIP <= phases.len());
+    let base = phases.as_ptr();
+    let mut x0 = 0;
+    while x0 < ow {
+        // Two vectors where the row has room for them, else one (the row's tail, or a row of
+        // 7 or 14).
+        let two = ow - x0 > lanes;
+        let count = if two { 2 * lanes } else { lanes };
+        let start = simd.splat_f32s(init);
+        let mut acc = [[start; 2]; R];
         for ky in 0..kh {
-            let row = (self.y * sy + ky * dy) * self.phase_w + self.x0;
-            for (kx, &column) in self.tap_column.iter().enumerate() {
-                let at = row + column;
-                let p = self.phases[at..at + self.count].as_ptr().cast::<S::f32s>();
-                // SAFETY: `p` points at `count >= lanes` floats of `phases` (the slice above).
-                a0 = op(a0, unsafe { p.read_unaligned() }, ky * kw + kx);
-                if two {
-                    // SAFETY: as above, with `count == 2 * lanes`.
-                    let v1 = unsafe {
-                        p.cast::<f32>()
-                            .add(lanes)
-                            .cast::<S::f32s>()
-                            .read_unaligned()
-                    };
-                    a1 = op(a1, v1, ky * kw + kx);
+            for (kx, &column) in g.tap_column.iter().enumerate() {
+                let tap = ky * kw + kx;
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let at = ((y + r) * sy + ky * dy) * g.phase_w + x0 + column;
+                    // SAFETY: `at + count <= x0 + count` values past the last row's last tap
+                    // column: within `phases` (asserted above, `x0 + count` is at most `ow`
+                    // rounded up to a whole strip).
+                    let p = unsafe { base.add(at) }.cast::<S::f32s>();
+                    acc[0] = op(acc[0], unsafe { p.read_unaligned() }, tap);
+                    if two {
+                        // SAFETY: as above, `count == 2 * lanes`.
+                        let v = unsafe { p.cast::<f32>().add(lanes).cast::<S::f32s>() };
+                        acc[1] = op(acc[1], unsafe { v.read_unaligned() }, tap);
+                    }
                 }
             }
         }
-        (a0, a1)
+        let n = count.min(ow - x0);
+        for (r, acc) in acc.iter().enumerate() {
+            let row = &mut out[r * ow + x0..r * ow + x0 + n];
+            let mut sums = [0.0f32; 2 * MAX_LANES];
+            // SAFETY: `sums` holds 2 * MAX_LANES >= 2 * lanes floats.
+            unsafe {
+                let p = sums.as_mut_ptr().cast::<S::f32s>();
+                p.write_unaligned(acc[0]);
+                p.cast::<f32>()
+                    .add(lanes)
+                    .cast::<S::f32s>()
+                    .write_unaligned(acc[1]);
+            }
+            for (o, v) in row.iter_mut().zip(&sums) {
+                o.write(*v);
+            }
+        }
+        x0 += n;
     }
 }
 
@@ -710,6 +837,19 @@ pub(super) mod tests {
             [[3, 3]; 2],
             [1, 1],
         ));
+        // One small image: blocks of output channels shared among the threads (70: a last
+        // block shorter than the others), pointwise and with im2col.
+        for (kernel, pad) in [(1, 0), (3, 1)] {
+            check(problem(
+                [1, 12, 7, 7],
+                70,
+                1,
+                [kernel, kernel],
+                [1, 1],
+                [[pad, pad]; 2],
+                [1, 1],
+            ));
+        }
         // More output rows than one tile holds.
         check(problem(
             [1, 64, 40, 40],
@@ -747,6 +887,8 @@ pub(super) mod tests {
         ));
         // Rows wider than a strip, ConvNeXt's 7x7, odd sizes with stride 2.
         for (size, stride, k) in [
+            ([9, 70], 2, 5),
+            ([9, 71], 2, 3),
             ([37, 41], 1, 3),
             ([37, 41], 2, 3),
             ([19, 35], 1, 7),
@@ -762,6 +904,56 @@ pub(super) mod tests {
                 [[pad, pad]; 2],
                 [1, 1],
             ));
+        }
+    }
+
+    /// Depthwise GFLOP/s on MobileNetV3's and EfficientNet's shapes at batch 1 (a development
+    /// aid: `RAYON_NUM_THREADS=1 cargo test --release -p model-zoo --lib dev_bench_depthwise --
+    /// --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn dev_bench_depthwise() {
+        for (channels, size, k, stride) in [
+            (576, 7, 5, 1),
+            (240, 14, 5, 1),
+            (96, 28, 5, 2),
+            (120, 28, 5, 1),
+            (672, 14, 5, 2),
+            (184, 14, 3, 1),
+            (64, 112, 3, 2),
+            (144, 56, 3, 1),
+            (16, 112, 3, 1),
+        ] {
+            let pad = (k - 1) / 2;
+            let p = problem(
+                [1, channels, size, size],
+                channels,
+                channels,
+                [k, k],
+                [stride, stride],
+                [[pad, pad]; 2],
+                [1, 1],
+            );
+            let x = vec![0.5f32; channels * size * size];
+            let w = vec![0.25f32; channels * k * k];
+            let mut out = vec![MaybeUninit::new(0.0f32); channels * p.pixels()];
+            let epilogue = Epilogue::default();
+            // On a worker, as a model's forward runs (`on_worker`).
+            let best = rayon::scope(|_| {
+                (0..200)
+                    .map(|_| {
+                        let start = std::time::Instant::now();
+                        p.forward_depthwise(&x, &w, &epilogue, &mut out);
+                        start.elapsed().as_secs_f64()
+                    })
+                    .fold(f64::INFINITY, f64::min)
+            });
+            let flops = 2.0 * (channels * p.pixels() * k * k) as f64;
+            println!(
+                "depthwise {channels}x{size}x{size} {k}x{k} /{stride}: {:.1} us, {:.1} GFLOP/s",
+                best * 1e6,
+                flops / best / 1e9
+            );
         }
     }
 }

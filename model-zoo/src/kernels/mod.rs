@@ -35,6 +35,7 @@ use burn::backend::{Flex, flex::FlexTensor};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Shape, Tensor, TensorData};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::layers::activation_kind::ActivationKind;
 pub(crate) use conv_grad::conv2d_autodiff;
@@ -119,6 +120,44 @@ fn flex_f32_pair<const D: usize, const E: usize>(
         Ok(b) => Ok((a, contiguous(b))),
         Err(b) => Err((Tensor::from_primitive::<Flex>(a), b)),
     }
+}
+
+/// `f()` (a model's forward) on one of rayon's worker threads, the others kept awake until it
+/// returns, when `device` is plain Flex and the caller is not already a worker; else `f()` as it
+/// is.
+///
+/// A forward is a chain of kernels each shared out among the threads. Called from a thread
+/// outside the pool, every one of them was handed to the pool and waited for (two context
+/// switches per kernel), and between kernels the other workers went to sleep and had to be woken
+/// through a futex: at batch 1, MobileNetV3-Small spent 14% of its time in those syscalls and
+/// ran no faster on 2 threads than on 1. Here the forward runs on a worker (a kernel's first
+/// share runs where it is called) and every other worker polls for the next kernel's shares
+/// (`rayon::yield_now`) until the forward ends, as ONNX Runtime's spinning thread pool does.
+pub(crate) fn on_worker<R: Send>(device: &Device, f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() || device.is_autodiff() || *device != Device::flex()
+    {
+        return f();
+    }
+    let done = AtomicBool::new(false);
+    rayon::scope(|scope| {
+        if rayon::current_num_threads() > 1 {
+            let owner = rayon::current_thread_index();
+            let done = &done;
+            scope.spawn_broadcast(move |_, context| {
+                if Some(context.index()) == owner {
+                    return;
+                }
+                while !done.load(Ordering::Acquire) {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        let out = f();
+        done.store(true, Ordering::Release);
+        out
+    })
 }
 
 /// Whether the kernels take `x`: an `f32` tensor on a plain (not autodiff) Flex device.
