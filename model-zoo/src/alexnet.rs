@@ -251,7 +251,7 @@ impl Architecture for AlexNet {
     /// - output: `[batch, num_features]` (9216 = 256 channels x 6 x 6 for torchvision's)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = run_image_layers(&self.features, x);
-        self.avgpool.forward(x).flatten(1, 3)
+        crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
     }
 
     /// Logits, or an error naming what is wrong with the input.

@@ -21,11 +21,11 @@
 //! # Ok(()) }
 //! ```
 
+use crate::layers::adaptive_avg_pool2d_with;
 use burn::config::Config;
 use burn::module::{Module, Param, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Identity, Initializer, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
@@ -316,7 +316,7 @@ impl Architecture for ConvNeXt {
     /// - output: `[batch, num_features]` (768 for Tiny)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.features.iter().fold(x, |x, f| f.forward(x));
-        let pooled = adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3);
+        let pooled = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
         run_vector_layers(&self.classifier[..HEAD_NORM], pooled)
     }
 

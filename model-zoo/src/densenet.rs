@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::layers::adaptive_avg_pool2d_with;
 use crate::layers::{BatchNorm, BatchNormConfig};
 use crate::layers::{conv2d, max_pool2d};
 use burn::config::Config;
@@ -30,7 +31,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear};
 use burn::tensor::activation::relu;
-use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, KeyRename};
@@ -342,7 +342,7 @@ impl Architecture for DenseNet {
         let x = f.transition2.forward(dense_block(&f.denseblock2, x));
         let x = f.transition3.forward(dense_block(&f.denseblock3, x));
         let x = relu(f.norm5.forward(dense_block(&f.denseblock4, x)));
-        adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3)
+        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {

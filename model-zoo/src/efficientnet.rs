@@ -21,10 +21,10 @@
 //! # Ok(()) }
 //! ```
 
+use crate::layers::adaptive_avg_pool2d_with;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::{DropoutConfig, Initializer, LinearConfig};
-use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
@@ -433,7 +433,7 @@ impl Architecture for EfficientNet {
     /// - output: `[batch, num_features]` (1280 for B0)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.features.iter().fold(x, |x, f| f.forward(x));
-        adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3)
+        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {

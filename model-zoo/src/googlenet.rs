@@ -10,6 +10,7 @@
 //! - field names are torchvision's (`inception4a.branch2.1.conv.weight`), so weights import
 //!   without a key map.
 
+use crate::layers::adaptive_avg_pool2d_with;
 use crate::layers::{BatchNorm, BatchNormConfig};
 use crate::layers::{conv2d, max_pool2d};
 use burn::config::Config;
@@ -18,7 +19,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 use std::collections::HashMap;
 
@@ -233,7 +233,7 @@ impl InceptionAux {
     /// - input: `[batch, in_channels, height, width]` (14x14 at 224 input)
     /// - output: `[batch, num_classes]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = adaptive_avg_pool2d(x, [4, 4]);
+        let x = adaptive_avg_pool2d_with(x, [4, 4]);
         let x = self.conv.forward(x).flatten(1, 3);
         let x = relu(self.fc1.forward(x));
         self.fc2.forward(self.dropout.forward(x))
@@ -473,7 +473,7 @@ impl GoogLeNet {
         crate::error::or_panic(self.input_spec().check("googlenet", x.dims()));
         let training = x.device().is_autodiff();
         let (x, aux2, aux1) = self.run(x, training);
-        let features = self.avgpool.forward(x).flatten(1, 3);
+        let features = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
         GoogLeNetOutputs {
             logits: self.fc.forward(self.dropout.forward(features)),
             aux2,
@@ -553,7 +553,7 @@ impl Architecture for GoogLeNet {
     /// - output: `[batch, 1024]`
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let (x, _, _) = self.run(x, false);
-        self.avgpool.forward(x).flatten(1, 3)
+        crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
     }
 
     /// Logits, or an error naming what is wrong with the input.
@@ -710,7 +710,7 @@ impl Architecture for GoogLeNetCifar {
         let x = self.inception4d.forward(x);
         let x = max_pool2d(&self.maxpool4, self.inception4e.forward(x));
         let x = self.inception5b.forward(self.inception5a.forward(x));
-        self.avgpool.forward(x).flatten(1, 3)
+        crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
     }
 
     /// Logits, or an error naming what is wrong with the input.

@@ -16,10 +16,11 @@
 // derive binds them as variables too, hence the allowance for the whole module.
 #![allow(non_snake_case)]
 
+use crate::layers::adaptive_avg_pool2d_with;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear};
-use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d};
+use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 use std::collections::HashMap;
@@ -448,7 +449,7 @@ impl InceptionAux {
         let x = avg_pool2d(x, AvgPoolOptions::new([5, 5]).with_stride([3, 3]));
         let x = self.conv1.forward(self.conv0.forward(x));
         self.fc
-            .forward(adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3))
+            .forward(adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3))
     }
 }
 
@@ -553,7 +554,7 @@ impl InceptionV3 {
     }
 
     fn head(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = adaptive_avg_pool2d(x, [1, 1]);
+        let x = adaptive_avg_pool2d_with(x, [1, 1]);
         self.fc.forward(self.dropout.forward(x).flatten(1, 3))
     }
 
@@ -597,7 +598,7 @@ impl Architecture for InceptionV3 {
     /// - output: `[batch, 2048]`
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let (x, _) = self.run(x, false);
-        adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3)
+        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {

@@ -111,7 +111,7 @@ impl Architecture for LeNet5 {
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = max_pool2d(&self.pool, relu(conv2d(&self.conv1, x)));
         let x = max_pool2d(&self.pool, relu(conv2d(&self.conv2, x)));
-        let x = self.avgpool.forward(x).flatten(1, 3);
+        let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
         relu(self.fc2.forward(relu(self.fc1.forward(x))))
     }
 

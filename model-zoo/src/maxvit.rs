@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::layers::adaptive_avg_pool2d_with;
 use crate::layers::conv2d;
 use crate::layers::{BatchNorm, BatchNormConfig};
 use burn::config::Config;
@@ -32,7 +33,6 @@ use burn::nn::{
     Dropout, DropoutConfig, Identity, Initializer, LayerNorm, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::tensor::activation::softmax;
-use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, DerivedBuffer};
@@ -554,7 +554,7 @@ impl Architecture for MaxVit {
             .iter()
             .flat_map(|b| &b.layers)
             .fold(x, |x, layer| layer.forward(x));
-        let pooled = adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3);
+        let pooled = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
         run_vector_layers(&self.classifier[..HEAD], pooled)
     }
 

@@ -3,10 +3,10 @@
 //! (`width_mult`, `reduced_tail`, `dilated`, `dropout`), state_dict keys, BatchNorm (eps 0.001,
 //! momentum 0.01) and initialisation.
 
+use crate::layers::adaptive_avg_pool2d_with;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::{DropoutConfig, Initializer, LinearConfig};
-use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
@@ -249,7 +249,7 @@ impl Architecture for MobileNetV3 {
     /// - output: `[batch, num_features]` (960 Large, 576 Small)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = run_image_layers(&self.features, x);
-        adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3)
+        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {

@@ -18,11 +18,11 @@
 //! # Ok(()) }
 //! ```
 
+use crate::layers::adaptive_avg_pool2d_with;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
@@ -395,7 +395,7 @@ impl Architecture for RegNet {
                 x = block.forward(x);
             }
         }
-        adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3)
+        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {

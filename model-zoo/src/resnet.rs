@@ -561,7 +561,7 @@ impl Architecture for ResNet {
         {
             x = block.forward(x);
         }
-        self.avgpool.forward(x).flatten(1, 3)
+        crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
     }
 
     /// Logits, or an error naming what is wrong with the input (channels, size, empty batch).

@@ -277,8 +277,8 @@ impl Architecture for ShuffleNetV2 {
             x = block.forward(x);
         }
         let x = run_image_layers(&self.conv5, x);
-        let [b, c, _, _] = x.dims();
-        x.mean_dims(&[2, 3]).reshape([b, c])
+        // torchvision's `x.mean([2, 3])`.
+        crate::layers::adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {

@@ -2,13 +2,13 @@
 //! (`torchvision/models/squeezenet.py`): Fire modules, ceil-mode max-pools, and a convolutional
 //! classifier; torchvision's keys, options and initialisation.
 
+use crate::layers::adaptive_avg_pool2d_with;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{DropoutConfig, Initializer, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
@@ -273,7 +273,7 @@ impl Architecture for SqueezeNet {
     /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
     /// - output: `[batch, 512]`
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        adaptive_avg_pool2d(self.run_features(x), [1, 1]).flatten(1, 3)
+        adaptive_avg_pool2d_with(self.run_features(x), [1, 1]).flatten(1, 3)
     }
 
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {

@@ -255,7 +255,7 @@ impl Architecture for Vgg {
     /// - output: `[batch, num_features]` (25088 = 512 x 7 x 7 in torchvision's VGGs)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = run_image_layers(&self.features, x);
-        self.avgpool.forward(x).flatten(1, 3)
+        crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
     }
 
     /// Logits, or an error naming what is wrong with the input.

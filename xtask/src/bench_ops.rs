@@ -1122,7 +1122,7 @@ fn time_aten(ctx: &Ctx, op: &AtenOp) -> Result<BurnTime> {
             let x = ctx.make::<4>(&x)?;
             ctx.time(
                 || x.clone(),
-                |x| burn::tensor::module::adaptive_avg_pool2d(x, out),
+                |x| model_zoo::layers::adaptive_avg_pool2d_with(x, out),
             )
         }
         "mean" | "sum" => {
@@ -1132,7 +1132,7 @@ fn time_aten(ctx: &Ctx, op: &AtenOp) -> Result<BurnTime> {
                 let x = ctx.make::<4>(&x)?;
                 return ctx.time(
                     || x.clone(),
-                    |x| burn::tensor::module::adaptive_avg_pool2d(x, [1, 1]),
+                    |x| model_zoo::layers::adaptive_avg_pool2d_with(x, [1, 1]),
                 );
             }
             let dims: Vec<usize> = op.ints("dim")?.iter().map(|&d| axis(d, x.rank())).collect();

@@ -9,7 +9,7 @@
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::nn::pool::MaxPool2d;
+use burn::nn::pool::{AdaptiveAvgPool2d, MaxPool2d};
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Tensor, s};
@@ -52,6 +52,37 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
             .with_dilation(pool.dilation)
             .with_ceil_mode(pool.ceil_mode),
     )
+}
+
+/// `pool.forward(x)`: Burn's `AdaptiveAvgPool2d::forward`, through the zoo's global average
+/// pooling kernel on Flex where the output is 1x1 (Flex 0.22's ran 2-4x PyTorch's time). Every
+/// family calls this or [`adaptive_avg_pool2d_with`] (clippy's `disallowed-methods`).
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`
+/// - output: `[batch, channels, out_height, out_width]` (`pool.output_size`)
+pub fn adaptive_avg_pool2d(pool: &AdaptiveAvgPool2d, x: Tensor<4>) -> Tensor<4> {
+    adaptive_avg_pool2d_with(x, pool.output_size)
+}
+
+/// Burn's functional `adaptive_avg_pool2d(x, output_size)`, through the zoo's global average
+/// pooling kernel on Flex where `output_size` is `[1, 1]`.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`
+/// - output: `[batch, channels, output_size[0], output_size[1]]`
+pub fn adaptive_avg_pool2d_with(x: Tensor<4>, output_size: [usize; 2]) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    let x = if output_size == [1, 1] {
+        match kernels::global_avg_pool(x) {
+            Ok(out) => return out,
+            Err(x) => x,
+        }
+    } else {
+        x
+    };
+    #[allow(clippy::disallowed_methods)]
+    burn::tensor::module::adaptive_avg_pool2d(x, output_size)
 }
 
 /// Burn's functional `max_pool2d`, through the zoo's kernel on Flex.
@@ -385,5 +416,62 @@ mod tests {
                 "side {side} kernel {k} stride {stride} ceil {ceil}"
             );
         }
+    }
+
+    /// Global average pooling on Flex (the kernel) equals the mean in `f64`, on planes from 1
+    /// value to more than a thread's share, in NCHW and from a transposed (strided) view; other
+    /// output sizes and the autodiff device keep Burn's.
+    #[test]
+    fn global_average_pooling_equals_the_mean() {
+        let device = Device::flex();
+        for (shape, transposed) in [
+            ([1, 3, 1, 1], false),
+            ([2, 5, 7, 7], false),
+            ([1, 240, 14, 14], false),
+            ([3, 40, 57, 31], false),
+            ([2, 9, 5, 6], true),
+        ] {
+            let x = Tensor::<4>::random(shape, Distribution::Normal(1.0, 2.0), &device);
+            let x = if transposed { x.swap_dims(2, 3) } else { x };
+            let [b, c, h, w] = x.dims();
+            let values = x
+                .to_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            let plane = h * w;
+            #[cfg(feature = "flex")]
+            assert!(crate::kernels::global_avg_pool(x.clone()).is_ok());
+            let got = adaptive_avg_pool2d_with(x, [1, 1]);
+            assert_eq!(got.dims(), [b, c, 1, 1]);
+            let got = got
+                .to_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            for (i, g) in got.iter().enumerate() {
+                let want = values[i * plane..(i + 1) * plane]
+                    .iter()
+                    .map(|v| *v as f64)
+                    .sum::<f64>()
+                    / plane as f64;
+                assert!(
+                    (*g as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{shape:?} plane {i}: {g} against {want}"
+                );
+            }
+        }
+        let x = Tensor::<4>::random([2, 3, 8, 8], Distribution::Default, &device);
+        let pooled = adaptive_avg_pool2d_with(x.clone(), [2, 2]);
+        #[allow(clippy::disallowed_methods)]
+        let expected = burn::tensor::module::adaptive_avg_pool2d(x.clone(), [2, 2]);
+        assert_eq!(pooled.to_data(), expected.to_data());
+        let autodiff = Tensor::<4>::random([2, 3, 8, 8], Distribution::Default, &device.autodiff());
+        #[cfg(feature = "flex")]
+        assert!(crate::kernels::global_avg_pool(autodiff.clone()).is_err());
+        assert_eq!(
+            adaptive_avg_pool2d_with(autodiff, [1, 1]).dims(),
+            [2, 3, 1, 1]
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! [`InvertedResidual`].
 
 use super::BatchNormConfig;
+use super::adaptive_avg_pool2d_with;
 use super::conv2d;
 use burn::module::{Flag, Module, Param};
 use burn::nn::activation::{
@@ -10,7 +11,6 @@ use burn::nn::activation::{
 };
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
-use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::{
@@ -337,7 +337,7 @@ impl SqueezeExcitation {
     /// # Shapes
     /// - input and output: `[batch, channels, height, width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let scale = adaptive_avg_pool2d(x.clone(), [1, 1]);
+        let scale = adaptive_avg_pool2d_with(x.clone(), [1, 1]);
         let scale = self.activation.forward(conv2d(&self.fc1, scale));
         let scale = self.scale_activation.forward(conv2d(&self.fc2, scale));
         x * scale

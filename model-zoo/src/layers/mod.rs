@@ -24,7 +24,10 @@ pub use blocked::{
     burn_shapes_as_torch, merge_row_blocks, model_shapes, row_block_sizes, split_row_blocks,
     torch_shapes,
 };
-pub use conv::{conv_norm_activation, conv2d, max_pool2d, max_pool2d_with};
+pub use conv::{
+    adaptive_avg_pool2d, adaptive_avg_pool2d_with, conv_norm_activation, conv2d, max_pool2d,
+    max_pool2d_with,
+};
 pub use misc::{
     Activation, Conv2dNormActivation, InvertedResidual, SqueezeExcitation, StochasticDepth,
     add_activation, add_scaled_channels_last, file_has_module, gelu, residual,
@@ -182,7 +185,7 @@ impl ImageLayer {
             ImageLayer::BatchNorm(bn) => bn.forward(x),
             ImageLayer::Activation(activation) => activation.forward(x),
             ImageLayer::MaxPool(pool) => max_pool2d(pool, x),
-            ImageLayer::AdaptiveAvgPool(pool) => pool.forward(x),
+            ImageLayer::AdaptiveAvgPool(pool) => adaptive_avg_pool2d(pool, x),
             ImageLayer::Dropout(dropout) => dropout.forward(x),
             ImageLayer::Sequential(layers) => run_image_layers(layers, x),
             ImageLayer::SqueezeExcitation(se) => se.forward(x),
