@@ -341,7 +341,75 @@ impl Problem {
         epilogue: &Epilogue,
         out: &mut [MaybeUninit<f32>],
     ) {
-        self.planes(x, Some(weight), epilogue, out);
+        if self.out[1] < NARROW_WIDTH {
+            self.channel_blocks(x, weight, epilogue, out);
+        } else {
+            self.planes(x, Some(weight), epilogue, out);
+        }
+    }
+
+    /// Narrow planes ([`NARROW_WIDTH`]) by blocks of [`MAX_LANES`] channels of one image, the
+    /// channels in the SIMD lanes ([`DepthwiseBlock`]).
+    fn channel_blocks(
+        &self,
+        x: &[f32],
+        weight: &[f32],
+        epilogue: &Epilogue,
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        let [oh, ow] = self.out;
+        let [kh, kw] = self.kernel;
+        let [sy, sx] = self.stride;
+        let [dy, dx] = self.dilation;
+        let [pt, pl] = self.padding;
+        let (height, width) = (self.height, self.width);
+        let channels = self.in_channels;
+        let pixels = oh * ow;
+        if pixels == 0 || channels == 0 {
+            return;
+        }
+        let padded_h = ((oh - 1) * sy + (kh - 1) * dy + 1).max(pt + height);
+        let padded_w = ((ow - 1) * sx + (kw - 1) * dx + 1).max(pl + width);
+        // Where each output pixel's first tap and each tap (from it) read, in floats of the
+        // padded, channel-interleaved block.
+        let pixel_at: Vec<usize> = (0..pixels)
+            .map(|p| ((p / ow) * sy * padded_w + (p % ow) * sx) * MAX_LANES)
+            .collect();
+        let tap_at: Vec<usize> = (0..kh * kw)
+            .map(|t| ((t / kw) * dy * padded_w + (t % kw) * dx) * MAX_LANES)
+            .collect();
+        let geometry = BlockGeometry {
+            padded: [padded_h, padded_w],
+            padding: [pt, pl],
+            input: [height, width],
+            pixel_at: &pixel_at,
+            tap_at: &tap_at,
+        };
+        let plane = height * width;
+        let taps = kh * kw;
+        out.par_chunks_mut(channels * pixels)
+            .zip(x.par_chunks(channels * plane))
+            .for_each(|(image_out, image_x)| {
+                image_out
+                    .par_chunks_mut(MAX_LANES * pixels)
+                    .zip(image_x.par_chunks(MAX_LANES * plane))
+                    .enumerate()
+                    .for_each(|(b, (outs, x))| {
+                        let first = b * MAX_LANES;
+                        let count = outs.len() / pixels;
+                        let mut scratch = BLOCK_SCRATCH.take();
+                        pulp::Arch::new().dispatch(DepthwiseBlock {
+                            geometry: &geometry,
+                            x,
+                            weight: &weight[first * taps..(first + count) * taps],
+                            first_channel: first,
+                            scratch: &mut scratch,
+                            epilogue,
+                            outs,
+                        });
+                        BLOCK_SCRATCH.set(scratch);
+                    });
+            });
     }
 
     /// Each output plane from its own input plane, register-blocked: the input plane is padded
@@ -537,6 +605,184 @@ impl pulp::WithSimd for DepthwisePlanes<'_> {
                 }
                 y += rows;
             }
+        }
+    }
+}
+
+/// Output widths below which the depthwise convolution runs [`MAX_LANES`] channels at once, one
+/// in each SIMD lane ([`DepthwiseBlock`]), rather than strips of a row in the lanes: a row of 7
+/// outputs fills 7 of 16 AVX-512 lanes. One core, `dev_bench_depthwise`: 576 channels of 7x7,
+/// 5x5: 119-160 -> 64-85 us; 672 of 14x14, 5x5, stride 2 (7x7 out): 186 -> 130-134 us. At 14
+/// wide the row strips were as fast or faster (240 of 14x14 5x5: 92 against 82-86 us; 184 of
+/// 14x14 3x3: 44 against 48-51; 96 of 28x28 5x5 stride 2: 64 against 70): the block's
+/// interleaving of its input and output planes costs what the wasted lanes saved.
+const NARROW_WIDTH: usize = 9;
+
+/// The sizes of one image's channel block for [`DepthwiseBlock`].
+struct BlockGeometry<'a> {
+    /// Padded rows and columns: every one any tap reads.
+    padded: [usize; 2],
+    /// Before the first row and column.
+    padding: [usize; 2],
+    input: [usize; 2],
+    /// Where each output pixel's first tap reads in the padded block (floats).
+    pixel_at: &'a [usize],
+    /// Where each tap reads, from its pixel's first.
+    tap_at: &'a [usize],
+}
+
+thread_local! {
+    /// Each thread's [`BlockScratch`], kept from block to block and call to call (kilobytes:
+    /// allocating them per block cost as much as the block's multiply-adds).
+    static BLOCK_SCRATCH: std::cell::Cell<BlockScratch> = std::cell::Cell::new(BlockScratch::default());
+}
+
+/// Per-thread scratch of [`DepthwiseBlock`].
+#[derive(Default)]
+struct BlockScratch {
+    /// The padded input block, `[padded_h][padded_w][MAX_LANES]`: zero where it is padding.
+    padded: Vec<f32>,
+    /// The taps, `[kh * kw][MAX_LANES]`.
+    taps: Vec<f32>,
+    /// The sums, `[pixel][MAX_LANES]`.
+    sums: Vec<f32>,
+}
+
+/// Up to [`MAX_LANES`] channels of one image, one per SIMD lane (a narrower ISA takes them in
+/// several vectors): the input planes are interleaved into a padded `[y][x][channel]` block, so
+/// that every tap of every output pixel is one vector load and one multiply-add with the tap's
+/// vector of weights, no lane wasted whatever the width, four pixels' sums in registers at a
+/// time; then the sums go back to the channels' planes and the epilogue runs on each plane.
+struct DepthwiseBlock<'a> {
+    geometry: &'a BlockGeometry<'a>,
+    /// The block's input planes, `[count, height, width]`.
+    x: &'a [f32],
+    /// Their filters, `[count, kh * kw]`.
+    weight: &'a [f32],
+    /// The channel of the first plane.
+    first_channel: usize,
+    scratch: &'a mut BlockScratch,
+    epilogue: &'a Epilogue<'a>,
+    /// The block's output planes, `[count, pixels]`.
+    outs: &'a mut [MaybeUninit<f32>],
+}
+
+/// Output pixels summed together by [`DepthwiseBlock`]: eight independent multiply-add chains
+/// hide their latency (two units, four cycles each).
+const BLOCK_PIXELS: usize = 8;
+
+/// The sums over every tap of `G` output pixels of a channel block, lanes `v..`: pixel `j`'s
+/// first tap reads at `padded + at[j]`, tap `t` at `tap_at[t]` from there, its weights at
+/// `weights + t * MAX_LANES + v`.
+///
+/// # Safety
+/// Every such read of one vector lies inside its buffer.
+#[inline(always)]
+unsafe fn block_sums<S: pulp::Simd, const G: usize>(
+    simd: S,
+    padded: *const f32,
+    weights: *const f32,
+    tap_at: &[usize],
+    at: [usize; G],
+    v: usize,
+) -> [S::f32s; G] {
+    let mut acc = [simd.splat_f32s(0.0); G];
+    for (t, &tap) in tap_at.iter().enumerate() {
+        // SAFETY: the caller's.
+        let w = unsafe {
+            weights
+                .add(t * MAX_LANES + v)
+                .cast::<S::f32s>()
+                .read_unaligned()
+        };
+        for (acc, &at) in acc.iter_mut().zip(&at) {
+            // SAFETY: the caller's.
+            let x = unsafe { padded.add(at + tap).cast::<S::f32s>().read_unaligned() };
+            *acc = simd.mul_add_f32s(w, x, *acc);
+        }
+    }
+    acc
+}
+
+impl pulp::WithSimd for DepthwiseBlock<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let g = self.geometry;
+        let [padded_h, padded_w] = g.padded;
+        let [pt, pl] = g.padding;
+        let [height, width] = g.input;
+        let plane = height * width;
+        let pixels = g.pixel_at.len();
+        let taps = g.tap_at.len();
+        let count = self.outs.len() / pixels;
+        let s = &mut *self.scratch;
+        // The padding stays zero: only the image's values are written below.
+        s.padded.clear();
+        s.padded.resize(padded_h * padded_w * MAX_LANES, 0.0);
+        s.taps.clear();
+        s.taps.resize(taps * MAX_LANES, 0.0);
+        s.sums.resize(pixels * MAX_LANES, 0.0);
+        for (l, input) in self.x.chunks_exact(plane).take(count).enumerate() {
+            for (iy, row) in input.chunks_exact(width).enumerate() {
+                let at = ((iy + pt) * padded_w + pl) * MAX_LANES + l;
+                let dst = &mut s.padded[at..];
+                for (ix, v) in row.iter().enumerate() {
+                    dst[ix * MAX_LANES] = *v;
+                }
+            }
+            for (t, w) in self.weight[l * taps..(l + 1) * taps].iter().enumerate() {
+                s.taps[t * MAX_LANES + l] = *w;
+            }
+        }
+        let lanes = std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>();
+        let (padded, weights) = (&s.padded[..], &s.taps[..]);
+        let last = g.pixel_at.iter().max().copied().unwrap_or(0)
+            + g.tap_at.iter().max().copied().unwrap_or(0);
+        assert!(last + MAX_LANES <= padded.len() && weights.len() == taps * MAX_LANES);
+        assert!(s.sums.len() == pixels * MAX_LANES);
+        let sums = s.sums.as_mut_ptr();
+        let (padded, weights) = (padded.as_ptr(), weights.as_ptr());
+        for v in (0..MAX_LANES).step_by(lanes) {
+            let mut p = 0;
+            while p < pixels {
+                let n = if pixels - p >= BLOCK_PIXELS {
+                    BLOCK_PIXELS
+                } else {
+                    1
+                };
+                // SAFETY: pixels p..p + n < pixels; every read is at most `last + v` with
+                // `v + lanes <= MAX_LANES` (asserted above), every write inside `sums`.
+                unsafe {
+                    if n == BLOCK_PIXELS {
+                        let at = std::array::from_fn(|j| g.pixel_at[p + j] + v);
+                        let acc =
+                            block_sums::<S, BLOCK_PIXELS>(simd, padded, weights, g.tap_at, at, v);
+                        for (j, acc) in acc.iter().enumerate() {
+                            sums.add((p + j) * MAX_LANES + v)
+                                .cast::<S::f32s>()
+                                .write_unaligned(*acc);
+                        }
+                    } else {
+                        let at = [g.pixel_at[p] + v];
+                        let [acc] = block_sums::<S, 1>(simd, padded, weights, g.tap_at, at, v);
+                        sums.add(p * MAX_LANES + v)
+                            .cast::<S::f32s>()
+                            .write_unaligned(acc);
+                    }
+                }
+                p += n;
+            }
+        }
+        let sums = &s.sums[..];
+        for (l, out) in self.outs.chunks_exact_mut(pixels).enumerate() {
+            for (o, v) in out.iter_mut().zip(sums[l..].iter().step_by(MAX_LANES)) {
+                o.write(*v);
+            }
+            // SAFETY: every value of the plane was written just above.
+            let out = unsafe { assume_init(out) };
+            self.epilogue.apply(self.first_channel + l, out);
         }
     }
 }
@@ -885,6 +1131,35 @@ pub(super) mod tests {
             [[0, 1], [1, 0]],
             [1, 1],
         ));
+        // Narrow planes (channels in the lanes): blocks of 16 and a partial one, strides 1 and
+        // 2, dilation, uneven padding, a plane narrower than the kernel.
+        for (size, channels, stride, k, dilation) in [
+            ([7, 7], 37, 1, 5, 1),
+            ([14, 14], 16, 1, 3, 1),
+            ([14, 15], 20, 2, 5, 1),
+            ([9, 6], 33, 1, 3, 2),
+            ([3, 2], 17, 1, 5, 1),
+        ] {
+            let pad = dilation * (k - 1) / 2;
+            check(problem(
+                [2, channels, size[0], size[1]],
+                channels,
+                channels,
+                [k, k],
+                [stride, stride],
+                [[pad, pad]; 2],
+                [dilation, dilation],
+            ));
+        }
+        check(problem(
+            [1, 18, 7, 7],
+            18,
+            18,
+            [3, 3],
+            [2, 2],
+            [[0, 1], [1, 0]],
+            [1, 1],
+        ));
         // Rows wider than a strip, ConvNeXt's 7x7, odd sizes with stride 2.
         for (size, stride, k) in [
             ([9, 70], 2, 5),
@@ -938,22 +1213,30 @@ pub(super) mod tests {
             let w = vec![0.25f32; channels * k * k];
             let mut out = vec![MaybeUninit::new(0.0f32); channels * p.pixels()];
             let epilogue = Epilogue::default();
-            // On a worker, as a model's forward runs (`on_worker`).
-            let best = rayon::scope(|_| {
-                (0..200)
-                    .map(|_| {
-                        let start = std::time::Instant::now();
-                        p.forward_depthwise(&x, &w, &epilogue, &mut out);
-                        start.elapsed().as_secs_f64()
-                    })
-                    .fold(f64::INFINITY, f64::min)
-            });
             let flops = 2.0 * (channels * p.pixels() * k * k) as f64;
-            println!(
-                "depthwise {channels}x{size}x{size} {k}x{k} /{stride}: {:.1} us, {:.1} GFLOP/s",
-                best * 1e6,
-                flops / best / 1e9
-            );
+            // Channels in the lanes (narrow planes), then row strips in the lanes.
+            for (path, blocks) in [("channel blocks", true), ("row strips", false)] {
+                // On a worker, as a model's forward runs (`on_worker`).
+                let best = rayon::scope(|_| {
+                    (0..200)
+                        .map(|_| {
+                            let start = std::time::Instant::now();
+                            if blocks {
+                                p.channel_blocks(&x, &w, &epilogue, &mut out);
+                            } else {
+                                p.planes(&x, Some(&w), &epilogue, &mut out);
+                            }
+                            start.elapsed().as_secs_f64()
+                        })
+                        .fold(f64::INFINITY, f64::min)
+                });
+                println!(
+                    "depthwise {channels}x{size}x{size} {k}x{k} /{stride}, {path}: {:.1} us, \
+                     {:.1} GFLOP/s",
+                    best * 1e6,
+                    flops / best / 1e9
+                );
+            }
         }
     }
 }
