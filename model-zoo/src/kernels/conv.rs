@@ -116,6 +116,17 @@ impl Problem {
         (first..end, (first * stride + shift).saturating_sub(padding))
     }
 
+    /// The rows and columns of the zero-padded input that a direct (depthwise or pooling) walk
+    /// covers: every one any tap of any output reads, and every input row and column.
+    fn padded_extent(&self) -> [usize; 2] {
+        std::array::from_fn(|axis| {
+            let reach = (self.out[axis] - 1) * self.stride[axis]
+                + (self.kernel[axis] - 1) * self.dilation[axis]
+                + 1;
+            reach.max(self.padding[axis] + [self.height, self.width][axis])
+        })
+    }
+
     /// `col[(ci,kh,kw), p]` of one image `[in_channels, height, width]`, for the output rows
     /// `rows` (`p` counts from the first of them).
     pub fn im2col(&self, image: &[f32], rows: Range<usize>, col: &mut [f32]) {
@@ -368,8 +379,7 @@ impl Problem {
         if pixels == 0 || channels == 0 {
             return;
         }
-        let padded_h = ((oh - 1) * sy + (kh - 1) * dy + 1).max(pt + height);
-        let padded_w = ((ow - 1) * sx + (kw - 1) * dx + 1).max(pl + width);
+        let [padded_h, padded_w] = self.padded_extent();
         // Where each output pixel's first tap and each tap (from it) read, in floats of the
         // padded, channel-interleaved block.
         let pixel_at: Vec<usize> = (0..pixels)
@@ -436,10 +446,10 @@ impl Problem {
             return;
         }
         // Padded rows: every row any tap reads (and every input row).
-        let padded_h = ((oh - 1) * sy + (kh - 1) * dy + 1).max(pt + height);
+        let [padded_h, padded_w] = self.padded_extent();
         // Phase r holds padded columns r, r + sx, r + 2 sx, ...; its rows are wide enough for
         // the last strip of the last tap, read whole.
-        let phase_w = (((ow - 1) * sx + (kw - 1) * dx + 1).max(pl + width))
+        let phase_w = padded_w
             .div_ceil(sx)
             .max((kw - 1) * dx / sx + ow.div_ceil(STRIP) * STRIP);
         let phase_len = padded_h * phase_w;

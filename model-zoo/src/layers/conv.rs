@@ -438,7 +438,7 @@ mod tests {
                 .to_data()
                 .convert::<f32>()
                 .try_to_vec::<f32>()
-                .unwrap_or_default();
+                .expect("f32 values");
             let plane = h * w;
             #[cfg(feature = "flex")]
             assert!(crate::kernels::global_avg_pool(x.clone()).is_ok());
@@ -448,7 +448,7 @@ mod tests {
                 .to_data()
                 .convert::<f32>()
                 .try_to_vec::<f32>()
-                .unwrap_or_default();
+                .expect("f32 values");
             for (i, g) in got.iter().enumerate() {
                 let want = values[i * plane..(i + 1) * plane]
                     .iter()
