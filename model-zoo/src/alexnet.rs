@@ -349,3 +349,68 @@ mod tests {
         );
     }
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod dev_bench {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// Where AlexNet's batch-1 forward spends its time on Flex, in the model (a development aid:
+    /// `cargo test --release -p model-zoo --lib dev_bench_alexnet -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn dev_bench_alexnet() {
+        let device = Device::flex();
+        let net = AlexNetConfig::alexnet().init(&device).expect("valid");
+        let x = Tensor::<4>::random([1, 3, 224, 224], Distribution::Default, &device);
+        let median = |mut t: Vec<f64>| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2] * 1e3
+        };
+        crate::on_cpu_workers(&device, || {
+            let time = |f: &dyn Fn()| {
+                for _ in 0..10 {
+                    f();
+                }
+                median(
+                    (0..40)
+                        .map(|_| {
+                            let start = std::time::Instant::now();
+                            f();
+                            start.elapsed().as_secs_f64()
+                        })
+                        .collect(),
+                )
+            };
+            let features = net.forward_features(x.clone());
+            let whole = time(&|| {
+                let _ = net.forward(x.clone()).into_data();
+            });
+            let feat = time(&|| {
+                let _ = net.forward_features(x.clone()).into_data();
+            });
+            let head = time(&|| {
+                let _ = run_vector_layers(&net.classifier, features.clone()).into_data();
+            });
+            println!("whole {whole:.2} ms, features {feat:.2} ms, classifier {head:.2} ms");
+            let mut v = features.clone();
+            for (i, layer) in net.classifier.iter().enumerate() {
+                let input = v.clone();
+                let t = time(&|| {
+                    let _ = layer.forward(input.clone()).into_data();
+                });
+                println!("classifier.{i}: {t:.3} ms");
+                v = layer.forward(v);
+            }
+            let mut v = x.clone();
+            for (i, layer) in net.features.iter().enumerate() {
+                let input = v.clone();
+                let t = time(&|| {
+                    let _ = layer.forward(input.clone()).into_data();
+                });
+                println!("features.{i}: {t:.3} ms");
+                v = layer.forward(v);
+            }
+        });
+    }
+}

@@ -68,11 +68,23 @@ def peak_rss_mb_own():
     return peak_rss_mb()
 
 
-def timed(fn, warmup, runs):
-    """Median and all of `runs` timed calls after `warmup`: each call's wall time, or the
-    seconds it returns (a training step timing one of its phases)."""
-    for _ in range(warmup):
+# Inference warms up for at least this long as well as `--warmup` calls, in every engine
+# (burn's side: `WARMUP_SECONDS` in bench.rs): on this project's 2-core VM a process's first
+# forwards of a small model ran up to 3x slower than its later ones (MobileNetV3-Small at batch
+# 1 after 2 warm-up calls: 123-407 img/s over 8 processes; after 30: 327-475), so two calls were
+# not enough for the median of nine to measure the steady state.
+WARMUP_SECONDS = 1.0
+
+
+def timed(fn, warmup, runs, min_warmup_seconds=0.0):
+    """Median and all of `runs` timed calls after `warmup` calls (and at least
+    `min_warmup_seconds` of them): each call's wall time, or the seconds it returns (a
+    training step timing one of its phases)."""
+    start = time.perf_counter()
+    done = 0
+    while done < warmup or time.perf_counter() - start < min_warmup_seconds:
         fn()
+        done += 1
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -242,7 +254,7 @@ def ort_run(argv):
     def step():
         out["logits"] = session.run(["logits"], {"x": x})[0]
 
-    median, times = timed(step, args.warmup, args.runs)
+    median, times = timed(step, args.warmup, args.runs, WARMUP_SECONDS)
     np.save(args.logits, out["logits"])
     print(
         json.dumps(
@@ -402,7 +414,9 @@ def main():
             total = time.perf_counter() - start
             return {"step": total, "forward": forward, "backward": total - forward}[args.phase]
 
-    median, times = timed(step, args.warmup, args.runs)
+    median, times = timed(
+        step, args.warmup, args.runs, WARMUP_SECONDS if args.what == "infer" else 0.0
+    )
     result.update(
         seconds=median,
         images_per_second=args.batch / median,

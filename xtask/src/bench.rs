@@ -211,9 +211,28 @@ pub(crate) fn median(mut times: Vec<f64>) -> f64 {
     }
 }
 
-/// Times `run` after `warmup` untimed calls: the median of `runs`.
-fn time_runs(warmup: usize, runs: usize, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
-    time_runs_with(warmup, runs, || (), |()| run())
+/// Inference warms up for at least this long as well as `--warmup` calls, in every engine (the
+/// same constant in `bench.py`): on this project's 2-core VM a process's first forwards of a
+/// small model ran up to 3x slower than its later ones (MobileNetV3-Small at batch 1 after 2
+/// warm-up calls: 123-407 img/s over 8 processes; after 30: 327-475), so two calls were not
+/// enough for the median of nine to measure the steady state.
+const WARMUP_SECONDS: f64 = 1.0;
+
+/// Times `run` after `warmup` untimed calls, and untimed calls for at least `min_warmup`
+/// seconds: the median of `runs`.
+fn time_runs(
+    warmup: usize,
+    min_warmup: f64,
+    runs: usize,
+    mut run: impl FnMut() -> Result<()>,
+) -> Result<f64> {
+    let start = Instant::now();
+    let mut done = 0;
+    while done < warmup || start.elapsed().as_secs_f64() < min_warmup {
+        run()?;
+        done += 1;
+    }
+    time_runs_with(0, runs, || (), |()| run())
 }
 
 /// [`time_runs`] where every call gets a fresh input from `setup`, made outside the clock.
@@ -265,7 +284,9 @@ fn run_case(case: &Case) -> Result<Measured> {
             );
             // Reading the logits back waits for the device: GPU backends are synchronised
             // before the clock stops.
-            let seconds = time_runs(*warmup, *runs, || read_back(net.forward(x.clone())))?;
+            let seconds = time_runs(*warmup, WARMUP_SECONDS, *runs, || {
+                read_back(net.forward(x.clone()))
+            })?;
             Ok(Measured {
                 seconds,
                 images_per_second: Some(*batch as f64 / seconds),

@@ -237,45 +237,18 @@ pub(crate) fn activation<const D: usize>(
 /// - `scale`, `shift`: `[channels]`
 pub(crate) fn channel_affine<const D: usize>(
     x: Tensor<D>,
-    scale: &Tensor<1>,
-    shift: &Tensor<1>,
+    scale: &[f32],
+    shift: &[f32],
     act: Option<ActivationKind>,
 ) -> Result<Tensor<D>, Tensor<D>> {
     let dims = x.dims();
     let channels = if D > 1 { dims[1] } else { 0 };
-    let (Some(scale), Some(shift)) = (flex_values(scale), flex_values(shift)) else {
-        return Err(x);
-    };
     if D < 2 || scale.len() != channels || shift.len() != channels {
         return Err(x);
     }
     let mut t = owned(flex_f32(x)?);
     let inner: usize = dims[2..].iter().product();
-    let values = t.storage_mut::<f32>();
-    if inner == 0 || values.is_empty() {
-        return Ok(Tensor::from_primitive::<Flex>(t));
-    }
-    // Whole planes per task, so that each plane has one scale and shift.
-    let planes_per_task = (CHUNK / inner).max(1);
-    let apply = |task: usize, planes: &mut [f32]| {
-        vectorized(
-            #[inline(always)]
-            || {
-                for (i, plane) in planes.chunks_exact_mut(inner).enumerate() {
-                    let c = (task * planes_per_task + i) % channels;
-                    scale_shift_slice(plane, scale[c], shift[c], act);
-                }
-            },
-        )
-    };
-    if values.len() <= planes_per_task * inner {
-        apply(0, values);
-    } else {
-        values
-            .par_chunks_mut(planes_per_task * inner)
-            .enumerate()
-            .for_each(|(task, planes)| apply(task, planes));
-    }
+    affine_planes(t.storage_mut::<f32>(), inner, scale, shift, act);
     Ok(Tensor::from_primitive::<Flex>(t))
 }
 
@@ -297,7 +270,53 @@ pub(crate) fn global_avg_pool(x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
     let t = contiguous(flex_f32(x)?);
     let values = slice(&t);
     let mut out = vec![0.0f32; batch * channels];
-    let mean = |plane: &[f32]| -> f32 {
+    plane_means(values, inner, &mut out);
+    Ok(Tensor::from_primitive::<Flex>(tensor(
+        out,
+        [batch, channels, 1, 1],
+    )))
+}
+
+/// An eval BatchNorm's per-channel `scale = gamma / sqrt(var + eps)` and `shift = beta - mean *
+/// scale`, computed on the host from its four `[channels]` Flex tensors, or `None` where any is
+/// not on plain Flex in `f32` or the lengths differ. The same `f32` operations, in the same
+/// order, as the five tensor ops of `BatchNorm::scale_shift`, whose allocations and dispatch
+/// cost more than the arithmetic on a few hundred values (every BatchNorm of a forward, at
+/// batch 1 a noticeable share of a small model's time).
+pub(crate) fn batch_norm_scale_shift(
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    mean: &Tensor<1>,
+    var: &Tensor<1>,
+    epsilon: f64,
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    let gamma = flex_values(gamma)?;
+    let (beta, mean, var) = (flex_values(beta)?, flex_values(mean)?, flex_values(var)?);
+    let n = gamma.len();
+    if beta.len() != n || mean.len() != n || var.len() != n {
+        return None;
+    }
+    let eps = epsilon as f32;
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(&var)
+        .map(|(g, v)| g / (v + eps).sqrt())
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(&mean)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
+    Some((scale, shift))
+}
+
+/// `means[p]` = the mean of plane `p` of `values` (planes of `inner` values): each plane summed
+/// in 16 independent `f32` lanes (vectorised) added up in `f64`, planes shared out among the
+/// threads.
+fn plane_means(values: &[f32], inner: usize, means: &mut [f32]) {
+    #[inline(always)]
+    fn mean(plane: &[f32]) -> f32 {
         let mut lanes = [0.0f32; 16];
         let mut blocks = plane.chunks_exact(16);
         for block in &mut blocks {
@@ -307,8 +326,8 @@ pub(crate) fn global_avg_pool(x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
         }
         let tail: f64 = blocks.remainder().iter().map(|v| *v as f64).sum();
         let sum = lanes.iter().map(|v| *v as f64).sum::<f64>() + tail;
-        (sum / inner as f64) as f32
-    };
+        (sum / plane.len() as f64) as f32
+    }
     let planes_per_task = (CHUNK / inner).max(1);
     let run = |means: &mut [f32], planes: &[f32]| {
         vectorized(
@@ -320,17 +339,149 @@ pub(crate) fn global_avg_pool(x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
             },
         )
     };
-    if out.len() <= planes_per_task {
-        run(&mut out, values);
+    if means.len() <= planes_per_task {
+        run(means, values);
     } else {
-        out.par_chunks_mut(planes_per_task)
+        means
+            .par_chunks_mut(planes_per_task)
             .zip(values.par_chunks(planes_per_task * inner))
             .for_each(|(means, planes)| run(means, planes));
     }
-    Ok(Tensor::from_primitive::<Flex>(tensor(
-        out,
-        [batch, channels, 1, 1],
-    )))
+}
+
+/// `act(plane * scale[p % scale.len()] + shift[...])` for every plane `p` of `values` (planes of
+/// `inner` values), in place, planes shared out among the threads: per channel when `scale`
+/// has one value a channel (BatchNorm), per plane when it has one a plane (an excitation).
+/// `shift` is as long as `scale`, or empty for none.
+fn affine_planes(
+    values: &mut [f32],
+    inner: usize,
+    scale: &[f32],
+    shift: &[f32],
+    act: Option<ActivationKind>,
+) {
+    if inner == 0 || values.is_empty() || scale.is_empty() {
+        return;
+    }
+    // Whole planes per task, so that each plane has one scale and shift.
+    let planes_per_task = (CHUNK / inner).max(1);
+    let apply = |task: usize, planes: &mut [f32]| {
+        vectorized(
+            #[inline(always)]
+            || {
+                for (i, plane) in planes.chunks_exact_mut(inner).enumerate() {
+                    let c = (task * planes_per_task + i) % scale.len();
+                    let shift = shift.get(c).copied().unwrap_or(0.0);
+                    scale_shift_slice(plane, scale[c], shift, act);
+                }
+            },
+        )
+    };
+    if values.len() <= planes_per_task * inner {
+        apply(0, values);
+    } else {
+        values
+            .par_chunks_mut(planes_per_task * inner)
+            .enumerate()
+            .for_each(|(task, planes)| apply(task, planes));
+    }
+}
+
+/// One squeeze-excitation block as [`squeeze_excitation`] reads it: torchvision's
+/// `SqueezeExcitation`, `fc1` and `fc2` 1x1 convolutions (`[squeeze, channels, 1, 1]` and
+/// `[channels, squeeze, 1, 1]`) with their biases.
+pub(crate) struct Excitation<'a> {
+    pub fc1: (&'a Tensor<4>, Option<&'a Tensor<1>>),
+    pub activation: ActivationKind,
+    pub fc2: (&'a Tensor<4>, Option<&'a Tensor<1>>),
+    pub scale_activation: ActivationKind,
+}
+
+/// `x * scale_act(fc2(act(fc1(mean(x)))))`, a whole squeeze-excitation block as one kernel, in
+/// place where `x` is not shared: the planes' means, the two small matrix-vector products on
+/// them, and each plane multiplied by its scale. As separate ops it was six kernels and five
+/// tensors a block (pooling, two 1x1 convolutions on a 1x1 map, two activations, a broadcast
+/// multiply): at batch 1 the dispatch cost more than the arithmetic.
+///
+/// # Shapes
+/// - `x`, output: `[batch, channels, height, width]`
+pub(crate) fn squeeze_excitation(x: Tensor<4>, block: &Excitation) -> Result<Tensor<4>, Tensor<4>> {
+    let [batch, channels, height, width] = x.dims();
+    let inner = height * width;
+    // The weights as Flex's contiguous primitives, read in place (not copied: a copy of fc1
+    // and fc2 was most of the block's time).
+    let weight = |w: &Tensor<4>, rows: Option<usize>, cols: usize| {
+        let dims = w.dims();
+        let rows = rows.unwrap_or(dims[0]);
+        if dims != [rows, cols, 1, 1] {
+            return None;
+        }
+        flex_f32(w.clone()).ok().map(|w| (contiguous(w), rows))
+    };
+    let bias = |b: Option<&Tensor<1>>, len: usize| match b {
+        None => Some(vec![0.0; len]),
+        Some(b) => flex_values(b).filter(|v| v.len() == len),
+    };
+    if !takes(&x) || inner == 0 || channels == 0 {
+        return Err(x);
+    }
+    let Some((w1, squeeze)) = weight(block.fc1.0, None, channels) else {
+        return Err(x);
+    };
+    let (Some((w2, _)), Some(b1), Some(b2)) = (
+        weight(block.fc2.0, Some(channels), squeeze),
+        bias(block.fc1.1, squeeze),
+        bias(block.fc2.1, channels),
+    ) else {
+        return Err(x);
+    };
+    let mut t = owned(flex_f32(x)?);
+    let values = t.storage_mut::<f32>();
+    let mut scale = vec![0.0f32; batch * channels];
+    plane_means(values, inner, &mut scale);
+    let mut hidden = vec![0.0f32; squeeze];
+    vectorized(
+        #[inline(always)]
+        || {
+            for means in scale.chunks_exact_mut(channels) {
+                matvec(slice(&w1), &b1, means, &mut hidden);
+                activate_slice(block.activation, &mut hidden);
+                matvec(slice(&w2), &b2, &hidden, means);
+                activate_slice(block.scale_activation, means);
+            }
+        },
+    );
+    affine_planes(values, inner, &scale, &[], None);
+    Ok(Tensor::from_primitive::<Flex>(t))
+}
+
+/// `out[r] = bias[r] + weight[r] . x` for the rows of a row-major `weight` (`out.len()` rows of
+/// `x.len()` values), each dot product in 16 `f32` lanes: the vectors of a squeeze-excitation
+/// are a few hundred values, under the size where a gemm call pays.
+#[inline(always)]
+fn matvec(weight: &[f32], bias: &[f32], x: &[f32], out: &mut [f32]) {
+    let n = x.len();
+    if n == 0 {
+        out.copy_from_slice(bias);
+        return;
+    }
+    for ((o, row), b) in out.iter_mut().zip(weight.chunks_exact(n)).zip(bias) {
+        let mut lanes = [0.0f32; 16];
+        let mut rows = row.chunks_exact(16);
+        let mut xs = x.chunks_exact(16);
+        for (r, v) in (&mut rows).zip(&mut xs) {
+            for l in 0..16 {
+                lanes[l] += r[l] * v[l];
+            }
+        }
+        let tail: f32 = rows
+            .remainder()
+            .iter()
+            .zip(xs.remainder())
+            .map(|(r, v)| r * v)
+            .sum();
+        *o = lanes.iter().sum::<f32>() + tail + b;
+    }
 }
 
 /// `act(a + b)` for tensors of one shape (a residual connection), written into `a` where it is
@@ -440,8 +591,8 @@ pub(crate) fn add_scaled_channels_last(
 /// What follows a convolution in its epilogue: a BatchNorm's `scale` and `shift` (eval mode)
 /// and an activation.
 pub(crate) struct ConvEpilogue<'a> {
-    /// Per output channel, `[out_channels]` each.
-    pub norm: Option<(&'a Tensor<1>, &'a Tensor<1>)>,
+    /// Per output channel, `out_channels` values each.
+    pub norm: Option<(&'a [f32], &'a [f32])>,
     pub activation: Option<ActivationKind>,
 }
 
@@ -469,10 +620,10 @@ pub(crate) fn conv2d(
     let vector = |t: &Tensor<1>| flex_values(t).filter(|v| v.len() == co);
     let norm = match epilogue.norm {
         None => None,
-        Some((scale, shift)) => match (vector(scale), vector(shift)) {
-            (Some(scale), Some(shift)) => Some((scale, shift)),
-            _ => return Err(x),
-        },
+        Some((scale, shift)) if scale.len() == co && shift.len() == co => {
+            Some((scale.to_vec(), shift.to_vec()))
+        }
+        Some(_) => return Err(x),
     };
     let bias = match bias {
         None => None,

@@ -91,12 +91,15 @@ impl BatchNorm {
         if x.device().is_autodiff() && self.training.is_enabled() {
             return self.forward_train(x);
         }
-        let (scale, shift) = self.scale_shift();
         #[cfg(feature = "flex")]
-        let x = match crate::kernels::channel_affine(x, &scale, &shift, None) {
-            Ok(out) => return out,
-            Err(x) => x,
+        let x = match self.host_scale_shift(&x) {
+            Some((scale, shift)) => match crate::kernels::channel_affine(x, &scale, &shift, None) {
+                Ok(out) => return out,
+                Err(x) => x,
+            },
+            None => x,
         };
+        let (scale, shift) = self.scale_shift();
         let [channels] = scale.dims();
         let mut shape = [1usize; D];
         shape[1] = channels;
@@ -134,6 +137,25 @@ impl BatchNorm {
         self.running_mean.update(mean.detach());
         self.running_var.update(var.detach());
         output
+    }
+
+    /// [`Self::scale_shift`] as host values, where `x` and the layer's tensors are on plain
+    /// Flex in `f32` (the zoo's kernels then take them); else `None`.
+    #[cfg(feature = "flex")]
+    pub(crate) fn host_scale_shift<const D: usize>(
+        &self,
+        x: &Tensor<D>,
+    ) -> Option<(Vec<f32>, Vec<f32>)> {
+        if !crate::kernels::takes(x) {
+            return None;
+        }
+        crate::kernels::batch_norm_scale_shift(
+            &self.gamma.val(),
+            &self.beta.val(),
+            &self.running_mean.value(),
+            &self.running_var.value(),
+            self.epsilon,
+        )
     }
 
     /// Eval mode as `x * scale + shift` per channel: `scale = gamma / sqrt(running_var +

@@ -151,7 +151,9 @@ pub fn conv_norm_activation(
     let x = match fused(&x, bn, activation) {
         Some((norm, activation)) => {
             let epilogue = kernels::ConvEpilogue {
-                norm: norm.as_ref().map(|(scale, shift)| (scale, shift)),
+                norm: norm
+                    .as_ref()
+                    .map(|(scale, shift)| (scale.as_slice(), shift.as_slice())),
                 activation,
             };
             match kernels::conv2d(x, &weight, bias.as_ref(), epilogue, &options) {
@@ -180,10 +182,7 @@ fn fused(
     x: &Tensor<4>,
     bn: Option<&BatchNorm>,
     activation: Option<&Activation>,
-) -> Option<(
-    Option<(Tensor<1>, Tensor<1>)>,
-    Option<super::ActivationKind>,
-)> {
+) -> Option<(Option<(Vec<f32>, Vec<f32>)>, Option<super::ActivationKind>)> {
     if !kernels::takes(x) {
         return None;
     }
@@ -191,7 +190,11 @@ fn fused(
         Some(activation) => Some(activation.kind()?),
         None => None,
     };
-    Some((bn.map(BatchNorm::scale_shift), kind))
+    let norm = match bn {
+        Some(bn) => Some(bn.host_scale_shift(x)?),
+        None => None,
+    };
+    Some((norm, kind))
 }
 
 #[cfg(all(test, feature = "flex"))]

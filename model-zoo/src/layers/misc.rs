@@ -337,10 +337,53 @@ impl SqueezeExcitation {
     /// # Shapes
     /// - input and output: `[batch, channels, height, width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        #[cfg(feature = "flex")]
+        let x = match self.fused(x) {
+            Ok(out) => return out,
+            Err(x) => x,
+        };
         let scale = adaptive_avg_pool2d_with(x.clone(), [1, 1]);
         let scale = self.activation.forward(conv2d(&self.fc1, scale));
         let scale = self.scale_activation.forward(conv2d(&self.fc2, scale));
         x * scale
+    }
+}
+
+#[cfg(feature = "flex")]
+impl SqueezeExcitation {
+    /// The block as one Flex kernel ([`crate::kernels::squeeze_excitation`]) where it takes `x`
+    /// and both convolutions are plain 1x1 ones (no padding, stride, dilation or groups), else
+    /// `x` back.
+    fn fused(&self, x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
+        let plain = |conv: &Conv2d| {
+            conv.stride == [1, 1]
+                && conv.dilation == [1, 1]
+                && conv.groups == 1
+                && matches!(
+                    conv.padding,
+                    PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+                )
+        };
+        let (Some(activation), Some(scale_activation)) =
+            (self.activation.kind(), self.scale_activation.kind())
+        else {
+            return Err(x);
+        };
+        if !crate::kernels::takes(&x) || !plain(&self.fc1) || !plain(&self.fc2) {
+            return Err(x);
+        }
+        let (w1, w2) = (self.fc1.weight.val(), self.fc2.weight.val());
+        let b1 = self.fc1.bias.as_ref().map(|b| b.val());
+        let b2 = self.fc2.bias.as_ref().map(|b| b.val());
+        crate::kernels::squeeze_excitation(
+            x,
+            &crate::kernels::Excitation {
+                fc1: (&w1, b1.as_ref()),
+                activation,
+                fc2: (&w2, b2.as_ref()),
+                scale_activation,
+            },
+        )
     }
 }
 
@@ -419,7 +462,7 @@ impl InvertedResidual {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         if self.use_res_connect {
             let branch = run_image_layers(&self.block, x.clone());
-            self.stochastic_depth.forward(branch) + x
+            add_activation(self.stochastic_depth.forward(branch), x, None)
         } else {
             run_image_layers(&self.block, x)
         }
@@ -555,6 +598,108 @@ mod tests {
             owned
                 .into_data()
                 .assert_approx_eq::<f32>(&want, Default::default());
+        }
+    }
+
+    /// The block (one kernel on Flex) against the same arithmetic in `f64` on the tensors'
+    /// values, for channels that do not fill a SIMD vector, ragged planes, both pairs of
+    /// activations, with `x` shared (left untouched) and not.
+    #[test]
+    fn squeeze_excitation_is_the_block() {
+        let device = test_device();
+        let cases = [
+            (
+                [2, 20, 5, 3],
+                6,
+                ActivationKind::Relu,
+                ActivationKind::Hardsigmoid,
+            ),
+            (
+                [1, 40, 7, 7],
+                17,
+                ActivationKind::Silu,
+                ActivationKind::Sigmoid,
+            ),
+            (
+                [3, 5, 1, 1],
+                2,
+                ActivationKind::Relu,
+                ActivationKind::Sigmoid,
+            ),
+        ];
+        for ([n, c, h, w], squeeze, act, scale_act) in cases {
+            let random = |shape: [usize; 4]| {
+                Tensor::<4>::random(shape, Distribution::Uniform(-2.0, 2.0), &device)
+            };
+            let mut se = SqueezeExcitation::new(c, squeeze, act, scale_act, &device);
+            se.fc1.weight = Param::from_tensor(random([squeeze, c, 1, 1]));
+            se.fc2.weight = Param::from_tensor(random([c, squeeze, 1, 1]));
+            se.fc1.bias = Some(Param::from_tensor(
+                random([1, 1, 1, squeeze]).reshape([squeeze]),
+            ));
+            se.fc2.bias = Some(Param::from_tensor(random([1, 1, 1, c]).reshape([c])));
+            let x = random([n, c, h, w]);
+            let values = |t: Tensor<4>| -> Vec<f64> {
+                t.into_data()
+                    .convert::<f64>()
+                    .try_to_vec::<f64>()
+                    .expect("f64 values")
+            };
+            let (xs, w1, w2) = (
+                values(x.clone()),
+                values(se.fc1.weight.val()),
+                values(se.fc2.weight.val()),
+            );
+            let bias = |conv: &Conv2d, len: usize| {
+                values(
+                    conv.bias
+                        .as_ref()
+                        .expect("biased")
+                        .val()
+                        .reshape([1, 1, 1, len]),
+                )
+            };
+            let (b1, b2) = (bias(&se.fc1, squeeze), bias(&se.fc2, c));
+            let f = |kind: ActivationKind, v: f64| match kind {
+                ActivationKind::Relu => v.max(0.0),
+                ActivationKind::Hardsigmoid => (v + 3.0).clamp(0.0, 6.0) / 6.0,
+                ActivationKind::Silu => v / (1.0 + (-v).exp()),
+                ActivationKind::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+                _ => unreachable!("not in the cases"),
+            };
+            let inner = h * w;
+            let mut want = xs.clone();
+            for b in 0..n {
+                let plane = |ch: usize| &xs[(b * c + ch) * inner..(b * c + ch + 1) * inner];
+                let mean: Vec<f64> = (0..c)
+                    .map(|ch| plane(ch).iter().sum::<f64>() / inner as f64)
+                    .collect();
+                let hidden: Vec<f64> = (0..squeeze)
+                    .map(|s| {
+                        let dot: f64 = (0..c).map(|ch| w1[s * c + ch] * mean[ch]).sum();
+                        f(act, dot + b1[s])
+                    })
+                    .collect();
+                for ch in 0..c {
+                    let dot: f64 = (0..squeeze).map(|s| w2[ch * squeeze + s] * hidden[s]).sum();
+                    let scale = f(scale_act, dot + b2[ch]);
+                    for v in &mut want[(b * c + ch) * inner..(b * c + ch + 1) * inner] {
+                        *v *= scale;
+                    }
+                }
+            }
+            let want = burn::tensor::TensorData::new(want, [n, c, h, w]);
+            let before = x.to_data();
+            let tolerance = burn::tensor::Tolerance::<f64>::absolute(1e-5);
+            se.forward(x.clone())
+                .into_data()
+                .convert::<f64>()
+                .assert_approx_eq::<f64>(&want, tolerance);
+            x.to_data().assert_eq(&before, true);
+            se.forward(x)
+                .into_data()
+                .convert::<f64>()
+                .assert_approx_eq::<f64>(&want, tolerance);
         }
     }
 

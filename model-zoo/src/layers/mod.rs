@@ -376,13 +376,15 @@ pub fn norm_activation(
 ) -> Tensor<4> {
     #[cfg(feature = "flex")]
     let x = match (bn, activation.map(Activation::kind)) {
-        (Some(bn), Some(Some(kind))) if crate::kernels::takes(&x) => {
-            let (scale, shift) = bn.scale_shift();
-            match crate::kernels::channel_affine(x, &scale, &shift, Some(kind)) {
-                Ok(out) => return out,
-                Err(x) => x,
+        (Some(bn), Some(Some(kind))) => match bn.host_scale_shift(&x) {
+            Some((scale, shift)) => {
+                match crate::kernels::channel_affine(x, &scale, &shift, Some(kind)) {
+                    Ok(out) => return out,
+                    Err(x) => x,
+                }
             }
-        }
+            None => x,
+        },
         _ => x,
     };
     let x = match bn {
