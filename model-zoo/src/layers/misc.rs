@@ -354,6 +354,8 @@ impl SqueezeExcitation {
     /// The block as one Flex kernel ([`crate::kernels::squeeze_excitation`]) where it takes `x`
     /// and both convolutions are plain 1x1 ones (no padding, stride, dilation or groups), else
     /// `x` back.
+    // `Err` hands the caller's tensor back untouched, as the kernels do (see `kernels`).
+    #[allow(clippy::result_large_err)]
     fn fused(&self, x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
         let plain = |conv: &Conv2d| {
             conv.stride == [1, 1]
