@@ -224,6 +224,23 @@ impl Problem {
             }
             rows = half;
         }
+        // Tiles of equal height, and, where there are few, as many as makes every thread's
+        // share the same: the stem of EfficientNet-B0 at batch 1 (112 rows of 27 x 112 im2col
+        // values) was tiles of 86 and 26 rows, one thread waiting for the other for half of it.
+        let mut tiles_per_image = oh.div_ceil(rows).max(1);
+        let tiles = self.batch * tiles_per_image;
+        if (threads..4 * threads).contains(&tiles) {
+            let mut more = tiles_per_image;
+            while !(self.batch * more).is_multiple_of(threads)
+                && oh.div_ceil(more + 1) * ow >= MIN_SPLIT_PIXELS
+            {
+                more += 1;
+            }
+            if (self.batch * more).is_multiple_of(threads) {
+                tiles_per_image = more;
+            }
+        }
+        let rows = oh.div_ceil(tiles_per_image).max(1);
         let tiles_per_image = oh.div_ceil(rows).max(1);
         let tiles = self.batch * tiles_per_image;
         // Still fewer tiles than threads (one small image): blocks of output channels share out
@@ -608,13 +625,13 @@ impl pulp::WithSimd for DepthwisePlanes<'_> {
                         }
                     }
                 }
-                // SAFETY: every value of the block's rows was written just above.
-                let block = unsafe { assume_init(block) };
-                for out_row in block.chunks_exact_mut(ow) {
-                    self.epilogue.apply(channel, out_row);
-                }
                 y += rows;
             }
+            // SAFETY: every value of the plane was written just above. The epilogue runs on the
+            // whole plane (in L1) rather than row by row: whole vectors, not a 14-wide row's
+            // short tail at each call.
+            self.epilogue
+                .apply(channel, unsafe { assume_init(out_plane) });
         }
     }
 }
@@ -891,20 +908,24 @@ fn row_block<S: pulp::Simd, const R: usize>(
             }
         }
         let n = count.min(ow - x0);
+        // Straight from the registers, the row's last strip with masked stores (a 14-wide row
+        // is all tail: through a stack copy it was 14 scalar stores a row).
+        let first = n.min(lanes);
         for (r, acc) in acc.iter().enumerate() {
             let row = &mut out[r * ow + x0..r * ow + x0 + n];
-            let mut sums = [0.0f32; 2 * MAX_LANES];
-            // SAFETY: `sums` holds 2 * MAX_LANES >= 2 * lanes floats.
+            let at = row.as_mut_ptr().cast::<f32>();
+            // SAFETY: the enabled lanes are `row`'s n values (`first` from `at`, the rest from
+            // `at + lanes`); writing an `f32` into a `MaybeUninit<f32>` is always allowed.
             unsafe {
-                let p = sums.as_mut_ptr().cast::<S::f32s>();
-                p.write_unaligned(acc[0]);
-                p.cast::<f32>()
-                    .add(lanes)
-                    .cast::<S::f32s>()
-                    .write_unaligned(acc[1]);
-            }
-            for (o, v) in row.iter_mut().zip(&sums) {
-                o.write(*v);
+                simd.mask_store_ptr_f32s(simd.mask_between_m32s(0, first as u32), at, acc[0]);
+                if n > lanes {
+                    let rest = (n - lanes) as u32;
+                    simd.mask_store_ptr_f32s(
+                        simd.mask_between_m32s(0, rest),
+                        at.add(lanes),
+                        acc[1],
+                    );
+                }
             }
         }
         x0 += n;
