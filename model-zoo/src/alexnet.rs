@@ -17,7 +17,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::registry::Family;
+use crate::family::Family;
 
 use crate::layers::{
     ImageLayer, VectorLayer, fold_layers, last_linear, last_linear_group, linear_slot,

@@ -10,7 +10,7 @@ use burn::module::{Module, ParamGroup};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::registry::Family;
+use crate::family::Family;
 
 /// An old spelling of some keys, as torchvision's `_load_from_state_dict` renames it: keys
 /// matching the regex `old` become `replacement` (with `$1`-style groups). A file with keys

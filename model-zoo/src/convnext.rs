@@ -30,12 +30,12 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::{
     ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, add_scaled_channels_last,
     last_linear, last_linear_group, layer_norm, replace_last_linear, run_image_layers,
     run_vector_layers, zero_bias,
 };
-use crate::registry::Family;
 
 impl Family {
     /// ConvNeXt ([`crate::convnext`]).

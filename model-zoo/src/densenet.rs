@@ -35,10 +35,10 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, KeyRename};
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::{
     Numbered, conv_config, fold_batchnorm, linear_torch_default, new_classifier, norm, zero_bias,
 };
-use crate::registry::Family;
 
 impl Family {
     /// DenseNet ([`crate::densenet`]).

@@ -29,12 +29,12 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, InvertedResidual, SqueezeExcitation,
     VectorLayer, fold_one, last_linear, last_linear_group, linear_slot, make_divisible,
     replace_last_linear, run_vector_layers,
 };
-use crate::registry::Family;
 
 impl Family {
     /// EfficientNet B0–B7 and V2 ([`crate::efficientnet`]).

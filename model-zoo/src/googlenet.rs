@@ -11,11 +11,9 @@
 //!   without a key map.
 
 use crate::layers::adaptive_avg_pool2d_with;
-use crate::layers::{BatchNorm, BatchNormConfig};
-use crate::layers::{conv2d, max_pool2d};
+use crate::layers::max_pool2d;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, PaddingConfig2d};
 use burn::tensor::activation::relu;
@@ -24,74 +22,15 @@ use std::collections::HashMap;
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::registry::Family;
+use crate::family::Family;
+pub use crate::layers::BasicConv2d;
+use crate::layers::transform_input;
 
 use crate::layers::{linear_torch_default, new_classifier};
 
 impl Family {
     /// GoogLeNet and its 32x32 variant ([`crate::googlenet`]).
     pub const GOOGLENET: Family = Family::new("googlenet");
-}
-
-/// torchvision's `BasicConv2d`: convolution without bias, BatchNorm (`eps = 0.001`), ReLU.
-#[derive(Module, Debug)]
-pub struct BasicConv2d {
-    /// The convolution.
-    pub conv: Conv2d,
-    /// Its BatchNorm.
-    pub bn: BatchNorm,
-}
-
-impl BasicConv2d {
-    /// A `kernel x kernel` convolution with stride and padding, initialised as torchvision's
-    /// GoogLeNet does: weights from `N(0, 0.01)` (torchvision truncates at ±2, i.e. ±200
-    /// standard deviations, which never happens), BatchNorm weight 1 and bias 0.
-    fn new(
-        c_in: usize,
-        c_out: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        device: &Device,
-    ) -> Self {
-        Self::rect(
-            [c_in, c_out],
-            [kernel, kernel],
-            stride,
-            [padding, padding],
-            0.01,
-            device,
-        )
-    }
-
-    /// A `kernel[0] x kernel[1]` convolution (Inception v3's 1x7 and 7x1) with stride and
-    /// `[height, width]` padding, weights from `N(0, std)`: torchvision's
-    /// `trunc_normal_(std=std, a=-2, b=2)`, whose bounds are 20 or more standard deviations
-    /// away for every `std` torchvision uses, so never reached.
-    pub(crate) fn rect(
-        [c_in, c_out]: [usize; 2],
-        kernel: [usize; 2],
-        stride: usize,
-        [ph, pw]: [usize; 2],
-        std: f64,
-        device: &Device,
-    ) -> Self {
-        let conv = Conv2dConfig::new([c_in, c_out], kernel)
-            .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
-            .with_bias(false)
-            .with_initializer(Initializer::Normal { mean: 0.0, std })
-            .init(device);
-        Self {
-            conv,
-            bn: BatchNormConfig::new(c_out).with_epsilon(1e-3).init(device),
-        }
-    }
-
-    /// Applies convolution, BatchNorm and ReLU.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(conv2d(&self.conv, x)))
-    }
 }
 
 /// A max-pool that rounds its output size up, as all of GoogLeNet's do.
@@ -322,20 +261,6 @@ impl GoogLeNetConfig {
             transform_input: self.transform_input,
         })
     }
-}
-
-/// torchvision's `_transform_input` (GoogLeNet, Inception v3): `x * std / 0.5 + (mean - 0.5) /
-/// 0.5` per channel, which undoes ImageNet normalisation and maps to `[-1, 1]`, as the weights
-/// ported from TensorFlow expect.
-pub(crate) fn transform_input(x: Tensor<4>) -> Tensor<4> {
-    let device = x.device();
-    let mean = crate::registry::IMAGENET_MEAN.map(f64::from);
-    let std = crate::registry::IMAGENET_STD.map(f64::from);
-    let scale = std.map(|s| (s / 0.5) as f32);
-    let shift = [0, 1, 2].map(|c| ((mean[c] - 0.5) / 0.5) as f32);
-    let scale = Tensor::<1>::from_floats(scale, &device).reshape([1, 3, 1, 1]);
-    let shift = Tensor::<1>::from_floats(shift, &device).reshape([1, 3, 1, 1]);
-    x * scale + shift
 }
 
 /// What GoogLeNet accepts: below 15x15 the third max-pool has nothing left to pool.

@@ -27,9 +27,9 @@ use std::collections::HashMap;
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::googlenet::{BasicConv2d, transform_input};
+use crate::family::Family;
+use crate::layers::{BasicConv2d, transform_input};
 use crate::layers::{linear_torch_default, max_pool2d_with, new_classifier};
-use crate::registry::Family;
 
 impl Family {
     /// Inception v3 ([`crate::inception`]).

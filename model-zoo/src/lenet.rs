@@ -17,7 +17,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::registry::Family;
+use crate::family::Family;
 
 use crate::layers::{conv2d, max_pool2d};
 use crate::layers::{linear_torch_default, new_classifier};

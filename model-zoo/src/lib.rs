@@ -25,6 +25,7 @@ pub mod densenet;
 pub mod device;
 pub mod efficientnet;
 pub mod error;
+mod family;
 pub mod googlenet;
 pub mod inception;
 #[cfg(feature = "flex")]

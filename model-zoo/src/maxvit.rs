@@ -37,6 +37,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, SqueezeExcitation, StochasticDepth,
     VectorLayer, attention_kernel, fold_one, kernels_take, last_linear, last_linear_group,
@@ -44,7 +45,6 @@ use crate::layers::{
     relative_position_index, replace_last_linear, run_image_layers, run_vector_layers, split_heads,
     zero_bias,
 };
-use crate::registry::Family;
 
 impl Family {
     /// MaxViT ([`crate::maxvit`]).

@@ -14,11 +14,11 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::{
     ImageLayer, VectorLayer, conv_kaiming_fan_out, fold_layers, last_linear, last_linear_group,
     linear_slot, replace_last_linear, residual, run_vector_layers,
 };
-use crate::registry::Family;
 
 impl Family {
     /// MNASNet ([`crate::mnasnet`]).

@@ -20,12 +20,12 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, VectorLayer, fold_layers, fold_one,
     last_linear, last_linear_group, linear_slot, make_divisible, replace_last_linear, residual,
     run_vector_layers,
 };
-use crate::registry::Family;
 
 impl Family {
     /// MobileNet V2 ([`crate::mobilenet_v2`]).

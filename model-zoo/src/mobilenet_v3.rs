@@ -11,12 +11,12 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, InvertedResidual, SqueezeExcitation,
     VectorLayer, fold_layers, last_linear, last_linear_group, linear_slot, make_divisible,
     replace_last_linear, run_image_layers, run_vector_layers,
 };
-use crate::registry::Family;
 
 impl Family {
     /// MobileNet V3, Large and Small ([`crate::mobilenet_v3`]).

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::{Architecture, DerivedBuffer, KeyRename};
 use crate::device::max_tensor_bytes;
 use crate::error::{ConfigError, DeviceError, InputError, InputSpec};
-use crate::registry::Family;
+use crate::family::Family;
 
 /// Declares [`Model`] with one variant per architecture type, the one `dispatch!` over it, and
 /// `From` each type: adding a family is one line in the invocation below.

@@ -27,11 +27,11 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, Numbered, SqueezeExcitation, fold_one,
     make_divisible, new_classifier, zero_bias,
 };
-use crate::registry::Family;
 
 impl Family {
     /// RegNet X and Y ([`crate::regnet`]).

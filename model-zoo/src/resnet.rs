@@ -32,7 +32,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::registry::Family;
+use crate::family::Family;
 
 use crate::layers::{
     conv_config, conv_kaiming_fan_out, fold_batchnorm, linear_torch_default, new_classifier,

@@ -12,8 +12,8 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::{ImageLayer, fold_layers, new_classifier, run_image_layers};
-use crate::registry::Family;
 
 impl Family {
     /// ShuffleNet V2 ([`crate::shufflenet_v2`]).

@@ -13,9 +13,9 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::conv2d;
 use crate::layers::{ImageLayer, run_image_layers, zero_bias};
-use crate::registry::Family;
 
 impl Family {
     /// SqueezeNet 1.0 and 1.1 ([`crate::squeezenet`]).

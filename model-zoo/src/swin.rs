@@ -33,13 +33,13 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::{
     ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, attention_kernel,
     kernels_take, layer_norm, layer_norm_last, linear_kernel, linear_last, merge_heads,
     new_classifier, relative_position_bias, relative_position_index, run_image_layers,
     run_vector_layers, split_heads, zero_bias,
 };
-use crate::registry::Family;
 
 impl Family {
     /// Swin Transformer V1 and V2 ([`crate::swin`]).

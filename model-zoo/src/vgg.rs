@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
-use crate::registry::Family;
+use crate::family::Family;
 
 use crate::layers::{
     ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, fold_layers, last_linear,

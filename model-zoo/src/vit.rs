@@ -36,12 +36,12 @@ use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, KeyRename};
 use crate::error::{ConfigError, InputError, InputSpec};
+use crate::family::Family;
 use crate::layers::conv2d;
 use crate::layers::{
     ActivationKind, ImageLayer, MultiheadAttention, Numbered, layer_norm, layer_norm_last,
     linear_last, new_classifier, run_image_layers, zero_bias,
 };
-use crate::registry::Family;
 
 impl Family {
     /// Vision Transformer ([`crate::vit`]).

@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor};
 use crate::error::ConfigError;
 
 pub(crate) mod activation_kind;
+mod basic_conv;
 mod batch_norm;
 mod blocked;
 mod conv;
@@ -18,6 +19,8 @@ mod misc;
 mod named;
 mod transformer;
 pub use activation_kind::ActivationKind;
+pub use basic_conv::BasicConv2d;
+pub(crate) use basic_conv::transform_input;
 pub use batch_norm::{BatchNorm, BatchNormConfig};
 pub use blocked::{
     BlockedConv2d, BlockedLinear, MAX_TENSOR_BYTES, ROW_BLOCKS, RowBlockError, ShapeNames,

@@ -16,7 +16,6 @@
 //! Each family lists its models in one table (`registry/<family>.rs`); adding a model is one
 //! entry there.
 
-use std::fmt;
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
@@ -29,32 +28,7 @@ pub const TORCHVISION_BASE_URL: &str = "https://download.pytorch.org/models/";
 /// Where `paddle.vision.models` downloads its weight files from.
 pub const PADDLE_BASE_URL: &str = "https://paddle-hapi.bj.bcebos.com/models/";
 
-/// A family of architectures, named as in messages and `cargo xtask list` (`"resnet"`). Each
-/// family declares its constant in its own module ([`Family::RESNET`] in [`crate::resnet`]), so
-/// adding a family touches no list here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Family {
-    name: &'static str,
-}
-
-impl Family {
-    /// A family called `name` (the zoo's own are constants such as [`Family::RESNET`]; a
-    /// model defined outside the zoo names its own).
-    pub const fn new(name: &'static str) -> Self {
-        Self { name }
-    }
-
-    /// The family's name, as used in messages (`"resnet"`).
-    pub fn name(self) -> &'static str {
-        self.name
-    }
-}
-
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use crate::family::Family;
 
 /// Resampling filter of a resize.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
