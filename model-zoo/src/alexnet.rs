@@ -16,12 +16,14 @@ use burn::nn::{DropoutConfig, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop, sequence_ends, sequence_info};
+use crate::layers::run_image_layers_tapped;
 
 use crate::layers::{
     ImageLayer, VectorLayer, fold_layers, last_linear, last_linear_group, linear_slot,
-    replace_last_linear, run_image_layers, run_vector_layers,
+    replace_last_linear, run_vector_layers,
 };
 
 impl Family {
@@ -209,6 +211,15 @@ impl AlexNetConfig {
     }
 }
 
+impl AlexNet {
+    /// The unpooled features (`features`' output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let ends = sequence_ends(&ImageLayer::elements(&self.features, 3));
+        run_image_layers_tapped(&self.features, x, &ends, 0, taps)
+    }
+}
+
 impl Architecture for AlexNet {
     fn family(&self) -> Family {
         Family::ALEXNET
@@ -250,17 +261,20 @@ impl Architecture for AlexNet {
     /// - input: `[batch, 3, height, width]`, at least 63x63
     /// - output: `[batch, num_features]` (9216 = 256 channels x 6 x 6 for torchvision's)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = run_image_layers(&self.features, x);
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
     }
 
-    /// Logits, or an error naming what is wrong with the input.
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("alexnet", x.dims())?;
-        Ok(run_vector_layers(
-            &self.classifier,
-            self.forward_features(x),
-        ))
+    /// `features.N` before each downsampling layer after the first, and the last
+    /// (torchvision's: `features.1`, `.4`, `.11`, `.12`).
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        sequence_info("features", &ImageLayer::elements(&self.features, 3), 1)
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
+        Some(run_vector_layers(&self.classifier, x))
     }
 
     /// Width of the pooled features (9216 for torchvision's AlexNet, 4608 for the half-width

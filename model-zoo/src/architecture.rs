@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps};
 
 /// An old spelling of some keys, as torchvision's `_load_from_state_dict` renames it: keys
 /// matching the regex `old` become `replacement` (with `$1`-style groups). A file with keys
@@ -56,6 +57,12 @@ pub trait Architecture: Module + Sized {
     /// The family, for messages and the registry.
     fn family(&self) -> Family;
 
+    /// The model's name in messages (`mobilenet_v3_large`); the family's where the family does
+    /// not say which of its models it is.
+    fn display_name(&self) -> &str {
+        self.family().name()
+    }
+
     /// What this model accepts: channels and smallest spatial size.
     fn input_spec(&self) -> InputSpec;
 
@@ -71,7 +78,69 @@ pub trait Architecture: Module + Sized {
     /// # Shapes
     /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
     /// - output: `[batch, num_classes]`
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError>;
+    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
+        self.input_spec().check(self.display_name(), x.dims())?;
+        Ok(self
+            .forward_tapped(x, &mut Taps::none())
+            .unwrap_or_else(crate::features::no_stop))
+    }
+
+    /// The stages whose feature maps [`Self::forward_intermediates`] returns, in the order the
+    /// forward reaches them (timm's `feature_info`): each with torchvision's module path, its
+    /// channels and its reduction. Index `i` of `forward_intermediates` is entry `i` here.
+    fn feature_info(&self) -> Vec<FeatureInfo>;
+
+    /// The one forward of the model, which every other forward runs: the logits, with the
+    /// outputs of the stages `taps` asks for kept in it; `None` where `taps` stopped the forward
+    /// after its last asked-for stage. The input is not checked: call [`Self::try_forward`],
+    /// [`Self::forward_intermediates`] or [`Self::forward_with_intermediates`].
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
+    /// - output: `[batch, num_classes]`
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>>;
+
+    /// The feature maps of the stages `indices` of [`Self::feature_info`] (every stage where
+    /// `indices` is empty, as timm's `indices=None`), in the order asked; the forward stops
+    /// after the last of them. Maps are NCHW for every family: Swin's channels-last stages are
+    /// permuted, and ViT's tokens (class token dropped) laid out on the patch grid, as timm's
+    /// `output_fmt='NCHW'`. An error for an input the model rejects or an index it lacks.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
+    /// - output `k`: `[batch, channels, height / reduction, width / reduction]` of stage
+    ///   `indices[k]` (sizes rounded as the model's layers round)
+    fn forward_intermediates(
+        &self,
+        x: Tensor<4>,
+        indices: &[usize],
+    ) -> Result<Vec<Tensor<4>>, InputError> {
+        let name = self.display_name();
+        self.input_spec().check(name, x.dims())?;
+        let mut taps = Taps::new(name, indices, self.feature_info().len(), true)?;
+        let _ = self.forward_tapped(x, &mut taps);
+        Ok(taps.into_maps(indices))
+    }
+
+    /// The logits and the feature maps of `indices` (as [`Self::forward_intermediates`]) from
+    /// one forward.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
+    /// - output: `[batch, num_classes]` and the maps of [`Self::forward_intermediates`]
+    fn forward_with_intermediates(
+        &self,
+        x: Tensor<4>,
+        indices: &[usize],
+    ) -> Result<(Tensor<2>, Vec<Tensor<4>>), InputError> {
+        let name = self.display_name();
+        self.input_spec().check(name, x.dims())?;
+        let mut taps = Taps::new(name, indices, self.feature_info().len(), false)?;
+        let logits = self
+            .forward_tapped(x, &mut taps)
+            .unwrap_or_else(crate::features::no_stop);
+        Ok((logits, taps.into_maps(indices)))
+    }
 
     /// Logits.
     ///

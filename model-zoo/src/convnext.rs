@@ -29,8 +29,9 @@ use burn::nn::{Identity, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop, run_sequence, sequence_ends, sequence_info};
 use crate::layers::{
     ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, add_scaled_channels_last,
     last_linear, last_linear_group, layer_norm, replace_last_linear, run_image_layers,
@@ -299,6 +300,30 @@ pub struct ConvNeXt {
 /// The classifier's slots before its `Linear`: the head LayerNorm and the flatten.
 const HEAD_NORM: usize = 2;
 
+impl ConvNeXt {
+    /// Each feature's `(stride, output channels)`.
+    fn elements(&self) -> Vec<(usize, usize)> {
+        let mut channels = 3;
+        self.features
+            .iter()
+            .map(|feature| match feature {
+                Feature::Layer(layer) => {
+                    channels = layer.out_channels(channels);
+                    (layer.stride(), channels)
+                }
+                Feature::Stage(_) => (1, channels),
+            })
+            .collect()
+    }
+
+    /// The unpooled features (`features`' output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let ends = sequence_ends(&self.elements());
+        run_sequence(&self.features, x, &ends, 0, taps, |f, x| f.forward(x))
+    }
+}
+
 impl Architecture for ConvNeXt {
     fn family(&self) -> Family {
         Family::CONVNEXT
@@ -315,17 +340,24 @@ impl Architecture for ConvNeXt {
     /// - input: `[batch, 3, height, width]`, at least 32x32
     /// - output: `[batch, num_features]` (768 for Tiny)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.features.iter().fold(x, |x, f| f.forward(x));
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         let pooled = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
         run_vector_layers(&self.classifier[..HEAD_NORM], pooled)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check(self.arch.name(), x.dims())?;
-        Ok(run_vector_layers(
-            &self.classifier[HEAD_NORM..],
-            self.forward_features(x),
-        ))
+    fn display_name(&self) -> &str {
+        self.arch.name()
+    }
+
+    /// The stages' outputs: `features.1`, `.3`, `.5`, `.7`; reductions 4 to 32.
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        sequence_info("features", &self.elements(), 1)
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
+        Some(run_vector_layers(&self.classifier, x))
     }
 
     fn num_features(&self) -> usize {
@@ -361,6 +393,7 @@ impl Architecture for ConvNeXt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::InputError;
     use crate::device::test_device as device;
 
     #[test]

@@ -34,11 +34,13 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, KeyRename};
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop};
 use crate::layers::{
     Numbered, conv_config, fold_batchnorm, linear_torch_default, new_classifier, norm, zero_bias,
 };
+use crate::tap;
 
 impl Family {
     /// DenseNet ([`crate::densenet`]).
@@ -320,6 +322,27 @@ pub const DENSENET_KEY_RENAMES: &[KeyRename] = &[KeyRename {
     current: r"denselayer\d+\.(?:norm|conv)[12]\.(?:weight|bias|running_mean|running_var)$",
 }];
 
+impl DenseNet {
+    /// The unpooled features (`relu(features(x))`, as torchvision's forward), tapping the
+    /// stages of [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let f = &self.features;
+        let x = relu(norm(&f.norm0, conv2d(&f.conv0, x)));
+        tap!(taps, 0, x.clone());
+        let mut x = max_pool2d(&f.pool0, x);
+        let blocks = [&f.denseblock1, &f.denseblock2, &f.denseblock3];
+        let transitions = [&f.transition1, &f.transition2, &f.transition3];
+        for (i, (block, transition)) in blocks.into_iter().zip(transitions).enumerate() {
+            let out = dense_block(block, x);
+            tap!(taps, i + 1, out.clone());
+            x = transition.forward(out);
+        }
+        let x = f.norm5.forward(dense_block(&f.denseblock4, x));
+        tap!(taps, 4, x.clone());
+        Some(relu(x))
+    }
+}
+
 impl Architecture for DenseNet {
     fn family(&self) -> Family {
         Family::DENSENET
@@ -335,19 +358,32 @@ impl Architecture for DenseNet {
     /// - input: `[batch, 3, height, width]`, at least 29x29
     /// - output: `[batch, num_features]` (1024 for densenet121)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let f = &self.features;
-        let x = conv2d(&f.conv0, x);
-        let x = max_pool2d(&f.pool0, relu(norm(&f.norm0, x)));
-        let x = f.transition1.forward(dense_block(&f.denseblock1, x));
-        let x = f.transition2.forward(dense_block(&f.denseblock2, x));
-        let x = f.transition3.forward(dense_block(&f.denseblock3, x));
-        let x = relu(f.norm5.forward(dense_block(&f.denseblock4, x)));
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("densenet", x.dims())?;
-        Ok(self.classifier.forward(self.forward_features(x)))
+    /// `features.relu0` (the stem, before its max-pool), `features.denseblock1` to `3`, and
+    /// `features.norm5` (before the final ReLU, as timm's); reductions 2 to 32.
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        let f = &self.features;
+        let block_out = |t: &Transition| t.conv.weight.lazy_shape().dims::<4>()[1];
+        vec![
+            FeatureInfo::new(
+                "features.relu0",
+                f.conv0.weight.lazy_shape().dims::<4>()[0],
+                2,
+            ),
+            FeatureInfo::new("features.denseblock1", block_out(&f.transition1), 4),
+            FeatureInfo::new("features.denseblock2", block_out(&f.transition2), 8),
+            FeatureInfo::new("features.denseblock3", block_out(&f.transition3), 16),
+            FeatureInfo::new("features.norm5", self.num_features(), 32),
+        ]
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
+        Some(self.classifier.forward(x))
     }
 
     fn num_features(&self) -> usize {
@@ -355,7 +391,7 @@ impl Architecture for DenseNet {
     }
 
     fn num_classes(&self) -> usize {
-        self.classifier.weight.shape().dims::<2>()[1]
+        self.classifier.weight.lazy_shape().dims::<2>()[1]
     }
 
     /// Replaces `classifier` by a freshly initialised linear layer (PyTorch's default).
@@ -426,6 +462,7 @@ pub fn densenet121(num_classes: usize, device: &Device) -> Result<DenseNet, Conf
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::InputError;
     use crate::device::test_device as device;
 
     #[test]

@@ -28,8 +28,9 @@ use burn::nn::{DropoutConfig, Initializer, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop, run_sequence, sequence_ends, sequence_info};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, InvertedResidual, SqueezeExcitation,
     VectorLayer, fold_one, last_linear, last_linear_group, linear_slot, make_divisible,
@@ -417,6 +418,34 @@ pub struct EfficientNet {
     pub arch: EfficientNetArch,
 }
 
+impl EfficientNet {
+    /// Each feature's `(stride, output channels)`.
+    fn elements(&self) -> Vec<(usize, usize)> {
+        let mut channels = 3;
+        self.features
+            .iter()
+            .map(|feature| {
+                let (stride, out) = match feature {
+                    Feature::Layer(layer) => (layer.stride(), layer.out_channels(channels)),
+                    Feature::Stage(blocks) => blocks.iter().fold((1, channels), |(s, c), block| {
+                        let (bs, bc) = ImageLayer::chain(&block.block, c);
+                        (s * bs, bc)
+                    }),
+                };
+                channels = out;
+                (stride, out)
+            })
+            .collect()
+    }
+
+    /// The unpooled features (`features`' output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let ends = sequence_ends(&self.elements());
+        run_sequence(&self.features, x, &ends, 0, taps, |f, x| f.forward(x))
+    }
+}
+
 impl Architecture for EfficientNet {
     fn family(&self) -> Family {
         Family::EFFICIENTNET
@@ -432,16 +461,24 @@ impl Architecture for EfficientNet {
     /// - input: `[batch, 3, height, width]`
     /// - output: `[batch, num_features]` (1280 for B0)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.features.iter().fold(x, |x, f| f.forward(x));
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check(self.arch.name(), x.dims())?;
-        Ok(run_vector_layers(
-            &self.classifier,
-            self.forward_features(x),
-        ))
+    fn display_name(&self) -> &str {
+        self.arch.name()
+    }
+
+    /// `features.N` before each downsampling stage after the stem, and the last (B0:
+    /// `features.1`, `.2`, `.3`, `.5`, `.8`; reductions 2 to 32).
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        sequence_info("features", &self.elements(), 1)
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
+        Some(run_vector_layers(&self.classifier, x))
     }
 
     fn num_features(&self) -> usize {
@@ -494,6 +531,7 @@ impl Architecture for EfficientNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::InputError;
     use crate::device::test_device as device;
 
     #[test]

@@ -152,6 +152,20 @@ pub enum InputError {
         /// The input's `[height, width]`.
         found: [usize; 2],
     },
+    /// A feature stage asked of [`crate::Architecture::forward_intermediates`] that the model
+    /// does not have.
+    #[error(
+        "{model} has {stages} feature stages (indices 0 to {}), asked for index {index}",
+        stages.saturating_sub(1)
+    )]
+    FeatureIndex {
+        /// The model.
+        model: String,
+        /// The index asked for.
+        index: usize,
+        /// How many stages the model has ([`crate::Architecture::feature_info`]).
+        stages: usize,
+    },
     /// The batch holds no image.
     #[error("{model} got an empty batch")]
     EmptyBatch {

@@ -21,10 +21,12 @@ use burn::tensor::{Device, Tensor};
 use std::collections::HashMap;
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop};
 pub use crate::layers::BasicConv2d;
 use crate::layers::transform_input;
+use crate::tap;
 
 use crate::layers::{linear_torch_default, new_classifier};
 
@@ -357,16 +359,17 @@ impl GoogLeNet {
     }
 
     /// The whole network; aux heads run only when `with_aux` and they exist.
-    fn run(
-        &self,
-        x: Tensor<4>,
-        with_aux: bool,
-    ) -> (Tensor<4>, Option<Tensor<2>>, Option<Tensor<2>>) {
-        let x = self.transform(x);
-        let x = max_pool2d(&self.maxpool1, self.conv1.forward(x));
+    /// The unpooled features and the aux heads' logits (`aux2`, `aux1`) where `with_aux`,
+    /// tapping the stages of [`Architecture::feature_info`].
+    fn run(&self, x: Tensor<4>, with_aux: bool, taps: &mut Taps) -> Option<Trunk> {
+        let x = self.conv1.forward(self.transform(x));
+        tap!(taps, 0, x.clone());
+        let x = max_pool2d(&self.maxpool1, x);
         let x = self.conv3.forward(self.conv2.forward(x));
+        tap!(taps, 1, x.clone());
         let x = max_pool2d(&self.maxpool2, x);
         let x = self.inception3b.forward(self.inception3a.forward(x));
+        tap!(taps, 2, x.clone());
         let x = max_pool2d(&self.maxpool3, x);
         let x = self.inception4a.forward(x);
         let aux1 = self
@@ -382,9 +385,12 @@ impl GoogLeNet {
             .as_ref()
             .filter(|_| with_aux)
             .map(|a| a.forward(x.clone()));
-        let x = max_pool2d(&self.maxpool4, self.inception4e.forward(x));
+        let x = self.inception4e.forward(x);
+        tap!(taps, 3, x.clone());
+        let x = max_pool2d(&self.maxpool4, x);
         let x = self.inception5b.forward(self.inception5a.forward(x));
-        (x, aux2, aux1)
+        tap!(taps, 4, x.clone());
+        Some((x, aux2, aux1))
     }
 
     /// torchvision's `forward`: in training mode (an autodiff device, as Burn's dropout and
@@ -397,7 +403,9 @@ impl GoogLeNet {
     pub fn forward_with_aux(&self, x: Tensor<4>) -> GoogLeNetOutputs {
         crate::error::or_panic(self.input_spec().check("googlenet", x.dims()));
         let training = x.device().is_autodiff();
-        let (x, aux2, aux1) = self.run(x, training);
+        let (x, aux2, aux1) = self
+            .run(x, training, &mut Taps::none())
+            .unwrap_or_else(no_stop);
         let features = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
         GoogLeNetOutputs {
             logits: self.fc.forward(self.dropout.forward(features)),
@@ -406,6 +414,9 @@ impl GoogLeNet {
         }
     }
 }
+
+/// The features and the aux heads' logits of [`GoogLeNet::run`].
+type Trunk = (Tensor<4>, Option<Tensor<2>>, Option<Tensor<2>>);
 
 impl Architecture for GoogLeNet {
     fn family(&self) -> Family {
@@ -477,25 +488,37 @@ impl Architecture for GoogLeNet {
     /// - input: `[batch, 3, height, width]`, at least 15x15
     /// - output: `[batch, 1024]`
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let (x, _, _) = self.run(x, false);
+        let (x, _, _) = self
+            .run(x, false, &mut Taps::none())
+            .unwrap_or_else(no_stop);
         crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
     }
 
-    /// Logits, or an error naming what is wrong with the input.
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("googlenet", x.dims())?;
-        let features = self.forward_features(x);
-        Ok(self.fc.forward(self.dropout.forward(features)))
+    /// `conv1`, `conv3`, `inception3b`, `inception4e`, `inception5b` (the outputs before each
+    /// max-pool, and the last); reductions 2 to 32.
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        vec![
+            FeatureInfo::new("conv1", self.conv1.out_channels(), 2),
+            FeatureInfo::new("conv3", self.conv3.out_channels(), 4),
+            FeatureInfo::new("inception3b", INCEPTIONS[1].out_channels(), 8),
+            FeatureInfo::new("inception4e", INCEPTIONS[6].out_channels(), 16),
+            FeatureInfo::new("inception5b", INCEPTIONS[8].out_channels(), 32),
+        ]
     }
 
-    /// Width of the pooled features (1024).
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let (x, _, _) = self.run(x, false, taps)?;
+        let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
+        Some(self.fc.forward(self.dropout.forward(x)))
+    }
+
     fn num_features(&self) -> usize {
         1024
     }
 
     /// Classes of the main classifier.
     fn num_classes(&self) -> usize {
-        self.fc.weight.shape().dims::<2>()[1]
+        self.fc.weight.lazy_shape().dims::<2>()[1]
     }
 
     /// Replaces the classifier (`fc`, and the aux heads' `fc2` when present) by freshly
@@ -601,6 +624,27 @@ impl GoogLeNetCifarConfig {
     }
 }
 
+impl GoogLeNetCifar {
+    /// The unpooled features, tapping the stages of [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let x = self.conv1.forward(x);
+        tap!(taps, 0, x.clone());
+        let x = self.inception3b.forward(self.inception3a.forward(x));
+        tap!(taps, 1, x.clone());
+        let x = max_pool2d(&self.maxpool3, x);
+        let x = self.inception4a.forward(x);
+        let x = self.inception4b.forward(x);
+        let x = self.inception4c.forward(x);
+        let x = self.inception4d.forward(x);
+        let x = self.inception4e.forward(x);
+        tap!(taps, 2, x.clone());
+        let x = max_pool2d(&self.maxpool4, x);
+        let x = self.inception5b.forward(self.inception5a.forward(x));
+        tap!(taps, 3, x.clone());
+        Some(x)
+    }
+}
+
 impl Architecture for GoogLeNetCifar {
     fn family(&self) -> Family {
         Family::GOOGLENET
@@ -626,33 +670,38 @@ impl Architecture for GoogLeNetCifar {
     /// - input: `[batch, 3, height, width]`, at least 2x2
     /// - output: `[batch, 1024]`
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.conv1.forward(x);
-        let x = self.inception3b.forward(self.inception3a.forward(x));
-        let x = max_pool2d(&self.maxpool3, x);
-        let x = self.inception4a.forward(x);
-        let x = self.inception4b.forward(x);
-        let x = self.inception4c.forward(x);
-        let x = self.inception4d.forward(x);
-        let x = max_pool2d(&self.maxpool4, self.inception4e.forward(x));
-        let x = self.inception5b.forward(self.inception5a.forward(x));
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
     }
 
-    /// Logits, or an error naming what is wrong with the input.
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("googlenet_cifar", x.dims())?;
-        let features = self.forward_features(x);
-        Ok(self.fc.forward(self.dropout.forward(features)))
+    fn display_name(&self) -> &str {
+        "googlenet_cifar"
     }
 
-    /// Width of the pooled features (1024).
+    /// `conv1`, `inception3b`, `inception4e`, `inception5b` (the outputs before each max-pool,
+    /// and the last); reductions 1 to 4.
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        vec![
+            FeatureInfo::new("conv1", self.conv1.out_channels(), 1),
+            FeatureInfo::new("inception3b", INCEPTIONS[1].out_channels(), 1),
+            FeatureInfo::new("inception4e", INCEPTIONS[6].out_channels(), 2),
+            FeatureInfo::new("inception5b", INCEPTIONS[8].out_channels(), 4),
+        ]
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
+        Some(self.fc.forward(self.dropout.forward(x)))
+    }
+
     fn num_features(&self) -> usize {
         1024
     }
 
     /// Classes of the classifier.
     fn num_classes(&self) -> usize {
-        self.fc.weight.shape().dims::<2>()[1]
+        self.fc.weight.lazy_shape().dims::<2>()[1]
     }
 
     /// Replaces the classifier (`fc`) by a freshly initialised one.

@@ -28,8 +28,10 @@ use std::collections::HashMap;
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop};
 use crate::layers::{BasicConv2d, transform_input};
 use crate::layers::{linear_torch_default, max_pool2d_with, new_classifier};
+use crate::tap;
 
 impl Family {
     /// Inception v3 ([`crate::inception`]).
@@ -523,7 +525,13 @@ impl InceptionV3 {
     }
 
     /// The network up to `Mixed_7c`; the aux head runs on `Mixed_6e`'s output when `with_aux`.
-    fn run(&self, x: Tensor<4>, with_aux: bool) -> (Tensor<4>, Option<Tensor<2>>) {
+    /// Taps the stages of [`Architecture::feature_info`].
+    fn run(
+        &self,
+        x: Tensor<4>,
+        with_aux: bool,
+        taps: &mut Taps,
+    ) -> Option<(Tensor<4>, Option<Tensor<2>>)> {
         let x = if self.transform_input {
             transform_input(x)
         } else {
@@ -532,17 +540,21 @@ impl InceptionV3 {
         let x = self
             .Conv2d_2b_3x3
             .forward(self.Conv2d_2a_3x3.forward(self.Conv2d_1a_3x3.forward(x)));
+        tap!(taps, 0, x.clone());
         let x = max_pool_3x3_s2(x);
         let x = self.Conv2d_4a_3x3.forward(self.Conv2d_3b_1x1.forward(x));
+        tap!(taps, 1, x.clone());
         let x = max_pool_3x3_s2(x);
         let x = self
             .Mixed_5d
             .forward(self.Mixed_5c.forward(self.Mixed_5b.forward(x)));
+        tap!(taps, 2, x.clone());
         let x = self.Mixed_6a.forward(x);
         let x = self.Mixed_6b.forward(x);
         let x = self.Mixed_6c.forward(x);
         let x = self.Mixed_6d.forward(x);
         let x = self.Mixed_6e.forward(x);
+        tap!(taps, 3, x.clone());
         let aux = self
             .AuxLogits
             .as_ref()
@@ -550,7 +562,8 @@ impl InceptionV3 {
             .map(|aux| aux.forward(x.clone()));
         let x = self.Mixed_7a.forward(x);
         let x = self.Mixed_7c.forward(self.Mixed_7b.forward(x));
-        (x, aux)
+        tap!(taps, 4, x.clone());
+        Some((x, aux))
     }
 
     fn head(&self, x: Tensor<4>) -> Tensor<2> {
@@ -574,7 +587,9 @@ impl InceptionV3 {
             INCEPTION_V3_INPUT
         };
         spec.check("inception_v3", x.dims())?;
-        let (x, aux_logits) = self.run(x, with_aux);
+        let (x, aux_logits) = self
+            .run(x, with_aux, &mut Taps::none())
+            .unwrap_or_else(no_stop);
         Ok(InceptionOutputs {
             logits: self.head(x),
             aux_logits,
@@ -597,14 +612,31 @@ impl Architecture for InceptionV3 {
     /// - input: `[batch, 3, height, width]`, at least 75x75
     /// - output: `[batch, 2048]`
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let (x, _) = self.run(x, false);
+        let (x, _) = self
+            .run(x, false, &mut Taps::none())
+            .unwrap_or_else(no_stop);
         adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("inception_v3", x.dims())?;
-        let (x, _) = self.run(x, false);
-        Ok(self.head(x))
+    fn display_name(&self) -> &str {
+        "inception_v3"
+    }
+
+    /// `Conv2d_2b_3x3`, `Conv2d_4a_3x3`, `Mixed_5d`, `Mixed_6e`, `Mixed_7c` (timm's); reductions
+    /// 2 to 32.
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        vec![
+            FeatureInfo::new("Conv2d_2b_3x3", self.Conv2d_2b_3x3.out_channels(), 2),
+            FeatureInfo::new("Conv2d_4a_3x3", self.Conv2d_4a_3x3.out_channels(), 4),
+            FeatureInfo::new("Mixed_5d", 288, 8),
+            FeatureInfo::new("Mixed_6e", 768, 16),
+            FeatureInfo::new("Mixed_7c", 2048, 32),
+        ]
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let (x, _) = self.run(x, false, taps)?;
+        Some(self.head(x))
     }
 
     fn num_features(&self) -> usize {

@@ -16,8 +16,10 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop};
+use crate::tap;
 
 use crate::layers::{conv2d, max_pool2d};
 use crate::layers::{linear_torch_default, new_classifier};
@@ -84,6 +86,17 @@ impl LeNet5Config {
     }
 }
 
+impl LeNet5 {
+    /// The second max-pool's output, tapping the stages of [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv1, x)));
+        tap!(taps, 0, x.clone());
+        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv2, x)));
+        tap!(taps, 1, x.clone());
+        Some(x)
+    }
+}
+
 impl Architecture for LeNet5 {
     fn family(&self) -> Family {
         Family::LENET
@@ -109,26 +122,39 @@ impl Architecture for LeNet5 {
     /// - input: `[batch, 3, height, width]`, at least 16x16
     /// - output: `[batch, 84]`
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv1, x)));
-        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv2, x)));
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
         relu(self.fc2.forward(relu(self.fc1.forward(x))))
     }
 
-    /// Logits, or an error naming what is wrong with the input.
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("lenet5", x.dims())?;
-        Ok(self.fc3.forward(self.forward_features(x)))
+    fn display_name(&self) -> &str {
+        "lenet5"
     }
 
-    /// Width of the features (84).
+    /// The two max-pools' outputs: `pool` and `pool_1` (its second call, as torch.fx names
+    /// it); reductions 2 and 4.
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        let channels = |conv: &Conv2d| conv.weight.lazy_shape().dims::<4>()[0];
+        vec![
+            FeatureInfo::new("pool", channels(&self.conv1), 2),
+            FeatureInfo::new("pool_1", channels(&self.conv2), 4),
+        ]
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
+        let x = relu(self.fc2.forward(relu(self.fc1.forward(x))));
+        Some(self.fc3.forward(x))
+    }
+
     fn num_features(&self) -> usize {
         84
     }
 
     /// Classes of `fc3`.
     fn num_classes(&self) -> usize {
-        self.fc3.weight.shape().dims::<2>()[1]
+        self.fc3.weight.lazy_shape().dims::<2>()[1]
     }
 
     /// Replaces `fc3` by a freshly initialised layer for `num_classes` classes.

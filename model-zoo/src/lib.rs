@@ -26,6 +26,7 @@ pub mod device;
 pub mod efficientnet;
 pub mod error;
 mod family;
+pub mod features;
 pub mod googlenet;
 pub mod inception;
 #[cfg(feature = "flex")]
@@ -55,6 +56,7 @@ pub use device::{
 };
 pub use error::RegistryError;
 pub use error::{ConfigError, DeviceError, InputError, InputSpec};
+pub use features::FeatureInfo;
 pub use model::Model;
 pub use registry::{
     Checksum, Family, ModelInfo, WeightsInfo, WeightsSource, create, list_models, model_info,

@@ -36,8 +36,9 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, DerivedBuffer};
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, SqueezeExcitation, StochasticDepth,
     VectorLayer, attention_kernel, fold_one, kernels_take, last_linear, last_linear_group,
@@ -45,6 +46,7 @@ use crate::layers::{
     relative_position_index, replace_last_linear, run_image_layers, run_vector_layers, split_heads,
     zero_bias,
 };
+use crate::tap;
 
 impl Family {
     /// MaxViT ([`crate::maxvit`]).
@@ -508,6 +510,18 @@ pub struct MaxVit {
 const HEAD: usize = 5;
 
 impl MaxVit {
+    /// The unpooled features (`blocks.3`'s output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let mut x = run_image_layers(&self.stem, x);
+        tap!(taps, 0, x.clone());
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.layers.iter().fold(x, |x, layer| layer.forward(x));
+            tap!(taps, i + 1, x.clone());
+        }
+        Some(x)
+    }
+
     fn attention_layers(&self) -> impl Iterator<Item = (String, &PartitionAttention)> {
         self.blocks.iter().enumerate().flat_map(|(b, block)| {
             block.layers.iter().enumerate().flat_map(move |(l, layer)| {
@@ -548,25 +562,42 @@ impl Architecture for MaxVit {
     /// - input: `[batch, 3, input_size[0], input_size[1]]`
     /// - output: `[batch, 512]`
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = run_image_layers(&self.stem, x);
-        let x = self
-            .blocks
-            .iter()
-            .flat_map(|b| &b.layers)
-            .fold(x, |x, layer| layer.forward(x));
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         let pooled = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
         run_vector_layers(&self.classifier[..HEAD], pooled)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("maxvit_t", x.dims())?;
-        Ok(run_vector_layers(
-            &self.classifier[HEAD..],
-            self.forward_features(x),
-        ))
+    fn display_name(&self) -> &str {
+        "maxvit_t"
     }
 
-    /// The attention grids rebuilt for `size` (the weights do not depend on it).
+    /// `stem`, then `blocks.0` to `blocks.3`; reductions 2 to 32.
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        let (mut reduction, stem) = ImageLayer::chain(&self.stem, 3);
+        let mut info = vec![FeatureInfo::new("stem", stem, reduction)];
+        for (i, block) in self.blocks.iter().enumerate() {
+            fn mbconv(layer: &MaxVitLayer) -> &MbConvLayers {
+                &layer.layers.MBconv.layers
+            }
+            reduction *= block
+                .layers
+                .first()
+                .map_or(1, |l| mbconv(l).conv_b.stride());
+            let channels = block
+                .layers
+                .last()
+                .map_or(0, |l| mbconv(l).conv_c.weight.lazy_shape().dims::<4>()[0]);
+            info.push(FeatureInfo::new(format!("blocks.{i}"), channels, reduction));
+        }
+        info
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
+        Some(run_vector_layers(&self.classifier, x))
+    }
+
     fn for_input_size(mut self, size: [usize; 2]) -> Result<Self, ConfigError> {
         let grids = check_input_size(size)?;
         for (block, grid) in self.blocks.iter_mut().zip(grids) {
@@ -668,6 +699,7 @@ impl Architecture for MaxVit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::InputError;
     use crate::device::test_device as device;
 
     #[test]

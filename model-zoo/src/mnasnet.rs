@@ -13,8 +13,9 @@ use burn::nn::{DropoutConfig, Initializer, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop, run_sequence, sequence_ends, sequence_info};
 use crate::layers::{
     ImageLayer, VectorLayer, conv_kaiming_fan_out, fold_layers, last_linear, last_linear_group,
     linear_slot, replace_last_linear, residual, run_vector_layers,
@@ -205,6 +206,39 @@ impl MnasNet {
     }
 }
 
+impl MnasNet {
+    /// Each of `layers`' `(stride, output channels)`.
+    fn elements(&self) -> Vec<(usize, usize)> {
+        let mut channels = 3;
+        self.layers
+            .iter()
+            .map(|stage| {
+                let (stride, out) = match stage {
+                    Stage::Layer(layer) => (layer.stride(), layer.out_channels(channels)),
+                    Stage::Stack(blocks) => blocks.iter().fold((1, channels), |(s, c), block| {
+                        let (bs, bc) = ImageLayer::chain(&block.layers, c);
+                        (s * bs, bc)
+                    }),
+                };
+                channels = out;
+                (stride, out)
+            })
+            .collect()
+    }
+
+    /// The unpooled features (`layers`' output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let ends = sequence_ends(&self.elements());
+        run_sequence(&self.layers, x, &ends, 0, taps, |stage, x| match stage {
+            Stage::Layer(layer) => layer.forward(x),
+            Stage::Stack(blocks) => blocks.iter().fold(x, |x, block| {
+                residual(&block.layers, block.apply_residual, x)
+            }),
+        })
+    }
+}
+
 impl Architecture for MnasNet {
     fn family(&self) -> Family {
         Family::MNASNET
@@ -220,25 +254,22 @@ impl Architecture for MnasNet {
     /// - input: `[batch, 3, height, width]`
     /// - output: `[batch, 1280]`
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = x;
-        for stage in &self.layers {
-            x = match stage {
-                Stage::Layer(layer) => layer.forward(x),
-                Stage::Stack(blocks) => blocks.iter().fold(x, |x, block| {
-                    residual(&block.layers, block.apply_residual, x)
-                }),
-            };
-        }
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         let [b, c, _, _] = x.dims();
         x.mean_dims(&[2, 3]).reshape([b, c])
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("mnasnet", x.dims())?;
-        Ok(run_vector_layers(
-            &self.classifier,
-            self.forward_features(x),
-        ))
+    /// `layers.N` before each downsampling stack after the stem, and the last (`layers.7`,
+    /// `.8`, `.9`, `.11`, `.16`; reductions 2 to 32).
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        sequence_info("layers", &self.elements(), 1)
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let [b, c, _, _] = x.dims();
+        let x = x.mean_dims(&[2, 3]).reshape([b, c]);
+        Some(run_vector_layers(&self.classifier, x))
     }
 
     fn num_features(&self) -> usize {

@@ -19,8 +19,9 @@ use burn::nn::{DropoutConfig, Initializer, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop, run_sequence, sequence_ends, sequence_info};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, VectorLayer, fold_layers, fold_one,
     last_linear, last_linear_group, linear_slot, make_divisible, replace_last_linear, residual,
@@ -222,6 +223,31 @@ impl MobileNetV2Config {
     }
 }
 
+impl MobileNetV2 {
+    /// Each feature's `(stride, output channels)`.
+    fn elements(&self) -> Vec<(usize, usize)> {
+        let mut channels = 3;
+        self.features
+            .iter()
+            .map(|feature| {
+                let (stride, out) = match feature {
+                    Feature::Layer(layer) => (layer.stride(), layer.out_channels(channels)),
+                    Feature::Block(block) => ImageLayer::chain(&block.conv, channels),
+                };
+                channels = out;
+                (stride, out)
+            })
+            .collect()
+    }
+
+    /// The unpooled features (`features`' output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let ends = sequence_ends(&self.elements());
+        run_sequence(&self.features, x, &ends, 0, taps, |f, x| f.forward(x))
+    }
+}
+
 impl Architecture for MobileNetV2 {
     fn family(&self) -> Family {
         Family::MOBILENET_V2
@@ -237,19 +263,20 @@ impl Architecture for MobileNetV2 {
     /// - input: `[batch, 3, height, width]`
     /// - output: `[batch, last_channel]` (1280)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = x;
-        for feature in &self.features {
-            x = feature.forward(x);
-        }
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("mobilenet_v2", x.dims())?;
-        Ok(run_vector_layers(
-            &self.classifier,
-            self.forward_features(x),
-        ))
+    /// `features.N` before each downsampling block after the stem, and the last
+    /// (`features.1`, `.3`, `.6`, `.13`, `.18`; reductions 2 to 32).
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        sequence_info("features", &self.elements(), 1)
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
+        Some(run_vector_layers(&self.classifier, x))
     }
 
     fn num_features(&self) -> usize {

@@ -10,12 +10,14 @@ use burn::nn::{DropoutConfig, Initializer, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop, sequence_ends, sequence_info};
+use crate::layers::run_image_layers_tapped;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, InvertedResidual, SqueezeExcitation,
     VectorLayer, fold_layers, last_linear, last_linear_group, linear_slot, make_divisible,
-    replace_last_linear, run_image_layers, run_vector_layers,
+    replace_last_linear, run_vector_layers,
 };
 
 impl Family {
@@ -233,6 +235,15 @@ pub const MOBILENET_V3_INPUT: InputSpec = InputSpec {
     exact: false,
 };
 
+impl MobileNetV3 {
+    /// The unpooled features (`features`' output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let ends = sequence_ends(&ImageLayer::elements(&self.features, 3));
+        run_image_layers_tapped(&self.features, x, &ends, 0, taps)
+    }
+}
+
 impl Architecture for MobileNetV3 {
     fn family(&self) -> Family {
         Family::MOBILENET_V3
@@ -248,16 +259,24 @@ impl Architecture for MobileNetV3 {
     /// - input: `[batch, 3, height, width]`
     /// - output: `[batch, num_features]` (960 Large, 576 Small)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = run_image_layers(&self.features, x);
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check(self.arch.name(), x.dims())?;
-        Ok(run_vector_layers(
-            &self.classifier,
-            self.forward_features(x),
-        ))
+    fn display_name(&self) -> &str {
+        self.arch.name()
+    }
+
+    /// `features.N` before each downsampling block after the stem, and the last (Large:
+    /// `features.1`, `.3`, `.6`, `.12`, `.16`; reductions 2 to 32).
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        sequence_info("features", &ImageLayer::elements(&self.features, 3), 1)
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
+        Some(run_vector_layers(&self.classifier, x))
     }
 
     fn num_features(&self) -> usize {

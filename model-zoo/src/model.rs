@@ -10,6 +10,7 @@ use crate::architecture::{Architecture, DerivedBuffer, KeyRename};
 use crate::device::max_tensor_bytes;
 use crate::error::{ConfigError, DeviceError, InputError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps};
 
 /// Declares [`Model`] with one variant per architecture type, the one `dispatch!` over it, and
 /// `From` each type: adding a family is one line in the invocation below.
@@ -107,6 +108,10 @@ impl Architecture for Model {
         dispatch!(self, m => m.input_spec())
     }
 
+    fn display_name(&self) -> &str {
+        dispatch!(self, m => m.display_name())
+    }
+
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         let device = x.device();
         crate::on_cpu_workers(&device, || dispatch!(self, m => m.forward_features(x)))
@@ -117,17 +122,45 @@ impl Architecture for Model {
     /// buffer (see [`Model::check_device`]).
     fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
         let device = x.device();
-        if let Some(limit) = max_tensor_bytes(&device) {
-            self.check_limit(limit, &device)?;
-            let dims = x.dims().to_vec();
-            let bytes = dims.iter().product::<usize>() as u64 * x.dtype().size() as u64;
-            if bytes > limit {
-                return Err(self
-                    .too_large("input", dims, bytes, limit, &device, "use a smaller batch")
-                    .into());
-            }
-        }
+        self.check_input_device(&x)?;
         crate::on_cpu_workers(&device, || dispatch!(self, m => m.try_forward(x)))
+    }
+
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        dispatch!(self, m => m.feature_info())
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let device = x.device();
+        crate::on_cpu_workers(&device, || dispatch!(self, m => m.forward_tapped(x, taps)))
+    }
+
+    /// As the trait's, with the device checks of [`Self::try_forward`].
+    fn forward_intermediates(
+        &self,
+        x: Tensor<4>,
+        indices: &[usize],
+    ) -> Result<Vec<Tensor<4>>, InputError> {
+        let device = x.device();
+        self.check_input_device(&x)?;
+        crate::on_cpu_workers(
+            &device,
+            || dispatch!(self, m => m.forward_intermediates(x, indices)),
+        )
+    }
+
+    /// As the trait's, with the device checks of [`Self::try_forward`].
+    fn forward_with_intermediates(
+        &self,
+        x: Tensor<4>,
+        indices: &[usize],
+    ) -> Result<(Tensor<2>, Vec<Tensor<4>>), InputError> {
+        let device = x.device();
+        self.check_input_device(&x)?;
+        crate::on_cpu_workers(
+            &device,
+            || dispatch!(self, m => m.forward_with_intermediates(x, indices)),
+        )
     }
 
     fn for_input_size(self, size: [usize; 2]) -> Result<Self, ConfigError> {
@@ -192,6 +225,23 @@ impl Architecture for Model {
 }
 
 impl Model {
+    /// Checks that the input's device can hold every parameter and the input in one buffer
+    /// each (see [`Model::check_device`]).
+    fn check_input_device(&self, x: &Tensor<4>) -> Result<(), InputError> {
+        let device = x.device();
+        if let Some(limit) = max_tensor_bytes(&device) {
+            self.check_limit(limit, &device)?;
+            let dims = x.dims().to_vec();
+            let bytes = dims.iter().product::<usize>() as u64 * x.dtype().size() as u64;
+            if bytes > limit {
+                return Err(self
+                    .too_large("input", dims, bytes, limit, &device, "use a smaller batch")
+                    .into());
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that `device` can hold every parameter of the model in one buffer each, as Burn
     /// binds them: wgpu devices cap a binding (128 MiB on lavapipe and in WebGPU by default).
     /// The zoo keeps its large layers in blocks under 128 MiB (see

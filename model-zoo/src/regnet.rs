@@ -26,12 +26,14 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, Numbered, SqueezeExcitation, fold_one,
     make_divisible, new_classifier, zero_bias,
 };
+use crate::tap;
 
 impl Family {
     /// RegNet X and Y ([`crate::regnet`]).
@@ -374,6 +376,22 @@ pub const REGNET_INPUT: InputSpec = InputSpec {
     exact: false,
 };
 
+impl RegNet {
+    /// The unpooled features (`trunk_output`'s), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let mut x = self.stem.forward(x);
+        tap!(taps, 0, x.clone());
+        for (i, stage) in self.trunk_output.iter().enumerate() {
+            for block in stage.iter() {
+                x = block.forward(x);
+            }
+            tap!(taps, i + 1, x.clone());
+        }
+        Some(x)
+    }
+}
+
 impl Architecture for RegNet {
     fn family(&self) -> Family {
         Family::REGNET
@@ -389,18 +407,39 @@ impl Architecture for RegNet {
     /// - input: `[batch, 3, height, width]`
     /// - output: `[batch, num_features]` (440 for regnet_y_400mf)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self.stem.forward(x);
-        for stage in self.trunk_output.iter() {
-            for block in stage.iter() {
-                x = block.forward(x);
-            }
-        }
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check(&self.name, x.dims())?;
-        Ok(self.fc.forward(self.forward_features(x)))
+    fn display_name(&self) -> &str {
+        &self.name
+    }
+
+    /// `stem`, then `trunk_output.block1` to `block4`; reductions 2 to 32.
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        let mut reduction = self.stem.stride();
+        let mut info = vec![FeatureInfo::new(
+            "stem",
+            self.stem.out_channels(3),
+            reduction,
+        )];
+        for (i, stage) in self.trunk_output.iter().enumerate() {
+            let blocks: Vec<&ResBottleneckBlock> = stage.iter().collect();
+            reduction *= blocks.first().map_or(1, |block| block.f.b.stride());
+            let channels = blocks.last().map_or(0, |block| block.f.c.out_channels(0));
+            info.push(FeatureInfo::new(
+                format!("trunk_output.block{}", i + 1),
+                channels,
+                reduction,
+            ));
+        }
+        info
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
+        Some(self.fc.forward(x))
     }
 
     fn num_features(&self) -> usize {

@@ -31,8 +31,10 @@ use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop};
+use crate::tap;
 
 use crate::layers::{
     conv_config, conv_kaiming_fan_out, fold_batchnorm, linear_torch_default, new_classifier,
@@ -350,6 +352,23 @@ pub enum Block {
 }
 
 impl Block {
+    /// The block's stride (its strided convolution's; 1 where a stage was dilated instead).
+    pub fn stride(&self) -> usize {
+        match self {
+            Block::Basic(block) => block.conv1.stride[0],
+            Block::Bottleneck(block) => block.conv2.stride[0],
+        }
+    }
+
+    /// The block's output channels.
+    pub fn out_channels(&self) -> usize {
+        let last = match self {
+            Block::Basic(block) => &block.conv2,
+            Block::Bottleneck(block) => &block.conv3,
+        };
+        last.weight.lazy_shape().dims::<4>()[0]
+    }
+
     /// # Shapes
     /// - input: `[batch, in_planes, h, w]`
     /// - output: `[batch, planes * expansion, h / stride, w / stride]`
@@ -519,6 +538,26 @@ impl ResNet {
     pub fn is_folded(&self) -> bool {
         self.bn1.is_none()
     }
+
+    /// `layer1` to `layer4`.
+    fn stages(&self) -> [&[Block]; 4] {
+        [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
+    }
+
+    /// The unpooled features (`layer4`'s output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let x = conv_norm_activation(&self.conv1, self.bn1.as_ref(), Some(&RELU), x);
+        tap!(taps, 0, x.clone());
+        let mut x = max_pool2d(&self.maxpool, x);
+        for (i, stage) in self.stages().into_iter().enumerate() {
+            for block in stage {
+                x = block.forward(x);
+            }
+            tap!(taps, i + 1, x.clone());
+        }
+        Some(x)
+    }
 }
 
 impl Architecture for ResNet {
@@ -550,24 +589,36 @@ impl Architecture for ResNet {
     /// - input: `[batch, 3, height, width]`
     /// - output: `[batch, num_features]` (512 for ResNet-18/34, 2048 for the bottleneck models)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = conv_norm_activation(&self.conv1, self.bn1.as_ref(), Some(&RELU), x);
-        let mut x = max_pool2d(&self.maxpool, x);
-        for block in self
-            .layer1
-            .iter()
-            .chain(&self.layer2)
-            .chain(&self.layer3)
-            .chain(&self.layer4)
-        {
-            x = block.forward(x);
-        }
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
     }
 
-    /// Logits, or an error naming what is wrong with the input (channels, size, empty batch).
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("resnet", x.dims())?;
-        Ok(self.fc.forward(self.forward_features(x)))
+    /// `relu` (the stem, before the max-pool), then `layer1` to `layer4`; reductions 2 to 32
+    /// where no stage is dilated.
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        let mut reduction = self.conv1.stride[0];
+        let mut info = vec![FeatureInfo::new(
+            "relu",
+            self.conv1.weight.lazy_shape().dims::<4>()[0],
+            reduction,
+        )];
+        reduction *= self.maxpool.stride[0];
+        for (i, stage) in self.stages().into_iter().enumerate() {
+            reduction *= stage.first().map_or(1, Block::stride);
+            let channels = stage.last().map_or(0, Block::out_channels);
+            info.push(FeatureInfo::new(
+                format!("layer{}", i + 1),
+                channels,
+                reduction,
+            ));
+        }
+        info
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
+        Some(self.fc.forward(x))
     }
 
     /// The inference form of this model: every BatchNorm folded into the convolution before it
@@ -596,12 +647,12 @@ impl Architecture for ResNet {
 
     /// Width of the pooled features, the classifier's input.
     fn num_features(&self) -> usize {
-        self.fc.weight.shape().dims::<2>()[0]
+        self.fc.weight.lazy_shape().dims::<2>()[0]
     }
 
     /// Classes of the current classifier.
     fn num_classes(&self) -> usize {
-        self.fc.weight.shape().dims::<2>()[1]
+        self.fc.weight.lazy_shape().dims::<2>()[1]
     }
 
     /// Replaces the classifier by a freshly initialised one for `num_classes` classes (timm's
@@ -640,6 +691,7 @@ constructors! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::InputError;
     use burn::tensor::Distribution;
 
     use crate::device::test_device as device;

@@ -11,9 +11,11 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop};
 use crate::layers::{ImageLayer, fold_layers, new_classifier, run_image_layers};
+use crate::tap;
 
 impl Family {
     /// ShuffleNet V2 ([`crate::shufflenet_v2`]).
@@ -256,6 +258,29 @@ pub const SHUFFLENET_V2_INPUT: InputSpec = InputSpec {
     exact: false,
 };
 
+impl ShuffleNetV2 {
+    /// The unpooled features (`conv5`'s output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let x = run_image_layers(&self.conv1, x);
+        tap!(taps, 0, x.clone());
+        let mut x = max_pool2d(&self.maxpool, x);
+        tap!(taps, 1, x.clone());
+        for (i, stage) in [&self.stage2, &self.stage3, &self.stage4]
+            .into_iter()
+            .enumerate()
+        {
+            for block in stage {
+                x = block.forward(x);
+            }
+            tap!(taps, i + 2, x.clone());
+        }
+        let x = run_image_layers(&self.conv5, x);
+        tap!(taps, 5, x.clone());
+        Some(x)
+    }
+}
+
 impl Architecture for ShuffleNetV2 {
     fn family(&self) -> Family {
         Family::SHUFFLENET_V2
@@ -271,19 +296,34 @@ impl Architecture for ShuffleNetV2 {
     /// - input: `[batch, 3, height, width]`
     /// - output: `[batch, num_features]` (1024; 2048 for x2_0)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = run_image_layers(&self.conv1, x);
-        let mut x = max_pool2d(&self.maxpool, x);
-        for block in self.stage2.iter().chain(&self.stage3).chain(&self.stage4) {
-            x = block.forward(x);
-        }
-        let x = run_image_layers(&self.conv5, x);
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         // torchvision's `x.mean([2, 3])`.
         crate::layers::adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("shufflenet_v2", x.dims())?;
-        Ok(self.fc.forward(self.forward_features(x)))
+    /// `conv1`, `maxpool`, `stage2` to `stage4` and `conv5`; reductions 2, 4, 8, 16, 32, 32.
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        let (_, stem) = ImageLayer::chain(&self.conv1, 3);
+        let stage = |blocks: &[ShuffleBlock]| {
+            blocks
+                .last()
+                .map_or(0, |block| 2 * ImageLayer::chain(&block.branch2, 0).1)
+        };
+        let stage4 = stage(&self.stage4);
+        vec![
+            FeatureInfo::new("conv1", stem, 2),
+            FeatureInfo::new("maxpool", stem, 4),
+            FeatureInfo::new("stage2", stage(&self.stage2), 8),
+            FeatureInfo::new("stage3", stage(&self.stage3), 16),
+            FeatureInfo::new("stage4", stage4, 32),
+            FeatureInfo::new("conv5", ImageLayer::chain(&self.conv5, stage4).1, 32),
+        ]
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = crate::layers::adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
+        Some(self.fc.forward(x))
     }
 
     fn num_features(&self) -> usize {

@@ -12,8 +12,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop, run_sequence, sequence_ends, sequence_info};
 use crate::layers::conv2d;
 use crate::layers::{ImageLayer, run_image_layers, zero_bias};
 
@@ -243,14 +244,42 @@ impl SqueezeNet {
         })
     }
 
-    fn run_features(&self, mut x: Tensor<4>) -> Tensor<4> {
-        for feature in &self.features {
-            x = match feature {
+    /// Each feature's `(stride, output channels)`.
+    fn elements(&self) -> Vec<(usize, usize)> {
+        let mut channels = 3;
+        self.features
+            .iter()
+            .map(|feature| match feature {
+                Feature::Layer(layer) => {
+                    channels = layer.out_channels(channels);
+                    (layer.stride(), channels)
+                }
+                Feature::Fire(fire) => {
+                    channels = [&fire.expand1x1, &fire.expand3x3]
+                        .iter()
+                        .map(|conv| conv.weight.lazy_shape().dims::<4>()[0])
+                        .sum();
+                    (1, channels)
+                }
+            })
+            .collect()
+    }
+
+    /// The unpooled features (`features`' output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let ends = sequence_ends(&self.elements());
+        run_sequence(
+            &self.features,
+            x,
+            &ends,
+            0,
+            taps,
+            |feature, x| match feature {
                 Feature::Layer(layer) => layer.forward(x),
                 Feature::Fire(fire) => fire.forward(x),
-            };
-        }
-        x
+            },
+        )
     }
 }
 
@@ -273,14 +302,23 @@ impl Architecture for SqueezeNet {
     /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
     /// - output: `[batch, 512]`
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        adaptive_avg_pool2d_with(self.run_features(x), [1, 1]).flatten(1, 3)
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
+        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec()
-            .check(version_name(self.version), x.dims())?;
-        let x = run_image_layers(&self.classifier, self.run_features(x));
-        Ok(x.flatten(1, 3))
+    fn display_name(&self) -> &str {
+        version_name(self.version)
+    }
+
+    /// `features.N` before each max-pool after the stem, and the last (1.0: `features.1`, `.5`,
+    /// `.10`, `.12`; 1.1: `.1`, `.4`, `.7`, `.12`; reductions 2 to 16).
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        sequence_info("features", &self.elements(), 1)
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = run_image_layers(&self.classifier, self.trunk(x, taps)?);
+        Some(x.flatten(1, 3))
     }
 
     fn num_features(&self) -> usize {
@@ -327,6 +365,7 @@ impl Architecture for SqueezeNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::InputError;
     use crate::device::test_device as device;
 
     #[test]

@@ -32,14 +32,16 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::architecture::{Architecture, DerivedBuffer};
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop, sequence_info};
 use crate::layers::{
     ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, attention_kernel,
     kernels_take, layer_norm, layer_norm_last, linear_kernel, linear_last, merge_heads,
     new_classifier, relative_position_bias, relative_position_index, run_image_layers,
     run_vector_layers, split_heads, zero_bias,
 };
+use crate::tap;
 
 impl Family {
     /// Swin Transformer V1 and V2 ([`crate::swin`]).
@@ -611,6 +613,34 @@ pub struct SwinTransformer {
     pub arch: SwinArch,
 }
 
+impl SwinTransformer {
+    /// The unpooled features, channels-last (`features`' output), tapping the stages of
+    /// [`Architecture::feature_info`] (permuted to NCHW).
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let mut x = x;
+        let mut stage = 0;
+        for feature in &self.features {
+            x = feature.forward(x);
+            if let Feature::Stage(_) = feature {
+                tap!(taps, stage, x.clone().permute([0, 3, 1, 2]));
+                stage += 1;
+            }
+        }
+        Some(x)
+    }
+
+    /// The final norm and the average over the positions.
+    ///
+    /// # Shapes
+    /// - input: `[batch, height, width, channels]`
+    /// - output: `[batch, channels]`
+    fn pool(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = layer_norm_last(&self.norm, x);
+        let [b, _, _, c] = x.dims();
+        x.mean_dim(1).mean_dim(2).reshape([b, c])
+    }
+}
+
 impl Architecture for SwinTransformer {
     fn family(&self) -> Family {
         Family::SWIN
@@ -626,15 +656,39 @@ impl Architecture for SwinTransformer {
     /// - input: `[batch, 3, height, width]`, at least 4x4
     /// - output: `[batch, num_features]` (768 for T, 1024 for B)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.features.iter().fold(x, |x, f| f.forward(x));
-        let x = layer_norm_last(&self.norm, x);
-        let [b, _, _, c] = x.dims();
-        x.mean_dim(1).mean_dim(2).reshape([b, c])
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
+        self.pool(x)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check(self.arch.name(), x.dims())?;
-        Ok(linear_last(&self.head, self.forward_features(x)))
+    fn display_name(&self) -> &str {
+        self.arch.name()
+    }
+
+    /// The stages' outputs, before the final norm: `features.1`, `.3`, `.5`, `.7`; reductions
+    /// 4 to 32. Returned NCHW (the stages run channels-last).
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        let mut channels = 3;
+        let elements: Vec<(usize, usize)> = self
+            .features
+            .iter()
+            .map(|feature| match feature {
+                Feature::Layer(layer) => {
+                    channels = layer.out_channels(channels);
+                    (layer.stride(), channels)
+                }
+                Feature::Stage(_) => (1, channels),
+                Feature::Merge(merge) => {
+                    channels = merge.reduction.weight.lazy_shape().dims::<2>()[1];
+                    (2, channels)
+                }
+            })
+            .collect();
+        sequence_info("features", &elements, 1)
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.pool(self.trunk(x, taps)?);
+        Some(linear_last(&self.head, x))
     }
 
     fn num_features(&self) -> usize {
@@ -703,6 +757,7 @@ impl Architecture for SwinTransformer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::InputError;
     use crate::device::test_device as device;
 
     #[test]

@@ -14,13 +14,14 @@ use burn::nn::{DropoutConfig, Initializer, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::Architecture;
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop, sequence_ends, sequence_info};
+use crate::layers::run_image_layers_tapped;
 
 use crate::layers::{
     ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, fold_layers, last_linear,
-    last_linear_group, linear_slot, replace_last_linear, run_image_layers, run_vector_layers,
-    zero_bias,
+    last_linear_group, linear_slot, replace_last_linear, run_vector_layers, zero_bias,
 };
 
 impl Family {
@@ -213,6 +214,15 @@ pub struct Vgg {
     num_features: usize,
 }
 
+impl Vgg {
+    /// The unpooled features (`features`' output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let ends = sequence_ends(&ImageLayer::elements(&self.features, 3));
+        run_image_layers_tapped(&self.features, x, &ends, 0, taps)
+    }
+}
+
 impl Architecture for Vgg {
     fn family(&self) -> Family {
         Family::VGG
@@ -254,17 +264,20 @@ impl Architecture for Vgg {
     /// - input: `[batch, 3, height, width]`, at least 32x32
     /// - output: `[batch, num_features]` (25088 = 512 x 7 x 7 in torchvision's VGGs)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = run_image_layers(&self.features, x);
+        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
         crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
     }
 
-    /// Logits, or an error naming what is wrong with the input.
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("vgg", x.dims())?;
-        Ok(run_vector_layers(
-            &self.classifier,
-            self.forward_features(x),
-        ))
+    /// `features.N` before each max-pool after the first layer, and the last (VGG-16:
+    /// `features.3`, `.8`, `.15`, `.22`, `.29`, `.30`; reductions 1 to 32).
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        sequence_info("features", &ImageLayer::elements(&self.features, 3), 1)
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.trunk(x, taps)?;
+        let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
+        Some(run_vector_layers(&self.classifier, x))
     }
 
     /// Width of the pooled features (25088; 512 for `vgg16_cifar`).

@@ -35,13 +35,15 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, KeyRename};
-use crate::error::{ConfigError, InputError, InputSpec};
+use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
+use crate::features::{FeatureInfo, Taps, no_stop};
 use crate::layers::conv2d;
 use crate::layers::{
     ActivationKind, ImageLayer, MultiheadAttention, Numbered, layer_norm, layer_norm_last,
     linear_last, new_classifier, run_image_layers, zero_bias,
 };
+use crate::tap;
 
 impl Family {
     /// Vision Transformer ([`crate::vit`]).
@@ -311,17 +313,29 @@ const VIT_KEY_RENAMES: &[KeyRename] = &[
 
 impl VisionTransformer {
     /// The encoder's output for the class token.
-    fn class_features(&self, x: Tensor<4>) -> Tensor<2> {
+    /// The final LayerNorm's output at the class token, tapping the encoder layers of
+    /// [`Architecture::feature_info`] (their patch tokens laid out on the patch grid).
+    fn class_features(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
         let x = conv2d(&self.conv_proj, x);
         let [n, d, h, w] = x.dims();
         let x = x.reshape([n, d, h * w]).swap_dims(1, 2);
         let class_token = self.class_token.val().expand([n, 1, d]);
         let x = Tensor::cat(vec![class_token, x], 1);
         let e = &self.encoder;
-        let x = e.dropout.forward(x + e.pos_embedding.val());
-        let x = e.layers.iter().fold(x, |x, block| block.forward(x));
+        let mut x = e.dropout.forward(x + e.pos_embedding.val());
+        for (i, block) in e.layers.iter().enumerate() {
+            x = block.forward(x);
+            tap!(
+                taps,
+                i,
+                x.clone()
+                    .narrow(1, 1, h * w)
+                    .swap_dims(1, 2)
+                    .reshape([n, d, h, w])
+            );
+        }
         // The final LayerNorm acts on each token alone: only the class token's is needed.
-        layer_norm_last(&e.ln, x.narrow(1, 0, 1).reshape([n, d]))
+        Some(layer_norm_last(&e.ln, x.narrow(1, 0, 1).reshape([n, d])))
     }
 }
 
@@ -345,12 +359,34 @@ impl Architecture for VisionTransformer {
     /// - input: `[batch, 3, image_size, image_size]`
     /// - output: `[batch, hidden_dim]` (768 for B/16)
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        self.class_features(x)
+        self.class_features(x, &mut Taps::none())
+            .unwrap_or_else(no_stop)
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check(self.arch.name(), x.dims())?;
-        Ok(linear_last(&self.heads.head, self.class_features(x)))
+    fn display_name(&self) -> &str {
+        self.arch.name()
+    }
+
+    /// Every encoder layer, `encoder.layers.encoder_layer_{i}` (12 for B/16), its patch tokens
+    /// laid out on the patch grid (the class token dropped), as timm's `output_fmt='NCHW'`;
+    /// the reduction is the patch size.
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        let shape = self.arch.shape();
+        let d = self.class_token.lazy_shape().dims::<3>()[2];
+        (0..self.encoder.layers.len())
+            .map(|i| {
+                FeatureInfo::new(
+                    format!("encoder.layers.encoder_layer_{i}"),
+                    d,
+                    shape.patch_size,
+                )
+            })
+            .collect()
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = self.class_features(x, taps)?;
+        Some(linear_last(&self.heads.head, x))
     }
 
     /// The position embedding of the patch grid resized bicubically with aligned corners (the
@@ -455,6 +491,7 @@ impl Architecture for VisionTransformer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::InputError;
     use crate::device::test_device as device;
 
     #[test]

@@ -44,13 +44,25 @@ input transform: every convolution and linear weight is drawn again with varianc
 (1 / fan-in for the classifiers), and the script checks that the input transform moves the
 logits by a tenth of their scale at least.
 
-Usage: python reference.py --out DIR MODEL[:HxW] [MODEL[:HxW] ...]
+Feature maps: given `--features FILE` (JSON: model -> the module paths of the Rust model's
+`feature_info()`), the first full-size case and the small case also get
+case<i>_feat<k>.f32, the outputs of those modules from torchvision's
+`create_feature_extractor` on the same model and input, in float64 stored as float32. The
+extractor also returns the model's output, which must equal the stored logits (so the maps come
+from the model the logits did). Swin's channels-last stage outputs are permuted to NCHW, and
+ViT's encoder layers' tokens (class token dropped) laid out on the patch grid, as timm's
+`output_fmt='NCHW'`. A manifest without maps, or with maps of other modules, gets them added
+without the rest being written again.
+
+Usage: python reference.py --out DIR [--features FILE] MODEL[:HxW] [MODEL[:HxW] ...]
 """
 import argparse
 import json
 import pathlib
 import re
 from collections import OrderedDict
+
+import numpy
 
 import torch
 import torchvision
@@ -62,6 +74,8 @@ CASES = [(2, 3, 224, 224), (1, 3, 160, 128)]
 # The 32x32 models: their design size, and a larger, non-square one.
 CIFAR_CASES = [(2, 3, 32, 32), (1, 3, 48, 40)]
 FORMAT = 3
+# Of the feature maps, which are added to a manifest of FORMAT without writing the rest again.
+FEATURES_FORMAT = 1
 
 # The last BatchNorm of each residual branch (what torchvision's zero_init_residual zeroes).
 # Its weight is drawn small so that activations stay O(1) through 100+ blocks: with unit-scale
@@ -301,7 +315,79 @@ def is_current(manifest_path, format, key="torch", version=torch.__version__):
     return manifest.get("format") == format and manifest.get(key) == version
 
 
-def write(out, name, seed, small):
+def as_nchw(name, x, input_shape, module):
+    """A feature map in NCHW, as the zoo returns it (see the module docs)."""
+    if name.startswith("swin"):
+        return x.permute(0, 3, 1, 2)
+    if name in VIT_PATCH and module.startswith("encoder.layers."):
+        n, _, d = x.shape
+        h, w = input_shape[2] // VIT_PATCH[name], input_shape[3] // VIT_PATCH[name]
+        return x[:, 1:, :].reshape(n, h, w, d).permute(0, 3, 1, 2)
+    return x
+
+
+def output_node(model):
+    """The name torch.fx gives the model's output in eval mode."""
+    from torchvision.models.feature_extraction import get_graph_node_names
+
+    return get_graph_node_names(model)[1][-1]
+
+
+def not_in_place(graph_module):
+    """Turns the in-place activations of a traced model out of place, so that a returned node's
+    value is not overwritten by what runs after it (DenseNet's `F.relu(features, inplace=True)`
+    after `features.norm5`; `nn.ReLU(inplace=True)` modules)."""
+    for m in graph_module.modules():
+        if getattr(m, "inplace", False) is True:
+            m.inplace = False
+    for node in graph_module.graph.nodes:
+        if node.kwargs.get("inplace") is True:
+            node.kwargs = {**node.kwargs, "inplace": False}
+    graph_module.recompile()
+
+
+def write_features(folder, name, model64, manifest, modules, small_model=None):
+    """Adds the feature maps of `modules` to the first full-size case and the small case of
+    `manifest` (see the module docs), checking the extractor's output against the logits."""
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    roles_done = set()
+    for i, case in enumerate(manifest["cases"]):
+        case.pop("features", None)
+        if case["role"] in roles_done:
+            continue
+        roles_done.add(case["role"])
+        model = small_model if case["role"] == "small" and small_model is not None else model64
+        shape = case["input_shape"]
+        x = torch.from_numpy(
+            numpy.fromfile(folder / case["input"], dtype="<f4").reshape(shape)
+        ).double()
+        out_node = output_node(model)
+        nodes = {m: f"feature{k}" for k, m in enumerate(modules)}
+        nodes[out_node] = "logits"
+        extractor = create_feature_extractor(model, return_nodes=nodes).eval()
+        not_in_place(extractor)
+        with torch.no_grad():
+            out = extractor(x)
+        expected = torch.from_numpy(
+            numpy.fromfile(folder / case["logits"], dtype="<f4").reshape(case["logits_shape"])
+        ).double()
+        logits = out["logits"]
+        diff = (logits - expected).abs().max().item()
+        scale = max(1e-3, expected.abs().max().item())
+        assert diff <= 1e-5 * scale, f"{name}: the extractor's output is {diff} off the logits ({scale})"
+        maps = []
+        for k, module in enumerate(modules):
+            fmap = as_nchw(name, out[f"feature{k}"], shape, module).contiguous().float()
+            file = f"case{i}_feat{k}.f32"
+            fmap.numpy().astype("<f4").tofile(folder / file)
+            maps.append({"module": module, "file": file, "shape": list(fmap.shape)})
+        case["features"] = maps
+    manifest["feature_modules"] = list(modules)
+    manifest["features_format"] = FEATURES_FORMAT
+
+
+def write(out, name, seed, small, modules=None):
     folder = out / name
     manifest_path = folder / "manifest.json"
     if (
@@ -309,6 +395,20 @@ def write(out, name, seed, small):
         and json.loads(manifest_path.read_text()).get("small") == list(small)
         and (name not in WEIGHTS_NONE or "weights_none" in json.loads(manifest_path.read_text()))
     ):
+        manifest = json.loads(manifest_path.read_text())
+        if modules is None or (
+            manifest.get("feature_modules") == list(modules)
+            and manifest.get("features_format") == FEATURES_FORMAT
+        ):
+            return
+        # Only the maps are missing: the same model (same seed), the stored inputs.
+        model64 = build(name, seed).double()
+        small_model = None
+        if name in VIT_PATCH:
+            small_model = vit_resized(name, model64, 2 * VIT_PATCH[name])
+        write_features(folder, name, model64, manifest, modules, small_model)
+        manifest_path.write_text(json.dumps(manifest, indent=1))
+        print(f"feature maps written: {name}", flush=True)
         return
     folder.mkdir(parents=True, exist_ok=True)
     model = build(name, seed)
@@ -384,6 +484,9 @@ def write(out, name, seed, small):
         "cases": cases_out,
         **({"weights_none": none_variants} if none_variants else {}),
     }
+    if modules is not None:
+        small_model = vit_resized(name, model64, small[0]) if name in VIT_PATCH else None
+        write_features(folder, name, model64, manifest, modules, small_model)
     manifest_path.write_text(json.dumps(manifest, indent=1))
     print(f"reference written: {name}", flush=True)
 
@@ -391,13 +494,15 @@ def write(out, name, seed, small):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True, type=pathlib.Path)
+    parser.add_argument("--features", type=pathlib.Path)
     parser.add_argument("models", nargs="+")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    features = json.loads(args.features.read_text()) if args.features else {}
     for spec in args.models:
         name, _, small = spec.partition(":")
         small = tuple(int(d) for d in small.split("x")) if small else (64, 48)
-        write(args.out, name, seed=1000 + 17 * sum(map(ord, name)), small=small)
+        write(args.out, name, seed=1000 + 17 * sum(map(ord, name)), small=small, modules=features.get(name))
 
 
 if __name__ == "__main__":

@@ -278,14 +278,36 @@ fn write_references(refs: &Path, models: &[String], python: &Path) -> Result<()>
     if models.is_empty() {
         return Ok(());
     }
-    let specs = models
-        .iter()
-        .map(|name| {
-            let [h, w] = small_size(model_zoo::model_info(name)?);
-            Ok(format!("{name}:{h}x{w}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    run_reference_script(python, "reference.py", refs, &specs)
+    // The module paths of each model's feature stages, for the reference's feature maps. The
+    // models are built lazily: `feature_info` reads shapes, no parameter is initialised.
+    let device = available_backends()
+        .first()
+        .context("no backend compiled")?
+        .device()?;
+    let mut features = serde_json::Map::new();
+    for name in models {
+        let info = model_zoo::model_info(name)?;
+        let model = info.create_for_weights(info.num_classes, &device)?;
+        let modules: Vec<Value> = model
+            .feature_info()
+            .into_iter()
+            .map(|stage| Value::String(stage.module))
+            .collect();
+        features.insert(name.clone(), Value::Array(modules));
+    }
+    std::fs::create_dir_all(refs).with_context(|| format!("creating {}", refs.display()))?;
+    let features_file = refs.join("feature_modules.json");
+    std::fs::write(&features_file, Value::Object(features).to_string())
+        .with_context(|| format!("writing {}", features_file.display()))?;
+    let mut args = vec![
+        "--features".to_string(),
+        features_file.display().to_string(),
+    ];
+    for name in models {
+        let [h, w] = small_size(model_zoo::model_info(name)?);
+        args.push(format!("{name}:{h}x{w}"));
+    }
+    run_reference_script(python, "reference.py", refs, &args)
 }
 
 /// The manifest's cases of the role a backend checks: `"full"` or `"small"`.
@@ -424,18 +446,58 @@ fn check(
         } else {
             &model
         };
-        let got = read_back(model.try_forward(x.clone())?)?;
-        rows.push(compare(name, backend, &input_shape, &got, &expected)?);
+        // The logits and, where the case has them, the feature maps of every stage, from one
+        // forward.
+        let maps = read_maps(dir, case, first_image_only)?;
+        let first_case = rows.is_empty();
+        let indices: &[usize] = &[];
+        let (logits, got_maps) = if maps.is_empty() {
+            (model.try_forward(x.clone())?, Vec::new())
+        } else {
+            model.forward_with_intermediates(x.clone(), indices)?
+        };
+        rows.push(compare(
+            name,
+            backend,
+            &input_shape,
+            &read_back(logits)?,
+            &expected,
+        )?);
+        if !maps.is_empty() {
+            let row = compare_maps(
+                &format!("{name}+features"),
+                backend,
+                &input_shape,
+                &model.feature_info(),
+                got_maps,
+                &maps,
+            )?;
+            rows.push(row);
+        }
         // One input shape is enough for the folded form: the fold does not depend on it.
-        if let Some(folded) = folded.as_ref().filter(|_| rows.len() == 1) {
-            let got = read_back(folded.try_forward(x)?)?;
+        if let Some(folded) = folded.as_ref().filter(|_| first_case) {
+            let (logits, got_maps) = if maps.is_empty() {
+                (folded.try_forward(x)?, Vec::new())
+            } else {
+                folded.forward_with_intermediates(x, indices)?
+            };
             rows.push(compare(
                 &format!("{name}+fold"),
                 backend,
                 &input_shape,
-                &got,
+                &read_back(logits)?,
                 &expected,
             )?);
+            if !maps.is_empty() {
+                rows.push(compare_maps(
+                    &format!("{name}+fold+features"),
+                    backend,
+                    &input_shape,
+                    &folded.feature_info(),
+                    got_maps,
+                    &maps,
+                )?);
+            }
         }
     }
     if name == "googlenet" {
@@ -574,6 +636,109 @@ pub fn read_case(
     )?;
     let x = Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), device);
     Ok((input_shape, x, expected))
+}
+
+/// A reference feature map: torchvision's module, its NCHW shape and values.
+struct RefMap {
+    module: String,
+    shape: Vec<usize>,
+    values: Vec<f32>,
+}
+
+/// The case's reference feature maps (none where it has none); with `first_image_only`, each
+/// map's first image.
+fn read_maps(dir: &Path, case: &Value, first_image_only: bool) -> Result<Vec<RefMap>> {
+    let Some(maps) = case["features"].as_array() else {
+        return Ok(Vec::new());
+    };
+    maps.iter()
+        .map(|map| {
+            let mut shape = shape_of(&map["shape"])?;
+            let mut values = read_f32(
+                &dir.join(map["file"].as_str().context("feature map file")?),
+                &shape,
+            )?;
+            if first_image_only && shape[0] > 1 {
+                values.truncate(values.len() / shape[0]);
+                shape[0] = 1;
+            }
+            Ok(RefMap {
+                module: map["module"]
+                    .as_str()
+                    .context("feature module")?
+                    .to_string(),
+                shape,
+                values,
+            })
+        })
+        .collect()
+}
+
+/// One row for every feature map of a forward: each map's shape must be the reference's, with
+/// the channels of `info`, and the row reports the map furthest from its tolerance (each at
+/// its own scale, as the logits'), named in the note.
+fn compare_maps(
+    name: &str,
+    backend: Backend,
+    input_shape: &[usize],
+    info: &[model_zoo::FeatureInfo],
+    got: Vec<Tensor<4>>,
+    expected: &[RefMap],
+) -> Result<Row> {
+    if got.len() != expected.len() || info.len() != expected.len() {
+        bail!(
+            "{} feature maps ({} in feature_info), the reference has {}",
+            got.len(),
+            info.len(),
+            expected.len()
+        );
+    }
+    let mut worst: Option<(f32, Row)> = None;
+    for ((map, stage), reference) in got.into_iter().zip(info).zip(expected) {
+        if stage.module != reference.module {
+            bail!(
+                "feature stage `{}`, the reference's is `{}`",
+                stage.module,
+                reference.module
+            );
+        }
+        let dims = map.dims().to_vec();
+        if dims != reference.shape || dims[1] != stage.channels {
+            bail!(
+                "`{}`: map {dims:?} (feature_info: {} channels), the reference's is {:?}",
+                stage.module,
+                stage.channels,
+                reference.shape
+            );
+        }
+        // The reduction is nominal (valid convolutions and pools round down), but a wrong
+        // factor of 2 shows.
+        for (side, input) in dims[2..].iter().zip(&input_shape[2..]) {
+            let ratio = (side * stage.reduction) as f64 / *input as f64;
+            if !(0.55..=1.0 + stage.reduction as f64 / *input as f64).contains(&ratio) {
+                bail!(
+                    "`{}`: map {dims:?} of a {input_shape:?} input is not a reduction of {}",
+                    stage.module,
+                    stage.reduction
+                );
+            }
+        }
+        let values = model_zoo::read_back(map.flatten::<2>(0, 3), "feature map")?
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading a feature map back: {e:?}"))?;
+        let mut row = compare(name, backend, input_shape, &values, &reference.values)?;
+        let ratio = row.max_diff.unwrap_or(f32::INFINITY) / row.tolerance;
+        row.note = format!("{} maps, worst `{}`", expected.len(), stage.module);
+        if worst
+            .as_ref()
+            .is_none_or(|(r, _)| ratio.is_nan() || ratio > *r)
+        {
+            worst = Some((ratio, row));
+        }
+    }
+    worst
+        .map(|(_, row)| row)
+        .context("the model has no feature stage")
 }
 
 pub fn read_back(logits: Tensor<2>) -> Result<Vec<f32>> {

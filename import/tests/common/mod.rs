@@ -9,8 +9,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use model_zoo::features::Taps;
 use model_zoo::layers::{BatchNorm, BatchNormConfig, conv2d};
-use model_zoo::{Architecture, ConfigError, Family, InputError, InputSpec};
+use model_zoo::{Architecture, ConfigError, Family, FeatureInfo, InputSpec, tap};
 
 /// The Rust twin of `Tiny` in make_fixtures.py.
 #[derive(Module, Debug)]
@@ -40,6 +41,23 @@ impl Tiny {
     }
 }
 
+impl Tiny {
+    /// The features before pooling, tapping `conv1`'s (after its BatchNorm and ReLU) and
+    /// `downsample`'s outputs.
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let x = relu(self.bn1.forward(conv2d(&self.conv1, x)));
+        tap!(taps, 0, x.clone());
+        let x = self.downsample.1.forward(conv2d(&self.downsample.0, x));
+        tap!(taps, 1, x.clone());
+        Some(x)
+    }
+}
+
+fn pool(x: Tensor<4>) -> Tensor<2> {
+    let [b, c, _, _] = x.dims();
+    x.mean_dims(&[2, 3]).reshape([b, c])
+}
+
 /// Everything the importer asks of a model, for a module outside the zoo.
 impl Architecture for Tiny {
     fn family(&self) -> Family {
@@ -55,15 +73,21 @@ impl Architecture for Tiny {
     }
 
     fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.bn1.forward(conv2d(&self.conv1, x)));
-        let x = self.downsample.1.forward(conv2d(&self.downsample.0, x));
-        let [b, c, _, _] = x.dims();
-        x.mean_dims(&[2, 3]).reshape([b, c])
+        self.trunk(x, &mut Taps::none())
+            .map(pool)
+            .expect("no taps, no stop")
     }
 
-    fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, InputError> {
-        self.input_spec().check("tiny", x.dims())?;
-        Ok(self.fc.forward(self.forward_features(x)))
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        vec![
+            FeatureInfo::new("conv1", 4, 1),
+            FeatureInfo::new("downsample.1", 6, 1),
+        ]
+    }
+
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let x = pool(self.trunk(x, taps)?);
+        Some(self.fc.forward(x))
     }
 
     fn num_features(&self) -> usize {

@@ -20,6 +20,11 @@ pub struct BasicConv2d {
 }
 
 impl BasicConv2d {
+    /// The convolution's output channels.
+    pub fn out_channels(&self) -> usize {
+        self.conv.weight.lazy_shape().dims::<4>()[0]
+    }
+
     /// A `kernel x kernel` convolution with stride and padding, initialised as torchvision's
     /// GoogLeNet does: weights from `N(0, 0.01)` (torchvision truncates at ±2, i.e. ±200
     /// standard deviations, which never happens), BatchNorm weight 1 and bias 0.

@@ -204,6 +204,64 @@ impl ImageLayer {
         }
     }
 
+    /// How much the layer shrinks its input (its stride; the product of a sequence's), for
+    /// [`crate::FeatureInfo::reduction`].
+    pub fn stride(&self) -> usize {
+        match self {
+            ImageLayer::Conv(conv) => conv.stride[0],
+            ImageLayer::BlockedConv(conv) => conv.row_blocks.first().map_or(1, |c| c.stride[0]),
+            ImageLayer::MaxPool(pool) => pool.stride[0],
+            ImageLayer::AvgPool(pool) => pool.stride[0],
+            ImageLayer::Sequential(layers) => layers.iter().map(ImageLayer::stride).product(),
+            ImageLayer::InvertedResidual(block) => {
+                block.block.iter().map(ImageLayer::stride).product()
+            }
+            _ => 1,
+        }
+    }
+
+    /// The layer's output channels for `in_channels` input channels, for
+    /// [`crate::FeatureInfo::channels`] (a `Linear` on channels-last maps counts its outputs).
+    pub fn out_channels(&self, in_channels: usize) -> usize {
+        let through = |layers: &[ImageLayer]| {
+            layers
+                .iter()
+                .fold(in_channels, |c, layer| layer.out_channels(c))
+        };
+        match self {
+            ImageLayer::Conv(conv) => conv.weight.lazy_shape().dims::<4>()[0],
+            ImageLayer::BlockedConv(conv) => conv
+                .row_blocks
+                .iter()
+                .map(|c| c.weight.lazy_shape().dims::<4>()[0])
+                .sum(),
+            ImageLayer::Linear(linear) => linear.weight.lazy_shape().dims::<2>()[1],
+            ImageLayer::Sequential(layers) => through(layers),
+            ImageLayer::InvertedResidual(block) => through(&block.block),
+            _ => in_channels,
+        }
+    }
+
+    /// A sequence's `(stride, output channels)` for `in_channels` input channels, as one
+    /// element of [`crate::features::sequence_info`].
+    pub(crate) fn chain(layers: &[ImageLayer], in_channels: usize) -> (usize, usize) {
+        layers.iter().fold((1, in_channels), |(s, c), layer| {
+            (s * layer.stride(), layer.out_channels(c))
+        })
+    }
+
+    /// Each layer's `(stride, output channels)`, for [`crate::features::sequence_info`].
+    pub(crate) fn elements(layers: &[ImageLayer], in_channels: usize) -> Vec<(usize, usize)> {
+        let mut channels = in_channels;
+        layers
+            .iter()
+            .map(|layer| {
+                channels = layer.out_channels(channels);
+                (layer.stride(), channels)
+            })
+            .collect()
+    }
+
     /// Whether a BatchNorm follows a convolution anywhere in `layers` (so [`fold_layers`]
     /// changes them).
     pub fn can_fold(layers: &[ImageLayer]) -> bool {
@@ -365,6 +423,26 @@ pub(crate) fn run_image_layers(layers: &[ImageLayer], mut x: Tensor<4>) -> Tenso
         rest = &rest[taken..];
     }
     x
+}
+
+/// [`run_image_layers`], tapping the output of each layer that ends a stage (`ends`, from
+/// [`crate::features::stage_ends`]; stage `first + k` for `ends[k]`). Each stretch between two
+/// ends runs as one sequence, so its convolutions still fuse with what follows them. `None`
+/// when the taps stop the forward.
+pub(crate) fn run_image_layers_tapped(
+    layers: &[ImageLayer],
+    mut x: Tensor<4>,
+    ends: &[usize],
+    first: usize,
+    taps: &mut crate::features::Taps,
+) -> Option<Tensor<4>> {
+    let mut start = 0;
+    for (k, &end) in ends.iter().enumerate() {
+        x = run_image_layers(&layers[start..=end], x);
+        crate::tap!(taps, first + k, x.clone());
+        start = end + 1;
+    }
+    Some(run_image_layers(&layers[start..], x))
 }
 
 /// `activation(bn(x))`, each optional: one pass on Flex in inference, the layers in turn

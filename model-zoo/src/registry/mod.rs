@@ -617,6 +617,60 @@ mod tests {
     }
 
     #[test]
+    fn feature_maps_are_what_feature_info_says() {
+        use burn::tensor::{Tensor, Tolerance};
+
+        let device = device();
+        for info in models().filter(|m| m.params < 6_000_000) {
+            let model = info.create(info.num_classes, &device).unwrap();
+            let [h, w] = info.input.min_size;
+            let size = if info.input.exact {
+                [h, w]
+            } else {
+                [h.max(64), w.max(48)]
+            };
+            let x = Tensor::<4>::random(
+                [2, 3, size[0], size[1]],
+                burn::tensor::Distribution::Default,
+                &device,
+            );
+            let stages = model.feature_info();
+            let (logits, maps) = model.forward_with_intermediates(x.clone(), &[]).unwrap();
+            assert_eq!(maps.len(), stages.len(), "{}", info.name);
+            for (map, stage) in maps.iter().zip(&stages) {
+                let [b, c, ..] = map.dims();
+                assert_eq!(
+                    [b, c],
+                    [2, stage.channels],
+                    "{} {}",
+                    info.name,
+                    stage.module
+                );
+            }
+            logits.into_data().assert_approx_eq::<f32>(
+                &model.forward(x.clone()).into_data(),
+                Tolerance::default(),
+            );
+            // One stage alone is the same map, and the forward stops there.
+            let last = stages.len() - 1;
+            let one = model.forward_intermediates(x.clone(), &[last, 0]).unwrap();
+            one[0]
+                .clone()
+                .into_data()
+                .assert_approx_eq::<f32>(&maps[last].clone().into_data(), Tolerance::default());
+            assert_eq!(one[1].dims(), maps[0].dims(), "{}", info.name);
+            assert!(
+                matches!(
+                    model.forward_intermediates(x, &[stages.len()]),
+                    Err(InputError::FeatureIndex { .. })
+                ),
+                "{}",
+                info.name
+            );
+        }
+    }
+
+    #[test]
     fn registry_builds_what_it_describes() {
         let device = device();
         // Parameters initialise lazily and are counted by shape: even regnet_y_128gf's 645M
