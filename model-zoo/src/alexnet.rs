@@ -18,7 +18,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop, sequence_ends, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, sequence_ends, sequence_info};
 use crate::layers::run_image_layers_tapped;
 
 use crate::layers::{
@@ -255,26 +255,24 @@ impl Architecture for AlexNet {
         }
     }
 
-    /// Pooled features before the classifier, flattened.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 63x63
-    /// - output: `[batch, num_features]` (9216 = 256 channels x 6 x 6 for torchvision's)
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
-    }
-
     /// `features.N` before each downsampling layer after the first, and the last
     /// (torchvision's: `features.1`, `.4`, `.11`, `.12`).
     fn feature_info(&self) -> Vec<FeatureInfo> {
         sequence_info("features", &ImageLayer::elements(&self.features, 3), 1)
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// `avgpool` (6x6) flattened, then `classifier`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("alexnet");
         let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
-        Some(run_vector_layers(&self.classifier, x))
+        if pre_logits {
+            return x;
+        }
+        run_vector_layers(&self.classifier, x)
     }
 
     /// Width of the pooled features (9216 for torchvision's AlexNet, 4608 for the half-width
@@ -357,7 +355,7 @@ mod tests {
         assert_eq!(model.num_classes(), 3);
         assert_eq!(
             model
-                .forward_features(Tensor::zeros([2, 3, 63, 63], &device))
+                .forward_pooled(Tensor::zeros([2, 3, 63, 63], &device))
                 .dims(),
             [2, 9216]
         );
@@ -396,12 +394,12 @@ mod dev_bench {
                         .collect(),
                 )
             };
-            let features = net.forward_features(x.clone());
+            let features = net.forward_pooled(x.clone());
             let whole = time(&|| {
                 let _ = net.forward(x.clone()).into_data();
             });
             let feat = time(&|| {
-                let _ = net.forward_features(x.clone()).into_data();
+                let _ = net.forward_pooled(x.clone()).into_data();
             });
             let head = time(&|| {
                 let _ = run_vector_layers(&net.classifier, features.clone()).into_data();

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps};
+use crate::features::{FeatureInfo, Features, Taps};
 
 /// An old spelling of some keys, as torchvision's `_load_from_state_dict` renames it: keys
 /// matching the regex `old` become `replacement` (with `$1`-style groups). A file with keys
@@ -66,12 +66,49 @@ pub trait Architecture: Module + Sized {
     /// What this model accepts: channels and smallest spatial size.
     fn input_spec(&self) -> InputSpec;
 
-    /// Pooled features before the classifier.
+    /// The last features before the head, unpooled (timm's `forward_features`): the last
+    /// stage's map for the convolutional families and Swin, ViT's tokens. Pooled, they are
+    /// `forward_head(features, true)`; `forward_head(forward_features(x), false)` is the logits.
+    /// The input is not checked (as `forward`, a wrong one panics in the layer it reaches).
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
+    /// - output: see [`Features`]
+    fn forward_features(&self, x: Tensor<4>) -> Features {
+        self.forward_features_tapped(x, &mut Taps::none())
+            .unwrap_or_else(crate::features::no_stop)
+    }
+
+    /// The head on [`Self::forward_features`]' output (timm's `forward_head`): pooling and the
+    /// classifier, or with `pre_logits` the pooled features the classifier takes
+    /// (`[batch, num_features]`, what transfer learning and embeddings use).
+    ///
+    /// # Shapes
+    /// - input: this model's [`Features`]
+    /// - output: `[batch, num_classes]`, or `[batch, num_features]` with `pre_logits`
+    ///
+    /// # Panics
+    /// On features of the other kind (tokens for a convolutional head).
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2>;
+
+    /// The pooled features the classifier takes, `forward_head(forward_features(x), true)`:
+    /// an image embedding, the input of a new head.
     ///
     /// # Shapes
     /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
     /// - output: `[batch, num_features]`
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2>;
+    fn forward_pooled(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_head(self.forward_features(x), true)
+    }
+
+    /// [`Self::forward_features`], keeping the outputs of the stages `taps` asks for; `None`
+    /// where `taps` stopped the forward after its last asked-for stage. The one forward of the
+    /// model, which every other forward runs.
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
+    /// - output: see [`Features`]
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features>;
 
     /// Logits, or an error naming what is wrong with the input (channels, size, empty batch).
     ///
@@ -90,15 +127,18 @@ pub trait Architecture: Module + Sized {
     /// channels and its reduction. Index `i` of `forward_intermediates` is entry `i` here.
     fn feature_info(&self) -> Vec<FeatureInfo>;
 
-    /// The one forward of the model, which every other forward runs: the logits, with the
-    /// outputs of the stages `taps` asks for kept in it; `None` where `taps` stopped the forward
-    /// after its last asked-for stage. The input is not checked: call [`Self::try_forward`],
-    /// [`Self::forward_intermediates`] or [`Self::forward_with_intermediates`].
+    /// The logits, with the outputs of the stages `taps` asks for kept in it; `None` where
+    /// `taps` stopped the forward after its last asked-for stage. The input is not checked:
+    /// call [`Self::try_forward`], [`Self::forward_intermediates`] or
+    /// [`Self::forward_with_intermediates`].
     ///
     /// # Shapes
     /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
     /// - output: `[batch, num_classes]`
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>>;
+    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+        let features = self.forward_features_tapped(x, taps)?;
+        Some(self.forward_head(features, false))
+    }
 
     /// The feature maps of the stages `indices` of [`Self::feature_info`] (every stage where
     /// `indices` is empty, as timm's `indices=None`), in the order asked; the forward stops

@@ -31,7 +31,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop, run_sequence, sequence_ends, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
 use crate::layers::{
     ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, add_scaled_channels_last,
     last_linear, last_linear_group, layer_norm, replace_last_linear, run_image_layers,
@@ -333,18 +333,6 @@ impl Architecture for ConvNeXt {
         CONVNEXT_INPUT
     }
 
-    /// Globally average-pooled output of `features`, through the head's LayerNorm
-    /// (`classifier.0`), as the classifier's `Linear` sees it.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 32x32
-    /// - output: `[batch, num_features]` (768 for Tiny)
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        let pooled = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        run_vector_layers(&self.classifier[..HEAD_NORM], pooled)
-    }
-
     fn display_name(&self) -> &str {
         self.arch.name()
     }
@@ -354,10 +342,18 @@ impl Architecture for ConvNeXt {
         sequence_info("features", &self.elements(), 1)
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
-        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        Some(run_vector_layers(&self.classifier, x))
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// Global average pooling and `classifier`'s LayerNorm (the pre-logits), then its `Linear`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = adaptive_avg_pool2d_with(features.expect_map("convnext"), [1, 1]).flatten(1, 3);
+        let x = run_vector_layers(&self.classifier[..HEAD_NORM], x);
+        if pre_logits {
+            return x;
+        }
+        run_vector_layers(&self.classifier[HEAD_NORM..], x)
     }
 
     fn num_features(&self) -> usize {
@@ -432,7 +428,7 @@ mod tests {
             .unwrap();
         let x = Tensor::<4>::zeros([2, 3, 64, 40], &device);
         assert_eq!(model.forward(x.clone()).dims(), [2, 5]);
-        assert_eq!(model.forward_features(x).dims(), [2, 768]);
+        assert_eq!(model.forward_pooled(x).dims(), [2, 768]);
         let x = Tensor::<4>::zeros([1, 3, 31, 40], &device);
         assert!(matches!(
             model.try_forward(x),

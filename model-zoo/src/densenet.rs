@@ -36,7 +36,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::{Architecture, KeyRename};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop};
+use crate::features::{self, FeatureInfo, Taps};
 use crate::layers::{
     Numbered, conv_config, fold_batchnorm, linear_torch_default, new_classifier, norm, zero_bias,
 };
@@ -352,16 +352,6 @@ impl Architecture for DenseNet {
         DENSENET_INPUT
     }
 
-    /// `features`, ReLU, global average pool.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 29x29
-    /// - output: `[batch, num_features]` (1024 for densenet121)
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
-    }
-
     /// `features.relu0` (the stem, before its max-pool), `features.denseblock1` to `3`, and
     /// `features.norm5` (before the final ReLU, as timm's); reductions 2 to 32.
     fn feature_info(&self) -> Vec<FeatureInfo> {
@@ -380,10 +370,18 @@ impl Architecture for DenseNet {
         ]
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<features::Features> {
+        self.trunk(x, taps).map(features::Features::Map)
+    }
+
+    /// Global average pooling, then `classifier`.
+    fn forward_head(&self, features: features::Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("densenet");
         let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        Some(self.classifier.forward(x))
+        if pre_logits {
+            return x;
+        }
+        self.classifier.forward(x)
     }
 
     fn num_features(&self) -> usize {

@@ -36,6 +36,46 @@ impl FeatureInfo {
     }
 }
 
+/// What [`crate::Architecture::forward_features`] returns: the model's last features before
+/// its head (timm's `forward_features`), which [`crate::Architecture::forward_head`] takes.
+#[derive(Debug, Clone)]
+pub enum Features {
+    /// `[batch, channels, height, width]`: every convolutional family's last map before
+    /// pooling, and Swin's output after its final norm (channels-last in the model, permuted).
+    Map(Tensor<4>),
+    /// `[batch, 1 + tokens, dim]`: ViT's encoder output after its final LayerNorm, the class
+    /// token first.
+    Tokens(Tensor<3>),
+}
+
+impl Features {
+    /// The map, for the families whose features are one.
+    pub fn into_map(self) -> Option<Tensor<4>> {
+        match self {
+            Features::Map(map) => Some(map),
+            Features::Tokens(_) => None,
+        }
+    }
+
+    /// The tokens, for ViT.
+    pub fn into_tokens(self) -> Option<Tensor<3>> {
+        match self {
+            Features::Tokens(tokens) => Some(tokens),
+            Features::Map(_) => None,
+        }
+    }
+
+    /// The map a head of `model` takes.
+    ///
+    /// # Panics
+    /// On tokens: features of another model than the head's.
+    pub(crate) fn expect_map(self, model: &str) -> Tensor<4> {
+        self.into_map().unwrap_or_else(|| {
+            panic!("{model}'s head takes a feature map, got tokens (a ViT's features)")
+        })
+    }
+}
+
 /// The stage outputs asked for during one forward; see the module docs.
 #[derive(Debug)]
 pub struct Taps {

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop};
+use crate::features::{FeatureInfo, Features, Taps, no_stop};
 pub use crate::layers::BasicConv2d;
 use crate::layers::transform_input;
 use crate::tap;
@@ -482,18 +482,6 @@ impl Architecture for GoogLeNet {
         GOOGLENET_INPUT
     }
 
-    /// Pooled features before the classifier (no aux heads run).
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 15x15
-    /// - output: `[batch, 1024]`
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let (x, _, _) = self
-            .run(x, false, &mut Taps::none())
-            .unwrap_or_else(no_stop);
-        crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
-    }
-
     /// `conv1`, `conv3`, `inception3b`, `inception4e`, `inception5b` (the outputs before each
     /// max-pool, and the last); reductions 2 to 32.
     fn feature_info(&self) -> Vec<FeatureInfo> {
@@ -506,10 +494,18 @@ impl Architecture for GoogLeNet {
         ]
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let (x, _, _) = self.run(x, false, taps)?;
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.run(x, false, taps).map(|(x, _, _)| Features::Map(x))
+    }
+
+    /// `avgpool` flattened (the pre-logits), dropout, then `fc`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("googlenet");
         let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
-        Some(self.fc.forward(self.dropout.forward(x)))
+        if pre_logits {
+            return x;
+        }
+        self.fc.forward(self.dropout.forward(x))
     }
 
     fn num_features(&self) -> usize {
@@ -664,16 +660,6 @@ impl Architecture for GoogLeNetCifar {
         GOOGLENET_CIFAR_INPUT
     }
 
-    /// Pooled features before the classifier.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 2x2
-    /// - output: `[batch, 1024]`
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
-    }
-
     fn display_name(&self) -> &str {
         "googlenet_cifar"
     }
@@ -689,10 +675,18 @@ impl Architecture for GoogLeNetCifar {
         ]
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// `avgpool` flattened (the pre-logits), dropout, then `fc`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("googlenet");
         let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
-        Some(self.fc.forward(self.dropout.forward(x)))
+        if pre_logits {
+            return x;
+        }
+        self.fc.forward(self.dropout.forward(x))
     }
 
     fn num_features(&self) -> usize {
@@ -850,7 +844,7 @@ mod tests {
         assert_eq!(model.num_classes(), 2);
         assert_eq!(
             model
-                .forward_features(Tensor::zeros([2, 3, 32, 32], &device))
+                .forward_pooled(Tensor::zeros([2, 3, 32, 32], &device))
                 .dims(),
             [2, 1024]
         );

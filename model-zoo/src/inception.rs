@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop};
+use crate::features::{FeatureInfo, Features, Taps, no_stop};
 use crate::layers::{BasicConv2d, transform_input};
 use crate::layers::{linear_torch_default, max_pool2d_with, new_classifier};
 use crate::tap;
@@ -606,18 +606,6 @@ impl Architecture for InceptionV3 {
         INCEPTION_V3_INPUT
     }
 
-    /// Globally average-pooled output of `Mixed_7c`.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 75x75
-    /// - output: `[batch, 2048]`
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let (x, _) = self
-            .run(x, false, &mut Taps::none())
-            .unwrap_or_else(no_stop);
-        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
-    }
-
     fn display_name(&self) -> &str {
         "inception_v3"
     }
@@ -634,9 +622,17 @@ impl Architecture for InceptionV3 {
         ]
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let (x, _) = self.run(x, false, taps)?;
-        Some(self.head(x))
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.run(x, false, taps).map(|(x, _)| Features::Map(x))
+    }
+
+    /// Global average pooling (the pre-logits, 2048 wide), dropout, then `fc`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("inception_v3");
+        if pre_logits {
+            return adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
+        }
+        self.head(x)
     }
 
     fn num_features(&self) -> usize {

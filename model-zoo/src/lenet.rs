@@ -18,7 +18,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop};
+use crate::features::{FeatureInfo, Features, Taps};
 use crate::tap;
 
 use crate::layers::{conv2d, max_pool2d};
@@ -116,17 +116,6 @@ impl Architecture for LeNet5 {
         LENET5_INPUT
     }
 
-    /// The features `fc3` classifies: the 84-wide output of `fc2`.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 16x16
-    /// - output: `[batch, 84]`
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
-        relu(self.fc2.forward(relu(self.fc1.forward(x))))
-    }
-
     fn display_name(&self) -> &str {
         "lenet5"
     }
@@ -141,11 +130,21 @@ impl Architecture for LeNet5 {
         ]
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
-        let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
-        let x = relu(self.fc2.forward(relu(self.fc1.forward(x))));
-        Some(self.fc3.forward(x))
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// `avgpool` flattened, `fc1`, `fc2` (with their ReLUs), then `fc3`; the pre-logits are `fc2`'s 84 features.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("lenet5");
+        let x = {
+            let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
+            relu(self.fc2.forward(relu(self.fc1.forward(x))))
+        };
+        if pre_logits {
+            return x;
+        }
+        self.fc3.forward(x)
     }
 
     fn num_features(&self) -> usize {

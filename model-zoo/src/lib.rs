@@ -56,7 +56,7 @@ pub use device::{
 };
 pub use error::RegistryError;
 pub use error::{ConfigError, DeviceError, InputError, InputSpec};
-pub use features::FeatureInfo;
+pub use features::{FeatureInfo, Features};
 pub use model::Model;
 pub use registry::{
     Checksum, Family, ModelInfo, WeightsInfo, WeightsSource, create, list_models, model_info,

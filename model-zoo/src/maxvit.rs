@@ -38,7 +38,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop};
+use crate::features::{FeatureInfo, Features, Taps};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, SqueezeExcitation, StochasticDepth,
     VectorLayer, attention_kernel, fold_one, kernels_take, last_linear, last_linear_group,
@@ -555,18 +555,6 @@ impl Architecture for MaxVit {
         }
     }
 
-    /// Average-pooled output of the last block through the head's LayerNorm, `Linear` and
-    /// Tanh (`classifier.2` to `classifier.4`), as the last `Linear` sees it.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, input_size[0], input_size[1]]`
-    /// - output: `[batch, 512]`
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        let pooled = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        run_vector_layers(&self.classifier[..HEAD], pooled)
-    }
-
     fn display_name(&self) -> &str {
         "maxvit_t"
     }
@@ -592,10 +580,19 @@ impl Architecture for MaxVit {
         info
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
-        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        Some(run_vector_layers(&self.classifier, x))
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// Global average pooling, `classifier`'s LayerNorm, `Linear` and Tanh (the pre-logits),
+    /// then its last `Linear`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = adaptive_avg_pool2d_with(features.expect_map("maxvit"), [1, 1]).flatten(1, 3);
+        let x = run_vector_layers(&self.classifier[..HEAD], x);
+        if pre_logits {
+            return x;
+        }
+        run_vector_layers(&self.classifier[HEAD..], x)
     }
 
     fn for_input_size(mut self, size: [usize; 2]) -> Result<Self, ConfigError> {

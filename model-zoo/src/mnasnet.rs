@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop, run_sequence, sequence_ends, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
 use crate::layers::{
     ImageLayer, VectorLayer, conv_kaiming_fan_out, fold_layers, last_linear, last_linear_group,
     linear_slot, replace_last_linear, residual, run_vector_layers,
@@ -248,28 +248,27 @@ impl Architecture for MnasNet {
         MNASNET_INPUT
     }
 
-    /// The spatial mean of the last convolution's output.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`
-    /// - output: `[batch, 1280]`
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        let [b, c, _, _] = x.dims();
-        x.mean_dims(&[2, 3]).reshape([b, c])
-    }
-
     /// `layers.N` before each downsampling stack after the stem, and the last (`layers.7`,
     /// `.8`, `.9`, `.11`, `.16`; reductions 2 to 32).
     fn feature_info(&self) -> Vec<FeatureInfo> {
         sequence_info("layers", &self.elements(), 1)
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
-        let [b, c, _, _] = x.dims();
-        let x = x.mean_dims(&[2, 3]).reshape([b, c]);
-        Some(run_vector_layers(&self.classifier, x))
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// torchvision's `x.mean([2, 3])`, then `classifier`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("mnasnet");
+        let x = {
+            let [b, c, _, _] = x.dims();
+            x.mean_dims(&[2, 3]).reshape([b, c])
+        };
+        if pre_logits {
+            return x;
+        }
+        run_vector_layers(&self.classifier, x)
     }
 
     fn num_features(&self) -> usize {

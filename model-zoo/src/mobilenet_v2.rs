@@ -21,7 +21,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop, run_sequence, sequence_ends, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, VectorLayer, fold_layers, fold_one,
     last_linear, last_linear_group, linear_slot, make_divisible, replace_last_linear, residual,
@@ -257,26 +257,24 @@ impl Architecture for MobileNetV2 {
         MOBILENET_V2_INPUT
     }
 
-    /// Globally average-pooled output of `features`.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`
-    /// - output: `[batch, last_channel]` (1280)
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
-    }
-
     /// `features.N` before each downsampling block after the stem, and the last
     /// (`features.1`, `.3`, `.6`, `.13`, `.18`; reductions 2 to 32).
     fn feature_info(&self) -> Vec<FeatureInfo> {
         sequence_info("features", &self.elements(), 1)
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// Global average pooling, then `classifier`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("mobilenet_v2");
         let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        Some(run_vector_layers(&self.classifier, x))
+        if pre_logits {
+            return x;
+        }
+        run_vector_layers(&self.classifier, x)
     }
 
     fn num_features(&self) -> usize {

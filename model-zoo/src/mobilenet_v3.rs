@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop, sequence_ends, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, sequence_ends, sequence_info};
 use crate::layers::run_image_layers_tapped;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, InvertedResidual, SqueezeExcitation,
@@ -253,16 +253,6 @@ impl Architecture for MobileNetV3 {
         MOBILENET_V3_INPUT
     }
 
-    /// Globally average-pooled output of `features`.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`
-    /// - output: `[batch, num_features]` (960 Large, 576 Small)
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
-    }
-
     fn display_name(&self) -> &str {
         self.arch.name()
     }
@@ -273,10 +263,18 @@ impl Architecture for MobileNetV3 {
         sequence_info("features", &ImageLayer::elements(&self.features, 3), 1)
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// Global average pooling, then `classifier`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("mobilenet_v3");
         let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        Some(run_vector_layers(&self.classifier, x))
+        if pre_logits {
+            return x;
+        }
+        run_vector_layers(&self.classifier, x)
     }
 
     fn num_features(&self) -> usize {

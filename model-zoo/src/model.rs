@@ -10,7 +10,7 @@ use crate::architecture::{Architecture, DerivedBuffer, KeyRename};
 use crate::device::max_tensor_bytes;
 use crate::error::{ConfigError, DeviceError, InputError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps};
+use crate::features::{FeatureInfo, Features, Taps};
 
 /// Declares [`Model`] with one variant per architecture type, the one `dispatch!` over it, and
 /// `From` each type: adding a family is one line in the invocation below.
@@ -112,9 +112,28 @@ impl Architecture for Model {
         dispatch!(self, m => m.display_name())
     }
 
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
+    fn forward_features(&self, x: Tensor<4>) -> Features {
         let device = x.device();
         crate::on_cpu_workers(&device, || dispatch!(self, m => m.forward_features(x)))
+    }
+
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let device = match &features {
+            Features::Map(x) => x.device(),
+            Features::Tokens(x) => x.device(),
+        };
+        crate::on_cpu_workers(
+            &device,
+            || dispatch!(self, m => m.forward_head(features, pre_logits)),
+        )
+    }
+
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        let device = x.device();
+        crate::on_cpu_workers(
+            &device,
+            || dispatch!(self, m => m.forward_features_tapped(x, taps)),
+        )
     }
 
     /// Logits, or an error naming what is wrong with the input (channels, size, empty batch),

@@ -28,7 +28,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop};
+use crate::features::{FeatureInfo, Features, Taps};
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, Numbered, SqueezeExcitation, fold_one,
     make_divisible, new_classifier, zero_bias,
@@ -401,16 +401,6 @@ impl Architecture for RegNet {
         REGNET_INPUT
     }
 
-    /// Stem, stages, global average pool.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`
-    /// - output: `[batch, num_features]` (440 for regnet_y_400mf)
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
-    }
-
     fn display_name(&self) -> &str {
         &self.name
     }
@@ -436,10 +426,18 @@ impl Architecture for RegNet {
         info
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// Global average pooling, then `fc`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("regnet");
         let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        Some(self.fc.forward(x))
+        if pre_logits {
+            return x;
+        }
+        self.fc.forward(x)
     }
 
     fn num_features(&self) -> usize {

@@ -33,7 +33,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop};
+use crate::features::{FeatureInfo, Features, Taps};
 use crate::tap;
 
 use crate::layers::{
@@ -583,16 +583,6 @@ impl Architecture for ResNet {
         RESNET_INPUT
     }
 
-    /// Pooled features before the classifier.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`
-    /// - output: `[batch, num_features]` (512 for ResNet-18/34, 2048 for the bottleneck models)
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
-    }
-
     /// `relu` (the stem, before the max-pool), then `layer1` to `layer4`; reductions 2 to 32
     /// where no stage is dilated.
     fn feature_info(&self) -> Vec<FeatureInfo> {
@@ -615,10 +605,18 @@ impl Architecture for ResNet {
         info
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// Global average pooling, then `fc`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("resnet");
         let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
-        Some(self.fc.forward(x))
+        if pre_logits {
+            return x;
+        }
+        self.fc.forward(x)
     }
 
     /// The inference form of this model: every BatchNorm folded into the convolution before it
@@ -798,7 +796,7 @@ mod tests {
             .init(&device)
             .unwrap();
         let x = Tensor::<4>::random([1, 3, 40, 40], Distribution::Normal(0.0, 1.0), &device);
-        assert_eq!(model.forward_features(x.clone()).dims(), [1, 2048]);
+        assert_eq!(model.forward_pooled(x.clone()).dims(), [1, 2048]);
         assert_eq!(model.forward(x).dims(), [1, 5]);
     }
 
@@ -829,10 +827,10 @@ mod tests {
         let device = device();
         let model = ResNetConfig::resnet18().init(&device).unwrap();
         let x = Tensor::<4>::random([1, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
-        let before = model.forward_features(x.clone());
+        let before = model.forward_pooled(x.clone());
         let model = model.reset_classifier(10, &device).unwrap();
         assert_eq!((model.num_features(), model.num_classes()), (512, 10));
-        let after = model.forward_features(x.clone());
+        let after = model.forward_pooled(x.clone());
         after
             .into_data()
             .assert_approx_eq::<f32>(&before.into_data(), burn::tensor::Tolerance::absolute(0.0));

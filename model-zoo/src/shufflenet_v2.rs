@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop};
+use crate::features::{FeatureInfo, Features, Taps};
 use crate::layers::{ImageLayer, fold_layers, new_classifier, run_image_layers};
 use crate::tap;
 
@@ -290,17 +290,6 @@ impl Architecture for ShuffleNetV2 {
         SHUFFLENET_V2_INPUT
     }
 
-    /// The spatial mean of `conv5`'s output.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`
-    /// - output: `[batch, num_features]` (1024; 2048 for x2_0)
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        // torchvision's `x.mean([2, 3])`.
-        crate::layers::adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
-    }
-
     /// `conv1`, `maxpool`, `stage2` to `stage4` and `conv5`; reductions 2, 4, 8, 16, 32, 32.
     fn feature_info(&self) -> Vec<FeatureInfo> {
         let (_, stem) = ImageLayer::chain(&self.conv1, 3);
@@ -320,10 +309,18 @@ impl Architecture for ShuffleNetV2 {
         ]
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// torchvision's `x.mean([2, 3])`, then `fc`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("shufflenet_v2");
         let x = crate::layers::adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        Some(self.fc.forward(x))
+        if pre_logits {
+            return x;
+        }
+        self.fc.forward(x)
     }
 
     fn num_features(&self) -> usize {

@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop, run_sequence, sequence_ends, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
 use crate::layers::conv2d;
 use crate::layers::{ImageLayer, run_image_layers, zero_bias};
 
@@ -295,17 +295,6 @@ impl Architecture for SqueezeNet {
         }
     }
 
-    /// The globally average-pooled output of `features` (SqueezeNet's classifier is a 1x1
-    /// convolution on the feature map, so these are not its input, but the usual embedding).
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least [`Self::input_spec`]'s size
-    /// - output: `[batch, 512]`
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3)
-    }
-
     fn display_name(&self) -> &str {
         version_name(self.version)
     }
@@ -316,9 +305,19 @@ impl Architecture for SqueezeNet {
         sequence_info("features", &self.elements(), 1)
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = run_image_layers(&self.classifier, self.trunk(x, taps)?);
-        Some(x.flatten(1, 3))
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// `classifier` (dropout, 1x1 convolution to the classes, ReLU, global average pooling);
+    /// the pre-logits are the features' global average (512 channels), which the classifier's
+    /// convolution does not take.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("squeezenet");
+        if pre_logits {
+            return adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
+        }
+        run_image_layers(&self.classifier, x).flatten(1, 3)
     }
 
     fn num_features(&self) -> usize {
@@ -381,7 +380,7 @@ mod tests {
             for [h, w] in [[h, w], [224, 224], [97, 130]] {
                 let x = Tensor::<4>::zeros([2, 3, h, w], &device);
                 assert_eq!(model.forward(x.clone()).dims(), [2, 1000]);
-                assert_eq!(model.forward_features(x).dims(), [2, 512]);
+                assert_eq!(model.forward_pooled(x).dims(), [2, 512]);
             }
             let x = Tensor::<4>::zeros([1, 3, h - 1, w], &device);
             assert!(matches!(

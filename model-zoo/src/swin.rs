@@ -34,7 +34,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, sequence_info};
 use crate::layers::{
     ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, attention_kernel,
     kernels_take, layer_norm, layer_norm_last, linear_kernel, linear_last, merge_heads,
@@ -628,17 +628,6 @@ impl SwinTransformer {
         }
         Some(x)
     }
-
-    /// The final norm and the average over the positions.
-    ///
-    /// # Shapes
-    /// - input: `[batch, height, width, channels]`
-    /// - output: `[batch, channels]`
-    fn pool(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = layer_norm_last(&self.norm, x);
-        let [b, _, _, c] = x.dims();
-        x.mean_dim(1).mean_dim(2).reshape([b, c])
-    }
 }
 
 impl Architecture for SwinTransformer {
@@ -648,16 +637,6 @@ impl Architecture for SwinTransformer {
 
     fn input_spec(&self) -> InputSpec {
         SWIN_INPUT
-    }
-
-    /// The last stage through the final LayerNorm, averaged over positions.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 4x4
-    /// - output: `[batch, num_features]` (768 for T, 1024 for B)
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        self.pool(x)
     }
 
     fn display_name(&self) -> &str {
@@ -686,9 +665,21 @@ impl Architecture for SwinTransformer {
         sequence_info("features", &elements, 1)
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.pool(self.trunk(x, taps)?);
-        Some(linear_last(&self.head, x))
+    /// The last stage's output after the final norm, permuted to NCHW.
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        let x = layer_norm_last(&self.norm, self.trunk(x, taps)?);
+        Some(Features::Map(x.permute([0, 3, 1, 2])))
+    }
+
+    /// The average over the positions, then `head`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("swin");
+        let [b, c, _, _] = x.dims();
+        let x = x.mean_dim(2).mean_dim(3).reshape([b, c]);
+        if pre_logits {
+            return x;
+        }
+        linear_last(&self.head, x)
     }
 
     fn num_features(&self) -> usize {

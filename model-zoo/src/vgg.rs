@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop, sequence_ends, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, sequence_ends, sequence_info};
 use crate::layers::run_image_layers_tapped;
 
 use crate::layers::{
@@ -258,26 +258,24 @@ impl Architecture for Vgg {
         }
     }
 
-    /// Pooled features before the classifier, flattened.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, height, width]`, at least 32x32
-    /// - output: `[batch, num_features]` (25088 = 512 x 7 x 7 in torchvision's VGGs)
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.trunk(x, &mut Taps::none()).unwrap_or_else(no_stop);
-        crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3)
-    }
-
     /// `features.N` before each max-pool after the first layer, and the last (VGG-16:
     /// `features.3`, `.8`, `.15`, `.22`, `.29`, `.30`; reductions 1 to 32).
     fn feature_info(&self) -> Vec<FeatureInfo> {
         sequence_info("features", &ImageLayer::elements(&self.features, 3), 1)
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.trunk(x, taps)?;
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// `avgpool` (7x7) flattened, then `classifier`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("vgg");
         let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
-        Some(run_vector_layers(&self.classifier, x))
+        if pre_logits {
+            return x;
+        }
+        run_vector_layers(&self.classifier, x)
     }
 
     /// Width of the pooled features (25088; 512 for `vgg16_cifar`).

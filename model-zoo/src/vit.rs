@@ -37,7 +37,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::{Architecture, KeyRename};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Taps, no_stop};
+use crate::features::{FeatureInfo, Features, Taps};
 use crate::layers::conv2d;
 use crate::layers::{
     ActivationKind, ImageLayer, MultiheadAttention, Numbered, layer_norm, layer_norm_last,
@@ -312,10 +312,13 @@ const VIT_KEY_RENAMES: &[KeyRename] = &[
 ];
 
 impl VisionTransformer {
-    /// The encoder's output for the class token.
-    /// The final LayerNorm's output at the class token, tapping the encoder layers of
-    /// [`Architecture::feature_info`] (their patch tokens laid out on the patch grid).
-    fn class_features(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
+    /// The encoder's output after its final LayerNorm, every token, tapping the encoder layers
+    /// of [`Architecture::feature_info`] (their patch tokens laid out on the patch grid).
+    ///
+    /// # Shapes
+    /// - input: `[batch, 3, image_size, image_size]`
+    /// - output: `[batch, 1 + tokens, hidden_dim]`
+    fn tokens(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<3>> {
         let x = conv2d(&self.conv_proj, x);
         let [n, d, h, w] = x.dims();
         let x = x.reshape([n, d, h * w]).swap_dims(1, 2);
@@ -334,8 +337,7 @@ impl VisionTransformer {
                     .reshape([n, d, h, w])
             );
         }
-        // The final LayerNorm acts on each token alone: only the class token's is needed.
-        Some(layer_norm_last(&e.ln, x.narrow(1, 0, 1).reshape([n, d])))
+        Some(layer_norm_last(&e.ln, x))
     }
 }
 
@@ -351,16 +353,6 @@ impl Architecture for VisionTransformer {
             min_size: [self.image_size, self.image_size],
             exact: true,
         }
-    }
-
-    /// The final LayerNorm's output at the class token, the head's input.
-    ///
-    /// # Shapes
-    /// - input: `[batch, 3, image_size, image_size]`
-    /// - output: `[batch, hidden_dim]` (768 for B/16)
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        self.class_features(x, &mut Taps::none())
-            .unwrap_or_else(no_stop)
     }
 
     fn display_name(&self) -> &str {
@@ -384,9 +376,24 @@ impl Architecture for VisionTransformer {
             .collect()
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = self.class_features(x, taps)?;
-        Some(linear_last(&self.heads.head, x))
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.tokens(x, taps).map(Features::Tokens)
+    }
+
+    /// The class token (the pre-logits), then `heads.head`.
+    ///
+    /// # Panics
+    /// On a feature map (another family's features).
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.into_tokens().unwrap_or_else(|| {
+            panic!("vit's head takes tokens, got a feature map (another family's features)")
+        });
+        let [n, _, d] = x.dims();
+        let x = x.narrow(1, 0, 1).reshape([n, d]);
+        if pre_logits {
+            return x;
+        }
+        linear_last(&self.heads.head, x)
     }
 
     /// The position embedding of the patch grid resized bicubically with aligned corners (the
@@ -537,7 +544,7 @@ mod tests {
             .unwrap();
         let x = Tensor::<4>::zeros([2, 3, 64, 64], &device);
         assert_eq!(model.forward(x.clone()).dims(), [2, 4]);
-        assert_eq!(model.forward_features(x).dims(), [2, 768]);
+        assert_eq!(model.forward_pooled(x).dims(), [2, 768]);
         let x = Tensor::<4>::zeros([1, 3, 64, 96], &device);
         match model.try_forward(x) {
             Err(err @ InputError::WrongSize { .. }) => {

@@ -11,7 +11,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use model_zoo::features::Taps;
 use model_zoo::layers::{BatchNorm, BatchNormConfig, conv2d};
-use model_zoo::{Architecture, ConfigError, Family, FeatureInfo, InputSpec, tap};
+use model_zoo::{Architecture, ConfigError, Family, FeatureInfo, Features, InputSpec, tap};
 
 /// The Rust twin of `Tiny` in make_fixtures.py.
 #[derive(Module, Debug)]
@@ -53,11 +53,6 @@ impl Tiny {
     }
 }
 
-fn pool(x: Tensor<4>) -> Tensor<2> {
-    let [b, c, _, _] = x.dims();
-    x.mean_dims(&[2, 3]).reshape([b, c])
-}
-
 /// Everything the importer asks of a model, for a module outside the zoo.
 impl Architecture for Tiny {
     fn family(&self) -> Family {
@@ -72,12 +67,6 @@ impl Architecture for Tiny {
         }
     }
 
-    fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        self.trunk(x, &mut Taps::none())
-            .map(pool)
-            .expect("no taps, no stop")
-    }
-
     fn feature_info(&self) -> Vec<FeatureInfo> {
         vec![
             FeatureInfo::new("conv1", 4, 1),
@@ -85,9 +74,15 @@ impl Architecture for Tiny {
         ]
     }
 
-    fn forward_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<2>> {
-        let x = pool(self.trunk(x, taps)?);
-        Some(self.fc.forward(x))
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.into_map().expect("a feature map");
+        let [b, c, _, _] = x.dims();
+        let x = x.mean_dims(&[2, 3]).reshape([b, c]);
+        if pre_logits { x } else { self.fc.forward(x) }
     }
 
     fn num_features(&self) -> usize {

@@ -651,6 +651,21 @@ mod tests {
                 &model.forward(x.clone()).into_data(),
                 Tolerance::default(),
             );
+            // The head on the unpooled features is the forward, its pre-logits the pooled
+            // features.
+            model
+                .forward_head(model.forward_features(x.clone()), false)
+                .into_data()
+                .assert_approx_eq::<f32>(
+                    &model.forward(x.clone()).into_data(),
+                    Tolerance::default(),
+                );
+            assert_eq!(
+                model.forward_pooled(x.clone()).dims(),
+                [2, model.num_features()],
+                "{}",
+                info.name
+            );
             // One stage alone is the same map, and the forward stops there.
             let last = stages.len() - 1;
             let one = model.forward_intermediates(x.clone(), &[last, 0]).unwrap();
