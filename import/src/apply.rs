@@ -73,6 +73,10 @@ pub struct ImportReport {
     /// File keys ignored: those that carry no weight (`num_batches_tracked`, Paddle's `@@`
     /// bookkeeping) and those of parts the model was built without (GoogLeNet's aux heads).
     pub ignored: usize,
+    /// The input convolution's weight where the file's channels differ from the model's
+    /// (`conv1.weight: 3 -> 1 input channels`): adapted as timm's `adapt_input_conv` does
+    /// (see [`model_zoo::Architecture::with_in_chans`]).
+    pub adapted: Vec<String>,
 }
 
 impl fmt::Display for ImportReport {
@@ -95,6 +99,13 @@ impl fmt::Display for ImportReport {
                 f,
                 "; classifier left as initialised: {}",
                 self.skipped.join(", ")
+            )?;
+        }
+        if !self.adapted.is_empty() {
+            write!(
+                f,
+                "; adapted (timm's adapt_input_conv): {}",
+                self.adapted.join(", ")
             )?;
         }
         Ok(())
@@ -173,6 +184,11 @@ pub(crate) fn load_state<M: Architecture>(
         }
     }
 
+    // A file of another channel count than the model's input convolution (torchvision's RGB
+    // weights into a 1-channel model) has that weight adapted, as timm loads them.
+    let adapted = adapt_input_conv(&model, &expected, &mut found)
+        .map_err(|detail| apply_error(vec![detail]))?;
+
     let is_classifier = |key: &str| {
         model
             .classifier_prefixes()
@@ -224,8 +240,54 @@ pub(crate) fn load_state<M: Architecture>(
         loaded,
         skipped,
         ignored,
+        adapted,
     };
     Ok((model, report))
+}
+
+/// Adapts `found`'s copy of the model's input convolution weight where only its input
+/// channels differ from the model's (see [`model_zoo::layers::adapt_input_conv`]); returns
+/// what was adapted. A weight the formula cannot adapt is left for the shape check to report.
+fn adapt_input_conv<M: Architecture>(
+    model: &M,
+    expected: &BTreeMap<String, Vec<usize>>,
+    found: &mut BTreeMap<String, PackTensor>,
+) -> Result<Vec<String>, String> {
+    let key = format!("{}.weight", model.input_conv().0);
+    let (Some(want), Some(tensor)) = (expected.get(&key), found.get(&key)) else {
+        return Ok(Vec::new());
+    };
+    let have = dims(tensor);
+    let &[o, i, kh, kw] = have.as_slice() else {
+        return Ok(Vec::new());
+    };
+    if want.len() != 4 || *want == have || want[0] != o || want[2..] != have[2..] {
+        return Ok(Vec::new());
+    }
+    let bytes = tensor
+        .to_bytes()
+        .map_err(|e| format!("{key}: unreadable: {e:?}"))?;
+    let values = burn::tensor::TensorData::from_bytes(bytes, tensor.shape.clone(), tensor.dtype)
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| format!("{key}: {e:?}"))?;
+    let Ok((weight, shape)) = model_zoo::layers::adapt_input_conv(&values, [o, i, kh, kw], want[1])
+    else {
+        return Ok(Vec::new());
+    };
+    if shape.as_slice() != want.as_slice() {
+        return Ok(Vec::new());
+    }
+    let data = burn::tensor::TensorData::new(weight, shape).convert_dtype(tensor.dtype);
+    let adapted = PackTensor::new(
+        key.clone(),
+        tensor.dtype,
+        shape.to_vec(),
+        tensor.param_id,
+        data.into_bytes(),
+    );
+    found.insert(key.clone(), adapted);
+    Ok(vec![format!("{key}: {i} -> {} input channels", want[1])])
 }
 
 /// That a file's copy of a derived buffer equals the model's own: the same shape, and the same

@@ -46,6 +46,60 @@ fn zip_pth_loads_and_matches_pytorch() {
     assert_logits(&model, "logits");
 }
 
+/// torchvision's RGB weights into a model for 1 or 4 channels: the input convolution's weight
+/// is adapted as timm's `adapt_input_conv` does (and reported), the rest loads as it is; the
+/// same as loading into an RGB model and calling `with_in_chans`.
+#[test]
+fn rgb_weights_load_into_other_channels_adapted() {
+    let device = device();
+    let (rgb, _) = load("tiny.pth").unwrap();
+    let rgb_weight = rgb.conv1.weight.val();
+    for channels in [1, 4] {
+        let model = Tiny::new(3, &device).with_in_chans(channels).unwrap();
+        let (model, report) = TorchImport::new(fixture("tiny.pth"))
+            .load_into(model)
+            .unwrap();
+        assert_eq!(report.loaded, 12);
+        assert_eq!(
+            report.adapted,
+            [format!("conv1.weight: 3 -> {channels} input channels")]
+        );
+        assert!(report.to_string().contains("adapt_input_conv"), "{report}");
+        assert_eq!(model.in_chans(), channels);
+        let expected = if channels == 1 {
+            rgb_weight.clone().sum_dim(1)
+        } else {
+            // RGB repeated (R again for the 4th channel), scaled by 3/4.
+            Tensor::cat(
+                vec![rgb_weight.clone(), rgb_weight.clone().narrow(1, 0, 1)],
+                1,
+            )
+            .mul_scalar(0.75)
+        };
+        model
+            .conv1
+            .weight
+            .val()
+            .into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-6));
+        let after = rgb.clone().with_in_chans(channels).unwrap();
+        after
+            .conv1
+            .weight
+            .val()
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &model.conv1.weight.val().into_data(),
+                Tolerance::absolute(0.0),
+            );
+        let x = Tensor::<4>::zeros([1, channels, 4, 4], &device);
+        assert_eq!(model.forward(x).dims(), [1, 3]);
+    }
+    // A weight the formula cannot adapt (a 4-channel model's into 5 channels) is a shape error.
+    let four = Tiny::new(3, &device).with_in_chans(4).unwrap();
+    assert!(four.with_in_chans(5).is_err());
+}
+
 /// `torch.save(sd, "tiny_stem_of_21_chars.pth")`: its first central header is 76 bytes, which
 /// zip 9.1 to 9.9's archive-offset detection mistakes for the zip64 end records (import's
 /// Cargo.toml pins zip below 9.1). Before the pin: "Invalid Central Directory header".

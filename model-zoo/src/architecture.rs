@@ -6,8 +6,9 @@
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ParamGroup};
-use burn::tensor::{Device, Tensor};
+use burn::module::{Module, Param, ParamGroup};
+use burn::nn::conv::Conv2d;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{ConfigError, InputError, InputSpec};
 use crate::family::Family;
@@ -65,6 +66,67 @@ pub trait Architecture: Module + Sized {
 
     /// What this model accepts: channels and smallest spatial size.
     fn input_spec(&self) -> InputSpec;
+
+    /// The convolution that takes the image (ViT's patch embedding), with its torchvision key
+    /// prefix (`conv1`, `features.0.0`): its input channels are the model's, and
+    /// [`Self::with_in_chans`] and the importer adapt it for images of other than 3 channels.
+    fn input_conv(&self) -> (&'static str, &Conv2d);
+
+    /// [`Self::input_conv`], to replace its weight.
+    fn input_conv_mut(&mut self) -> &mut Conv2d;
+
+    /// The input channels (3 for RGB), [`Self::input_conv`]'s.
+    fn in_chans(&self) -> usize {
+        self.input_conv().1.weight.lazy_shape().dims::<4>()[1]
+    }
+
+    /// The model for images of `in_chans` channels (timm's `in_chans`): the input convolution's
+    /// weight adapted as timm's `adapt_input_conv` does (1 channel: summed over RGB; more:
+    /// RGB repeated and scaled by `3 / in_chans`; see [`crate::layers::adapt_input_conv`]), so
+    /// that pretrained weights carry over; call it after loading them, or build the model with
+    /// those channels and let `zoo-import` adapt a 3-channel file the same way. An error for
+    /// zero channels, a weight that cannot be adapted, or an input transform (GoogLeNet's and
+    /// Inception v3's `transform_input` is for RGB).
+    fn with_in_chans(mut self, in_chans: usize) -> Result<Self, ConfigError> {
+        let from = self.in_chans();
+        if in_chans == from {
+            return Ok(self);
+        }
+        let invalid = |expected: &'static str, model: &Self| ConfigError::Invalid {
+            model: model.display_name().to_string(),
+            field: "in_chans",
+            value: in_chans.to_string(),
+            expected,
+        };
+        if self.transform_input() {
+            return Err(invalid(
+                "transform_input normalises RGB: turn it off for other channel counts",
+                &self,
+            ));
+        }
+        let conv = self.input_conv_mut();
+        let weight = conv.weight.val();
+        let device = weight.device();
+        let dims: [usize; 4] = weight.dims();
+        let values = weight
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_else(|e| unreachable!("converted to f32 above: {e:?}"));
+        let (adapted, shape) = match crate::layers::adapt_input_conv(&values, dims, in_chans) {
+            Ok(adapted) => adapted,
+            Err(_) => {
+                return Err(invalid(
+                    "timm's adapt_input_conv goes from 3 channels to any count",
+                    &self,
+                ));
+            }
+        };
+        let conv = self.input_conv_mut();
+        conv.weight =
+            Param::from_tensor(Tensor::from_data(TensorData::new(adapted, shape), &device));
+        Ok(self)
+    }
 
     /// The last features before the head, unpooled (timm's `forward_features`): the last
     /// stage's map for the convolutional families and Swin, ViT's tokens. Pooled, they are

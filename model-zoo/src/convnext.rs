@@ -32,6 +32,7 @@ use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
+use crate::layers::stem_conv;
 use crate::layers::{
     ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, add_scaled_channels_last,
     last_linear, last_linear_group, layer_norm, replace_last_linear, run_image_layers,
@@ -330,11 +331,31 @@ impl Architecture for ConvNeXt {
     }
 
     fn input_spec(&self) -> InputSpec {
-        CONVNEXT_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..CONVNEXT_INPUT
+        }
     }
 
     fn display_name(&self) -> &str {
         self.arch.name()
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        (
+            "features.0.0",
+            stem_conv(match self.features.first() {
+                Some(Feature::Layer(layer)) => layer.first_conv(),
+                _ => None,
+            }),
+        )
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(match self.features.first_mut() {
+            Some(Feature::Layer(layer)) => layer.first_conv_mut(),
+            _ => None,
+        })
     }
 
     /// The stages' outputs: `features.1`, `.3`, `.5`, `.7`; reductions 4 to 32.

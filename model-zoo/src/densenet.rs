@@ -349,7 +349,18 @@ impl Architecture for DenseNet {
     }
 
     fn input_spec(&self) -> InputSpec {
-        DENSENET_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..DENSENET_INPUT
+        }
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        ("features.conv0", &self.features.conv0)
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        &mut self.features.conv0
     }
 
     /// `features.relu0` (the stem, before its max-pool), `features.denseblock1` to `3`, and

@@ -31,11 +31,13 @@ use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
+use crate::layers::stem_conv;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, InvertedResidual, SqueezeExcitation,
     VectorLayer, fold_one, last_linear, last_linear_group, linear_slot, make_divisible,
     replace_last_linear, run_vector_layers,
 };
+use burn::nn::conv::Conv2d;
 
 impl Family {
     /// EfficientNet B0–B7 and V2 ([`crate::efficientnet`]).
@@ -452,11 +454,31 @@ impl Architecture for EfficientNet {
     }
 
     fn input_spec(&self) -> InputSpec {
-        self.arch.input_spec()
+        InputSpec {
+            channels: self.in_chans(),
+            ..self.arch.input_spec()
+        }
     }
 
     fn display_name(&self) -> &str {
         self.arch.name()
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        (
+            "features.0.0",
+            stem_conv(match self.features.first() {
+                Some(Feature::Layer(layer)) => layer.first_conv(),
+                _ => None,
+            }),
+        )
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(match self.features.first_mut() {
+            Some(Feature::Layer(layer)) => layer.first_conv_mut(),
+            _ => None,
+        })
     }
 
     /// `features.N` before each downsampling stage after the stem, and the last (B0:

@@ -27,6 +27,7 @@ use crate::features::{FeatureInfo, Features, Taps, no_stop};
 pub use crate::layers::BasicConv2d;
 use crate::layers::transform_input;
 use crate::tap;
+use burn::nn::conv::Conv2d;
 
 use crate::layers::{linear_torch_default, new_classifier};
 
@@ -479,7 +480,18 @@ impl Architecture for GoogLeNet {
 
     /// What this model accepts: 3 channels, at least 15x15.
     fn input_spec(&self) -> InputSpec {
-        GOOGLENET_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..GOOGLENET_INPUT
+        }
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        ("conv1.conv", &self.conv1.conv)
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        &mut self.conv1.conv
     }
 
     /// `conv1`, `conv3`, `inception3b`, `inception4e`, `inception5b` (the outputs before each
@@ -657,11 +669,22 @@ impl Architecture for GoogLeNetCifar {
 
     /// What this model accepts: 3 channels, at least 2x2.
     fn input_spec(&self) -> InputSpec {
-        GOOGLENET_CIFAR_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..GOOGLENET_CIFAR_INPUT
+        }
     }
 
     fn display_name(&self) -> &str {
         "googlenet_cifar"
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        ("conv1.conv", &self.conv1.conv)
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        &mut self.conv1.conv
     }
 
     /// `conv1`, `inception3b`, `inception4e`, `inception5b` (the outputs before each max-pool,

@@ -32,6 +32,7 @@ use crate::features::{FeatureInfo, Features, Taps, no_stop};
 use crate::layers::{BasicConv2d, transform_input};
 use crate::layers::{linear_torch_default, max_pool2d_with, new_classifier};
 use crate::tap;
+use burn::nn::conv::Conv2d;
 
 impl Family {
     /// Inception v3 ([`crate::inception`]).
@@ -603,11 +604,22 @@ impl Architecture for InceptionV3 {
     }
 
     fn input_spec(&self) -> InputSpec {
-        INCEPTION_V3_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..INCEPTION_V3_INPUT
+        }
     }
 
     fn display_name(&self) -> &str {
         "inception_v3"
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        ("Conv2d_1a_3x3.conv", &self.Conv2d_1a_3x3.conv)
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        &mut self.Conv2d_1a_3x3.conv
     }
 
     /// `Conv2d_2b_3x3`, `Conv2d_4a_3x3`, `Mixed_5d`, `Mixed_6e`, `Mixed_7c` (timm's); reductions

@@ -113,11 +113,22 @@ impl Architecture for LeNet5 {
 
     /// What this model accepts: 3 channels, at least 16x16 (32x32 by design).
     fn input_spec(&self) -> InputSpec {
-        LENET5_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..LENET5_INPUT
+        }
     }
 
     fn display_name(&self) -> &str {
         "lenet5"
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        ("conv1", &self.conv1)
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        &mut self.conv1
     }
 
     /// The two max-pools' outputs: `pool` and `pool_1` (its second call, as torch.fx names

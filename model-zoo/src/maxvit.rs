@@ -39,6 +39,7 @@ use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps};
+use crate::layers::stem_conv;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, SqueezeExcitation, StochasticDepth,
     VectorLayer, attention_kernel, fold_one, kernels_take, last_linear, last_linear_group,
@@ -549,7 +550,7 @@ impl Architecture for MaxVit {
     /// Exactly `input_size`.
     fn input_spec(&self) -> InputSpec {
         InputSpec {
-            channels: 3,
+            channels: self.in_chans(),
             min_size: self.input_size,
             exact: true,
         }
@@ -557,6 +558,17 @@ impl Architecture for MaxVit {
 
     fn display_name(&self) -> &str {
         "maxvit_t"
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        (
+            "stem.0.0",
+            stem_conv(self.stem.first().and_then(ImageLayer::first_conv)),
+        )
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(self.stem.first_mut().and_then(ImageLayer::first_conv_mut))
     }
 
     /// `stem`, then `blocks.0` to `blocks.3`; reductions 2 to 32.

@@ -16,10 +16,12 @@ use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
+use crate::layers::stem_conv;
 use crate::layers::{
     ImageLayer, VectorLayer, conv_kaiming_fan_out, fold_layers, last_linear, last_linear_group,
     linear_slot, replace_last_linear, residual, run_vector_layers,
 };
+use burn::nn::conv::Conv2d;
 
 impl Family {
     /// MNASNet ([`crate::mnasnet`]).
@@ -245,7 +247,27 @@ impl Architecture for MnasNet {
     }
 
     fn input_spec(&self) -> InputSpec {
-        MNASNET_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..MNASNET_INPUT
+        }
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        (
+            "layers.0",
+            stem_conv(match self.layers.first() {
+                Some(Stage::Layer(layer)) => layer.first_conv(),
+                _ => None,
+            }),
+        )
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(match self.layers.first_mut() {
+            Some(Stage::Layer(layer)) => layer.first_conv_mut(),
+            _ => None,
+        })
     }
 
     /// `layers.N` before each downsampling stack after the stem, and the last (`layers.7`,

@@ -22,11 +22,13 @@ use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
+use crate::layers::stem_conv;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, VectorLayer, fold_layers, fold_one,
     last_linear, last_linear_group, linear_slot, make_divisible, replace_last_linear, residual,
     run_vector_layers,
 };
+use burn::nn::conv::Conv2d;
 
 impl Family {
     /// MobileNet V2 ([`crate::mobilenet_v2`]).
@@ -254,7 +256,27 @@ impl Architecture for MobileNetV2 {
     }
 
     fn input_spec(&self) -> InputSpec {
-        MOBILENET_V2_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..MOBILENET_V2_INPUT
+        }
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        (
+            "features.0.0",
+            stem_conv(match self.features.first() {
+                Some(Feature::Layer(layer)) => layer.first_conv(),
+                _ => None,
+            }),
+        )
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(match self.features.first_mut() {
+            Some(Feature::Layer(layer)) => layer.first_conv_mut(),
+            _ => None,
+        })
     }
 
     /// `features.N` before each downsampling block after the stem, and the last

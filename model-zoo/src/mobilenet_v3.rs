@@ -14,11 +14,13 @@ use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps, sequence_ends, sequence_info};
 use crate::layers::run_image_layers_tapped;
+use crate::layers::stem_conv;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, InvertedResidual, SqueezeExcitation,
     VectorLayer, fold_layers, last_linear, last_linear_group, linear_slot, make_divisible,
     replace_last_linear, run_vector_layers,
 };
+use burn::nn::conv::Conv2d;
 
 impl Family {
     /// MobileNet V3, Large and Small ([`crate::mobilenet_v3`]).
@@ -250,11 +252,29 @@ impl Architecture for MobileNetV3 {
     }
 
     fn input_spec(&self) -> InputSpec {
-        MOBILENET_V3_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..MOBILENET_V3_INPUT
+        }
     }
 
     fn display_name(&self) -> &str {
         self.arch.name()
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        (
+            "features.0.0",
+            stem_conv(self.features.first().and_then(ImageLayer::first_conv)),
+        )
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(
+            self.features
+                .first_mut()
+                .and_then(ImageLayer::first_conv_mut),
+        )
     }
 
     /// `features.N` before each downsampling block after the stem, and the last (Large:

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::nn::conv::Conv2d;
 use burn::store::ModuleSnapshot;
 use burn::tensor::{Device, Tensor};
 
@@ -143,6 +144,14 @@ impl Architecture for Model {
         let device = x.device();
         self.check_input_device(&x)?;
         crate::on_cpu_workers(&device, || dispatch!(self, m => m.try_forward(x)))
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        dispatch!(self, m => m.input_conv())
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        dispatch!(self, m => m.input_conv_mut())
     }
 
     fn feature_info(&self) -> Vec<FeatureInfo> {

@@ -29,11 +29,13 @@ use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps};
+use crate::layers::stem_conv;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, Numbered, SqueezeExcitation, fold_one,
     make_divisible, new_classifier, zero_bias,
 };
 use crate::tap;
+use burn::nn::conv::Conv2d;
 
 impl Family {
     /// RegNet X and Y ([`crate::regnet`]).
@@ -398,11 +400,22 @@ impl Architecture for RegNet {
     }
 
     fn input_spec(&self) -> InputSpec {
-        REGNET_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..REGNET_INPUT
+        }
     }
 
     fn display_name(&self) -> &str {
         &self.name
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        ("stem.0", stem_conv(self.stem.first_conv()))
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(self.stem.first_conv_mut())
     }
 
     /// `stem`, then `trunk_output.block1` to `block4`; reductions 2 to 32.

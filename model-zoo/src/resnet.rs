@@ -580,7 +580,18 @@ impl Architecture for ResNet {
 
     /// What this model accepts: 3 channels, at least [`RESNET_INPUT`]'s size.
     fn input_spec(&self) -> InputSpec {
-        RESNET_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..RESNET_INPUT
+        }
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        ("conv1", &self.conv1)
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        &mut self.conv1
     }
 
     /// `relu` (the stem, before the max-pool), then `layer1` to `layer4`; reductions 2 to 32

@@ -14,8 +14,10 @@ use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps};
+use crate::layers::stem_conv;
 use crate::layers::{ImageLayer, fold_layers, new_classifier, run_image_layers};
 use crate::tap;
+use burn::nn::conv::Conv2d;
 
 impl Family {
     /// ShuffleNet V2 ([`crate::shufflenet_v2`]).
@@ -287,7 +289,21 @@ impl Architecture for ShuffleNetV2 {
     }
 
     fn input_spec(&self) -> InputSpec {
-        SHUFFLENET_V2_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..SHUFFLENET_V2_INPUT
+        }
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        (
+            "conv1.0",
+            stem_conv(self.conv1.first().and_then(ImageLayer::first_conv)),
+        )
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(self.conv1.first_mut().and_then(ImageLayer::first_conv_mut))
     }
 
     /// `conv1`, `maxpool`, `stage2` to `stage4` and `conv5`; reductions 2, 4, 8, 16, 32, 32.

@@ -16,6 +16,7 @@ use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
 use crate::layers::conv2d;
+use crate::layers::stem_conv;
 use crate::layers::{ImageLayer, run_image_layers, zero_bias};
 
 impl Family {
@@ -289,14 +290,37 @@ impl Architecture for SqueezeNet {
     }
 
     fn input_spec(&self) -> InputSpec {
-        match self.version {
-            SqueezeNetVersion::V1_0 => SQUEEZENET1_0_INPUT,
-            SqueezeNetVersion::V1_1 => SQUEEZENET1_1_INPUT,
+        let spec = {
+            match self.version {
+                SqueezeNetVersion::V1_0 => SQUEEZENET1_0_INPUT,
+                SqueezeNetVersion::V1_1 => SQUEEZENET1_1_INPUT,
+            }
+        };
+        InputSpec {
+            channels: self.in_chans(),
+            ..spec
         }
     }
 
     fn display_name(&self) -> &str {
         version_name(self.version)
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        (
+            "features.0",
+            stem_conv(match self.features.first() {
+                Some(Feature::Layer(layer)) => layer.first_conv(),
+                _ => None,
+            }),
+        )
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(match self.features.first_mut() {
+            Some(Feature::Layer(layer)) => layer.first_conv_mut(),
+            _ => None,
+        })
     }
 
     /// `features.N` before each max-pool after the stem, and the last (1.0: `features.1`, `.5`,

@@ -35,6 +35,7 @@ use crate::architecture::{Architecture, DerivedBuffer};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps, sequence_info};
+use crate::layers::stem_conv;
 use crate::layers::{
     ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, attention_kernel,
     kernels_take, layer_norm, layer_norm_last, linear_kernel, linear_last, merge_heads,
@@ -42,6 +43,7 @@ use crate::layers::{
     run_vector_layers, split_heads, zero_bias,
 };
 use crate::tap;
+use burn::nn::conv::Conv2d;
 
 impl Family {
     /// Swin Transformer V1 and V2 ([`crate::swin`]).
@@ -636,11 +638,31 @@ impl Architecture for SwinTransformer {
     }
 
     fn input_spec(&self) -> InputSpec {
-        SWIN_INPUT
+        InputSpec {
+            channels: self.in_chans(),
+            ..SWIN_INPUT
+        }
     }
 
     fn display_name(&self) -> &str {
         self.arch.name()
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        (
+            "features.0.0",
+            stem_conv(match self.features.first() {
+                Some(Feature::Layer(layer)) => layer.first_conv(),
+                _ => None,
+            }),
+        )
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(match self.features.first_mut() {
+            Some(Feature::Layer(layer)) => layer.first_conv_mut(),
+            _ => None,
+        })
     }
 
     /// The stages' outputs, before the final norm: `features.1`, `.3`, `.5`, `.7`; reductions

@@ -18,6 +18,8 @@ use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps, sequence_ends, sequence_info};
 use crate::layers::run_image_layers_tapped;
+use crate::layers::stem_conv;
+use burn::nn::conv::Conv2d;
 
 use crate::layers::{
     ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, fold_layers, last_linear,
@@ -252,10 +254,25 @@ impl Architecture for Vgg {
     /// What this model accepts: 3 channels, at least `2^pools` (32x32 for every standard VGG).
     fn input_spec(&self) -> InputSpec {
         InputSpec {
-            channels: 3,
+            channels: self.in_chans(),
             min_size: [self.min_size, self.min_size],
             exact: false,
         }
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        (
+            "features.0",
+            stem_conv(self.features.first().and_then(ImageLayer::first_conv)),
+        )
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(
+            self.features
+                .first_mut()
+                .and_then(ImageLayer::first_conv_mut),
+        )
     }
 
     /// `features.N` before each max-pool after the first layer, and the last (VGG-16:

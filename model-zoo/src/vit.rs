@@ -349,7 +349,7 @@ impl Architecture for VisionTransformer {
     /// Exactly `image_size x image_size`.
     fn input_spec(&self) -> InputSpec {
         InputSpec {
-            channels: 3,
+            channels: self.in_chans(),
             min_size: [self.image_size, self.image_size],
             exact: true,
         }
@@ -357,6 +357,14 @@ impl Architecture for VisionTransformer {
 
     fn display_name(&self) -> &str {
         self.arch.name()
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        ("conv_proj", &self.conv_proj)
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        &mut self.conv_proj
     }
 
     /// Every encoder layer, `encoder.layers.encoder_layer_{i}` (12 for B/16), its patch tokens

@@ -387,6 +387,41 @@ def write_features(folder, name, model64, manifest, modules, small_model=None):
     manifest["features_format"] = FEATURES_FORMAT
 
 
+# Models also checked for other input channels: torchvision's RGB weights adapted by timm's
+# `adapt_input_conv`, on an input of that many channels (the small case's size).
+IN_CHANS = {"resnet18": 1, "convnext_tiny": 4}
+
+
+def write_in_chans(folder, name, model64, manifest):
+    """The `in_chans` case of `name` (see IN_CHANS): the model with its first convolution's
+    weight adapted by timm, its input and logits."""
+    import copy
+
+    import timm
+    from timm.models._manipulate import adapt_input_conv
+
+    channels = IN_CHANS[name]
+    model = copy.deepcopy(model64)
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    with torch.no_grad():
+        conv.weight = nn.Parameter(adapt_input_conv(channels, conv.weight.detach()))
+    conv.in_channels = channels
+    shape = (1, channels, *manifest["small"])
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(manifest["seed"] + 500))
+    with torch.no_grad():
+        logits = model(x.double()).float()
+    x.numpy().astype("<f4").tofile(folder / "in_chans_input.f32")
+    logits.numpy().astype("<f4").tofile(folder / "in_chans_logits.f32")
+    manifest["in_chans"] = {
+        "channels": channels,
+        "timm": timm.__version__,
+        "input": "in_chans_input.f32",
+        "input_shape": list(shape),
+        "logits": "in_chans_logits.f32",
+        "logits_shape": list(logits.shape),
+    }
+
+
 def write(out, name, seed, small, modules=None):
     folder = out / name
     manifest_path = folder / "manifest.json"
@@ -396,19 +431,25 @@ def write(out, name, seed, small, modules=None):
         and (name not in WEIGHTS_NONE or "weights_none" in json.loads(manifest_path.read_text()))
     ):
         manifest = json.loads(manifest_path.read_text())
-        if modules is None or (
-            manifest.get("feature_modules") == list(modules)
-            and manifest.get("features_format") == FEATURES_FORMAT
-        ):
+        features_missing = modules is not None and (
+            manifest.get("feature_modules") != list(modules)
+            or manifest.get("features_format") != FEATURES_FORMAT
+        )
+        in_chans_missing = name in IN_CHANS and "in_chans" not in manifest
+        if not features_missing and not in_chans_missing:
             return
-        # Only the maps are missing: the same model (same seed), the stored inputs.
+        # Only the maps or the in_chans case are missing: the same model (same seed), the
+        # stored inputs.
         model64 = build(name, seed).double()
-        small_model = None
-        if name in VIT_PATCH:
-            small_model = vit_resized(name, model64, 2 * VIT_PATCH[name])
-        write_features(folder, name, model64, manifest, modules, small_model)
+        if features_missing:
+            small_model = None
+            if name in VIT_PATCH:
+                small_model = vit_resized(name, model64, 2 * VIT_PATCH[name])
+            write_features(folder, name, model64, manifest, modules, small_model)
+        if in_chans_missing:
+            write_in_chans(folder, name, model64, manifest)
         manifest_path.write_text(json.dumps(manifest, indent=1))
-        print(f"feature maps written: {name}", flush=True)
+        print(f"references added: {name}", flush=True)
         return
     folder.mkdir(parents=True, exist_ok=True)
     model = build(name, seed)
@@ -487,6 +528,8 @@ def write(out, name, seed, small, modules=None):
     if modules is not None:
         small_model = vit_resized(name, model64, small[0]) if name in VIT_PATCH else None
         write_features(folder, name, model64, manifest, modules, small_model)
+    if name in IN_CHANS:
+        write_in_chans(folder, name, model64, manifest)
     manifest_path.write_text(json.dumps(manifest, indent=1))
     print(f"reference written: {name}", flush=True)
 

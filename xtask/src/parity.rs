@@ -504,7 +504,42 @@ fn check(
         rows.extend(check_googlenet_aux(backend, full, dir, manifest)?);
     }
     rows.extend(check_weights_none(name, backend, full, dir, manifest)?);
+    rows.extend(check_in_chans(name, backend, dir, manifest)?);
     Ok(rows)
+}
+
+/// The model built for other input channels (`with_in_chans`) loads the 3-channel reference
+/// state_dict with its input convolution adapted by the importer (reported), and gives the
+/// logits torchvision's model gives with timm's `adapt_input_conv` weight (reference.py's
+/// IN_CHANS), on an input of those channels.
+fn check_in_chans(name: &str, backend: Backend, dir: &Path, manifest: &Value) -> Result<Vec<Row>> {
+    let Some(case) = manifest.get("in_chans").filter(|case| !case.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let channels = case["channels"].as_u64().context("in_chans channels")? as usize;
+    let device = backend.device()?;
+    let info = model_zoo::model_info(name)?;
+    let model = info
+        .create_for_weights(info.num_classes, &device)?
+        .with_in_chans(channels)?;
+    let weights = dir.join(manifest["state_dict"].as_str().context("state_dict")?);
+    let (model, report) = TorchImport::new(&weights)
+        .model_name(name)
+        .load_into(model)?;
+    if report.adapted.is_empty() {
+        bail!("the 3-channel state_dict loaded into a {channels}-channel model unadapted");
+    }
+    let (input_shape, x, expected) = read_case(dir, case, &device)?;
+    let got = read_back(model.try_forward(x)?)?;
+    let mut row = compare(
+        &format!("{name}[in_chans={channels}]"),
+        backend,
+        &input_shape,
+        &got,
+        &expected,
+    )?;
+    row.note = format!("adapted {}", report.adapted.join(", "));
+    Ok(vec![row])
 }
 
 /// GoogLeNet and Inception v3 trained from scratch in PyTorch (`weights=None`, with and without

@@ -61,10 +61,18 @@ impl Architecture for Tiny {
 
     fn input_spec(&self) -> InputSpec {
         InputSpec {
-            channels: 3,
+            channels: self.in_chans(),
             min_size: [1, 1],
             exact: false,
         }
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        ("conv1", &self.conv1)
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        &mut self.conv1
     }
 
     fn feature_info(&self) -> Vec<FeatureInfo> {

@@ -15,6 +15,7 @@ mod basic_conv;
 mod batch_norm;
 mod blocked;
 mod conv;
+mod input_conv;
 mod misc;
 mod named;
 mod transformer;
@@ -31,6 +32,7 @@ pub use conv::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_with, conv_norm_activation, conv2d, max_pool2d,
     max_pool2d_with,
 };
+pub use input_conv::adapt_input_conv;
 pub use misc::{
     Activation, Conv2dNormActivation, InvertedResidual, SqueezeExcitation, StochasticDepth,
     add_activation, add_scaled_channels_last, file_has_module, gelu, residual,
@@ -242,6 +244,25 @@ impl ImageLayer {
         }
     }
 
+    /// The layer's first convolution: itself, or a sequence's first layer's (torchvision's
+    /// `Conv2dNormActivation` stems, key `.0`).
+    pub(crate) fn first_conv(&self) -> Option<&Conv2d> {
+        match self {
+            ImageLayer::Conv(conv) => Some(conv),
+            ImageLayer::Sequential(layers) => layers.first()?.first_conv(),
+            _ => None,
+        }
+    }
+
+    /// [`Self::first_conv`], to replace it.
+    pub(crate) fn first_conv_mut(&mut self) -> Option<&mut Conv2d> {
+        match self {
+            ImageLayer::Conv(conv) => Some(conv),
+            ImageLayer::Sequential(layers) => layers.first_mut()?.first_conv_mut(),
+            _ => None,
+        }
+    }
+
     /// A sequence's `(stride, output channels)` for `in_channels` input channels, as one
     /// element of [`crate::features::sequence_info`].
     pub(crate) fn chain(layers: &[ImageLayer], in_channels: usize) -> (usize, usize) {
@@ -278,6 +299,12 @@ impl ImageLayer {
             _ => false,
         })
     }
+}
+
+/// A family's input convolution, which every family's structure has (its first layer is one,
+/// or begins with one).
+pub(crate) fn stem_conv<T>(conv: Option<T>) -> T {
+    conv.unwrap_or_else(|| unreachable!("every family begins with a convolution"))
 }
 
 /// Folds every BatchNorm that directly follows a convolution in `layers` (nested sequences

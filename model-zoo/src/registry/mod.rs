@@ -617,6 +617,47 @@ mod tests {
     }
 
     #[test]
+    fn every_input_conv_is_a_torchvision_key_and_adapts() {
+        use burn::tensor::Tensor;
+
+        let device = device();
+        for info in models() {
+            let model = info.create_for_weights(info.num_classes, &device).unwrap();
+            let (prefix, conv) = model.input_conv();
+            let shapes = crate::layers::torch_shapes(&model);
+            let key = format!("{prefix}.weight");
+            assert_eq!(
+                shapes.get(&key).map(Vec::as_slice),
+                Some(&conv.weight.lazy_shape().dims::<4>()[..]),
+                "{}: {key}",
+                info.name
+            );
+            assert_eq!(model.in_chans(), 3, "{}", info.name);
+            if info.params < 6_000_000 && !model.transform_input() {
+                let [h, w] = info.input.min_size;
+                let size = if info.input.exact {
+                    [h, w]
+                } else {
+                    [h.max(64), w.max(48)]
+                };
+                for channels in [1, 4] {
+                    let adapted = model.clone().with_in_chans(channels).unwrap();
+                    assert_eq!(adapted.input_spec().channels, channels, "{}", info.name);
+                    let x = Tensor::<4>::zeros([1, channels, size[0], size[1]], &device);
+                    assert_eq!(adapted.forward(x).dims(), [1, info.num_classes]);
+                }
+            }
+        }
+        let googlenet = create_for_weights_of("googlenet", &device);
+        assert!(googlenet.with_in_chans(1).is_err());
+    }
+
+    fn create_for_weights_of(name: &str, device: &burn::tensor::Device) -> crate::Model {
+        let info = model_info(name).unwrap();
+        info.create_for_weights(info.num_classes, device).unwrap()
+    }
+
+    #[test]
     fn feature_maps_are_what_feature_info_says() {
         use burn::tensor::{Tensor, Tolerance};
 
