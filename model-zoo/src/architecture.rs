@@ -42,6 +42,11 @@ pub struct DerivedBuffer {
     pub values: Vec<f64>,
 }
 
+/// The most input channels [`Architecture::with_in_chans`] builds a model for (hyperspectral
+/// images have a few hundred bands), so that a damaged configuration cannot ask for a weight
+/// of billions of values.
+pub const MAX_IN_CHANS: usize = 1024;
+
 /// What every model of the zoo is: a Burn [`Module`] that maps `[batch, 3, height, width]`
 /// images to `[batch, num_classes]` logits, with torchvision's state_dict keys.
 ///
@@ -85,7 +90,7 @@ pub trait Architecture: Module + Sized {
     /// RGB repeated and scaled by `3 / in_chans`; see [`crate::layers::adapt_input_conv`]), so
     /// that pretrained weights carry over; call it after loading them, or build the model with
     /// those channels and let `zoo-import` adapt a 3-channel file the same way. An error for
-    /// zero channels, a weight that cannot be adapted, or an input transform (GoogLeNet's and
+    /// zero or over [`MAX_IN_CHANS`] channels, a weight that cannot be adapted, or an input transform (GoogLeNet's and
     /// Inception v3's `transform_input` is for RGB).
     fn with_in_chans(mut self, in_chans: usize) -> Result<Self, ConfigError> {
         let from = self.in_chans();
@@ -98,6 +103,9 @@ pub trait Architecture: Module + Sized {
             value: in_chans.to_string(),
             expected,
         };
+        if in_chans > MAX_IN_CHANS {
+            return Err(invalid("at most 1024 input channels", &self));
+        }
         if self.transform_input() {
             return Err(invalid(
                 "transform_input normalises RGB: turn it off for other channel counts",

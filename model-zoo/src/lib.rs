@@ -49,7 +49,7 @@ pub mod transforms;
 pub mod vgg;
 pub mod vit;
 
-pub use architecture::{Architecture, DerivedBuffer, KeyRename};
+pub use architecture::{Architecture, DerivedBuffer, KeyRename, MAX_IN_CHANS};
 pub use count::{materialised_parameters, num_parameters};
 pub use device::{
     Backend, BackendError, available_backends, max_tensor_bytes, on_cpu_workers, read_back, sync,

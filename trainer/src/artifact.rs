@@ -26,12 +26,20 @@ pub struct ModelCard {
     pub model: String,
     /// Classes of its head.
     pub num_classes: usize,
+    /// Input channels (`--in-chans`; 3 in a card written before the option).
+    #[serde(default = "rgb")]
+    pub in_chans: usize,
     /// The epoch (1-based) whose weights these are.
     pub epoch: usize,
     /// Validation top-1 accuracy of that epoch, in percent.
     pub val_accuracy: f64,
     /// Validation loss of that epoch.
     pub val_loss: f64,
+}
+
+/// The input channels of a card written before `in_chans` existed: RGB.
+fn rgb() -> usize {
+    3
 }
 
 /// A trained model with everything needed to use it.
@@ -162,12 +170,22 @@ pub fn load_trained(dir: &Path, device: &Device) -> Result<TrainedModel, TrainEr
         ));
     }
     let model = model_zoo::create(&card.model, card.num_classes, device)
+        .and_then(|model| Ok(model.with_in_chans(card.in_chans)?))
         .map_err(|e| json_error(CARD_FILE, e.to_string()))?;
     model
         .input_spec()
-        .check(&card.model, [1, 3, transforms.crop, transforms.crop])
+        .check(
+            &card.model,
+            [1, card.in_chans, transforms.crop, transforms.crop],
+        )
         .map_err(|e| json_error(PREPROCESS_FILE, format!("crop {}: {e}", transforms.crop)))?;
-    let model = zoo_import::load_burnpack(model, dir.join(MODEL_FILE))?;
+    let model = zoo_import::load_burnpack(model, dir.join(MODEL_FILE)).map_err(|e| match e {
+        // A weight of other channels than the card's `in_chans` says.
+        zoo_import::ImportError::KeyMismatch { .. } => {
+            json_error(CARD_FILE, format!("in_chans {} and {e}", card.in_chans))
+        }
+        other => other.into(),
+    })?;
     Ok(TrainedModel {
         model,
         card,

@@ -101,6 +101,12 @@ pub struct TrainConfig {
     /// Evaluation: shorter side resized to this before the center crop; `None` keeps
     /// torchvision's ratio (256 for 224).
     pub resize: Option<usize>,
+    /// Input channels of the model (`--in-chans`): 3 for RGB; 1 for grey images (the
+    /// pretrained input convolution summed over RGB), more for multi-band images, the RGB
+    /// weights repeated (timm's `adapt_input_conv`). Images are read as RGB and normalised,
+    /// then given the model as [`crate::data::to_channels`] lays them out.
+    #[serde(default = "rgb")]
+    pub in_chans: usize,
     /// Per-channel mean; `None` takes the weights' (ImageNet's).
     pub mean: Option<[f32; 3]>,
     /// Per-channel std; `None` takes the weights'.
@@ -113,6 +119,11 @@ pub struct TrainConfig {
     pub skip_bad_images: bool,
     /// Seed of the split, the shuffling, the augmentations and the initialisation.
     pub seed: u64,
+}
+
+/// The input channels of a `train.json` written before `in_chans` existed: RGB.
+fn rgb() -> usize {
+    3
 }
 
 /// The most epochs a run may ask for, so that epochs times steps always fits a `usize`.
@@ -149,6 +160,7 @@ impl TrainConfig {
             label_smoothing: 0.0,
             image_size: None,
             resize: None,
+            in_chans: 3,
             mean: None,
             std: None,
             min_scale: 0.08,
@@ -161,6 +173,13 @@ impl TrainConfig {
     /// Rejects settings that cannot train, naming the setting.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |what: String| Err(TrainError::Config(what));
+        if !(1..=model_zoo::MAX_IN_CHANS).contains(&self.in_chans) {
+            return bad(format!(
+                "--in-chans must be in 1..={}, not {}",
+                model_zoo::MAX_IN_CHANS,
+                self.in_chans
+            ));
+        }
         if !(1..=MAX_EPOCHS).contains(&self.epochs) {
             return bad(format!(
                 "--epochs must be in 1..={MAX_EPOCHS}, not {}",

@@ -54,17 +54,20 @@ pub enum Split {
 pub struct ImageBatcher {
     transforms: Transforms,
     split: Split,
+    channels: usize,
     seed: u64,
     calls: Arc<AtomicU64>,
     skipped: Arc<AtomicUsize>,
 }
 
 impl ImageBatcher {
-    /// A batcher with these transforms; `seed` drives the training augmentations.
-    pub fn new(transforms: Transforms, split: Split, seed: u64) -> Self {
+    /// A batcher with these transforms for a model of `channels` input channels (see
+    /// [`to_channels`]); `seed` drives the training augmentations.
+    pub fn new(transforms: Transforms, split: Split, channels: usize, seed: u64) -> Self {
         Self {
             transforms,
             split,
+            channels,
             seed,
             calls: Arc::new(AtomicU64::new(0)),
             skipped: Arc::new(AtomicUsize::new(0)),
@@ -89,10 +92,11 @@ impl ImageBatcher {
         match model_zoo::transforms::load_image(&sample.path) {
             Ok(image) => {
                 let rgb = image.to_rgb8();
-                Some(match self.split {
+                let chw = match self.split {
                     Split::Train => self.transforms.train(&rgb, rng),
                     Split::Eval => self.transforms.eval(&rgb),
-                })
+                };
+                Some(to_channels(chw, self.channels))
             }
             Err(err) => {
                 self.skipped.fetch_add(1, Ordering::Relaxed);
@@ -104,13 +108,38 @@ impl ImageBatcher {
     }
 }
 
+/// A normalised RGB image (CHW) laid out for a model of `channels` input channels, as the
+/// pretrained weights were adapted for it ([`model_zoo::layers::adapt_input_conv`]): 3, as it
+/// is; 1, the mean of the three (a grey image's value, for the input convolution summed over
+/// RGB); more, R, G, B repeated (the channels timm repeats the RGB weights over).
+pub fn to_channels(rgb: Vec<f32>, channels: usize) -> Vec<f32> {
+    if channels == 3 {
+        return rgb;
+    }
+    let plane = rgb.len() / 3;
+    let (r, rest) = rgb.split_at(plane);
+    let (g, b) = rest.split_at(plane);
+    if channels == 1 {
+        return r
+            .iter()
+            .zip(g)
+            .zip(b)
+            .map(|((r, g), b)| (r + g + b) / 3.0)
+            .collect();
+    }
+    let planes = [r, g, b];
+    (0..channels)
+        .flat_map(|c| planes[c % 3].iter().copied())
+        .collect()
+}
+
 impl Batcher<Sample, ImageBatch> for ImageBatcher {
     fn batch(&self, items: Vec<Sample>, device: &Device) -> ImageBatch {
         // Each batch gets its own stream of augmentation randomness.
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         let mut rng = StdRng::seed_from_u64(self.seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let size = self.size();
-        let mut pixels = Vec::with_capacity(items.len() * 3 * size * size);
+        let mut pixels = Vec::with_capacity(items.len() * self.channels * size * size);
         let mut targets = Vec::with_capacity(items.len());
         for sample in &items {
             if let Some(chw) = self.load(sample, &mut rng) {
@@ -120,7 +149,10 @@ impl Batcher<Sample, ImageBatch> for ImageBatcher {
         }
         let n = targets.len();
         ImageBatch {
-            images: Tensor::from_data(TensorData::new(pixels, [n, 3, size, size]), device),
+            images: Tensor::from_data(
+                TensorData::new(pixels, [n, self.channels, size, size]),
+                device,
+            ),
             targets: Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), device),
         }
     }

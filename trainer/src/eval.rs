@@ -123,13 +123,14 @@ fn rank(probs: &[f32]) -> Vec<usize> {
 /// Softmax probabilities of each image (evaluation transform of the model's `preprocess.json`).
 pub fn classify(trained: &TrainedModel, paths: &[&Path]) -> Result<Vec<Vec<f32>>, TrainError> {
     let t = &trained.transforms;
-    let mut pixels = Vec::with_capacity(paths.len() * 3 * t.crop * t.crop);
+    let channels = trained.card.in_chans;
+    let mut pixels = Vec::with_capacity(paths.len() * channels * t.crop * t.crop);
     for path in paths {
         let image = model_zoo::transforms::load_image(path).map_err(|e| TrainError::Image {
             path: path.to_path_buf(),
             message: e.message,
         })?;
-        pixels.extend(t.eval(&image.to_rgb8()));
+        pixels.extend(crate::data::to_channels(t.eval(&image.to_rgb8()), channels));
     }
     let device = trained
         .model
@@ -138,7 +139,7 @@ pub fn classify(trained: &TrainedModel, paths: &[&Path]) -> Result<Vec<Vec<f32>>
         .cloned()
         .ok_or_else(|| TrainError::Config("the model has no device".into()))?;
     let x = Tensor::<4>::from_data(
-        TensorData::new(pixels, [paths.len(), 3, t.crop, t.crop]),
+        TensorData::new(pixels, [paths.len(), channels, t.crop, t.crop]),
         &device,
     );
     let probs = softmax(

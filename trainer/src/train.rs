@@ -182,7 +182,10 @@ pub fn build_model(
     num_classes: usize,
     device: &Device,
 ) -> Result<Model, TrainError> {
-    let model = build_model_as_saved(config, num_classes, device)?;
+    // Pretrained RGB weights adapted to the run's channels (a 3-channel file has loaded into
+    // the RGB model; the same formula as zoo-import's for a model built with other channels).
+    let model =
+        build_model_as_saved(config, num_classes, device)?.with_in_chans(config.in_chans)?;
     match config.image_size {
         Some(size) if model.input_spec().exact => Ok(model.for_input_size([size, size])?),
         _ => Ok(model),
@@ -364,7 +367,7 @@ impl Drop for SignalWatch {
 fn check_input_size(config: &TrainConfig, model: &Model, crop: usize) -> Result<(), TrainError> {
     model
         .input_spec()
-        .check(&config.model, [1, 3, crop, crop])
+        .check(&config.model, [1, config.in_chans, crop, crop])
         .map_err(|err| TrainError::Config(format!("{err}: set --image-size to match")))
 }
 
@@ -388,7 +391,8 @@ fn preflight(
     if model_zoo::max_tensor_bytes(device).is_none() {
         return Ok(());
     }
-    let model = model_zoo::create(&config.model, num_classes, device)?;
+    let model =
+        model_zoo::create(&config.model, num_classes, device)?.with_in_chans(config.in_chans)?;
     model.check_device(device)?;
     let model = if frozen {
         let group = backbone(&model);
@@ -398,7 +402,11 @@ fn preflight(
     };
     let classifier = Classifier::new(model, config.label_smoothing);
     let batch = batch.max(1);
-    let images = Tensor::<4>::random([batch, 3, crop, crop], Distribution::Default, device);
+    let images = Tensor::<4>::random(
+        [batch, config.in_chans, crop, crop],
+        Distribution::Default,
+        device,
+    );
     let targets: Vec<i64> = (0..batch)
         .map(|i| (i % num_classes.max(1)) as i64)
         .collect();
@@ -469,8 +477,8 @@ fn run(
     let largest_share = data.train.len() - (replicas - 1) * (data.train.len() / replicas);
     let batches = largest_share.div_ceil(device_batch);
     let steps_per_epoch = batches.div_ceil(config.grad_accumulation);
-    let batcher_train = ImageBatcher::new(transforms, Split::Train, config.seed);
-    let batcher_val = ImageBatcher::new(transforms, Split::Eval, config.seed);
+    let batcher_train = ImageBatcher::new(transforms, Split::Train, config.in_chans, config.seed);
+    let batcher_val = ImageBatcher::new(transforms, Split::Eval, config.in_chans, config.seed);
     let loader_train = DataLoaderBuilder::new(batcher_train.clone())
         .batch_size(device_batch)
         .shuffle(config.seed.wrapping_add(start as u64))
@@ -677,6 +685,7 @@ fn save_best(
     let card = ModelCard {
         model: config.model.clone(),
         num_classes: classes.len(),
+        in_chans: config.in_chans,
         epoch: best.epoch,
         val_accuracy: best.val_acc,
         val_loss: best.val_loss,

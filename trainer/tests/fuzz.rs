@@ -107,6 +107,7 @@ fn run_directory(dir: &Path, device: &Device) {
     let card = ModelCard {
         model: "lenet5".into(),
         num_classes: 3,
+        in_chans: 3,
         epoch: 2,
         val_accuracy: 50.0,
         val_loss: 1.0,

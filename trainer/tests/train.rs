@@ -646,3 +646,58 @@ fn one_size_models_follow_image_size() {
     let err = build_model(&config, 3, &device).unwrap_err();
     assert!(err.to_string().contains("input_size"), "{err}");
 }
+
+/// An ImageFolder of grey (8-bit luma) PNGs, two classes told apart by brightness.
+fn grey_folder(root: &Path, per_class: usize) -> PathBuf {
+    for (split, count) in [("train", per_class), ("val", per_class / 2)] {
+        for (class, base) in [("bright", 170u8), ("dark", 40u8)] {
+            let dir = root.join("grey").join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..count {
+                let image = image::GrayImage::from_fn(32, 32, |x, y| {
+                    image::Luma([base.saturating_add(((x + y + i as u32) % 16) as u8)])
+                });
+                image.save(dir.join(format!("{i}.png"))).unwrap();
+            }
+        }
+    }
+    root.join("grey")
+}
+
+/// `--in-chans 1`: RGB weights (a torchvision-layout safetensors file) start a 1-channel
+/// ResNet-18 whose input convolution is their sum over RGB (timm's `adapt_input_conv`); one
+/// epoch trains on grey images, and the saved model loads back with 1 channel and predicts.
+#[test]
+fn in_chans_1_fine_tunes_rgb_weights_on_grey_images() {
+    let root = temp_dir("grey");
+    let data = grey_folder(&root, 6);
+    let device = Backend::Flex.device().unwrap();
+    let rgb = model_zoo::create("resnet18", 1000, &device).unwrap();
+    let weights = root.join("resnet18.safetensors");
+    zoo_import::save_safetensors(&rgb, &weights).unwrap();
+
+    let mut config = quick_config("resnet18", &data, 1);
+    config.weights = Some(weights);
+    config.in_chans = 1;
+    let model = zoo_trainer::train::build_model(&config, 2, &device).unwrap();
+    assert_eq!(model.in_chans(), 1);
+    model
+        .input_conv()
+        .1
+        .weight
+        .val()
+        .into_data()
+        .assert_approx_eq::<f32>(
+            &rgb.input_conv().1.weight.val().sum_dim(1).into_data(),
+            burn::tensor::Tolerance::absolute(1e-6),
+        );
+
+    let dir = root.join("run");
+    let summary = zoo_trainer::train(&config, &options(dir.clone())).unwrap();
+    assert_eq!(summary.best.in_chans, 1);
+    let trained = load_trained(&dir, &device).unwrap();
+    assert_eq!(trained.model.in_chans(), 1);
+    let image = data.join("val").join("dark").join("0.png");
+    let top = zoo_trainer::predict(&trained, &[image.as_path()], 2).unwrap();
+    assert_eq!(top[0].len(), 2);
+}

@@ -117,6 +117,10 @@ struct TrainArgs {
     /// Evaluation resize of the shorter side (default: image size x 256/224).
     #[arg(long)]
     resize: Option<usize>,
+    /// Input channels of the model: 1 for grey images, more for multi-band ones (the
+    /// pretrained RGB input convolution adapted as timm's `adapt_input_conv` does).
+    #[arg(long, default_value_t = 3)]
+    in_chans: usize,
     /// Normalisation mean, `R,G,B` (default: the weights', ImageNet's); see `zoo-train stats`.
     #[arg(long, value_delimiter = ',')]
     mean: Option<Vec<f32>>,
@@ -180,6 +184,7 @@ impl TrainArgs {
             label_smoothing: self.label_smoothing,
             image_size: self.image_size,
             resize: self.resize,
+            in_chans: self.in_chans,
             mean: triple(&self.mean, "mean")?,
             std: triple(&self.std, "std")?,
             min_scale: self.min_scale,
