@@ -182,10 +182,7 @@ pub fn build_model(
     num_classes: usize,
     device: &Device,
 ) -> Result<Model, TrainError> {
-    // Pretrained RGB weights adapted to the run's channels (a 3-channel file has loaded into
-    // the RGB model; the same formula as zoo-import's for a model built with other channels).
-    let model =
-        build_model_as_saved(config, num_classes, device)?.with_in_chans(config.in_chans)?;
+    let model = build_model_as_saved(config, num_classes, device)?;
     match config.image_size {
         Some(size) if model.input_spec().exact => Ok(model.for_input_size([size, size])?),
         _ => Ok(model),
@@ -200,7 +197,9 @@ fn build_model_as_saved(
     device.seed(config.seed);
     let info = model_zoo::model_info(&config.model)?;
     let Some(weights) = &config.weights else {
-        return Ok(info.create(num_classes, device)?);
+        return Ok(info
+            .create(num_classes, device)?
+            .with_in_chans(config.in_chans)?);
     };
     let is_burnpack = weights
         .extension()
@@ -210,16 +209,25 @@ fn build_model_as_saved(
             .default_weights()
             .map_or(info.num_classes, |w| w.num_classes());
         let model = zoo_import::load_burnpack(info.create(classes, device)?, weights)?;
-        Ok(model.reset_classifier(num_classes, device)?)
+        // An RGB burnpack adapted to the run's channels as zoo-import adapts a PyTorch file.
+        Ok(model
+            .reset_classifier(num_classes, device)?
+            .with_in_chans(config.in_chans)?)
     } else {
         // torchvision's published file builds the model its builder makes for weights
         // (GoogLeNet's and Inception v3's input transform), any other the `weights=None` one.
-        let model = zoo_import::hub::model_for_file(info, num_classes, weights, device)?;
+        // Built for the run's channels: an RGB file's input convolution is adapted on import
+        // (timm's `adapt_input_conv`), and the report says so.
+        let model = zoo_import::hub::model_for_file(info, num_classes, weights, device)?
+            .with_in_chans(config.in_chans)?;
         let (model, report) = zoo_import::Import::new(weights)
             .model_name(info.name)
             .partial(true)
             .load_into(model)?;
         log::info!("{report}");
+        if !report.adapted.is_empty() {
+            eprintln!("weights: {report}");
+        }
         Ok(model)
     }
 }
