@@ -18,7 +18,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Features, Taps, sequence_ends, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, sequence_info};
 use crate::layers::run_image_layers_tapped;
 use crate::layers::stem_conv;
 use burn::nn::conv::Conv2d;
@@ -217,7 +217,7 @@ impl AlexNet {
     /// The unpooled features (`features`' output), tapping the stages of
     /// [`Architecture::feature_info`].
     fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
-        let ends = sequence_ends(&ImageLayer::elements(&self.features, 3));
+        let ends = taps.ends(|| ImageLayer::elements(&self.features, 3));
         run_image_layers_tapped(&self.features, x, &ends, 0, taps)
     }
 }

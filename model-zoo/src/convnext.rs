@@ -31,7 +31,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_info};
 use crate::layers::stem_conv;
 use crate::layers::{
     ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, add_scaled_channels_last,
@@ -320,7 +320,7 @@ impl ConvNeXt {
     /// The unpooled features (`features`' output), tapping the stages of
     /// [`Architecture::feature_info`].
     fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
-        let ends = sequence_ends(&self.elements());
+        let ends = taps.ends(|| self.elements());
         run_sequence(&self.features, x, &ends, 0, taps, |f, x| f.forward(x))
     }
 }

@@ -134,6 +134,17 @@ impl Taps {
         self.stop_after == Some(stage)
     }
 
+    /// The stage ends ([`sequence_ends`]) of a sequence whose elements `elements` gives, where
+    /// any stage is asked for; none for a plain forward, which so neither walks the layers'
+    /// shapes nor splits the sequence at stage ends (its convolutions fuse across them).
+    pub(crate) fn ends(&self, elements: impl FnOnce() -> Vec<(usize, usize)>) -> Vec<usize> {
+        if self.wanted.iter().any(|&w| w) {
+            sequence_ends(&elements())
+        } else {
+            Vec::new()
+        }
+    }
+
     /// The kept maps of `indices` (every stage where empty), in that order.
     pub(crate) fn into_maps(self, indices: &[usize]) -> Vec<Tensor<4>> {
         let all: Vec<usize>;
@@ -189,7 +200,7 @@ pub(crate) fn stage_ends(strides: &[usize]) -> Vec<usize> {
 }
 
 /// The stage ends (see [`stage_ends`]) of a sequence of `(stride, channels)` elements.
-pub(crate) fn sequence_ends(elements: &[(usize, usize)]) -> Vec<usize> {
+fn sequence_ends(elements: &[(usize, usize)]) -> Vec<usize> {
     stage_ends(&elements.iter().map(|&(s, _)| s).collect::<Vec<_>>())
 }
 

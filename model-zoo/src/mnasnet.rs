@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_info};
 use crate::layers::stem_conv;
 use crate::layers::{
     ImageLayer, VectorLayer, conv_kaiming_fan_out, fold_layers, last_linear, last_linear_group,
@@ -231,7 +231,7 @@ impl MnasNet {
     /// The unpooled features (`layers`' output), tapping the stages of
     /// [`Architecture::feature_info`].
     fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
-        let ends = sequence_ends(&self.elements());
+        let ends = taps.ends(|| self.elements());
         run_sequence(&self.layers, x, &ends, 0, taps, |stage, x| match stage {
             Stage::Layer(layer) => layer.forward(x),
             Stage::Stack(blocks) => blocks.iter().fold(x, |x, block| {

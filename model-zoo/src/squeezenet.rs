@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::Architecture;
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_ends, sequence_info};
+use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_info};
 use crate::layers::conv2d;
 use crate::layers::stem_conv;
 use crate::layers::{ImageLayer, run_image_layers, zero_bias};
@@ -269,7 +269,7 @@ impl SqueezeNet {
     /// The unpooled features (`features`' output), tapping the stages of
     /// [`Architecture::feature_info`].
     fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
-        let ends = sequence_ends(&self.elements());
+        let ends = taps.ends(|| self.elements());
         run_sequence(
             &self.features,
             x,
