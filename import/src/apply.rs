@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter};
 
-use model_zoo::Architecture;
+use model_zoo::ImportHooks;
 
 use crate::{ImportError, ShapeMismatch};
 
@@ -126,7 +126,7 @@ pub(crate) struct StateDict {
 }
 
 /// The model's name in messages: the caller's, else its family's.
-pub(crate) fn model_name<M: Architecture>(options: &Options, model: &M) -> String {
+pub(crate) fn model_name<M: ImportHooks>(options: &Options, model: &M) -> String {
     options
         .model_name
         .clone()
@@ -134,7 +134,7 @@ pub(crate) fn model_name<M: Architecture>(options: &Options, model: &M) -> Strin
 }
 
 /// Fills `model` from `state`, strictly unless `options.partial`; on error nothing is applied.
-pub(crate) fn load_state<M: Architecture>(
+pub(crate) fn load_state<M: ImportHooks>(
     options: &Options,
     mut model: M,
     state: StateDict,
@@ -248,7 +248,7 @@ pub(crate) fn load_state<M: Architecture>(
 /// Adapts `found`'s copy of the model's input convolution weight where only its input
 /// channels differ from the model's (see [`model_zoo::layers::adapt_input_conv`]); returns
 /// what was adapted. A weight the formula cannot adapt is left for the shape check to report.
-fn adapt_input_conv<M: Architecture>(
+fn adapt_input_conv<M: ImportHooks>(
     model: &M,
     expected: &BTreeMap<String, Vec<usize>>,
     found: &mut BTreeMap<String, PackTensor>,

@@ -10,7 +10,7 @@ use burn::store::{
 };
 use burn::tensor::TensorData;
 
-use model_zoo::{Architecture, KeyRename};
+use model_zoo::{ImportHooks, KeyRename};
 use regex::Regex;
 
 use crate::apply::{
@@ -150,7 +150,7 @@ impl TorchImport {
     ///
     /// On success the model holds the file's weights and the report says what was read; on error
     /// nothing was applied.
-    pub fn load_into<M: Architecture>(&self, model: M) -> Result<(M, ImportReport), ImportError> {
+    pub fn load_into<M: ImportHooks>(&self, model: M) -> Result<(M, ImportReport), ImportError> {
         let expected = model_zoo::layers::torch_shapes(&model);
         let tensors = self.read_tensors()?;
         let family = model.family();
@@ -275,10 +275,7 @@ const TRANSFORM_INPUT_KEY: &str = "transform_input";
 /// The file also records the model's [`Architecture::transform_input`].
 /// The file is written beside its destination and renamed into place, so an interrupted save
 /// never leaves a partial file.
-pub fn save_burnpack<M: Architecture>(
-    model: &M,
-    path: impl AsRef<Path>,
-) -> Result<(), ImportError> {
+pub fn save_burnpack<M: ImportHooks>(model: &M, path: impl AsRef<Path>) -> Result<(), ImportError> {
     write_atomically(path.as_ref(), |tmp| {
         let mut store = BurnpackStore::from_file(tmp)
             .auto_extension(false)
@@ -293,7 +290,7 @@ pub fn save_burnpack<M: Architecture>(
 /// transposed back to `[out, in]`, weights kept in row blocks joined into torchvision's single
 /// tensor), so that `model.load_state_dict(safetensors.torch.load_file(p))` reads it in PyTorch,
 /// and [`TorchImport`] reads it back here. Written atomically.
-pub fn save_safetensors<M: Architecture>(
+pub fn save_safetensors<M: ImportHooks>(
     model: &M,
     path: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
@@ -458,7 +455,7 @@ fn write_atomically(
 
 /// Loads a burnpack file written by [`save_burnpack`] into `model`, strictly: the file must hold
 /// exactly the model's tensors with the same shapes.
-pub fn load_burnpack<M: Architecture>(
+pub fn load_burnpack<M: ImportHooks>(
     mut model: M,
     path: impl AsRef<Path>,
 ) -> Result<M, ImportError> {

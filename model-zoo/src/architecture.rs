@@ -1,8 +1,8 @@
-//! [`Architecture`]: the one trait every family implements. It is the model's whole public API
-//! (forward, features, classifier) and everything the importer needs to know about it (which
-//! keys are the classifier, which parts are optional, which old spellings to rename, how to
-//! conform to a file's layout), so that [`crate::Model`] dispatches once and `zoo-import` has no
-//! per-family code.
+//! The two traits every family implements: [`Architecture`], the model's public API (forward,
+//! features, classifier, folding), and [`ImportHooks`], what the importer needs to know about it
+//! (which keys are the classifier, which parts are optional, which old spellings to rename, how
+//! to conform to a file's layout), so that [`crate::Model`] dispatches once and `zoo-import` has
+//! no per-family code.
 
 use std::collections::HashMap;
 
@@ -302,29 +302,6 @@ pub trait Architecture: Module + Sized {
         self
     }
 
-    /// Key prefixes (torchvision names, with the trailing dot) of the classifier, which a
-    /// partial load may leave as initialised when its shape differs.
-    fn classifier_prefixes(&self) -> &'static [&'static str];
-
-    /// Key prefixes (with the trailing dot) of parts a file may hold that this model was built
-    /// without, such as GoogLeNet's aux heads: their keys are ignored, not unexpected.
-    fn optional_prefixes(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    /// Old key spellings that torchvision renames when it loads (DenseNet's `norm.1`), turning
-    /// a file's keys into this module's keys. Empty when the names already agree, as for most
-    /// families. A file holding both spellings of one rename is refused.
-    fn key_renames(&self) -> &'static [KeyRename] {
-        &[]
-    }
-
-    /// The buffers torchvision saves that this model derives itself (see [`DerivedBuffer`]);
-    /// none for most families.
-    fn derived_buffers(&self) -> Vec<DerivedBuffer> {
-        Vec::new()
-    }
-
     /// Whether the model re-normalises its input to `[-1, 1]` first: torchvision's
     /// `transform_input`, which GoogLeNet and Inception v3 turn on for their pretrained weights
     /// (ported from TensorFlow). A setting, not a weight: a PyTorch file does not hold it (build
@@ -347,6 +324,36 @@ pub trait Architecture: Module + Sized {
             });
         }
         Ok(self)
+    }
+}
+
+/// What the importer needs to know about a model beyond [`Architecture`]: which keys are the
+/// classifier, which parts are optional, which old spellings to rename, which buffers the model
+/// derives itself, and how to conform to a file's layout. `zoo-import` takes any `ImportHooks`
+/// model and has no per-family code; a model defined outside the zoo implements
+/// [`Self::classifier_prefixes`] and keeps the defaults of the rest.
+pub trait ImportHooks: Architecture {
+    /// Key prefixes (torchvision names, with the trailing dot) of the classifier, which a
+    /// partial load may leave as initialised when its shape differs.
+    fn classifier_prefixes(&self) -> &'static [&'static str];
+
+    /// Key prefixes (with the trailing dot) of parts a file may hold that this model was built
+    /// without, such as GoogLeNet's aux heads: their keys are ignored, not unexpected.
+    fn optional_prefixes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Old key spellings that torchvision renames when it loads (DenseNet's `norm.1`), turning
+    /// a file's keys into this module's keys. Empty when the names already agree, as for most
+    /// families. A file holding both spellings of one rename is refused.
+    fn key_renames(&self) -> &'static [KeyRename] {
+        &[]
+    }
+
+    /// The buffers torchvision saves that this model derives itself (see [`DerivedBuffer`]);
+    /// none for most families.
+    fn derived_buffers(&self) -> Vec<DerivedBuffer> {
+        Vec::new()
     }
 
     /// Rebuilds the model in the layout a weight file was saved in, where torchvision's

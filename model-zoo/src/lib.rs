@@ -17,39 +17,21 @@
 //!
 //! Weights from torchvision load through the `zoo-import` crate.
 
-pub mod alexnet;
 mod architecture;
-pub mod convnext;
 mod count;
-pub mod densenet;
 pub mod device;
-pub mod efficientnet;
 pub mod error;
 mod family;
 pub mod features;
-pub mod googlenet;
-pub mod inception;
 #[cfg(feature = "flex")]
 mod kernels;
 pub mod layers;
-pub mod lenet;
-pub mod maxvit;
-pub mod mnasnet;
-pub mod mobilenet_v2;
-pub mod mobilenet_v3;
-mod model;
+pub mod models;
 pub mod registry;
-pub mod regnet;
-pub mod resnet;
-pub mod shufflenet_v2;
-pub mod squeezenet;
-pub mod swin;
 #[cfg(feature = "image")]
 pub mod transforms;
-pub mod vgg;
-pub mod vit;
 
-pub use architecture::{Architecture, DerivedBuffer, KeyRename, MAX_IN_CHANS};
+pub use architecture::{Architecture, DerivedBuffer, ImportHooks, KeyRename, MAX_IN_CHANS};
 pub use count::{materialised_parameters, num_parameters};
 pub use device::{
     Backend, BackendError, available_backends, max_tensor_bytes, on_cpu_workers, read_back, sync,
@@ -57,11 +39,11 @@ pub use device::{
 pub use error::RegistryError;
 pub use error::{ConfigError, DeviceError, InputError, InputSpec};
 pub use features::{FeatureInfo, Features};
-pub use model::Model;
-pub use registry::{
-    Checksum, Family, ModelInfo, WeightsInfo, WeightsSource, create, list_models, model_info,
-    models,
-};
+// Each family's module (`model_zoo::resnet`), `Model`, `ModelInfo` and the registry's functions
+// (`create`, `list_models`, `model_info`, `models`), at the top as before the families moved
+// into `models/`.
+pub use models::*;
+pub use registry::{Checksum, Family, WeightsInfo, WeightsSource};
 pub use resnet::{ResNet, ResNetConfig};
 
 /// What most programs need: `use model_zoo::prelude::*;`.

@@ -11,7 +11,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use model_zoo::features::Taps;
 use model_zoo::layers::{BatchNorm, BatchNormConfig, conv2d};
-use model_zoo::{Architecture, ConfigError, Family, FeatureInfo, Features, InputSpec, tap};
+use model_zoo::{
+    Architecture, ConfigError, Family, FeatureInfo, Features, ImportHooks, InputSpec, tap,
+};
 
 /// The Rust twin of `Tiny` in make_fixtures.py.
 #[derive(Module, Debug)]
@@ -111,7 +113,9 @@ impl Architecture for Tiny {
     fn classifier_group(&self) -> ParamGroup {
         ParamGroup::ids_from_module(self.fc.clone())
     }
+}
 
+impl ImportHooks for Tiny {
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["fc."]
     }

@@ -14,6 +14,7 @@ pub(crate) mod activation_kind;
 mod basic_conv;
 mod batch_norm;
 mod blocked;
+mod classifier;
 mod conv;
 mod input_conv;
 mod misc;
@@ -28,6 +29,8 @@ pub use blocked::{
     burn_shapes_as_torch, merge_row_blocks, model_shapes, row_block_sizes, split_row_blocks,
     torch_shapes,
 };
+pub use classifier::ClassifierHead;
+pub(crate) use classifier::classifier_head;
 pub use conv::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_with, conv_norm_activation, conv2d, max_pool2d,
     max_pool2d_with,
@@ -521,7 +524,7 @@ pub(crate) fn last_linear(layers: &[VectorLayer]) -> Option<(usize, usize, usize
         .rev()
         .find_map(|(i, layer)| match layer {
             VectorLayer::Linear(linear) => {
-                let [d_in, d_out] = linear.weight.shape().dims::<2>();
+                let [d_in, d_out] = linear.weight.lazy_shape().dims::<2>();
                 Some((i, d_in, d_out))
             }
             VectorLayer::BlockedLinear(linear) => {

@@ -1,0 +1,406 @@
+//! MobileNet V3 (Large and Small), as torchvision's `mobilenet_v3_large` and
+//! `mobilenet_v3_small` (`torchvision/models/mobilenetv3.py`): the same options and defaults
+//! (`width_mult`, `reduced_tail`, `dilated`, `dropout`), state_dict keys, BatchNorm (eps 0.001,
+//! momentum 0.01) and initialisation.
+
+mod weights;
+pub use weights::*;
+
+use crate::layers::adaptive_avg_pool2d_with;
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{DropoutConfig, Initializer, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+use crate::architecture::{Architecture, ImportHooks};
+use crate::error::{ConfigError, InputSpec};
+use crate::family::Family;
+use crate::features::{FeatureInfo, Features, Taps, sequence_info};
+use crate::layers::run_image_layers_tapped;
+use crate::layers::stem_conv;
+use crate::layers::{
+    ActivationKind, Conv2dNormActivation, ImageLayer, InvertedResidual, SqueezeExcitation,
+    VectorLayer, fold_layers, linear_slot, make_divisible,
+    run_vector_layers,
+};
+use burn::nn::conv::Conv2d;
+
+impl Family {
+    /// MobileNet V3, Large and Small ([`crate::mobilenet_v3`]).
+    pub const MOBILENET_V3: Family = Family::new("mobilenet_v3");
+}
+
+/// Which MobileNet V3.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum MobileNetV3Arch {
+    /// `mobilenet_v3_large`.
+    Large,
+    /// `mobilenet_v3_small`.
+    Small,
+}
+
+impl MobileNetV3Arch {
+    /// torchvision's builder name: `mobilenet_v3_large` or `mobilenet_v3_small`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MobileNetV3Arch::Large => "mobilenet_v3_large",
+            MobileNetV3Arch::Small => "mobilenet_v3_small",
+        }
+    }
+}
+
+/// Configuration of a [`MobileNetV3`], the arguments of torchvision's builders.
+#[derive(Config, Debug)]
+pub struct MobileNetV3Config {
+    /// Large or Small.
+    pub arch: MobileNetV3Arch,
+    /// Output classes.
+    #[config(default = 1000)]
+    pub num_classes: usize,
+    /// Width multiplier of every layer's channels (rounded to multiples of 8).
+    #[config(default = 1.0)]
+    pub width_mult: f64,
+    /// Halve the channels of the last stage (torchvision's `reduced_tail`, for detection
+    /// backbones).
+    #[config(default = false)]
+    pub reduced_tail: bool,
+    /// Dilate the last stage by 2 instead of striding it (torchvision's `dilated`, for
+    /// segmentation backbones).
+    #[config(default = false)]
+    pub dilated: bool,
+    /// Dropout probability in the classifier.
+    #[config(default = 0.2)]
+    pub dropout: f64,
+}
+
+/// torchvision's `InvertedResidualConfig` row before width scaling: input, kernel, expanded,
+/// output channels, squeeze-excitation, hard-swish (else ReLU), stride, dilation.
+struct Row(usize, usize, usize, usize, bool, bool, usize, usize);
+
+impl MobileNetV3Config {
+    /// torchvision's `mobilenet_v3_large`.
+    pub fn large() -> Self {
+        Self::new(MobileNetV3Arch::Large)
+    }
+
+    /// torchvision's `mobilenet_v3_small`.
+    pub fn small() -> Self {
+        Self::new(MobileNetV3Arch::Small)
+    }
+
+    /// `_mobilenet_v3_conf`: the block rows and the classifier's hidden width.
+    fn setting(&self) -> (Vec<Row>, usize) {
+        let r = if self.reduced_tail { 2 } else { 1 };
+        let d = if self.dilated { 2 } else { 1 };
+        let (re, hs) = (false, true);
+        match self.arch {
+            MobileNetV3Arch::Large => (
+                vec![
+                    Row(16, 3, 16, 16, false, re, 1, 1),
+                    Row(16, 3, 64, 24, false, re, 2, 1),
+                    Row(24, 3, 72, 24, false, re, 1, 1),
+                    Row(24, 5, 72, 40, true, re, 2, 1),
+                    Row(40, 5, 120, 40, true, re, 1, 1),
+                    Row(40, 5, 120, 40, true, re, 1, 1),
+                    Row(40, 3, 240, 80, false, hs, 2, 1),
+                    Row(80, 3, 200, 80, false, hs, 1, 1),
+                    Row(80, 3, 184, 80, false, hs, 1, 1),
+                    Row(80, 3, 184, 80, false, hs, 1, 1),
+                    Row(80, 3, 480, 112, true, hs, 1, 1),
+                    Row(112, 3, 672, 112, true, hs, 1, 1),
+                    Row(112, 5, 672, 160 / r, true, hs, 2, d),
+                    Row(160 / r, 5, 960 / r, 160 / r, true, hs, 1, d),
+                    Row(160 / r, 5, 960 / r, 160 / r, true, hs, 1, d),
+                ],
+                1280 / r,
+            ),
+            MobileNetV3Arch::Small => (
+                vec![
+                    Row(16, 3, 16, 16, true, re, 2, 1),
+                    Row(16, 3, 72, 24, false, re, 2, 1),
+                    Row(24, 3, 88, 24, false, re, 1, 1),
+                    Row(24, 5, 96, 40, true, hs, 2, 1),
+                    Row(40, 5, 240, 40, true, hs, 1, 1),
+                    Row(40, 5, 240, 40, true, hs, 1, 1),
+                    Row(40, 5, 120, 48, true, hs, 1, 1),
+                    Row(48, 5, 144, 48, true, hs, 1, 1),
+                    Row(48, 5, 288, 96 / r, true, hs, 2, d),
+                    Row(96 / r, 5, 576 / r, 96 / r, true, hs, 1, d),
+                    Row(96 / r, 5, 576 / r, 96 / r, true, hs, 1, d),
+                ],
+                1024 / r,
+            ),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        self.arch.name()
+    }
+
+    /// Builds the model, initialised as torchvision does: convolutions
+    /// `kaiming_normal_(mode="fan_out")` with zero biases, BatchNorm ones and zeros, linear
+    /// layers `normal_(0, 0.01)` with zero biases.
+    pub fn init(&self, device: &Device) -> Result<MobileNetV3, ConfigError> {
+        let model = self.name();
+        ConfigError::nonzero(model, "num_classes", self.num_classes)?;
+        ConfigError::positive(model, "width_mult", self.width_mult)?;
+        ConfigError::probability(model, "dropout", self.dropout)?;
+        let adjust = |c: usize| make_divisible(c as f64 * self.width_mult, 8);
+        let cna = |i, o, k| Conv2dNormActivation::new(i, o, k).norm(1e-3, 0.01);
+        let (rows, last_channel) = self.setting();
+        let first = adjust(rows[0].0);
+        let mut features = vec![
+            cna(3, first, 3)
+                .stride(2)
+                .activation(Some(ActivationKind::Hardswish))
+                .init(device),
+        ];
+        for &Row(input, kernel, expanded, output, use_se, use_hs, stride, dilation) in &rows {
+            let (input, expanded, output) = (adjust(input), adjust(expanded), adjust(output));
+            let activation = Some(if use_hs {
+                ActivationKind::Hardswish
+            } else {
+                ActivationKind::Relu
+            });
+            let mut block = Vec::new();
+            if expanded != input {
+                block.push(cna(input, expanded, 1).activation(activation).init(device));
+            }
+            block.push(
+                cna(expanded, expanded, kernel)
+                    .stride(if dilation > 1 { 1 } else { stride })
+                    .dilation(dilation)
+                    .depthwise()
+                    .activation(activation)
+                    .init(device),
+            );
+            if use_se {
+                block.push(ImageLayer::SqueezeExcitation(SqueezeExcitation::new(
+                    expanded,
+                    make_divisible((expanded / 4) as f64, 8),
+                    ActivationKind::Relu,
+                    ActivationKind::Hardsigmoid,
+                    device,
+                )));
+            }
+            block.push(cna(expanded, output, 1).activation(None).init(device));
+            features.push(ImageLayer::InvertedResidual(InvertedResidual::new(
+                block,
+                stride == 1 && input == output,
+                0.0,
+            )));
+        }
+        let last_input = adjust(rows[rows.len() - 1].3);
+        let last_output = 6 * last_input;
+        features.push(
+            cna(last_input, last_output, 1)
+                .activation(Some(ActivationKind::Hardswish))
+                .init(device),
+        );
+        let last_channel = adjust(last_channel);
+        let linear = |i, o| {
+            let config = LinearConfig::new(i, o).with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: 0.01,
+            });
+            linear_slot(config, true, device)
+        };
+        Ok(MobileNetV3 {
+            features,
+            classifier: vec![
+                linear(last_output, last_channel),
+                VectorLayer::Activation(ActivationKind::Hardswish.init()),
+                VectorLayer::Dropout(DropoutConfig::new(self.dropout).init()),
+                linear(last_channel, self.num_classes),
+            ],
+            num_features: last_output,
+            arch: self.arch,
+        })
+    }
+}
+
+/// MobileNet V3. Build it with [`MobileNetV3Config`].
+#[derive(Module, Debug)]
+pub struct MobileNetV3 {
+    /// Stem, inverted residual blocks, last 1x1 convolution.
+    pub features: Vec<ImageLayer>,
+    /// `Linear`, `Hardswish`, `Dropout`, `Linear`.
+    pub classifier: Vec<VectorLayer>,
+    /// Channels of the pooled features (960 for Large, 576 for Small).
+    pub num_features: usize,
+    /// Large or Small.
+    #[module(skip)]
+    pub arch: MobileNetV3Arch,
+}
+
+/// What MobileNet V3 accepts: 3 channels, any size (torchvision's `min_size` is 1x1).
+pub const MOBILENET_V3_INPUT: InputSpec = InputSpec {
+    channels: 3,
+    min_size: [1, 1],
+    exact: false,
+};
+
+impl MobileNetV3 {
+    /// The unpooled features (`features`' output), tapping the stages of
+    /// [`Architecture::feature_info`].
+    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
+        let ends = taps.ends(|| ImageLayer::elements(&self.features, 3));
+        run_image_layers_tapped(&self.features, x, &ends, 0, taps)
+    }
+}
+
+impl Architecture for MobileNetV3 {
+    crate::layers::classifier_head!(classifier);
+
+    fn family(&self) -> Family {
+        Family::MOBILENET_V3
+    }
+
+    fn input_spec(&self) -> InputSpec {
+        InputSpec {
+            channels: self.in_chans(),
+            ..MOBILENET_V3_INPUT
+        }
+    }
+
+    fn display_name(&self) -> &str {
+        self.arch.name()
+    }
+
+    fn input_conv(&self) -> (&'static str, &Conv2d) {
+        (
+            "features.0.0",
+            stem_conv(self.features.first().and_then(ImageLayer::first_conv)),
+        )
+    }
+
+    fn input_conv_mut(&mut self) -> &mut Conv2d {
+        stem_conv(
+            self.features
+                .first_mut()
+                .and_then(ImageLayer::first_conv_mut),
+        )
+    }
+
+    /// `features.N` before each downsampling block after the stem, and the last (Large:
+    /// `features.1`, `.3`, `.6`, `.12`, `.16`; reductions 2 to 32).
+    fn feature_info(&self) -> Vec<FeatureInfo> {
+        sequence_info("features", &ImageLayer::elements(&self.features, 3), 1)
+    }
+
+    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
+        self.trunk(x, taps).map(Features::Map)
+    }
+
+    /// Global average pooling, then `classifier`.
+    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
+        let x = features.expect_map("mobilenet_v3");
+        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
+        if pre_logits {
+            return x;
+        }
+        run_vector_layers(&self.classifier, x)
+    }
+
+    fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    fn can_fold_batchnorm(&self) -> bool {
+        ImageLayer::can_fold(&self.features)
+    }
+
+    fn fold_batchnorm(self) -> Self {
+        Self {
+            features: fold_layers(self.features),
+            ..self
+        }
+    }
+}
+
+impl ImportHooks for MobileNetV3 {
+    fn classifier_prefixes(&self) -> &'static [&'static str] {
+        &["classifier.3."]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::test_device as device;
+
+    #[test]
+    fn parameter_counts_equal_torchvision() {
+        let device = device();
+        let count =
+            |config: MobileNetV3Config| crate::num_parameters(&config.init(&device).unwrap());
+        // sum(p.numel()) of torchvision's builders with these options.
+        assert_eq!(
+            count(
+                MobileNetV3Config::large()
+                    .with_width_mult(0.75)
+                    .with_num_classes(10)
+            ),
+            2_426_186
+        );
+        assert_eq!(
+            count(
+                MobileNetV3Config::small()
+                    .with_reduced_tail(true)
+                    .with_dilated(true)
+            ),
+            1_099_672
+        );
+    }
+
+    #[test]
+    fn keys_are_torchvision_s() {
+        let model = mobilenet_v3_small(1000, &device()).unwrap();
+        let keys: Vec<String> = crate::layers::torch_shapes(&model).into_keys().collect();
+        for key in [
+            "features.0.0.weight",
+            "features.1.block.0.0.weight",
+            "features.1.block.1.fc1.weight",
+            "features.1.block.1.fc2.bias",
+            "features.1.block.2.1.running_var",
+            "features.12.0.weight",
+            "classifier.0.weight",
+            "classifier.3.bias",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} missing");
+        }
+    }
+
+    #[test]
+    fn shapes_for_several_sizes_and_dilation() {
+        let device = device();
+        for config in [
+            MobileNetV3Config::small(),
+            MobileNetV3Config::large().with_dilated(true),
+        ] {
+            let model = config.with_num_classes(5).init(&device).unwrap();
+            for [h, w] in [[224, 160], [33, 47], [1, 1]] {
+                let x = Tensor::<4>::zeros([1, 3, h, w], &device);
+                assert_eq!(model.forward(x).dims(), [1, 5]);
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_options_are_errors() {
+        let device = device();
+        assert!(matches!(
+            MobileNetV3Config::large()
+                .with_width_mult(-1.0)
+                .init(&device),
+            Err(ConfigError::Invalid {
+                field: "width_mult",
+                ..
+            })
+        ));
+        assert!(matches!(
+            MobileNetV3Config::small().with_num_classes(0).init(&device),
+            Err(ConfigError::Zero { .. })
+        ));
+    }
+}
