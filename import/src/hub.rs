@@ -28,7 +28,9 @@ use std::time::Duration;
 
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use model_zoo::{Checksum, Model, ModelInfo, RegistryError, WeightsInfo, WeightsSource};
+use model_zoo::{
+    BuildOptions, Checksum, Model, ModelInfo, RegistryError, WeightsInfo, WeightsSource,
+};
 use sha2::{Digest, Sha256};
 
 use crate::{Import, ImportError, load_burnpack, save_burnpack};
@@ -353,7 +355,7 @@ pub fn import_file(
     path: &Path,
     device: &Device,
 ) -> Result<Model, HubError> {
-    let model = model_for_file(info, num_classes, path, device)?;
+    let model = model_for_file(info, &BuildOptions::new(num_classes), path, device)?;
     let (model, _report) = Import::new(path).model_name(info.name).load_into(model)?;
     Ok(model)
 }
@@ -362,19 +364,19 @@ pub fn import_file(
 /// (recognised by [`published_as`]) the model torchvision's builder makes for weights
 /// ([`ModelInfo::create_for_weights`]: GoogLeNet's and Inception v3's input transform), for any
 /// other file [`ModelInfo::create`]'s, torchvision's `weights=None` model, as a PyTorch user's
-/// own checkpoint was built. A checkpoint fine-tuned in PyTorch from torchvision's GoogLeNet or
+/// own checkpoint was built; both as `options` say (classes, input channels, drop rates). A checkpoint fine-tuned in PyTorch from torchvision's GoogLeNet or
 /// Inception v3 weights needs the former: build it with `create_for_weights` and load it with
 /// [`Import`].
 pub fn model_for_file(
     info: &ModelInfo,
-    num_classes: usize,
+    options: &BuildOptions,
     path: &Path,
     device: &Device,
 ) -> Result<Model, RegistryError> {
     Ok(if published_as(info, path).is_some() {
-        info.create_for_weights(num_classes, device)?
+        info.create_for_weights_with(options, device)?
     } else {
-        info.create(num_classes, device)?
+        info.create_with(options, device)?
     })
 }
 

@@ -107,6 +107,14 @@ pub struct TrainConfig {
     /// then given the model as [`crate::data::to_channels`] lays them out.
     #[serde(default = "rgb")]
     pub in_chans: usize,
+    /// timm's `drop_rate` (`--drop-rate`): the family's dropout, torchvision's `dropout`;
+    /// `None` keeps the family's default ([`model_zoo::BuildOptions`]).
+    #[serde(default)]
+    pub drop_rate: Option<f64>,
+    /// timm's `drop_path_rate` (`--drop-path-rate`): stochastic depth of the families that have
+    /// it (ConvNeXt, EfficientNet, Swin, MaxViT), torchvision's `stochastic_depth_prob`.
+    #[serde(default)]
+    pub drop_path_rate: Option<f64>,
     /// Per-channel mean; `None` takes the weights' (ImageNet's).
     pub mean: Option<[f32; 3]>,
     /// Per-channel std; `None` takes the weights'.
@@ -161,12 +169,25 @@ impl TrainConfig {
             image_size: None,
             resize: None,
             in_chans: 3,
+            drop_rate: None,
+            drop_path_rate: None,
             mean: None,
             std: None,
             min_scale: 0.08,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             skip_bad_images: false,
             seed: 42,
+        }
+    }
+
+    /// What the model is built with for `num_classes` classes: the run's input channels and
+    /// drop rates.
+    pub fn build_options(&self, num_classes: usize) -> model_zoo::BuildOptions {
+        model_zoo::BuildOptions {
+            num_classes,
+            in_chans: self.in_chans,
+            drop_rate: self.drop_rate,
+            drop_path_rate: self.drop_path_rate,
         }
     }
 

@@ -196,10 +196,9 @@ fn build_model_as_saved(
 ) -> Result<Model, TrainError> {
     device.seed(config.seed);
     let info = model_zoo::model_info(&config.model)?;
+    let options = config.build_options(num_classes);
     let Some(weights) = &config.weights else {
-        return Ok(info
-            .create(num_classes, device)?
-            .with_in_chans(config.in_chans)?);
+        return Ok(info.create_with(&options, device)?);
     };
     let is_burnpack = weights
         .extension()
@@ -208,7 +207,12 @@ fn build_model_as_saved(
         let classes = info
             .default_weights()
             .map_or(info.num_classes, |w| w.num_classes());
-        let model = zoo_import::load_burnpack(info.create(classes, device)?, weights)?;
+        let rgb = model_zoo::BuildOptions {
+            num_classes: classes,
+            in_chans: 3,
+            ..options
+        };
+        let model = zoo_import::load_burnpack(info.create_with(&rgb, device)?, weights)?;
         // An RGB burnpack adapted to the run's channels as zoo-import adapts a PyTorch file.
         Ok(model
             .reset_classifier(num_classes, device)?
@@ -218,8 +222,7 @@ fn build_model_as_saved(
         // (GoogLeNet's and Inception v3's input transform), any other the `weights=None` one.
         // Built for the run's channels: an RGB file's input convolution is adapted on import
         // (timm's `adapt_input_conv`), and the report says so.
-        let model = zoo_import::hub::model_for_file(info, num_classes, weights, device)?
-            .with_in_chans(config.in_chans)?;
+        let model = zoo_import::hub::model_for_file(info, &options, weights, device)?;
         let (model, report) = zoo_import::Import::new(weights)
             .model_name(info.name)
             .partial(true)
@@ -399,8 +402,7 @@ fn preflight(
     if model_zoo::max_tensor_bytes(device).is_none() {
         return Ok(());
     }
-    let model =
-        model_zoo::create(&config.model, num_classes, device)?.with_in_chans(config.in_chans)?;
+    let model = model_zoo::create_with(&config.model, &config.build_options(num_classes), device)?;
     model.check_device(device)?;
     let model = if frozen {
         let group = backbone(&model);

@@ -18,26 +18,55 @@
 //! ```
 
 use burn::module::Module;
+
+use crate::architecture::Architecture;
 use burn::tensor::Device;
 
 use crate::error::{ConfigError, InputSpec, RegistryError};
 use crate::family::Family;
 use crate::registry::WeightsInfo;
 
+/// Builds the configuration `$config` as [`BuildOptions`] say (classes, drop rates, input
+/// channels), naming the model `$name` in errors.
+macro_rules! build_config {
+    ($config:expr, $name:expr, $options:expr, $device:expr) => {{
+        let mut config = $config.with_num_classes($options.num_classes);
+        $crate::models::set_drop_rates(&mut config, $options, $name)?;
+        $crate::models::with_in_chans(config.init($device)?, $options)
+    }};
+}
+
 /// One family's registry, declared once (in its `weights.rs`): for each builder, its name, the
 /// architecture type, the preset configuration and what differs from [`ModelInfo::new`]'s
 /// defaults (parameters, GFLOPs, weights...). Generates the family's `MODELS` table, one typed
 /// constructor per builder (`model_zoo::resnet::resnet50(num_classes, &device)`, as
 /// torchvision's `resnet50(num_classes=...)`), and, given `config`, the configuration's
-/// `from_name`. Each name is written once.
+/// `from_name` and where it keeps timm's `drop_rate` and `drop_path_rate` ([`DropRates`]: the
+/// field names, for the families that have them). Each name is written once.
 macro_rules! builders {
     (
-        family: $family:expr, input: $input:expr, config: $config:ty;
+        family: $family:expr, input: $input:expr, config: $config:ty
+        $(, drop_rate: $drop:ident)? $(, drop_path_rate: $drop_path:ident)?;
         $($(#[$doc:meta])* $name:ident: $model:ty = $preset:expr, { $($field:ident: $value:expr),* $(,)? })*
     ) => {
         builders! {
             family: $family, input: $input;
             $($(#[$doc])* $name: $model = $preset, { $($field: $value),* })*
+        }
+
+        impl $crate::models::DropRates for $config {
+            $(
+                fn set_drop_rate(&mut self, rate: f64) -> bool {
+                    self.$drop = rate.into();
+                    true
+                }
+            )?
+            $(
+                fn set_drop_path_rate(&mut self, rate: f64) -> bool {
+                    self.$drop_path = rate.into();
+                    true
+                }
+            )?
         }
 
         impl $config {
@@ -77,7 +106,7 @@ macro_rules! builders {
                     stringify!($name),
                     $family,
                     $input,
-                    |num_classes, device| Ok($name(num_classes, device)?.into()),
+                    |options, device| build_config!($preset, stringify!($name), options, device),
                 )
             }
         ),*];
@@ -253,8 +282,129 @@ pub struct ModelInfo {
     build_with_weights: Option<Builder>,
 }
 
-/// Builds a model, freshly initialised, for a number of classes.
-type Builder = fn(usize, &Device) -> Result<Model, ConfigError>;
+/// Builds a model, freshly initialised, as the options say.
+type Builder = fn(&BuildOptions, &Device) -> Result<Model, ConfigError>;
+
+/// timm's `create_model` keywords that apply to every family: the class count, the input
+/// channels and, for the families that have them, the two regularisation rates.
+///
+/// ```no_run
+/// use model_zoo::BuildOptions;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let device = model_zoo::Backend::Flex.device()?;
+/// let options = BuildOptions::new(10).with_drop_path_rate(0.1).with_in_chans(1);
+/// let model = model_zoo::create_with("convnext_tiny", &options, &device)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BuildOptions {
+    /// Output classes.
+    pub num_classes: usize,
+    /// Input channels (timm's `in_chans`), 3 by default: the input convolution is built for
+    /// them ([`crate::Architecture::with_in_chans`]).
+    pub in_chans: usize,
+    /// timm's `drop_rate`: the family's dropout, as torchvision names it (`dropout` of
+    /// AlexNet, VGG, SqueezeNet, GoogLeNet, Inception v3, MobileNet V2/V3, MNASNet,
+    /// EfficientNet, ViT and Swin; DenseNet's `drop_rate`). `None`: the family's default. An
+    /// error for a family without dropout (ResNet, RegNet, ShuffleNet V2, ConvNeXt, MaxViT,
+    /// LeNet).
+    pub drop_rate: Option<f64>,
+    /// timm's `drop_path_rate`: stochastic depth, torchvision's `stochastic_depth_prob` (ConvNeXt,
+    /// EfficientNet, Swin, MaxViT), the rate of the last block, the others' growing linearly
+    /// to it as torchvision schedules it. `None`: the family's default. An error for the other
+    /// families.
+    pub drop_path_rate: Option<f64>,
+}
+
+impl BuildOptions {
+    /// `num_classes` classes, RGB input, the family's default rates.
+    pub fn new(num_classes: usize) -> Self {
+        Self {
+            num_classes,
+            in_chans: 3,
+            drop_rate: None,
+            drop_path_rate: None,
+        }
+    }
+
+    /// With `in_chans` input channels.
+    pub fn with_in_chans(self, in_chans: usize) -> Self {
+        Self { in_chans, ..self }
+    }
+
+    /// With dropout `rate` (timm's `drop_rate`).
+    pub fn with_drop_rate(self, rate: f64) -> Self {
+        Self {
+            drop_rate: Some(rate),
+            ..self
+        }
+    }
+
+    /// With stochastic depth `rate` (timm's `drop_path_rate`).
+    pub fn with_drop_path_rate(self, rate: f64) -> Self {
+        Self {
+            drop_path_rate: Some(rate),
+            ..self
+        }
+    }
+}
+
+/// Where a family's configuration keeps timm's `drop_rate` and `drop_path_rate`
+/// ([`BuildOptions`]): each setter stores the rate and returns `true`, or returns `false` (the
+/// default) where the family has no such rate. `builders!` writes it from the field names a
+/// family gives.
+pub trait DropRates {
+    /// Sets the dropout rate, if the family has dropout.
+    fn set_drop_rate(&mut self, rate: f64) -> bool {
+        let _ = rate;
+        false
+    }
+
+    /// Sets the stochastic depth rate, if the family has stochastic depth.
+    fn set_drop_path_rate(&mut self, rate: f64) -> bool {
+        let _ = rate;
+        false
+    }
+}
+
+/// Sets `options`' rates on `config`: each a probability in `[0, 1)`, and an error naming
+/// `model` where the family has no such rate.
+pub(crate) fn set_drop_rates(
+    config: &mut impl DropRates,
+    options: &BuildOptions,
+    model: &str,
+) -> Result<(), ConfigError> {
+    type Setter<C> = fn(&mut C, f64) -> bool;
+    let rates: [(&'static str, Option<f64>, Setter<_>); 2] = [
+        ("drop_rate", options.drop_rate, DropRates::set_drop_rate),
+        (
+            "drop_path_rate",
+            options.drop_path_rate,
+            DropRates::set_drop_path_rate,
+        ),
+    ];
+    for (field, rate, set) in rates {
+        let Some(rate) = rate else { continue };
+        ConfigError::probability(model, field, rate)?;
+        if !set(config, rate) {
+            return Err(ConfigError::Invalid {
+                model: model.into(),
+                field,
+                value: rate.to_string(),
+                expected: "no rate: this family has no such layer (see BuildOptions)",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `model` as [`Model`], built for `options.in_chans` input channels.
+pub(crate) fn with_in_chans(
+    model: impl Into<Model>,
+    options: &BuildOptions,
+) -> Result<Model, ConfigError> {
+    model.into().with_in_chans(options.in_chans)
+}
 
 impl ModelInfo {
     /// An entry of torchvision's usual shape: torchvision's model, 224x224 input, 1000 classes,
@@ -283,7 +433,17 @@ impl ModelInfo {
     /// conforms it when it loads. Pretrained weights are loaded into
     /// [`Self::create_for_weights`].
     pub fn create(&self, num_classes: usize, device: &Device) -> Result<Model, ConfigError> {
-        (self.build)(num_classes, device)
+        self.create_with(&BuildOptions::new(num_classes), device)
+    }
+
+    /// [`Self::create`] as `options` say: timm's `create_model(name, num_classes=...,
+    /// in_chans=..., drop_rate=..., drop_path_rate=...)`.
+    pub fn create_with(
+        &self,
+        options: &BuildOptions,
+        device: &Device,
+    ) -> Result<Model, ConfigError> {
+        (self.build)(options, device)
     }
 
     /// The model torchvision's builder returns when it is given pretrained weights
@@ -303,7 +463,16 @@ impl ModelInfo {
         num_classes: usize,
         device: &Device,
     ) -> Result<Model, ConfigError> {
-        self.build_with_weights.unwrap_or(self.build)(num_classes, device)
+        self.create_for_weights_with(&BuildOptions::new(num_classes), device)
+    }
+
+    /// [`Self::create_for_weights`] as `options` say (drop rates, input channels).
+    pub fn create_for_weights_with(
+        &self,
+        options: &BuildOptions,
+        device: &Device,
+    ) -> Result<Model, ConfigError> {
+        self.build_with_weights.unwrap_or(self.build)(options, device)
     }
 
     /// The weights torchvision's `DEFAULT` points to (the best), if there are any.
@@ -355,6 +524,16 @@ pub fn model_info(name: &str) -> Result<&'static ModelInfo, RegistryError> {
 /// does (timm's `create_model`). Load pretrained weights with `zoo-import`.
 pub fn create(name: &str, num_classes: usize, device: &Device) -> Result<Model, RegistryError> {
     Ok(model_info(name)?.create(num_classes, device)?)
+}
+
+/// [`create`] with timm's other `create_model` keywords: input channels, `drop_rate` and
+/// `drop_path_rate` ([`BuildOptions`]).
+pub fn create_with(
+    name: &str,
+    options: &BuildOptions,
+    device: &Device,
+) -> Result<Model, RegistryError> {
+    Ok(model_info(name)?.create_with(options, device)?)
 }
 
 /// Up to three registered names close to `name`: those starting with it first, then those
@@ -645,6 +824,91 @@ mod tests {
                 info.name
             );
         }
+    }
+
+    #[test]
+    fn build_options_reach_every_family_that_has_them() {
+        use crate::models::{convnext, efficientnet, swin, vit};
+        let device = device();
+        // timm's keywords by name, for every model: taken where the family has the layer, a
+        // clear error naming the field where it has not.
+        let with_dropout = |family| {
+            ![
+                Family::RESNET,
+                Family::REGNET,
+                Family::SHUFFLENET_V2,
+                Family::CONVNEXT,
+                Family::MAXVIT,
+                Family::LENET,
+            ]
+            .contains(&family)
+        };
+        let with_drop_path = |family| {
+            [
+                Family::CONVNEXT,
+                Family::EFFICIENTNET,
+                Family::SWIN,
+                Family::MAXVIT,
+            ]
+            .contains(&family)
+        };
+        for info in models() {
+            let options = BuildOptions::new(3).with_drop_rate(0.25);
+            match info.create_with(&options, &device) {
+                Ok(model) => {
+                    assert!(with_dropout(info.family), "{}", info.name);
+                    assert_eq!(model.num_classes(), 3, "{}", info.name);
+                }
+                Err(e) => {
+                    assert!(!with_dropout(info.family), "{}: {e}", info.name);
+                    assert!(e.to_string().contains("drop_rate"), "{e}");
+                }
+            }
+            let options = BuildOptions::new(3).with_drop_path_rate(0.1);
+            let built = info.create_for_weights_with(&options, &device);
+            assert_eq!(built.is_ok(), with_drop_path(info.family), "{}", info.name);
+        }
+        // Each lands in torchvision's field.
+        let options = BuildOptions::new(5)
+            .with_drop_rate(0.3)
+            .with_drop_path_rate(0.2);
+        let mut config = convnext::ConvNeXtConfig::new(convnext::ConvNeXtArch::Tiny);
+        assert!(set_drop_rates(&mut config, &options, "convnext_tiny").is_err());
+        set_drop_rates(
+            &mut config,
+            &BuildOptions::new(5).with_drop_path_rate(0.2),
+            "c",
+        )
+        .unwrap();
+        assert_eq!(config.stochastic_depth_prob, Some(0.2));
+        let mut config = efficientnet::EfficientNetConfig::new(efficientnet::EfficientNetArch::B0);
+        set_drop_rates(&mut config, &options, "efficientnet_b0").unwrap();
+        assert_eq!(
+            (config.dropout, config.stochastic_depth_prob),
+            (Some(0.3), 0.2)
+        );
+        let mut config = swin::SwinConfig::new(swin::SwinArch::T);
+        set_drop_rates(&mut config, &options, "swin_t").unwrap();
+        assert_eq!(
+            (config.dropout, config.stochastic_depth_prob),
+            (0.3, Some(0.2))
+        );
+        let mut config = vit::VisionTransformerConfig::new(vit::VitArch::B16);
+        set_drop_rates(&mut config, &options.with_drop_rate(0.1), "vit_b_16").unwrap_err();
+        set_drop_rates(&mut config, &BuildOptions::new(5).with_drop_rate(0.1), "v").unwrap();
+        assert_eq!(config.dropout, 0.1);
+        // A rate that is not a probability is refused before anything is built.
+        let err = create_with(
+            "convnext_tiny",
+            &BuildOptions::new(5).with_drop_path_rate(1.5),
+            &device,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("drop_path_rate"), "{err}");
+        // Input channels by name.
+        let model =
+            create_with("resnet18", &BuildOptions::new(4).with_in_chans(1), &device).unwrap();
+        assert_eq!((model.in_chans(), model.num_classes()), (1, 4));
     }
 
     #[test]

@@ -121,6 +121,14 @@ struct TrainArgs {
     /// pretrained RGB input convolution adapted as timm's `adapt_input_conv` does).
     #[arg(long, default_value_t = 3)]
     in_chans: usize,
+    /// Dropout of the model (timm's `drop_rate`, torchvision's `dropout`; default: the
+    /// family's). Refused for a family without dropout.
+    #[arg(long)]
+    drop_rate: Option<f64>,
+    /// Stochastic depth of the last block (timm's `drop_path_rate`, torchvision's
+    /// `stochastic_depth_prob`; default: the family's): ConvNeXt, EfficientNet, Swin, MaxViT.
+    #[arg(long)]
+    drop_path_rate: Option<f64>,
     /// Normalisation mean, `R,G,B` (default: the weights', ImageNet's); see `zoo-train stats`.
     #[arg(long, value_delimiter = ',')]
     mean: Option<Vec<f32>>,
@@ -185,6 +193,8 @@ impl TrainArgs {
             image_size: self.image_size,
             resize: self.resize,
             in_chans: self.in_chans,
+            drop_rate: self.drop_rate,
+            drop_path_rate: self.drop_path_rate,
             mean: triple(&self.mean, "mean")?,
             std: triple(&self.std, "std")?,
             min_scale: self.min_scale,

@@ -7,7 +7,7 @@ use crate::registry::imagenet;
 
 #[rustfmt::skip]
 builders! {
-    family: Family::ALEXNET, input: ALEXNET_INPUT, config: AlexNetConfig;
+    family: Family::ALEXNET, input: ALEXNET_INPUT, config: AlexNetConfig, drop_rate: dropout;
     alexnet: AlexNet = AlexNetConfig::alexnet(), {
         params: 61_100_840,
         gflops: 0.714,

@@ -8,7 +8,7 @@ use crate::registry::imagenet;
 
 #[rustfmt::skip]
 builders! {
-    family: Family::CONVNEXT, input: CONVNEXT_INPUT, config: ConvNeXtConfig;
+    family: Family::CONVNEXT, input: CONVNEXT_INPUT, config: ConvNeXtConfig, drop_path_rate: stochastic_depth_prob;
     convnext_tiny: ConvNeXt = ConvNeXtConfig::new(ConvNeXtArch::Tiny), {
         params: 28_589_128,
         gflops: 4.456,

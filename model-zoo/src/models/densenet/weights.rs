@@ -7,7 +7,7 @@ use crate::registry::imagenet;
 
 #[rustfmt::skip]
 builders! {
-    family: Family::DENSENET, input: DENSENET_INPUT, config: DenseNetConfig;
+    family: Family::DENSENET, input: DENSENET_INPUT, config: DenseNetConfig, drop_rate: drop_rate;
     densenet121: DenseNet = DenseNetConfig::densenet121(), {
         params: 7_978_856,
         gflops: 2.834,

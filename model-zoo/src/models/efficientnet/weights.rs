@@ -27,7 +27,7 @@ const EFFICIENTNET_V2_INPUT: InputSpec = InputSpec {
 
 #[rustfmt::skip]
 builders! {
-    family: Family::EFFICIENTNET, input: EFFICIENTNET_INPUT, config: EfficientNetConfig;
+    family: Family::EFFICIENTNET, input: EFFICIENTNET_INPUT, config: EfficientNetConfig, drop_rate: dropout, drop_path_rate: stochastic_depth_prob;
     efficientnet_b0: EfficientNet = EfficientNetConfig::new(B0), {
         params: 5_288_548,
         gflops: 0.386,

@@ -19,8 +19,8 @@ builders! {
     googlenet: GoogLeNet = GoogLeNetConfig::new(), {
         params: 6_624_904,
         gflops: 1.498,
-        build_with_weights: Some(|num_classes, device| {
-            Ok(GoogLeNetConfig::pretrained().with_num_classes(num_classes).init(device)?.into())
+        build_with_weights: Some(|options, device| {
+            build_config!(GoogLeNetConfig::pretrained(), "googlenet", options, device)
         }),
         weights: &[
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/googlenet-1378be20.pth", "1378be20", 49.731, 69.778, 89.53, 256, true),
@@ -33,5 +33,21 @@ builders! {
         image_size: 32,
         num_classes: 10,
         input: GOOGLENET_CIFAR_INPUT,
+    }
+}
+
+// The two configurations of one family take `builders!`'s form without `config`, so their
+// `drop_rate` (torchvision's `dropout`; the aux heads keep `dropout_aux`) is said here.
+impl crate::models::DropRates for GoogLeNetConfig {
+    fn set_drop_rate(&mut self, rate: f64) -> bool {
+        self.dropout = rate;
+        true
+    }
+}
+
+impl crate::models::DropRates for GoogLeNetCifarConfig {
+    fn set_drop_rate(&mut self, rate: f64) -> bool {
+        self.dropout = rate;
+        true
     }
 }

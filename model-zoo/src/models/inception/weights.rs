@@ -13,13 +13,13 @@ use crate::registry::imagenet;
 
 #[rustfmt::skip]
 builders! {
-    family: Family::INCEPTION, input: INCEPTION_V3_INPUT, config: InceptionV3Config;
+    family: Family::INCEPTION, input: INCEPTION_V3_INPUT, config: InceptionV3Config, drop_rate: dropout;
     inception_v3: InceptionV3 = InceptionV3Config::new(), {
         params: 27_161_264,
         gflops: 5.713,
         image_size: 299,
-        build_with_weights: Some(|num_classes, device| {
-            Ok(InceptionV3Config::pretrained().with_num_classes(num_classes).init(device)?.into())
+        build_with_weights: Some(|options, device| {
+            build_config!(InceptionV3Config::pretrained(), "inception_v3", options, device)
         }),
         weights: &[
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth", "0cc3c7bd", 103.903, 77.294, 93.45, 342, true).crop(299, Bilinear),

@@ -16,7 +16,7 @@ const MAXVIT_INPUT: InputSpec = InputSpec {
 
 #[rustfmt::skip]
 builders! {
-    family: Family::MAXVIT, input: MAXVIT_INPUT, config: MaxVitConfig;
+    family: Family::MAXVIT, input: MAXVIT_INPUT, config: MaxVitConfig, drop_path_rate: stochastic_depth_prob;
     maxvit_t: MaxVit = MaxVitConfig::new(), {
         params: 30_919_624,
         gflops: 5.558,

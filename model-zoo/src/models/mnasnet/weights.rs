@@ -9,7 +9,7 @@ use crate::registry::imagenet;
 
 #[rustfmt::skip]
 builders! {
-    family: Family::MNASNET, input: MNASNET_INPUT, config: MnasNetConfig;
+    family: Family::MNASNET, input: MNASNET_INPUT, config: MnasNetConfig, drop_rate: dropout;
     mnasnet0_5: MnasNet = MnasNetConfig::new(0.5), {
         params: 2_218_512,
         gflops: 0.104,

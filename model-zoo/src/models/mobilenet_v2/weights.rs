@@ -7,7 +7,7 @@ use crate::registry::imagenet;
 
 #[rustfmt::skip]
 builders! {
-    family: Family::MOBILENET_V2, input: MOBILENET_V2_INPUT, config: MobileNetV2Config;
+    family: Family::MOBILENET_V2, input: MOBILENET_V2_INPUT, config: MobileNetV2Config, drop_rate: dropout;
     mobilenet_v2: MobileNetV2 = MobileNetV2Config::new(), {
         params: 3_504_872,
         gflops: 0.301,

@@ -7,7 +7,7 @@ use crate::registry::imagenet;
 
 #[rustfmt::skip]
 builders! {
-    family: Family::MOBILENET_V3, input: MOBILENET_V3_INPUT, config: MobileNetV3Config;
+    family: Family::MOBILENET_V3, input: MOBILENET_V3_INPUT, config: MobileNetV3Config, drop_rate: dropout;
     mobilenet_v3_large: MobileNetV3 = MobileNetV3Config::large(), {
         params: 5_483_032,
         gflops: 0.217,

@@ -7,7 +7,7 @@ use crate::registry::imagenet;
 
 #[rustfmt::skip]
 builders! {
-    family: Family::SQUEEZENET, input: SQUEEZENET1_0_INPUT, config: SqueezeNetConfig;
+    family: Family::SQUEEZENET, input: SQUEEZENET1_0_INPUT, config: SqueezeNetConfig, drop_rate: dropout;
     squeezenet1_0: SqueezeNet = SqueezeNetConfig::v1_0(), {
         params: 1_248_424,
         gflops: 0.819,

@@ -10,7 +10,7 @@ use crate::registry::imagenet;
 
 #[rustfmt::skip]
 builders! {
-    family: Family::SWIN, input: SWIN_INPUT, config: SwinConfig;
+    family: Family::SWIN, input: SWIN_INPUT, config: SwinConfig, drop_rate: dropout, drop_path_rate: stochastic_depth_prob;
     swin_t: SwinTransformer = SwinConfig::new(SwinArch::T), {
         params: 28_288_354,
         gflops: 4.491,

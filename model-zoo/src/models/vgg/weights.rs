@@ -16,7 +16,7 @@ const VGG_INPUT: InputSpec = InputSpec {
 
 #[rustfmt::skip]
 builders! {
-    family: Family::VGG, input: VGG_INPUT, config: VggConfig;
+    family: Family::VGG, input: VGG_INPUT, config: VggConfig, drop_rate: dropout;
     vgg11: Vgg = VggConfig::vgg11(), {
         params: 132_863_336,
         gflops: 7.609,

@@ -21,7 +21,7 @@ const fn vit_input(side: usize) -> InputSpec {
 
 #[rustfmt::skip]
 builders! {
-    family: Family::VIT, input: vit_input(224), config: VisionTransformerConfig;
+    family: Family::VIT, input: vit_input(224), config: VisionTransformerConfig, drop_rate: dropout;
     vit_b_16: VisionTransformer = VisionTransformerConfig::new(VitArch::B16).with_image_size(224), {
         params: 86_567_656,
         gflops: 17.564,
