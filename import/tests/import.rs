@@ -482,9 +482,9 @@ fn googlenet_burnpack_keeps_the_input_transform_of_pretrained_weights() {
 /// did.
 #[test]
 fn a_vit_burnpack_of_another_image_size_conforms_the_model() {
-    use model_zoo::vit::{VisionTransformerConfig, VitArch};
+    use model_zoo::vit::VisionTransformerConfig;
     let device = device();
-    let at_64 = VisionTransformerConfig::new(VitArch::B32)
+    let at_64 = VisionTransformerConfig::vit_b_32()
         .with_image_size(64)
         .init(&device)
         .unwrap();

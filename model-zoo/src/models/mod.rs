@@ -872,7 +872,7 @@ mod tests {
         let options = BuildOptions::new(5)
             .with_drop_rate(0.3)
             .with_drop_path_rate(0.2);
-        let mut config = convnext::ConvNeXtConfig::new(convnext::ConvNeXtArch::Tiny);
+        let mut config = convnext::ConvNeXtConfig::convnext_tiny();
         assert!(set_drop_rates(&mut config, &options, "convnext_tiny").is_err());
         set_drop_rates(
             &mut config,
@@ -893,7 +893,7 @@ mod tests {
             (config.dropout, config.stochastic_depth_prob),
             (0.3, Some(0.2))
         );
-        let mut config = vit::VisionTransformerConfig::new(vit::VitArch::B16);
+        let mut config = vit::VisionTransformerConfig::vit_b_16();
         set_drop_rates(&mut config, &options.with_drop_rate(0.1), "vit_b_16").unwrap_err();
         set_drop_rates(&mut config, &BuildOptions::new(5).with_drop_rate(0.1), "v").unwrap();
         assert_eq!(config.dropout, 0.1);

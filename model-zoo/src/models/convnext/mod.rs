@@ -12,10 +12,10 @@
 //!
 //! ```no_run
 //! use model_zoo::Architecture;
-//! use model_zoo::convnext::{ConvNeXtArch, ConvNeXtConfig};
+//! use model_zoo::convnext::ConvNeXtConfig;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let device = model_zoo::Backend::Flex.device()?;
-//! let model = ConvNeXtConfig::new(ConvNeXtArch::Tiny).init(&device)?;
+//! let model = ConvNeXtConfig::convnext_tiny().init(&device)?;
 //! let logits = model.forward(burn::tensor::Tensor::zeros([1, 3, 224, 224], &device));
 //! assert_eq!(logits.dims(), [1, 1000]);
 //! # Ok(()) }
@@ -64,6 +64,12 @@ pub enum ConvNeXtArch {
 }
 
 impl ConvNeXtArch {
+    /// torchvision's builder's configuration.
+    pub fn config(self) -> ConvNeXtConfig {
+        let (dims, depths): (Vec<_>, Vec<_>) = self.stages().into_iter().unzip();
+        ConvNeXtConfig::new(depths, dims)
+    }
+
     /// Every ConvNeXt, in torchvision's order.
     pub const ALL: [ConvNeXtArch; 4] = [Self::Tiny, Self::Small, Self::Base, Self::Large];
 
@@ -111,16 +117,22 @@ pub const CONVNEXT_INPUT: InputSpec = InputSpec {
     exact: false,
 };
 
-/// Configuration of a [`ConvNeXt`]: the builder's arguments.
+/// Configuration of a [`ConvNeXt`]: torchvision's `ConvNeXt` arguments (its `block_setting` as
+/// timm's `depths` and `dims`), so that any depth and width builds (ConvNeXt-Nano: `new(vec![2,
+/// 2, 8, 2], vec![80, 160, 320, 640])`); torchvision's four builders are the presets
+/// ([`Self::convnext_tiny`]...).
 #[derive(Config, Debug)]
 pub struct ConvNeXtConfig {
-    /// Which ConvNeXt.
-    pub arch: ConvNeXtArch,
+    /// Blocks of each stage (`[3, 3, 9, 3]` for Tiny).
+    pub depths: Vec<usize>,
+    /// Channels of each stage (`[96, 192, 384, 768]` for Tiny); a stem (4x4 patchify) before
+    /// the first and a 2x2 downsampling before each other.
+    pub dims: Vec<usize>,
     /// Output classes.
     #[config(default = 1000)]
     pub num_classes: usize,
-    /// Stochastic depth of the last block (`None`: the builder's default, 0.1 to 0.5); block `i`
-    /// of `n` gets `i / (n - 1)` of it.
+    /// Stochastic depth of the last block (`None`: the builder's default, 0.1 to 0.5, for a
+    /// builder's shape, else `ConvNeXt`'s, 0); block `i` of `n` gets `i / (n - 1)` of it.
     #[config(default = "None")]
     pub stochastic_depth_prob: Option<f64>,
     /// Initial value of every `layer_scale`.
@@ -163,14 +175,63 @@ fn patchify(c_in: usize, c_out: usize, k: usize, device: &Device) -> ImageLayer 
 }
 
 impl ConvNeXtConfig {
+    /// torchvision's `convnext_tiny`.
+    pub fn convnext_tiny() -> Self {
+        ConvNeXtArch::Tiny.config()
+    }
+
+    /// torchvision's `convnext_small`.
+    pub fn convnext_small() -> Self {
+        ConvNeXtArch::Small.config()
+    }
+
+    /// torchvision's `convnext_base`.
+    pub fn convnext_base() -> Self {
+        ConvNeXtArch::Base.config()
+    }
+
+    /// torchvision's `convnext_large`.
+    pub fn convnext_large() -> Self {
+        ConvNeXtArch::Large.config()
+    }
+
+    /// The builder whose shape this is, if any.
+    pub fn arch(&self) -> Option<ConvNeXtArch> {
+        ConvNeXtArch::ALL.into_iter().find(|arch| {
+            let (dims, depths): (Vec<_>, Vec<_>) = arch.stages().into_iter().unzip();
+            dims == self.dims && depths == self.depths
+        })
+    }
+
+    /// torchvision's builder name for a builder's shape (`convnext_tiny`), else `convnext`.
+    pub fn name(&self) -> &'static str {
+        self.arch().map_or("convnext", ConvNeXtArch::name)
+    }
+
     /// Builds the model, initialised as torchvision does (see [`WEIGHT_INIT`]; LayerNorms
     /// ones and zeros, `layer_scale` filled with [`Self::layer_scale`]).
     pub fn init(&self, device: &Device) -> Result<ConvNeXt, ConfigError> {
-        let name = self.arch.name();
-        let sd = self
-            .stochastic_depth_prob
-            .unwrap_or(self.arch.default_stochastic_depth());
+        let name = self.name();
+        let sd = self.stochastic_depth_prob.unwrap_or_else(|| {
+            self.arch()
+                .map_or(0.0, ConvNeXtArch::default_stochastic_depth)
+        });
         ConfigError::nonzero(name, "num_classes", self.num_classes)?;
+        ConfigError::check(
+            !self.depths.is_empty() && self.depths.len() == self.dims.len(),
+            name,
+            "depths",
+            self.depths.len() as f64,
+            "one depth per stage, as many as dims, at least one",
+        )?;
+        for (field, values) in [("depths", &self.depths), ("dims", &self.dims)] {
+            if values.contains(&0) {
+                return Err(ConfigError::Zero {
+                    model: name.into(),
+                    field,
+                });
+            }
+        }
         ConfigError::probability(name, "stochastic_depth_prob", sd)?;
         ConfigError::check(
             self.layer_scale.is_finite(),
@@ -179,7 +240,12 @@ impl ConvNeXtConfig {
             self.layer_scale,
             "it must be finite",
         )?;
-        let stages = self.arch.stages();
+        let stages: Vec<(usize, usize)> = self
+            .dims
+            .iter()
+            .copied()
+            .zip(self.depths.iter().copied())
+            .collect();
         let total: usize = stages.iter().map(|s| s.1).sum();
         let mut features = vec![Feature::Layer(ImageLayer::Sequential(vec![
             patchify(3, stages[0].0, 4, device),
@@ -202,7 +268,7 @@ impl ConvNeXtConfig {
                 ])));
             }
         }
-        let last = stages[3].0;
+        let last = stages[stages.len() - 1].0;
         Ok(ConvNeXt {
             features,
             classifier: vec![
@@ -211,7 +277,7 @@ impl ConvNeXtConfig {
                 VectorLayer::Linear(linear(last, self.num_classes, device)),
             ],
             num_features: last,
-            arch: self.arch,
+            name,
         })
     }
 }
@@ -296,9 +362,9 @@ pub struct ConvNeXt {
     pub classifier: Vec<VectorLayer>,
     /// Channels of the last stage (768 for Tiny).
     pub num_features: usize,
-    /// Which ConvNeXt.
+    /// torchvision's builder name (`convnext_tiny`), or `convnext` for another shape.
     #[module(skip)]
-    pub arch: ConvNeXtArch,
+    pub name: &'static str,
 }
 
 /// The classifier's slots before its `Linear`: the head LayerNorm and the flatten.
@@ -335,15 +401,24 @@ impl Architecture for ConvNeXt {
         Family::CONVNEXT
     }
 
+    /// The stem's 4x4 patches and each later stage's 2x2 downsampling need a 1x1 map: 32x32
+    /// for four stages (torchvision's `min_size`).
     fn input_spec(&self) -> InputSpec {
+        let stages = self
+            .features
+            .iter()
+            .filter(|f| matches!(f, Feature::Stage(_)))
+            .count();
+        let side = 4 << stages.saturating_sub(1);
         InputSpec {
             channels: self.in_chans(),
+            min_size: [side, side],
             ..CONVNEXT_INPUT
         }
     }
 
     fn display_name(&self) -> &str {
-        self.arch.name()
+        self.name
     }
 
     fn input_conv(&self) -> (&'static str, &Conv2d) {
@@ -401,9 +476,36 @@ mod tests {
     use crate::device::test_device as device;
 
     #[test]
+    fn any_depths_and_dims_build_and_the_presets_are_values_of_them() {
+        let device = device();
+        // timm's convnext_nano shape, and a three-stage one; torchvision has neither.
+        let nano = ConvNeXtConfig::new(vec![2, 2, 8, 2], vec![80, 160, 320, 640])
+            .with_num_classes(5)
+            .init(&device)
+            .unwrap();
+        assert_eq!((nano.name, nano.num_features), ("convnext", 640));
+        // sum(p.numel()) of torchvision's ConvNeXt([CNBlockConfig(80, 160, 2), CNBlockConfig(160,
+        // 320, 2), CNBlockConfig(320, 640, 8), CNBlockConfig(640, None, 2)], num_classes=5).
+        assert_eq!(crate::num_parameters(&nano), 14_955_765);
+        let three = ConvNeXtConfig::new(vec![1, 1, 1], vec![8, 16, 32])
+            .init(&device)
+            .unwrap();
+        assert_eq!(crate::num_parameters(&three), 50_128);
+        assert_eq!(three.input_spec().min_size, [16, 16]);
+        assert_eq!(three.feature_info().len(), 3);
+        let x = Tensor::zeros([1, 3, 16, 16], &device);
+        assert_eq!(three.forward(x).dims(), [1, 1000]);
+        assert_eq!(ConvNeXtConfig::convnext_base().name(), "convnext_base");
+        let err = ConvNeXtConfig::new(vec![1, 1], vec![8])
+            .init(&device)
+            .unwrap_err();
+        assert!(err.to_string().contains("depths"), "{err}");
+    }
+
+    #[test]
     fn keys_and_shapes_are_torchvision_s() {
         let device = device();
-        let model = ConvNeXtConfig::new(ConvNeXtArch::Tiny)
+        let model = ConvNeXtConfig::convnext_tiny()
             .init(&device)
             .unwrap();
         let keys = crate::layers::torch_shapes(&model);
@@ -430,7 +532,7 @@ mod tests {
     #[test]
     fn shapes_minimum_and_classifier() {
         let device = device();
-        let model = ConvNeXtConfig::new(ConvNeXtArch::Tiny)
+        let model = ConvNeXtConfig::convnext_tiny()
             .with_num_classes(5)
             .init(&device)
             .unwrap();
@@ -453,11 +555,11 @@ mod tests {
         let device = device();
         for (config, field) in [
             (
-                ConvNeXtConfig::new(ConvNeXtArch::Tiny).with_stochastic_depth_prob(Some(1.0)),
+                ConvNeXtConfig::convnext_tiny().with_stochastic_depth_prob(Some(1.0)),
                 "stochastic_depth_prob",
             ),
             (
-                ConvNeXtConfig::new(ConvNeXtArch::Tiny).with_layer_scale(f64::NAN),
+                ConvNeXtConfig::convnext_tiny().with_layer_scale(f64::NAN),
                 "layer_scale",
             ),
         ] {

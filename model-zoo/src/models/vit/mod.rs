@@ -15,10 +15,10 @@
 //!
 //! ```no_run
 //! use model_zoo::Architecture;
-//! use model_zoo::vit::{VisionTransformerConfig, VitArch};
+//! use model_zoo::vit::VisionTransformerConfig;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let device = model_zoo::Backend::Flex.device()?;
-//! let model = VisionTransformerConfig::new(VitArch::B16).init(&device)?;
+//! let model = VisionTransformerConfig::vit_b_16().init(&device)?;
 //! let logits = model.forward(burn::tensor::Tensor::zeros([1, 3, 224, 224], &device));
 //! assert_eq!(logits.dims(), [1, 1000]);
 //! # Ok(()) }
@@ -86,7 +86,25 @@ pub struct VitShape {
     pub mlp_dim: usize,
 }
 
+impl VitShape {
+    /// A configuration of this shape (224x224, 1000 classes, no dropout).
+    pub fn config(self) -> VisionTransformerConfig {
+        VisionTransformerConfig::new(
+            self.patch_size,
+            self.num_layers,
+            self.num_heads,
+            self.hidden_dim,
+            self.mlp_dim,
+        )
+    }
+}
+
 impl VitArch {
+    /// torchvision's builder's configuration.
+    pub fn config(self) -> VisionTransformerConfig {
+        self.shape().config()
+    }
+
     /// Every ViT, in torchvision's order.
     pub const ALL: [VitArch; 5] = [Self::B16, Self::B32, Self::L16, Self::L32, Self::H14];
 
@@ -120,14 +138,25 @@ impl VitArch {
     }
 }
 
-/// Configuration of a [`VisionTransformer`]: the builder's arguments.
+/// Configuration of a [`VisionTransformer`]: torchvision's `VisionTransformer` arguments, so
+/// that any size builds (ViT-S/16: `new(16, 12, 6, 384, 1536)`, as timm's
+/// `vit_small_patch16_224`); torchvision's five builders are the presets
+/// ([`Self::vit_b_16`]...).
 ///
 /// torchvision's `attention_dropout` is not offered: Burn's attention op has no dropout, and
 /// every torchvision builder and weight file uses 0.
 #[derive(Config, Debug)]
 pub struct VisionTransformerConfig {
-    /// Which ViT.
-    pub arch: VitArch,
+    /// Side of the square patches.
+    pub patch_size: usize,
+    /// Encoder blocks.
+    pub num_layers: usize,
+    /// Attention heads; they divide `hidden_dim`.
+    pub num_heads: usize,
+    /// Token width.
+    pub hidden_dim: usize,
+    /// Width of the MLP's hidden layer.
+    pub mlp_dim: usize,
     /// Output classes.
     #[config(default = 1000)]
     pub num_classes: usize,
@@ -140,15 +169,75 @@ pub struct VisionTransformerConfig {
 }
 
 impl VisionTransformerConfig {
+    /// torchvision's `vit_b_16`.
+    pub fn vit_b_16() -> Self {
+        VitArch::B16.config()
+    }
+
+    /// torchvision's `vit_b_32`.
+    pub fn vit_b_32() -> Self {
+        VitArch::B32.config()
+    }
+
+    /// torchvision's `vit_l_16`.
+    pub fn vit_l_16() -> Self {
+        VitArch::L16.config()
+    }
+
+    /// torchvision's `vit_l_32`.
+    pub fn vit_l_32() -> Self {
+        VitArch::L32.config()
+    }
+
+    /// torchvision's `vit_h_14` (built at 224 as any preset; its first weights are for 518).
+    pub fn vit_h_14() -> Self {
+        VitArch::H14.config()
+    }
+
+    /// The patch size, depth and widths.
+    pub fn shape(&self) -> VitShape {
+        VitShape {
+            patch_size: self.patch_size,
+            num_layers: self.num_layers,
+            num_heads: self.num_heads,
+            hidden_dim: self.hidden_dim,
+            mlp_dim: self.mlp_dim,
+        }
+    }
+
+    /// torchvision's builder name where the shape is a builder's (`vit_b_16`), else `vit`.
+    pub fn name(&self) -> &'static str {
+        VitArch::ALL
+            .into_iter()
+            .find(|arch| arch.shape() == self.shape())
+            .map_or("vit", VitArch::name)
+    }
+
     /// Builds the model, initialised as torchvision does: the patch convolution
     /// `trunc_normal_(std=sqrt(1 / fan_in))` (truncated at ±2, over 50 standard deviations out,
     /// so a plain normal) with a zero bias, a zero class token, the position embedding
     /// `normal_(std=0.02)`, MLP weights Xavier-uniform with biases `normal_(std=1e-6)`,
     /// attention as `nn.MultiheadAttention`, and a zero head.
     pub fn init(&self, device: &Device) -> Result<VisionTransformer, ConfigError> {
-        let name = self.arch.name();
-        let shape = self.arch.shape();
+        let name = self.name();
+        let shape = self.shape();
         ConfigError::nonzero(name, "num_classes", self.num_classes)?;
+        for (field, value) in [
+            ("patch_size", shape.patch_size),
+            ("num_layers", shape.num_layers),
+            ("num_heads", shape.num_heads),
+            ("hidden_dim", shape.hidden_dim),
+            ("mlp_dim", shape.mlp_dim),
+        ] {
+            ConfigError::nonzero(name, field, value)?;
+        }
+        ConfigError::check(
+            shape.hidden_dim.is_multiple_of(shape.num_heads),
+            name,
+            "hidden_dim",
+            shape.hidden_dim as f64,
+            "it must be a multiple of num_heads",
+        )?;
         ConfigError::probability(name, "dropout", self.dropout)?;
         let p = shape.patch_size;
         ConfigError::check(
@@ -193,7 +282,8 @@ impl VisionTransformerConfig {
             heads: Heads { head },
             image_size: self.image_size,
             dropout: self.dropout,
-            arch: self.arch,
+            shape,
+            name,
         })
     }
 }
@@ -294,9 +384,12 @@ pub struct VisionTransformer {
     pub image_size: usize,
     /// Dropout rate (kept to rebuild the model in [`Architecture::conform_to`]).
     pub dropout: f64,
-    /// Which ViT.
+    /// Patch size, depth and widths.
     #[module(skip)]
-    pub arch: VitArch,
+    pub shape: VitShape,
+    /// torchvision's builder name (`vit_b_16`), or `vit` for another shape.
+    #[module(skip)]
+    pub name: &'static str,
 }
 
 /// The published files' MLP keys (`mlp.linear_1`, `mlp.linear_2`), which torchvision's
@@ -361,7 +454,7 @@ impl Architecture for VisionTransformer {
     }
 
     fn display_name(&self) -> &str {
-        self.arch.name()
+        self.name
     }
 
     fn input_conv(&self) -> (&'static str, &Conv2d) {
@@ -376,7 +469,7 @@ impl Architecture for VisionTransformer {
     /// laid out on the patch grid (the class token dropped), as timm's `output_fmt='NCHW'`;
     /// the reduction is the patch size.
     fn feature_info(&self) -> Vec<FeatureInfo> {
-        let shape = self.arch.shape();
+        let shape = self.shape;
         let d = self.class_token.lazy_shape().dims::<3>()[2];
         (0..self.encoder.layers.len())
             .map(|i| {
@@ -414,10 +507,10 @@ impl Architecture for VisionTransformer {
     /// multiple of the patch size.
     fn for_input_size(self, size: [usize; 2]) -> Result<Self, ConfigError> {
         let [h, w] = size;
-        let p = self.arch.shape().patch_size;
+        let p = self.shape.patch_size;
         ConfigError::check(
             h == w && h >= p && h.is_multiple_of(p),
-            self.arch.name(),
+            self.name,
             "input size",
             h as f64,
             "ViT takes square inputs whose side is a positive multiple of the patch size",
@@ -452,7 +545,7 @@ impl Architecture for VisionTransformer {
     }
 
     fn num_features(&self) -> usize {
-        self.arch.shape().hidden_dim
+        self.shape.hidden_dim
     }
 
 }
@@ -478,12 +571,13 @@ impl ImportHooks for VisionTransformer {
             return Ok(self);
         };
         let side = (seq.saturating_sub(1) as f64).sqrt().round() as usize;
-        let image_size = side * self.arch.shape().patch_size;
+        let image_size = side * self.shape.patch_size;
         if side * side + 1 != seq || image_size == self.image_size {
             // Not a square grid: loading reports the shape mismatch by name.
             return Ok(self);
         }
-        VisionTransformerConfig::new(self.arch)
+        self.shape
+            .config()
             .with_num_classes(self.num_classes())
             .with_image_size(image_size)
             .with_dropout(self.dropout)
@@ -498,9 +592,36 @@ mod tests {
     use crate::device::test_device as device;
 
     #[test]
+    fn any_shape_builds_and_the_presets_are_values_of_it() {
+        let device = device();
+        // timm's vit_small_patch16_224 and vit_tiny_patch16_224: torchvision has neither.
+        let small = VisionTransformerConfig::new(16, 12, 6, 384, 1536)
+            .with_image_size(32)
+            .with_num_classes(7)
+            .init(&device)
+            .unwrap();
+        assert_eq!((small.name, small.num_features()), ("vit", 384));
+        // sum(p.numel()) of torchvision's VisionTransformer(32, 16, 12, 6, 384, 1536, num_classes=7).
+        assert_eq!(crate::num_parameters(&small), 21_594_631);
+        assert_eq!(small.forward(Tensor::zeros([1, 3, 32, 32], &device)).dims(), [1, 7]);
+        let tiny = VisionTransformerConfig::new(16, 1, 3, 192, 768).with_image_size(32);
+        assert_eq!(tiny.init(&device).unwrap().feature_info().len(), 1);
+        assert_eq!(VisionTransformerConfig::vit_l_16().shape(), VitArch::L16.shape());
+        assert_eq!(VisionTransformerConfig::vit_l_16().name(), "vit_l_16");
+        let err = VisionTransformerConfig::new(16, 2, 5, 384, 1536)
+            .init(&device)
+            .unwrap_err();
+        assert!(err.to_string().contains("num_heads"), "{err}");
+        let err = VisionTransformerConfig::new(16, 0, 6, 384, 1536)
+            .init(&device)
+            .unwrap_err();
+        assert!(err.to_string().contains("num_layers"), "{err}");
+    }
+
+    #[test]
     fn keys_shapes_and_counts_are_torchvision_s() {
         let device = device();
-        let model = VisionTransformerConfig::new(VitArch::B32)
+        let model = VisionTransformerConfig::vit_b_32()
             .init(&device)
             .unwrap();
         let keys = crate::layers::torch_shapes(&model);
@@ -533,7 +654,7 @@ mod tests {
     #[test]
     fn one_size_only_and_classifier() {
         let device = device();
-        let model = VisionTransformerConfig::new(VitArch::B32)
+        let model = VisionTransformerConfig::vit_b_32()
             .with_num_classes(4)
             .with_image_size(64)
             .init(&device)
@@ -555,7 +676,7 @@ mod tests {
     #[test]
     fn conforms_to_a_file_of_another_size() {
         let device = device();
-        let model = VisionTransformerConfig::new(VitArch::B32)
+        let model = VisionTransformerConfig::vit_b_32()
             .with_num_classes(3)
             .init(&device)
             .unwrap();
@@ -570,11 +691,11 @@ mod tests {
         let device = device();
         for (config, field) in [
             (
-                VisionTransformerConfig::new(VitArch::B16).with_image_size(100),
+                VisionTransformerConfig::vit_b_16().with_image_size(100),
                 "image_size",
             ),
             (
-                VisionTransformerConfig::new(VitArch::B16).with_dropout(1.0),
+                VisionTransformerConfig::vit_b_16().with_dropout(1.0),
                 "dropout",
             ),
         ] {

@@ -4,7 +4,7 @@
 //! SWAG's end-to-end one. A file for another size (the other SWAG files: 384, 512, 224) is
 //! loaded into a model rebuilt for it ([`crate::Architecture::conform_to`]).
 
-use super::{VisionTransformer, VisionTransformerConfig, VitArch};
+use super::{VisionTransformer, VisionTransformerConfig};
 use crate::error::InputSpec;
 use crate::family::Family;
 use crate::registry::Interpolation::Bicubic;
@@ -22,7 +22,7 @@ const fn vit_input(side: usize) -> InputSpec {
 #[rustfmt::skip]
 builders! {
     family: Family::VIT, input: vit_input(224), config: VisionTransformerConfig, drop_rate: dropout;
-    vit_b_16: VisionTransformer = VisionTransformerConfig::new(VitArch::B16).with_image_size(224), {
+    vit_b_16: VisionTransformer = VisionTransformerConfig::vit_b_16().with_image_size(224), {
         params: 86_567_656,
         gflops: 17.564,
         weights: &[
@@ -31,14 +31,14 @@ builders! {
             imagenet("IMAGENET1K_SWAG_LINEAR_V1", "https://download.pytorch.org/models/vit_b_16_lc_swag-4e70ced5.pth", "4e70ced5", 330.285, 81.886, 96.18, 224, false).crop(224, Bicubic),
         ],
     }
-    vit_b_32: VisionTransformer = VisionTransformerConfig::new(VitArch::B32).with_image_size(224), {
+    vit_b_32: VisionTransformer = VisionTransformerConfig::vit_b_32().with_image_size(224), {
         params: 88_224_232,
         gflops: 4.409,
         weights: &[
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/vit_b_32-d86f8d99.pth", "d86f8d99", 336.604, 75.912, 92.466, 256, true),
         ],
     }
-    vit_l_16: VisionTransformer = VisionTransformerConfig::new(VitArch::L16).with_image_size(224), {
+    vit_l_16: VisionTransformer = VisionTransformerConfig::vit_l_16().with_image_size(224), {
         params: 304_326_632,
         gflops: 61.555,
         weights: &[
@@ -47,14 +47,14 @@ builders! {
             imagenet("IMAGENET1K_SWAG_LINEAR_V1", "https://download.pytorch.org/models/vit_l_16_lc_swag-4d563306.pth", "4d563306", 1161.023, 85.146, 97.422, 224, false).crop(224, Bicubic),
         ],
     }
-    vit_l_32: VisionTransformer = VisionTransformerConfig::new(VitArch::L32).with_image_size(224), {
+    vit_l_32: VisionTransformer = VisionTransformerConfig::vit_l_32().with_image_size(224), {
         params: 306_535_400,
         gflops: 15.378,
         weights: &[
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/vit_l_32-c7638314.pth", "c7638314", 1169.449, 76.972, 93.07, 256, true),
         ],
     }
-    vit_h_14: VisionTransformer = VisionTransformerConfig::new(VitArch::H14).with_image_size(518), {
+    vit_h_14: VisionTransformer = VisionTransformerConfig::vit_h_14().with_image_size(518), {
         params: 633_470_440,
         gflops: 1016.717,
         image_size: 518,
