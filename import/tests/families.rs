@@ -155,12 +155,12 @@ fn efficientnet_b0_weights_into_b1_and_b2_name_each_key() {
 /// (saved by the zoo) loads too; a wrong one is an error naming the key and the file.
 #[test]
 fn swin_buffers_are_checked_against_the_model_s_own() {
-    use model_zoo::swin::{SwinArch, SwinConfig, relative_coords_table};
+    use model_zoo::swin::{SwinConfig, relative_coords_table};
     use safetensors::Dtype;
 
     let device = device();
     let build = || {
-        SwinConfig::new(SwinArch::V2T)
+        SwinConfig::swin_v2_t()
             .with_num_classes(3)
             .init(&device)
             .unwrap()

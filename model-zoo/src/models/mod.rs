@@ -887,7 +887,7 @@ mod tests {
             (config.dropout, config.stochastic_depth_prob),
             (Some(0.3), 0.2)
         );
-        let mut config = swin::SwinConfig::new(swin::SwinArch::T);
+        let mut config = swin::SwinConfig::swin_t();
         set_drop_rates(&mut config, &options, "swin_t").unwrap();
         assert_eq!(
             (config.dropout, config.stochastic_depth_prob),

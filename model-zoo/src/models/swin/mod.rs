@@ -14,10 +14,10 @@
 //!
 //! ```no_run
 //! use model_zoo::Architecture;
-//! use model_zoo::swin::{SwinArch, SwinConfig};
+//! use model_zoo::swin::SwinConfig;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let device = model_zoo::Backend::Flex.device()?;
-//! let model = SwinConfig::new(SwinArch::T).init(&device)?;
+//! let model = SwinConfig::swin_t().init(&device)?;
 //! let logits = model.forward(burn::tensor::Tensor::zeros([1, 3, 224, 224], &device));
 //! assert_eq!(logits.dims(), [1, 1000]);
 //! # Ok(()) }
@@ -74,6 +74,14 @@ pub enum SwinArch {
 }
 
 impl SwinArch {
+    /// torchvision's builder's configuration.
+    pub fn config(self) -> SwinConfig {
+        let (embed_dim, depths, num_heads) = self.stages();
+        SwinConfig::new(embed_dim, depths.to_vec(), num_heads.to_vec())
+            .with_window_size(self.window_size())
+            .with_v2(self.v2())
+    }
+
     /// Every Swin, in torchvision's order.
     pub const ALL: [SwinArch; 6] = [Self::T, Self::S, Self::B, Self::V2T, Self::V2S, Self::V2B];
 
@@ -127,19 +135,37 @@ pub const SWIN_INPUT: InputSpec = InputSpec {
     exact: false,
 };
 
-/// Configuration of a [`SwinTransformer`]: the builder's arguments.
+/// Configuration of a [`SwinTransformer`]: torchvision's `SwinTransformer` arguments (V2's
+/// block and patch merging as `v2`), so that any depth and width builds; torchvision's six
+/// builders are the presets ([`Self::swin_t`]...).
 ///
 /// torchvision's `attention_dropout` is not offered: every torchvision builder and weight file
 /// uses 0.
 #[derive(Config, Debug)]
 pub struct SwinConfig {
-    /// Which Swin.
-    pub arch: SwinArch,
+    /// Channels of the patch embedding, doubled by each patch merging.
+    pub embed_dim: usize,
+    /// Blocks of each stage (`[2, 2, 6, 2]` for Swin-T).
+    pub depths: Vec<usize>,
+    /// Attention heads of each stage; they divide the stage's channels.
+    pub num_heads: Vec<usize>,
+    /// Side of the square patches of the embedding.
+    #[config(default = 4)]
+    pub patch_size: usize,
+    /// Side of the square attention windows (7; 8 for V2's builders).
+    #[config(default = 7)]
+    pub window_size: usize,
+    /// Swin Transformer V2: cosine attention, `cpb_mlp`, post-norm, `PatchMergingV2`.
+    #[config(default = false)]
+    pub v2: bool,
+    /// Width of each block's MLP over its channels.
+    #[config(default = 4.0)]
+    pub mlp_ratio: f64,
     /// Output classes.
     #[config(default = 1000)]
     pub num_classes: usize,
-    /// Stochastic depth of the last block (`None`: the builder's default); block `i` of `n`
-    /// gets `i / (n - 1)` of it.
+    /// Stochastic depth of the last block (`None`: the builder's default for a builder's shape,
+    /// else `SwinTransformer`'s, 0.1); block `i` of `n` gets `i / (n - 1)` of it.
     #[config(default = "None")]
     pub stochastic_depth_prob: Option<f64>,
     /// Dropout after the attention's projection and each MLP layer.
@@ -165,23 +191,106 @@ fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
 }
 
 impl SwinConfig {
+    /// torchvision's `swin_t`.
+    pub fn swin_t() -> Self {
+        SwinArch::T.config()
+    }
+
+    /// torchvision's `swin_s`.
+    pub fn swin_s() -> Self {
+        SwinArch::S.config()
+    }
+
+    /// torchvision's `swin_b`.
+    pub fn swin_b() -> Self {
+        SwinArch::B.config()
+    }
+
+    /// torchvision's `swin_v2_t`.
+    pub fn swin_v2_t() -> Self {
+        SwinArch::V2T.config()
+    }
+
+    /// torchvision's `swin_v2_s`.
+    pub fn swin_v2_s() -> Self {
+        SwinArch::V2S.config()
+    }
+
+    /// torchvision's `swin_v2_b`.
+    pub fn swin_v2_b() -> Self {
+        SwinArch::V2B.config()
+    }
+
+    /// The builder whose shape this is, if any.
+    pub fn arch(&self) -> Option<SwinArch> {
+        SwinArch::ALL.into_iter().find(|arch| {
+            let preset = arch.config();
+            (preset.embed_dim, &preset.depths, &preset.num_heads)
+                == (self.embed_dim, &self.depths, &self.num_heads)
+                && (preset.patch_size, preset.window_size, preset.v2)
+                    == (self.patch_size, self.window_size, self.v2)
+                && preset.mlp_ratio == self.mlp_ratio
+        })
+    }
+
+    /// torchvision's builder name for a builder's shape (`swin_t`), else `swin` or `swin_v2`.
+    pub fn name(&self) -> &'static str {
+        match self.arch() {
+            Some(arch) => arch.name(),
+            None if self.v2 => "swin_v2",
+            None => "swin",
+        }
+    }
+
     /// Builds the model, initialised as torchvision does: every `Linear` as [`linear`], the
     /// patch embedding as PyTorch's `nn.Conv2d` default, LayerNorms ones and zeros, V1's bias
     /// table `trunc_normal_(std=0.02)`, V2's `logit_scale` `log(10)`.
     pub fn init(&self, device: &Device) -> Result<SwinTransformer, ConfigError> {
-        let arch = self.arch;
-        let name = arch.name();
-        let sd = self
-            .stochastic_depth_prob
-            .unwrap_or(arch.default_stochastic_depth());
+        let name = self.name();
+        let sd = self.stochastic_depth_prob.unwrap_or_else(|| {
+            self.arch()
+                .map_or(0.1, SwinArch::default_stochastic_depth)
+        });
         ConfigError::nonzero(name, "num_classes", self.num_classes)?;
         ConfigError::probability(name, "stochastic_depth_prob", sd)?;
         ConfigError::probability(name, "dropout", self.dropout)?;
-        let (embed_dim, depths, heads) = arch.stages();
-        let window = arch.window_size();
+        for (field, value) in [
+            ("embed_dim", self.embed_dim),
+            ("patch_size", self.patch_size),
+            ("window_size", self.window_size),
+        ] {
+            ConfigError::nonzero(name, field, value)?;
+        }
+        let (embed_dim, depths, heads) = (self.embed_dim, &self.depths, &self.num_heads);
+        ConfigError::check(
+            !depths.is_empty() && depths.len() == heads.len() && !depths.contains(&0),
+            name,
+            "depths",
+            depths.len() as f64,
+            "one positive depth per stage, as many as num_heads, at least one",
+        )?;
+        for (stage, &h) in heads.iter().enumerate() {
+            ConfigError::check(
+                h > 0 && (embed_dim << stage).is_multiple_of(h),
+                name,
+                "num_heads",
+                h as f64,
+                "each stage's heads must divide its channels (embed_dim doubled per stage)",
+            )?;
+        }
+        let mlp_dim = |dim: usize| (dim as f64 * self.mlp_ratio) as usize;
+        ConfigError::check(
+            self.mlp_ratio.is_finite() && mlp_dim(embed_dim) > 0,
+            name,
+            "mlp_ratio",
+            self.mlp_ratio,
+            "it must give each block's MLP at least one channel",
+        )?;
+        let window = self.window_size;
         let total: usize = depths.iter().sum();
-        let patch = Conv2dConfig::new([3, embed_dim], [4, 4])
-            .with_stride([4, 4])
+        let p = self.patch_size;
+        let patch = Conv2dConfig::new([3, embed_dim], [p, p])
+            .with_stride([p, p])
             .init(device);
         let mut features = vec![Feature::Layer(ImageLayer::Sequential(vec![
             ImageLayer::Conv(patch),
@@ -189,19 +298,27 @@ impl SwinConfig {
             ImageLayer::LayerNorm(layer_norm(embed_dim, EPS, device)),
         ]))];
         let mut block_id = 0;
-        for (stage, (&depth, &num_heads)) in depths.iter().zip(&heads).enumerate() {
+        for (stage, (&depth, &num_heads)) in depths.iter().zip(heads).enumerate() {
             let dim = embed_dim << stage;
             let blocks = (0..depth)
                 .map(|i| {
                     let p = sd * block_id as f64 / (total as f64 - 1.0);
                     block_id += 1;
                     let shift = if i % 2 == 0 { 0 } else { window / 2 };
-                    SwinBlock::new(arch, dim, num_heads, shift, p, self.dropout, device)
+                    let block = BlockShape {
+                        dim,
+                        num_heads,
+                        mlp_dim: mlp_dim(dim),
+                        window,
+                        shift,
+                        v2: self.v2,
+                    };
+                    SwinBlock::new(block, p, self.dropout, device)
                 })
                 .collect();
             features.push(Feature::Stage(blocks));
             if stage < depths.len() - 1 {
-                features.push(Feature::Merge(PatchMerging::new(dim, arch.v2(), device)));
+                features.push(Feature::Merge(PatchMerging::new(dim, self.v2, device)));
             }
         }
         let num_features = embed_dim << (depths.len() - 1);
@@ -209,7 +326,10 @@ impl SwinConfig {
             features,
             norm: layer_norm(num_features, EPS, device),
             head: linear(num_features, self.num_classes, true, device),
-            arch,
+            window_size: window,
+            patch_size: p,
+            v2: self.v2,
+            name,
         })
     }
 }
@@ -539,28 +659,36 @@ pub struct SwinBlock {
     pub post_norm: bool,
 }
 
+/// One block's widths and windows.
+struct BlockShape {
+    dim: usize,
+    num_heads: usize,
+    mlp_dim: usize,
+    window: usize,
+    shift: usize,
+    v2: bool,
+}
+
 impl SwinBlock {
-    fn new(
-        arch: SwinArch,
-        dim: usize,
-        num_heads: usize,
-        shift: usize,
-        sd: f64,
-        dropout: f64,
-        device: &Device,
-    ) -> Self {
-        let window = arch.window_size();
-        let v2 = arch.v2();
+    fn new(shape: BlockShape, sd: f64, dropout: f64, device: &Device) -> Self {
+        let BlockShape {
+            dim,
+            num_heads,
+            mlp_dim,
+            window,
+            shift,
+            v2,
+        } = shape;
         Self {
             norm1: layer_norm(dim, EPS, device),
             attn: WindowAttention::new(dim, num_heads, window, shift, v2, dropout, device),
             stochastic_depth: StochasticDepth::new(sd),
             norm2: layer_norm(dim, EPS, device),
             mlp: vec![
-                ImageLayer::Linear(linear(dim, 4 * dim, true, device)),
+                ImageLayer::Linear(linear(dim, mlp_dim, true, device)),
                 ImageLayer::Activation(ActivationKind::Gelu.init()),
                 ImageLayer::Dropout(DropoutConfig::new(dropout).init()),
-                ImageLayer::Linear(linear(4 * dim, dim, true, device)),
+                ImageLayer::Linear(linear(mlp_dim, dim, true, device)),
                 ImageLayer::Dropout(DropoutConfig::new(dropout).init()),
             ],
             post_norm: v2,
@@ -613,9 +741,18 @@ pub struct SwinTransformer {
     pub norm: LayerNorm,
     /// The classifier.
     pub head: Linear,
-    /// Which Swin.
+    /// Side of the attention windows.
     #[module(skip)]
-    pub arch: SwinArch,
+    pub window_size: usize,
+    /// Side of the embedding's patches.
+    #[module(skip)]
+    pub patch_size: usize,
+    /// Swin Transformer V2.
+    #[module(skip)]
+    pub v2: bool,
+    /// torchvision's builder name (`swin_t`), or the family's for another shape.
+    #[module(skip)]
+    pub name: &'static str,
 }
 
 impl SwinTransformer {
@@ -642,15 +779,17 @@ impl Architecture for SwinTransformer {
         Family::SWIN
     }
 
+    /// At least one patch (4x4 for torchvision's builders).
     fn input_spec(&self) -> InputSpec {
         InputSpec {
             channels: self.in_chans(),
+            min_size: [self.patch_size, self.patch_size],
             ..SWIN_INPUT
         }
     }
 
     fn display_name(&self) -> &str {
-        self.arch.name()
+        self.name
     }
 
     fn input_conv(&self) -> (&'static str, &Conv2d) {
@@ -710,7 +849,7 @@ impl Architecture for SwinTransformer {
     }
 
     fn num_features(&self) -> usize {
-        self.arch.stages().0 << 3
+        self.norm.gamma.lazy_shape().dims::<1>()[0]
     }
 
 }
@@ -722,7 +861,7 @@ impl ImportHooks for SwinTransformer {
 
     /// Each block's `attn.relative_position_index` and, for V2, `attn.relative_coords_table`.
     fn derived_buffers(&self) -> Vec<DerivedBuffer> {
-        let window = self.arch.window_size();
+        let window = self.window_size;
         let index: Vec<f64> = relative_position_index(window)
             .into_iter()
             .map(|i| i as f64)
@@ -743,7 +882,7 @@ impl ImportHooks for SwinTransformer {
                     shape: vec![index.len()],
                     values: index.clone(),
                 });
-                if self.arch.v2() {
+                if self.v2 {
                     buffers.push(DerivedBuffer {
                         key: format!("features.{i}.{j}.attn.relative_coords_table"),
                         shape: vec![1, side, side, 2],
@@ -763,9 +902,44 @@ mod tests {
     use crate::device::test_device as device;
 
     #[test]
+    fn any_shape_builds_and_the_presets_are_values_of_it() {
+        let device = device();
+        // A small three-stage Swin V1 and a V2 with another window; torchvision has neither.
+        let small = SwinConfig::new(32, vec![2, 2, 2], vec![2, 4, 8])
+            .with_window_size(4)
+            .with_mlp_ratio(2.0)
+            .with_num_classes(5)
+            .init(&device)
+            .unwrap();
+        assert_eq!((small.name, small.num_features()), ("swin", 128));
+        // sum(p.numel()) of torchvision's SwinTransformer([4, 4], 32, [2, 2, 2], [2, 4, 8],
+        // [4, 4], mlp_ratio=2.0, num_classes=5).
+        assert_eq!(crate::num_parameters(&small), 394_625);
+        assert_eq!(small.feature_info().len(), 3);
+        let x = Tensor::<4>::zeros([1, 3, 40, 36], &device);
+        assert_eq!(small.forward(x).dims(), [1, 5]);
+        let v2 = SwinConfig::new(16, vec![1, 1], vec![1, 2])
+            .with_v2(true)
+            .with_window_size(3)
+            .with_patch_size(2)
+            .init(&device)
+            .unwrap();
+        assert_eq!((v2.name, v2.input_spec().min_size), ("swin_v2", [2, 2]));
+        // sum(p.numel()) of SwinTransformer([2, 2], 16, [1, 1], [1, 2], [3, 3],
+        // block=SwinTransformerBlockV2, downsample_layer=PatchMergingV2).
+        assert_eq!(crate::num_parameters(&v2), 56_011);
+        assert_eq!(v2.forward(Tensor::zeros([1, 3, 10, 10], &device)).dims(), [1, 1000]);
+        assert_eq!(SwinConfig::swin_v2_b().name(), "swin_v2_b");
+        let err = SwinConfig::new(32, vec![2, 2], vec![3, 4])
+            .init(&device)
+            .unwrap_err();
+        assert!(err.to_string().contains("num_heads"), "{err}");
+    }
+
+    #[test]
     fn keys_shapes_and_counts_are_torchvision_s() {
         let device = device();
-        let model = SwinConfig::new(SwinArch::T).init(&device).unwrap();
+        let model = SwinConfig::swin_t().init(&device).unwrap();
         let keys = crate::layers::torch_shapes(&model);
         for (key, shape) in [
             ("features.0.0.weight", vec![96, 3, 4, 4]),
@@ -785,7 +959,7 @@ mod tests {
             assert_eq!(keys.get(key), Some(&shape), "{key}");
         }
         assert_eq!(crate::num_parameters(&model), 28_288_354);
-        let v2 = SwinConfig::new(SwinArch::V2T).init(&device).unwrap();
+        let v2 = SwinConfig::swin_v2_t().init(&device).unwrap();
         let keys = crate::layers::torch_shapes(&v2);
         for (key, shape) in [
             ("features.1.0.attn.logit_scale", vec![3, 1, 1]),
@@ -816,7 +990,7 @@ mod tests {
     #[test]
     fn any_size_and_classifier() {
         let device = device();
-        let model = SwinConfig::new(SwinArch::V2T)
+        let model = SwinConfig::swin_v2_t()
             .with_num_classes(4)
             .init(&device)
             .unwrap();
