@@ -110,10 +110,10 @@ fn densenet_loads_either_key_spelling_and_refuses_a_mix() {
 /// errors naming every key the file lacks, and every key of another shape with both shapes.
 #[test]
 fn efficientnet_b0_weights_into_b1_and_b2_name_each_key() {
-    use model_zoo::efficientnet::{EfficientNetArch, EfficientNetConfig};
+    use model_zoo::efficientnet::EfficientNetArch;
 
     let device = device();
-    let build = |arch| EfficientNetConfig::new(arch).init(&device).unwrap();
+    let build = |arch: EfficientNetArch| arch.config().init(&device).unwrap();
     let path = temp_path("efficientnet_b0.safetensors");
     zoo_import::save_safetensors(&build(EfficientNetArch::B0), &path).unwrap();
 

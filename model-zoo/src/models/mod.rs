@@ -881,12 +881,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.stochastic_depth_prob, Some(0.2));
-        let mut config = efficientnet::EfficientNetConfig::new(efficientnet::EfficientNetArch::B0);
+        let mut config = efficientnet::EfficientNetConfig::efficientnet_b0();
         set_drop_rates(&mut config, &options, "efficientnet_b0").unwrap();
-        assert_eq!(
-            (config.dropout, config.stochastic_depth_prob),
-            (Some(0.3), 0.2)
-        );
+        assert_eq!((config.dropout, config.stochastic_depth_prob), (0.3, 0.2));
         let mut config = swin::SwinConfig::swin_t();
         set_drop_rates(&mut config, &options, "swin_t").unwrap();
         assert_eq!(

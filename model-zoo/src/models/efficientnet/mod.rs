@@ -12,10 +12,10 @@
 //!
 //! ```no_run
 //! use model_zoo::Architecture;
-//! use model_zoo::efficientnet::{EfficientNetArch, EfficientNetConfig};
+//! use model_zoo::efficientnet::EfficientNetConfig;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let device = model_zoo::Backend::Flex.device()?;
-//! let model = EfficientNetConfig::new(EfficientNetArch::B0).init(&device)?;
+//! let model = EfficientNetConfig::efficientnet_b0().init(&device)?;
 //! let logits = model.forward(burn::tensor::Tensor::zeros([1, 3, 224, 224], &device));
 //! assert_eq!(logits.dims(), [1, 1000]);
 //! # Ok(()) }
@@ -75,6 +75,18 @@ pub enum EfficientNetArch {
 }
 
 impl EfficientNetArch {
+    /// torchvision's builder's configuration: its `_efficientnet_conf` stages, last channel,
+    /// BatchNorm settings and dropout.
+    pub fn config(self) -> EfficientNetConfig {
+        let (stages, last_channel) = setting(self);
+        let (eps, momentum) = self.batch_norm();
+        EfficientNetConfig::new(stages)
+            .with_last_channel(last_channel)
+            .with_bn_eps(eps)
+            .with_bn_momentum(momentum)
+            .with_dropout(self.default_dropout())
+    }
+
     /// Every EfficientNet, in torchvision's order.
     pub const ALL: [EfficientNetArch; 11] = [
         Self::B0,
@@ -154,7 +166,7 @@ impl EfficientNetArch {
 
 /// One row of torchvision's `inverted_residual_setting` (`MBConvConfig` or
 /// `FusedMBConvConfig`), after width and depth scaling.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Config, Debug, Copy, PartialEq)]
 pub struct StageSetting {
     /// FusedMBConv (V2's first stages) rather than MBConv.
     pub fused: bool,
@@ -269,45 +281,159 @@ pub fn setting(arch: EfficientNetArch) -> (Vec<StageSetting>, Option<usize>) {
     (stages, Some(1280))
 }
 
-/// Configuration of an [`EfficientNet`]: the builder's arguments.
+/// Configuration of an [`EfficientNet`]: torchvision's `EfficientNet` arguments (its
+/// `inverted_residual_setting` as [`StageSetting`]s, `last_channel`, the BatchNorm's settings), so
+/// that any stack of MBConv and FusedMBConv stages builds; torchvision's eleven builders are the
+/// presets ([`Self::efficientnet_b0`]..., [`EfficientNetArch::config`]).
 #[derive(Config, Debug)]
 pub struct EfficientNetConfig {
-    /// Which EfficientNet.
-    pub arch: EfficientNetArch,
+    /// The stages, each a row of MBConv or FusedMBConv blocks (at least one; each stage's input
+    /// channels the previous one's output, the first's the stem's).
+    pub stages: Vec<StageSetting>,
+    /// Channels of the last 1x1 convolution (`None`: four times the last stage's, as B0–B7).
+    #[config(default = "None")]
+    pub last_channel: Option<usize>,
+    /// BatchNorm epsilon (PyTorch's 1e-5; 1e-3 for B5–B7 and V2).
+    #[config(default = 1e-5)]
+    pub bn_eps: f64,
+    /// BatchNorm momentum (PyTorch's 0.1; 0.01 for B5–B7).
+    #[config(default = 0.1)]
+    pub bn_momentum: f64,
     /// Output classes.
     #[config(default = 1000)]
     pub num_classes: usize,
-    /// Dropout before the classifier (`None`: the builder's default, 0.2 to 0.5).
-    #[config(default = "None")]
-    pub dropout: Option<f64>,
+    /// Dropout before the classifier (the builders': 0.2 to 0.5).
+    #[config(default = 0.2)]
+    pub dropout: f64,
     /// Stochastic depth of the last block (earlier blocks get proportionally less).
     #[config(default = 0.2)]
     pub stochastic_depth_prob: f64,
 }
 
 impl EfficientNetConfig {
+    /// torchvision's `efficientnet_b0`.
+    pub fn efficientnet_b0() -> Self {
+        EfficientNetArch::B0.config()
+    }
+
+    /// torchvision's `efficientnet_b1`.
+    pub fn efficientnet_b1() -> Self {
+        EfficientNetArch::B1.config()
+    }
+
+    /// torchvision's `efficientnet_b2`.
+    pub fn efficientnet_b2() -> Self {
+        EfficientNetArch::B2.config()
+    }
+
+    /// torchvision's `efficientnet_b3`.
+    pub fn efficientnet_b3() -> Self {
+        EfficientNetArch::B3.config()
+    }
+
+    /// torchvision's `efficientnet_b4`.
+    pub fn efficientnet_b4() -> Self {
+        EfficientNetArch::B4.config()
+    }
+
+    /// torchvision's `efficientnet_b5`.
+    pub fn efficientnet_b5() -> Self {
+        EfficientNetArch::B5.config()
+    }
+
+    /// torchvision's `efficientnet_b6`.
+    pub fn efficientnet_b6() -> Self {
+        EfficientNetArch::B6.config()
+    }
+
+    /// torchvision's `efficientnet_b7`.
+    pub fn efficientnet_b7() -> Self {
+        EfficientNetArch::B7.config()
+    }
+
+    /// torchvision's `efficientnet_v2_s`.
+    pub fn efficientnet_v2_s() -> Self {
+        EfficientNetArch::V2S.config()
+    }
+
+    /// torchvision's `efficientnet_v2_m`.
+    pub fn efficientnet_v2_m() -> Self {
+        EfficientNetArch::V2M.config()
+    }
+
+    /// torchvision's `efficientnet_v2_l`.
+    pub fn efficientnet_v2_l() -> Self {
+        EfficientNetArch::V2L.config()
+    }
+
+    /// The builder whose configuration this is (classes, dropout and stochastic depth aside),
+    /// if any.
+    pub fn arch(&self) -> Option<EfficientNetArch> {
+        EfficientNetArch::ALL.into_iter().find(|arch| {
+            let preset = arch.config();
+            preset.stages == self.stages
+                && preset.last_channel == self.last_channel
+                && (preset.bn_eps, preset.bn_momentum) == (self.bn_eps, self.bn_momentum)
+        })
+    }
+
+    /// torchvision's builder name for a builder's shape (`efficientnet_b0`), else
+    /// `efficientnet`.
+    pub fn name(&self) -> &'static str {
+        self.arch().map_or("efficientnet", EfficientNetArch::name)
+    }
+
     /// Builds the model, initialised as torchvision does: convolutions
     /// `kaiming_normal_(mode="fan_out")` with zero biases, BatchNorm ones and zeros, the
     /// classifier uniform in `±1/sqrt(num_classes)` with a zero bias.
     pub fn init(&self, device: &Device) -> Result<EfficientNet, ConfigError> {
-        let name = self.arch.name();
-        let dropout = self.dropout.unwrap_or(self.arch.default_dropout());
+        let name = self.name();
+        let dropout = self.dropout;
         ConfigError::nonzero(name, "num_classes", self.num_classes)?;
+        let stages = &self.stages;
+        ConfigError::check(
+            !stages.is_empty(),
+            name,
+            "stages",
+            0.0,
+            "at least one stage",
+        )?;
+        for stage in stages {
+            for (field, value) in [
+                ("stages.kernel", stage.kernel),
+                ("stages.stride", stage.stride),
+                ("stages.input_channels", stage.input_channels),
+                ("stages.out_channels", stage.out_channels),
+                ("stages.num_layers", stage.num_layers),
+            ] {
+                ConfigError::nonzero(name, field, value)?;
+            }
+            ConfigError::check(
+                stage.expand_ratio.is_finite() && stage.expand_ratio > 0.0,
+                name,
+                "stages.expand_ratio",
+                stage.expand_ratio,
+                "it must be positive",
+            )?;
+        }
+        if let Some(channels) = self.last_channel {
+            ConfigError::nonzero(name, "last_channel", channels)?;
+        }
         ConfigError::probability(name, "dropout", dropout)?;
         ConfigError::probability(name, "stochastic_depth_prob", self.stochastic_depth_prob)?;
-        let (eps, momentum) = self.arch.batch_norm();
+        let (eps, momentum) = (self.bn_eps, self.bn_momentum);
         let cna = |i, o, k| {
             Conv2dNormActivation::new(i, o, k)
                 .norm(eps, momentum)
                 .activation(Some(ActivationKind::Silu))
         };
-        let (stages, last_channel) = setting(self.arch);
+        let last_channel = self.last_channel;
         let total: usize = stages.iter().map(|s| s.num_layers).sum();
         let mut features = vec![Feature::Layer(
             cna(3, stages[0].input_channels, 3).stride(2).init(device),
         )];
         let mut block_id = 0;
-        for stage in &stages {
+        for stage in stages {
             let blocks = (0..stage.num_layers)
                 .map(|i| {
                     let (input, stride) = if i == 0 {
@@ -372,7 +498,8 @@ impl EfficientNetConfig {
                 linear_slot(linear, true, device),
             ],
             num_features: last_output,
-            arch: self.arch,
+            min_size: if stages.iter().any(|s| s.fused) { 33 } else { 1 },
+            name,
         })
     }
 }
@@ -418,9 +545,12 @@ pub struct EfficientNet {
     pub classifier: Vec<VectorLayer>,
     /// Channels of the last convolution (1280 for B0 and V2).
     pub num_features: usize,
-    /// Which EfficientNet.
+    /// The smallest input side: torchvision's `min_size`, 1 for MBConv stages only (B0–B7), 33
+    /// where there are FusedMBConv stages (V2).
+    pub min_size: usize,
+    /// torchvision's builder name (`efficientnet_b0`), or `efficientnet` for another shape.
     #[module(skip)]
-    pub arch: EfficientNetArch,
+    pub name: &'static str,
 }
 
 impl EfficientNet {
@@ -461,12 +591,13 @@ impl Architecture for EfficientNet {
     fn input_spec(&self) -> InputSpec {
         InputSpec {
             channels: self.in_chans(),
-            ..self.arch.input_spec()
+            min_size: [self.min_size, self.min_size],
+            exact: false,
         }
     }
 
     fn display_name(&self) -> &str {
-        self.arch.name()
+        self.name
     }
 
     fn input_conv(&self) -> (&'static str, &Conv2d) {
@@ -542,6 +673,33 @@ mod tests {
     use crate::device::test_device as device;
 
     #[test]
+    fn any_stack_of_stages_builds_and_the_presets_are_values_of_it() {
+        let device = device();
+        // torchvision's EfficientNet([MBConvConfig(1, 3, 1, 32, 16, 1), MBConvConfig(6, 3, 2,
+        // 16, 24, 2)], dropout=0.2, num_classes=10), and one with a FusedMBConv stage and
+        // last_channel=256: sum(p.numel()) of each.
+        let mb = |e, k, s, i, o, n| StageSetting::new(false, e, k, s, i, o, n);
+        let small = EfficientNetConfig::new(vec![mb(1.0, 3, 1, 32, 16, 1), mb(6.0, 3, 2, 16, 24, 2)])
+            .with_num_classes(10)
+            .init(&device)
+            .unwrap();
+        assert_eq!((small.name, small.num_features, small.min_size), ("efficientnet", 96, 1));
+        assert_eq!(crate::num_parameters(&small), 22_556);
+        let x = Tensor::<4>::zeros([2, 3, 20, 20], &device);
+        assert_eq!(small.forward(x).dims(), [2, 10]);
+        let fused = StageSetting::new(true, 1.0, 3, 1, 24, 24, 2);
+        let mixed = EfficientNetConfig::new(vec![fused, mb(4.0, 3, 2, 24, 48, 1)])
+            .with_last_channel(Some(256))
+            .init(&device)
+            .unwrap();
+        assert_eq!((mixed.num_features, mixed.min_size), (256, 33));
+        assert_eq!(crate::num_parameters(&mixed), 290_470);
+        assert_eq!(EfficientNetConfig::efficientnet_v2_m().name(), "efficientnet_v2_m");
+        let err = EfficientNetConfig::new(vec![]).init(&device).unwrap_err();
+        assert!(err.to_string().contains("stages"), "{err}");
+    }
+
+    #[test]
     fn depths_and_widths_equal_torchvision_s() {
         // [(out_channels, num_layers)] of torchvision's `_efficientnet_conf`.
         let rows = |arch| {
@@ -581,7 +739,7 @@ mod tests {
     #[test]
     fn keys_and_norms_are_torchvision_s() {
         let device = device();
-        let model = EfficientNetConfig::new(EfficientNetArch::B0)
+        let model = EfficientNetArch::B0.config()
             .init(&device)
             .unwrap();
         let keys = crate::layers::torch_shapes(&model);
@@ -597,7 +755,7 @@ mod tests {
         ] {
             assert_eq!(keys.get(key), Some(&shape), "{key}");
         }
-        let v2 = EfficientNetConfig::new(EfficientNetArch::V2S)
+        let v2 = EfficientNetArch::V2S.config()
             .init(&device)
             .unwrap();
         let keys = crate::layers::torch_shapes(&v2);
@@ -617,7 +775,7 @@ mod tests {
     #[test]
     fn shapes_for_several_sizes_and_v2_minimum() {
         let device = device();
-        let model = EfficientNetConfig::new(EfficientNetArch::B0)
+        let model = EfficientNetArch::B0.config()
             .with_num_classes(5)
             .init(&device)
             .unwrap();
@@ -625,7 +783,7 @@ mod tests {
             let x = Tensor::<4>::zeros([2, 3, h, w], &device);
             assert_eq!(model.forward(x).dims(), [2, 5]);
         }
-        let v2 = EfficientNetConfig::new(EfficientNetArch::V2S)
+        let v2 = EfficientNetArch::V2S.config()
             .with_num_classes(5)
             .init(&device)
             .unwrap();
@@ -643,11 +801,11 @@ mod tests {
         let device = device();
         for (config, field) in [
             (
-                EfficientNetConfig::new(EfficientNetArch::B0).with_dropout(Some(1.0)),
+                EfficientNetArch::B0.config().with_dropout(1.0),
                 "dropout",
             ),
             (
-                EfficientNetConfig::new(EfficientNetArch::B0).with_stochastic_depth_prob(-0.1),
+                EfficientNetArch::B0.config().with_stochastic_depth_prob(-0.1),
                 "stochastic_depth_prob",
             ),
         ] {

@@ -3,7 +3,6 @@
 //! to 600 for B7), the size torchvision gives its GFLOPs at. V2-L's file is normalised with mean
 //! and standard deviation 0.5, not ImageNet's.
 
-use super::EfficientNetArch::{B0, B1, B2, B3, B4, B5, B6, B7, V2L, V2M, V2S};
 use super::{EfficientNet, EfficientNetConfig};
 use crate::error::InputSpec;
 use crate::family::Family;
@@ -28,14 +27,14 @@ const EFFICIENTNET_V2_INPUT: InputSpec = InputSpec {
 #[rustfmt::skip]
 builders! {
     family: Family::EFFICIENTNET, input: EFFICIENTNET_INPUT, config: EfficientNetConfig, drop_rate: dropout, drop_path_rate: stochastic_depth_prob;
-    efficientnet_b0: EfficientNet = EfficientNetConfig::new(B0), {
+    efficientnet_b0: EfficientNet = EfficientNetConfig::efficientnet_b0(), {
         params: 5_288_548,
         gflops: 0.386,
         weights: &[
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_b0_rwightman-7f5810bc.pth", "7f5810bc", 20.451, 77.692, 93.532, 256, true).crop(224, Bicubic),
         ],
     }
-    efficientnet_b1: EfficientNet = EfficientNetConfig::new(B1), {
+    efficientnet_b1: EfficientNet = EfficientNetConfig::efficientnet_b1(), {
         params: 7_794_184,
         gflops: 0.687,
         image_size: 240,
@@ -44,7 +43,7 @@ builders! {
             imagenet("IMAGENET1K_V2", "https://download.pytorch.org/models/efficientnet_b1-c27df63c.pth", "c27df63c", 30.136, 79.838, 94.934, 255, true).crop(240, Bilinear),
         ],
     }
-    efficientnet_b2: EfficientNet = EfficientNetConfig::new(B2), {
+    efficientnet_b2: EfficientNet = EfficientNetConfig::efficientnet_b2(), {
         params: 9_109_994,
         gflops: 1.088,
         image_size: 288,
@@ -52,7 +51,7 @@ builders! {
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_b2_rwightman-c35c1473.pth", "c35c1473", 35.174, 80.608, 95.31, 288, true).crop(288, Bicubic),
         ],
     }
-    efficientnet_b3: EfficientNet = EfficientNetConfig::new(B3), {
+    efficientnet_b3: EfficientNet = EfficientNetConfig::efficientnet_b3(), {
         params: 12_233_232,
         gflops: 1.827,
         image_size: 300,
@@ -60,7 +59,7 @@ builders! {
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_b3_rwightman-b3899882.pth", "b3899882", 47.184, 82.008, 96.054, 320, true).crop(300, Bicubic),
         ],
     }
-    efficientnet_b4: EfficientNet = EfficientNetConfig::new(B4), {
+    efficientnet_b4: EfficientNet = EfficientNetConfig::efficientnet_b4(), {
         params: 19_341_616,
         gflops: 4.394,
         image_size: 380,
@@ -68,7 +67,7 @@ builders! {
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_b4_rwightman-23ab8bcd.pth", "23ab8bcd", 74.489, 83.384, 96.594, 384, true).crop(380, Bicubic),
         ],
     }
-    efficientnet_b5: EfficientNet = EfficientNetConfig::new(B5), {
+    efficientnet_b5: EfficientNet = EfficientNetConfig::efficientnet_b5(), {
         params: 30_389_784,
         gflops: 10.266,
         image_size: 456,
@@ -76,7 +75,7 @@ builders! {
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_b5_lukemelas-1a07897c.pth", "1a07897c", 116.864, 83.444, 96.628, 456, true).crop(456, Bicubic),
         ],
     }
-    efficientnet_b6: EfficientNet = EfficientNetConfig::new(B6), {
+    efficientnet_b6: EfficientNet = EfficientNetConfig::efficientnet_b6(), {
         params: 43_040_704,
         gflops: 19.068,
         image_size: 528,
@@ -84,7 +83,7 @@ builders! {
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_b6_lukemelas-24a108a5.pth", "24a108a5", 165.362, 84.008, 96.916, 528, true).crop(528, Bicubic),
         ],
     }
-    efficientnet_b7: EfficientNet = EfficientNetConfig::new(B7), {
+    efficientnet_b7: EfficientNet = EfficientNetConfig::efficientnet_b7(), {
         params: 66_347_960,
         gflops: 37.746,
         image_size: 600,
@@ -92,7 +91,7 @@ builders! {
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_b7_lukemelas-c5b4e57e.pth", "c5b4e57e", 254.675, 84.122, 96.908, 600, true).crop(600, Bicubic),
         ],
     }
-    efficientnet_v2_s: EfficientNet = EfficientNetConfig::new(V2S), {
+    efficientnet_v2_s: EfficientNet = EfficientNetConfig::efficientnet_v2_s(), {
         params: 21_458_488,
         gflops: 8.366,
         image_size: 384,
@@ -101,7 +100,7 @@ builders! {
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_v2_s-dd5fe13b.pth", "dd5fe13b", 82.704, 84.228, 96.878, 384, true).crop(384, Bilinear),
         ],
     }
-    efficientnet_v2_m: EfficientNet = EfficientNetConfig::new(V2M), {
+    efficientnet_v2_m: EfficientNet = EfficientNetConfig::efficientnet_v2_m(), {
         params: 54_139_356,
         gflops: 24.582,
         image_size: 480,
@@ -110,7 +109,7 @@ builders! {
             imagenet("IMAGENET1K_V1", "https://download.pytorch.org/models/efficientnet_v2_m-dc08266a.pth", "dc08266a", 208.01, 85.112, 97.156, 480, true).crop(480, Bilinear),
         ],
     }
-    efficientnet_v2_l: EfficientNet = EfficientNetConfig::new(V2L), {
+    efficientnet_v2_l: EfficientNet = EfficientNetConfig::efficientnet_v2_l(), {
         params: 118_515_272,
         gflops: 56.08,
         image_size: 480,
