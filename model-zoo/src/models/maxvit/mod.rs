@@ -57,11 +57,6 @@ impl Family {
 }
 
 /// `maxvit_t`'s stem width, block widths and depths, head width and partition side.
-const STEM: usize = 64;
-const BLOCK_CHANNELS: [usize; 4] = [64, 128, 256, 512];
-const BLOCK_LAYERS: [usize; 4] = [2, 2, 5, 2];
-const HEAD_DIM: usize = 32;
-const PARTITION: usize = 7;
 /// BatchNorm `(eps, momentum)`.
 const BN: (f64, f64) = (1e-3, 0.01);
 
@@ -86,19 +81,46 @@ fn halve(side: usize) -> usize {
 }
 
 /// The attention grid of each block for `input` (torchvision's `_make_block_input_shapes`).
-fn block_grids(input: [usize; 2]) -> [[usize; 2]; 4] {
+fn block_grids(input: [usize; 2], blocks: usize) -> Vec<[usize; 2]> {
     let mut size = input.map(halve);
-    [0; 4].map(|_| {
-        size = size.map(halve);
-        size
-    })
+    (0..blocks)
+        .map(|_| {
+            size = size.map(halve);
+            size
+        })
+        .collect()
 }
 
-/// Configuration of a [`MaxVit`]: `maxvit_t`'s arguments.
+/// Configuration of a [`MaxVit`]: torchvision's `MaxVit` arguments, each `maxvit_t`'s by
+/// default (`MaxVitConfig::new()` is `maxvit_t`), so that any depth and width builds.
 ///
 /// torchvision's `attention_dropout` is not offered: `maxvit_t` and its weights use 0.
 #[derive(Config, Debug)]
 pub struct MaxVitConfig {
+    /// Channels of the stem.
+    #[config(default = 64)]
+    pub stem_channels: usize,
+    /// Channels of each block (`[64, 128, 256, 512]`); each block's first layer has stride 2.
+    #[config(default = "vec![64, 128, 256, 512]")]
+    pub block_channels: Vec<usize>,
+    /// Layers of each block (`[2, 2, 5, 2]`).
+    #[config(default = "vec![2, 2, 5, 2]")]
+    pub block_layers: Vec<usize>,
+    /// Width of each attention head (32); it divides every block's channels.
+    #[config(default = 32)]
+    pub head_dim: usize,
+    /// Side of the attention windows and of the grid (7).
+    #[config(default = 7)]
+    pub partition_size: usize,
+    /// Expansion of each MBConv's hidden channels (4).
+    #[config(default = 4.0)]
+    pub expansion_ratio: f64,
+    /// Width of each MBConv's squeeze-excitation, over its output channels (0.25).
+    #[config(default = 0.25)]
+    pub squeeze_ratio: f64,
+    /// Width of each attention layer's MLP over its channels (4).
+    #[config(default = 4)]
+    pub mlp_ratio: usize,
     /// Output classes.
     #[config(default = 1000)]
     pub num_classes: usize,
@@ -115,65 +137,132 @@ pub struct MaxVitConfig {
 }
 
 /// That every block of a MaxViT for `input` divides into partitions.
-fn check_input_size(input: [usize; 2]) -> Result<[[usize; 2]; 4], ConfigError> {
-    let grids = block_grids(input);
+fn check_input_size(
+    name: &str,
+    input: [usize; 2],
+    blocks: usize,
+    partition: usize,
+) -> Result<Vec<[usize; 2]>, ConfigError> {
+    let grids = block_grids(input, blocks);
     let fits = grids
         .iter()
-        .all(|g| g.iter().all(|&s| s > 0 && s.is_multiple_of(PARTITION)));
+        .all(|g| g.iter().all(|&s| s > 0 && s.is_multiple_of(partition)));
     ConfigError::check(
         fits,
-        "maxvit_t",
+        name,
         "input_size",
         input[0].max(input[1]) as f64,
-        "each block's input must be a multiple of 7 on both sides (224 or 448, for instance)",
+        "each block's input must be a multiple of the partition size on both sides (224 or \
+         448 for maxvit_t, for instance)",
     )?;
     Ok(grids)
 }
 
 impl MaxVitConfig {
+    /// torchvision's `maxvit_t`.
+    pub fn maxvit_t() -> Self {
+        Self::new()
+    }
+
+    /// `maxvit_t` for `maxvit_t`'s shape (input size, classes and rates aside), else `maxvit`.
+    pub fn name(&self) -> &'static str {
+        let t = Self::new();
+        let same = (t.stem_channels, &t.block_channels, &t.block_layers)
+            == (self.stem_channels, &self.block_channels, &self.block_layers)
+            && (t.head_dim, t.partition_size, t.mlp_ratio)
+                == (self.head_dim, self.partition_size, self.mlp_ratio)
+            && (t.expansion_ratio, t.squeeze_ratio) == (self.expansion_ratio, self.squeeze_ratio);
+        if same { "maxvit_t" } else { "maxvit" }
+    }
+
     /// Builds the model, initialised as torchvision does: convolutions `normal_(std=0.02)`
     /// with zero biases, BatchNorm ones and zeros, `Linear`s and LayerNorms PyTorch's defaults,
     /// bias tables `trunc_normal_(std=0.02)` (truncated at ±2, a plain normal in practice).
     pub fn init(&self, device: &Device) -> Result<MaxVit, ConfigError> {
-        let name = "maxvit_t";
+        let name = self.name();
         ConfigError::nonzero(name, "num_classes", self.num_classes)?;
+        for (field, value) in [
+            ("stem_channels", self.stem_channels),
+            ("head_dim", self.head_dim),
+            ("partition_size", self.partition_size),
+            ("mlp_ratio", self.mlp_ratio),
+        ] {
+            ConfigError::nonzero(name, field, value)?;
+        }
+        let (channels, depths) = (&self.block_channels, &self.block_layers);
+        ConfigError::check(
+            !channels.is_empty() && channels.len() == depths.len() && !depths.contains(&0),
+            name,
+            "block_layers",
+            depths.len() as f64,
+            "one positive layer count per block, as many as block_channels, at least one",
+        )?;
+        for &c in channels {
+            ConfigError::check(
+                c > 0 && c.is_multiple_of(self.head_dim),
+                name,
+                "block_channels",
+                c as f64,
+                "each must be a positive multiple of head_dim",
+            )?;
+        }
+        let mid = |out: usize| (out as f64 * self.expansion_ratio) as usize;
+        let squeeze = |out: usize| (out as f64 * self.squeeze_ratio) as usize;
+        ConfigError::check(
+            channels.iter().all(|&c| mid(c) > 0 && squeeze(c) > 0),
+            name,
+            "expansion_ratio",
+            self.expansion_ratio,
+            "the expansion and squeeze ratios must leave every MBConv a channel",
+        )?;
         ConfigError::probability(name, "stochastic_depth_prob", self.stochastic_depth_prob)?;
         ConfigError::probability(name, "mlp_dropout", self.mlp_dropout)?;
-        let grids = check_input_size(self.input_size)?;
+        let grids = check_input_size(name, self.input_size, channels.len(), self.partition_size)?;
+        let stem_channels = self.stem_channels;
         let stem = vec![
-            Conv2dNormActivation::new(3, STEM, 3)
+            Conv2dNormActivation::new(3, stem_channels, 3)
                 .stride(2)
                 .norm(BN.0, BN.1)
                 .activation(Some(ActivationKind::Gelu))
                 .init_with(CONV_INIT, device),
             ImageLayer::Sequential(vec![ImageLayer::Conv(conv(
-                Conv2dConfig::new([STEM, STEM], [3, 3])
+                Conv2dConfig::new([stem_channels, stem_channels], [3, 3])
                     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
                 device,
             ))]),
         ];
-        let total: usize = BLOCK_LAYERS.iter().sum();
+        let total: usize = depths.iter().sum();
         // numpy's linspace(0, p, total).
         let p = |i: usize| self.stochastic_depth_prob * i as f64 / (total as f64 - 1.0);
         let mut layer_id = 0;
-        let mut in_channels = STEM;
-        let blocks = (0..4)
+        let mut in_channels = stem_channels;
+        let blocks = (0..channels.len())
             .map(|b| {
-                let out = BLOCK_CHANNELS[b];
-                let layers = (0..BLOCK_LAYERS[b])
+                let out = channels[b];
+                let layers = (0..depths[b])
                     .map(|i| {
                         let sd = p(layer_id);
                         layer_id += 1;
                         let input = if i == 0 { in_channels } else { out };
                         let stride = if i == 0 { 2 } else { 1 };
-                        MaxVitLayer::new(input, out, stride, sd, self.mlp_dropout, grids[b], device)
+                        let shape = LayerShape {
+                            input,
+                            out,
+                            stride,
+                            mid: mid(out),
+                            squeeze: squeeze(out),
+                            head_dim: self.head_dim,
+                            partition: self.partition_size,
+                            mlp: self.mlp_ratio * out,
+                        };
+                        MaxVitLayer::new(shape, sd, self.mlp_dropout, grids[b], device)
                     })
                     .collect();
                 in_channels = out;
                 MaxVitBlock { layers }
             })
             .collect();
-        let last = BLOCK_CHANNELS[3];
+        let last = channels[channels.len() - 1];
         Ok(MaxVit {
             stem,
             blocks,
@@ -190,8 +279,26 @@ impl MaxVitConfig {
                 ),
             ],
             input_size: self.input_size,
+            partition_size: self.partition_size,
+            num_features: last,
+            name,
         })
     }
+}
+
+/// One MaxViT layer's widths: input and output channels, the first convolution's stride, the
+/// MBConv's hidden and squeeze widths, the attention's head width and partition side, the MLP's
+/// hidden width.
+#[derive(Clone, Copy)]
+struct LayerShape {
+    input: usize,
+    out: usize,
+    stride: usize,
+    mid: usize,
+    squeeze: usize,
+    head_dim: usize,
+    partition: usize,
+    mlp: usize,
 }
 
 /// torchvision's MaxViT `MBConv`: `proj(x) + stochastic_depth(layers(x))`.
@@ -222,7 +329,15 @@ pub struct MbConvLayers {
 }
 
 impl MbConv {
-    fn new(input: usize, out: usize, stride: usize, sd: f64, device: &Device) -> Self {
+    fn new(shape: LayerShape, sd: f64, device: &Device) -> Self {
+        let LayerShape {
+            input,
+            out,
+            stride,
+            mid,
+            squeeze,
+            ..
+        } = shape;
         let mut proj = Vec::new();
         if stride != 1 || input != out {
             if stride == 2 {
@@ -238,8 +353,6 @@ impl MbConv {
                 device,
             )));
         }
-        let mid = out * 4;
-        let squeeze = out / 4;
         let cna = |i, o, k| {
             Conv2dNormActivation::new(i, o, k)
                 .norm(BN.0, BN.1)
@@ -307,7 +420,9 @@ impl RelativeAttention {
         let [b, g, p, d] = x.dims();
         let heads = self.num_heads;
         let qkv = linear_last(&self.to_qkv, x).reshape([b * g, p, 3 * d]);
-        let bias = relative_position_bias(self.relative_position_bias_table.val(), PARTITION);
+        // p tokens a group: a partition of side sqrt(p).
+        let side = (p as f64).sqrt().round() as usize;
+        let bias = relative_position_bias(self.relative_position_bias_table.val(), side);
         // torchvision scales the keys by the feature width's root, not the head width's.
         let scale = (d as f64).powf(-0.5);
         let kernel_bias = kernels_take(&qkv).then(|| bias.clone().reshape([heads, p, p]));
@@ -350,17 +465,20 @@ pub struct PartitionAttention {
     pub grid: bool,
     /// The `[height, width]` of the map this layer sees.
     pub grid_size: [usize; 2],
+    /// Side of the windows and of the grid (7).
+    pub partition_size: usize,
 }
 
 impl PartitionAttention {
     fn new(
-        dim: usize,
+        shape: LayerShape,
         grid: bool,
         grid_size: [usize; 2],
         sd: f64,
         dropout: f64,
         device: &Device,
     ) -> Self {
+        let (dim, partition, heads) = (shape.out, shape.partition, shape.out / shape.head_dim);
         Self {
             attn_layer: vec![
                 AttentionSlot::Norm(layer_norm(dim, 1e-5, device)),
@@ -371,21 +489,22 @@ impl PartitionAttention {
                         mean: 0.0,
                         std: 0.02,
                     }
-                    .init([(2 * PARTITION - 1).pow(2), dim / HEAD_DIM], device),
-                    num_heads: dim / HEAD_DIM,
+                    .init([(2 * partition - 1).pow(2), heads], device),
+                    num_heads: heads,
                 }),
                 AttentionSlot::Dropout(DropoutConfig::new(0.0).init()),
             ],
             mlp_layer: vec![
                 ImageLayer::LayerNorm(layer_norm(dim, 1e-5, device)),
-                ImageLayer::Linear(LinearConfig::new(dim, 4 * dim).init(device)),
+                ImageLayer::Linear(LinearConfig::new(dim, shape.mlp).init(device)),
                 ImageLayer::Activation(ActivationKind::Gelu.init()),
-                ImageLayer::Linear(LinearConfig::new(4 * dim, dim).init(device)),
+                ImageLayer::Linear(LinearConfig::new(shape.mlp, dim).init(device)),
                 ImageLayer::Dropout(DropoutConfig::new(dropout).init()),
             ],
             stochastic_dropout: StochasticDepth::new(sd),
             grid,
             grid_size,
+            partition_size: partition,
         }
     }
 
@@ -393,9 +512,9 @@ impl PartitionAttention {
     /// 7 for the grid (whose groups are then swapped with the positions).
     fn partition_side(&self) -> usize {
         if self.grid {
-            self.grid_size[0] / PARTITION
+            self.grid_size[0] / self.partition_size
         } else {
-            PARTITION
+            self.partition_size
         }
     }
 
@@ -463,9 +582,7 @@ pub struct MaxVitLayer {
 
 impl MaxVitLayer {
     fn new(
-        input: usize,
-        out: usize,
-        stride: usize,
+        shape: LayerShape,
         sd: f64,
         dropout: f64,
         grid_size: [usize; 2],
@@ -473,11 +590,11 @@ impl MaxVitLayer {
     ) -> Self {
         Self {
             layers: MaxVitLayerParts {
-                MBconv: MbConv::new(input, out, stride, sd, device),
+                MBconv: MbConv::new(shape, sd, device),
                 window_attention: PartitionAttention::new(
-                    out, false, grid_size, sd, dropout, device,
+                    shape, false, grid_size, sd, dropout, device,
                 ),
-                grid_attention: PartitionAttention::new(out, true, grid_size, sd, dropout, device),
+                grid_attention: PartitionAttention::new(shape, true, grid_size, sd, dropout, device),
             },
         }
     }
@@ -507,6 +624,13 @@ pub struct MaxVit {
     pub classifier: Vec<VectorLayer>,
     /// The one `[height, width]` the model takes.
     pub input_size: [usize; 2],
+    /// Side of the attention windows and grid.
+    pub partition_size: usize,
+    /// Channels of the last block.
+    pub num_features: usize,
+    /// `maxvit_t`, or `maxvit` for another shape.
+    #[module(skip)]
+    pub name: &'static str,
 }
 
 /// The classifier's slots before its last `Linear`.
@@ -561,7 +685,7 @@ impl Architecture for MaxVit {
     }
 
     fn display_name(&self) -> &str {
-        "maxvit_t"
+        self.name
     }
 
     fn input_conv(&self) -> (&'static str, &Conv2d) {
@@ -612,7 +736,7 @@ impl Architecture for MaxVit {
     }
 
     fn for_input_size(mut self, size: [usize; 2]) -> Result<Self, ConfigError> {
-        let grids = check_input_size(size)?;
+        let grids = check_input_size(self.name, size, self.blocks.len(), self.partition_size)?;
         for (block, grid) in self.blocks.iter_mut().zip(grids) {
             for layer in &mut block.layers {
                 layer.layers.window_attention.grid_size = grid;
@@ -624,7 +748,7 @@ impl Architecture for MaxVit {
     }
 
     fn num_features(&self) -> usize {
-        BLOCK_CHANNELS[3]
+        self.num_features
     }
 
     /// The stem's and each MBConv's `conv_a` and `conv_b` BatchNorms (the `pre_norm`
@@ -675,10 +799,10 @@ impl ImportHooks for MaxVit {
         &["classifier.5."]
     }
 
-    /// Each attention's `relative_position_index`, `[49, 49]`.
+    /// Each attention's `relative_position_index`, `[49, 49]` for 7x7 partitions.
     fn derived_buffers(&self) -> Vec<DerivedBuffer> {
-        let n = PARTITION * PARTITION;
-        let index: Vec<f64> = relative_position_index(PARTITION)
+        let n = self.partition_size * self.partition_size;
+        let index: Vec<f64> = relative_position_index(self.partition_size)
             .into_iter()
             .map(|i| i as f64)
             .collect();
@@ -697,6 +821,30 @@ mod tests {
     use super::*;
     use crate::InputError;
     use crate::device::test_device as device;
+
+    #[test]
+    fn any_depth_and_width_builds_and_maxvit_t_is_the_default() {
+        let device = device();
+        // torchvision's MaxVit(input_size=(64, 64), stem_channels=16, partition_size=4,
+        // block_channels=[32, 64], block_layers=[1, 1], head_dim=32, stochastic_depth_prob=0.2,
+        // num_classes=5): sum(p.numel()).
+        let config = MaxVitConfig::new()
+            .with_stem_channels(16)
+            .with_block_channels(vec![32, 64])
+            .with_block_layers(vec![1, 1])
+            .with_partition_size(4)
+            .with_input_size([64, 64])
+            .with_num_classes(5);
+        let model = config.init(&device).unwrap();
+        assert_eq!((model.name, model.num_features()), ("maxvit", 64));
+        assert_eq!(crate::num_parameters(&model), 182_270);
+        assert_eq!(model.derived_buffers()[0].shape, [16, 16]);
+        assert_eq!(model.forward(Tensor::zeros([1, 3, 64, 64], &device)).dims(), [1, 5]);
+        assert_eq!(model.feature_info().len(), 3);
+        assert_eq!(MaxVitConfig::maxvit_t().name(), "maxvit_t");
+        let err = config.with_block_channels(vec![32, 48]).init(&device).unwrap_err();
+        assert!(err.to_string().contains("block_channels"), "{err}");
+    }
 
     #[test]
     fn keys_shapes_and_count_are_torchvision_s() {
@@ -750,7 +898,7 @@ mod tests {
     #[test]
     fn one_size_at_a_time() {
         assert_eq!(
-            block_grids([224, 224]),
+            block_grids([224, 224], 4),
             [[56, 56], [28, 28], [14, 14], [7, 7]]
         );
         let device = device();
