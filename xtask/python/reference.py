@@ -57,6 +57,9 @@ without the rest being written again.
 Usage: python reference.py --out DIR [--features FILE] MODEL[:HxW] [MODEL[:HxW] ...]
 """
 import argparse
+import os
+import sys
+import traceback
 import json
 import pathlib
 import re
@@ -545,7 +548,26 @@ def main():
     for spec in args.models:
         name, _, small = spec.partition(":")
         small = tuple(int(d) for d in small.split("x")) if small else (64, 48)
-        write(args.out, name, seed=1000 + 17 * sum(map(ord, name)), small=small, modules=features.get(name))
+        # Each model in a child forked from this process (torch imported once, no compute run
+        # here before the fork): whatever one model's references hold (vit_h_14's and
+        # regnet_y_128gf's float64 copies, traced extractors) goes back to the system when the
+        # child exits, where one process for all 85 grew past 24 GB and was OOM-killed.
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                write(args.out, name, seed=1000 + 17 * sum(map(ord, name)), small=small,
+                      modules=features.get(name))
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            sys.exit(f"{name}: writing the references failed (wait status {status})")
 
 
 if __name__ == "__main__":
