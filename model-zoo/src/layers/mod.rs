@@ -20,6 +20,7 @@ mod input_conv;
 mod misc;
 mod named;
 mod transformer;
+mod trunk;
 pub use activation_kind::ActivationKind;
 pub use basic_conv::BasicConv2d;
 pub(crate) use basic_conv::transform_input;
@@ -46,6 +47,7 @@ pub use transformer::{
     relative_position_bias, relative_position_index, scaled_dot_product, softmax_last, split_heads,
 };
 pub(crate) use transformer::{attention_kernel, kernels_take, linear_kernel};
+pub(crate) use trunk::image_features;
 
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's
 /// `conv1x1`/`conv3x3`/stem do: `dilation * (kernel - 1) / 2` on each side.

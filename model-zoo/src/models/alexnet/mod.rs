@@ -21,13 +21,10 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::{Architecture, ImportHooks};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Features, Taps, sequence_info};
-use crate::layers::run_image_layers_tapped;
-use crate::layers::stem_conv;
-use burn::nn::conv::Conv2d;
+use crate::features::Features;
 
 use crate::layers::{
-    ImageLayer, VectorLayer, fold_layers, linear_slot,
+    ImageLayer, VectorLayer, linear_slot,
     run_vector_layers,
 };
 
@@ -216,32 +213,12 @@ impl AlexNetConfig {
     }
 }
 
-impl AlexNet {
-    /// The unpooled features (`features`' output), tapping the stages of
-    /// [`Architecture::feature_info`].
-    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
-        let ends = taps.ends(|| ImageLayer::elements(&self.features, 3));
-        run_image_layers_tapped(&self.features, x, &ends, 0, taps)
-    }
-}
-
 impl Architecture for AlexNet {
     crate::layers::classifier_head!(classifier);
+    crate::layers::image_features!(stem: "features.0");
 
     fn family(&self) -> Family {
         Family::ALEXNET
-    }
-
-    /// The `_bn` models: every BatchNorm follows a convolution.
-    fn can_fold_batchnorm(&self) -> bool {
-        ImageLayer::can_fold(&self.features)
-    }
-
-    fn fold_batchnorm(self) -> Self {
-        Self {
-            features: fold_layers(self.features),
-            ..self
-        }
     }
 
     /// What this model accepts: 3 channels, at least 63x63 (8x8 in the CIFAR layout).
@@ -251,31 +228,6 @@ impl Architecture for AlexNet {
             min_size: [self.min_size, self.min_size],
             exact: false,
         }
-    }
-
-    fn input_conv(&self) -> (&'static str, &Conv2d) {
-        (
-            "features.0",
-            stem_conv(self.features.first().and_then(ImageLayer::first_conv)),
-        )
-    }
-
-    fn input_conv_mut(&mut self) -> &mut Conv2d {
-        stem_conv(
-            self.features
-                .first_mut()
-                .and_then(ImageLayer::first_conv_mut),
-        )
-    }
-
-    /// `features.N` before each downsampling layer after the first, and the last
-    /// (torchvision's: `features.1`, `.4`, `.11`, `.12`).
-    fn feature_info(&self) -> Vec<FeatureInfo> {
-        sequence_info("features", &ImageLayer::elements(&self.features, 3), 1)
-    }
-
-    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
-        self.trunk(x, taps).map(Features::Map)
     }
 
     /// `avgpool` (6x6) flattened, then `classifier`.

@@ -15,15 +15,12 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::{Architecture, ImportHooks};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Features, Taps, sequence_info};
-use crate::layers::run_image_layers_tapped;
-use crate::layers::stem_conv;
+use crate::features::Features;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, InvertedResidual, SqueezeExcitation,
-    VectorLayer, fold_layers, linear_slot, make_divisible,
+    VectorLayer, linear_slot, make_divisible,
     run_vector_layers,
 };
-use burn::nn::conv::Conv2d;
 
 impl Family {
     /// MobileNet V3, Large and Small ([`crate::mobilenet_v3`]).
@@ -333,17 +330,9 @@ pub const MOBILENET_V3_INPUT: InputSpec = InputSpec {
     exact: false,
 };
 
-impl MobileNetV3 {
-    /// The unpooled features (`features`' output), tapping the stages of
-    /// [`Architecture::feature_info`].
-    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
-        let ends = taps.ends(|| ImageLayer::elements(&self.features, 3));
-        run_image_layers_tapped(&self.features, x, &ends, 0, taps)
-    }
-}
-
 impl Architecture for MobileNetV3 {
     crate::layers::classifier_head!(classifier);
+    crate::layers::image_features!(stem: "features.0.0");
 
     fn family(&self) -> Family {
         Family::MOBILENET_V3
@@ -360,31 +349,6 @@ impl Architecture for MobileNetV3 {
         self.name
     }
 
-    fn input_conv(&self) -> (&'static str, &Conv2d) {
-        (
-            "features.0.0",
-            stem_conv(self.features.first().and_then(ImageLayer::first_conv)),
-        )
-    }
-
-    fn input_conv_mut(&mut self) -> &mut Conv2d {
-        stem_conv(
-            self.features
-                .first_mut()
-                .and_then(ImageLayer::first_conv_mut),
-        )
-    }
-
-    /// `features.N` before each downsampling block after the stem, and the last (Large:
-    /// `features.1`, `.3`, `.6`, `.12`, `.16`; reductions 2 to 32).
-    fn feature_info(&self) -> Vec<FeatureInfo> {
-        sequence_info("features", &ImageLayer::elements(&self.features, 3), 1)
-    }
-
-    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
-        self.trunk(x, taps).map(Features::Map)
-    }
-
     /// Global average pooling, then `classifier`.
     fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
         let x = features.expect_map("mobilenet_v3");
@@ -399,16 +363,6 @@ impl Architecture for MobileNetV3 {
         self.num_features
     }
 
-    fn can_fold_batchnorm(&self) -> bool {
-        ImageLayer::can_fold(&self.features)
-    }
-
-    fn fold_batchnorm(self) -> Self {
-        Self {
-            features: fold_layers(self.features),
-            ..self
-        }
-    }
 }
 
 impl ImportHooks for MobileNetV3 {

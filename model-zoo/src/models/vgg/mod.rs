@@ -19,13 +19,10 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::{Architecture, ImportHooks};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Features, Taps, sequence_info};
-use crate::layers::run_image_layers_tapped;
-use crate::layers::stem_conv;
-use burn::nn::conv::Conv2d;
+use crate::features::Features;
 
 use crate::layers::{
-    ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, fold_layers, linear_slot, run_vector_layers, zero_bias,
+    ImageLayer, VectorLayer, conv_config, conv_kaiming_fan_out, linear_slot, run_vector_layers, zero_bias,
 };
 
 impl Family {
@@ -218,32 +215,12 @@ pub struct Vgg {
     num_features: usize,
 }
 
-impl Vgg {
-    /// The unpooled features (`features`' output), tapping the stages of
-    /// [`Architecture::feature_info`].
-    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
-        let ends = taps.ends(|| ImageLayer::elements(&self.features, 3));
-        run_image_layers_tapped(&self.features, x, &ends, 0, taps)
-    }
-}
-
 impl Architecture for Vgg {
     crate::layers::classifier_head!(classifier);
+    crate::layers::image_features!(stem: "features.0");
 
     fn family(&self) -> Family {
         Family::VGG
-    }
-
-    /// The `_bn` models: every BatchNorm follows a convolution.
-    fn can_fold_batchnorm(&self) -> bool {
-        ImageLayer::can_fold(&self.features)
-    }
-
-    fn fold_batchnorm(self) -> Self {
-        Self {
-            features: fold_layers(self.features),
-            ..self
-        }
     }
 
     /// What this model accepts: 3 channels, at least `2^pools` (32x32 for every standard VGG).
@@ -253,31 +230,6 @@ impl Architecture for Vgg {
             min_size: [self.min_size, self.min_size],
             exact: false,
         }
-    }
-
-    fn input_conv(&self) -> (&'static str, &Conv2d) {
-        (
-            "features.0",
-            stem_conv(self.features.first().and_then(ImageLayer::first_conv)),
-        )
-    }
-
-    fn input_conv_mut(&mut self) -> &mut Conv2d {
-        stem_conv(
-            self.features
-                .first_mut()
-                .and_then(ImageLayer::first_conv_mut),
-        )
-    }
-
-    /// `features.N` before each max-pool after the first layer, and the last (VGG-16:
-    /// `features.3`, `.8`, `.15`, `.22`, `.29`, `.30`; reductions 1 to 32).
-    fn feature_info(&self) -> Vec<FeatureInfo> {
-        sequence_info("features", &ImageLayer::elements(&self.features, 3), 1)
-    }
-
-    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
-        self.trunk(x, taps).map(Features::Map)
     }
 
     /// `avgpool` (7x7) flattened, then `classifier`.
