@@ -32,7 +32,7 @@ use crate::layers::transform_input;
 use crate::tap;
 use burn::nn::conv::Conv2d;
 
-use crate::layers::{linear_torch_default, new_classifier};
+use crate::layers::{ClassifierHead, linear_torch_default};
 
 impl Family {
     /// GoogLeNet and its 32x32 variant ([`crate::googlenet`]).
@@ -432,8 +432,8 @@ impl Architecture for GoogLeNet {
         [&self.aux1, &self.aux2]
             .into_iter()
             .flatten()
-            .map(|aux| ParamGroup::ids_from_module(aux.fc2.clone()))
-            .fold(ParamGroup::ids_from_module(self.fc.clone()), |a, b| {
+            .map(|aux| aux.fc2.param_group())
+            .fold(self.fc.param_group(), |a, b| {
                 a.fuse(&b)
             })
     }
@@ -496,7 +496,7 @@ impl Architecture for GoogLeNet {
 
     /// Classes of the main classifier.
     fn num_classes(&self) -> usize {
-        self.fc.weight.lazy_shape().dims::<2>()[1]
+        self.fc.num_classes()
     }
 
     /// Replaces the classifier (`fc`, and the aux heads' `fc2` when present) by freshly
@@ -506,9 +506,9 @@ impl Architecture for GoogLeNet {
         num_classes: usize,
         device: &Device,
     ) -> Result<Self, ConfigError> {
-        self.fc = new_classifier("googlenet", 1024, num_classes, device)?;
+        self.fc = self.fc.reset("googlenet", num_classes, device)?;
         for aux in [&mut self.aux1, &mut self.aux2].into_iter().flatten() {
-            aux.fc2 = new_classifier("googlenet", 1024, num_classes, device)?;
+            aux.fc2 = aux.fc2.clone().reset("googlenet", num_classes, device)?;
         }
         Ok(self)
     }

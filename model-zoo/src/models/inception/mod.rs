@@ -33,7 +33,7 @@ use crate::error::{ConfigError, InputError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps, no_stop};
 use crate::layers::{BasicConv2d, transform_input};
-use crate::layers::{linear_torch_default, max_pool2d_with, new_classifier};
+use crate::layers::{ClassifierHead, linear_torch_default, max_pool2d_with};
 use crate::tap;
 use burn::nn::conv::Conv2d;
 
@@ -655,7 +655,7 @@ impl Architecture for InceptionV3 {
     }
 
     fn num_classes(&self) -> usize {
-        self.fc.weight.lazy_shape().dims::<2>()[1]
+        self.fc.num_classes()
     }
 
     /// Replaces `fc` (and the aux head's `fc`, if any) by freshly initialised linear layers
@@ -665,18 +665,18 @@ impl Architecture for InceptionV3 {
         num_classes: usize,
         device: &Device,
     ) -> Result<Self, ConfigError> {
-        self.fc = new_classifier("inception_v3", 2048, num_classes, device)?;
+        self.fc = self.fc.reset("inception_v3", num_classes, device)?;
         if let Some(aux) = &mut self.AuxLogits {
-            aux.fc = new_classifier("inception_v3", 768, num_classes, device)?;
+            aux.fc = aux.fc.clone().reset("inception_v3", num_classes, device)?;
         }
         Ok(self)
     }
 
     /// `fc`, and `AuxLogits.fc` when present.
     fn classifier_group(&self) -> ParamGroup {
-        let mut ids = ParamGroup::ids_from_module(self.fc.clone());
+        let mut ids = self.fc.param_group();
         if let Some(aux) = &self.AuxLogits {
-            ids = ids.fuse(&ParamGroup::ids_from_module(aux.fc.clone()));
+            ids = ids.fuse(&aux.fc.param_group());
         }
         ids
     }
