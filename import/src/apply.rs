@@ -164,8 +164,13 @@ pub(crate) fn load_state<M: ImportHooks>(
 
     let mut ignored = state.ignored;
     let mut found: BTreeMap<String, PackTensor> = BTreeMap::new();
+    // Parts the model was built without: optional ones (aux heads), and the whole head of a
+    // features-only backbone (`without_head`), whose keys a classifier's file holds.
+    let headless = !model.has_head();
     let optional = |key: &str| {
-        !expected.contains_key(key) && model.optional_prefixes().iter().any(|p| key.starts_with(p))
+        !expected.contains_key(key)
+            && (model.optional_prefixes().iter().any(|p| key.starts_with(p))
+                || headless && model.head_prefixes().iter().any(|p| key.starts_with(p)))
     };
     let buffers = model.derived_buffers();
     for tensor in state.tensors {

@@ -29,7 +29,8 @@ use std::time::Duration;
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use model_zoo::{
-    BuildOptions, Checksum, Model, ModelInfo, RegistryError, WeightsInfo, WeightsSource,
+    BuildOptions, Checksum, FeatureExtractor, Model, ModelInfo, RegistryError, WeightsInfo,
+    WeightsSource,
 };
 use sha2::{Digest, Sha256};
 
@@ -289,6 +290,42 @@ impl WeightsCache {
         self.load_weights(info, info.weights(weights)?, device)
     }
 
+    /// `model` as a backbone ([`FeatureExtractor`]: the maps of the stages `out_indices`,
+    /// every stage where empty) with pretrained `weights`, its head left out: timm's
+    /// `create_model(name, pretrained=True, features_only=True, out_indices=...)`. The cached
+    /// Burn file is the classifier's; the head's tensors in it are not loaded.
+    pub fn load_features(
+        &self,
+        model: &str,
+        weights: &str,
+        out_indices: &[usize],
+        device: &Device,
+    ) -> Result<FeatureExtractor<Model>, HubError> {
+        let info = model_zoo::model_info(model)?;
+        self.load_features_weights(info, info.weights(weights)?, out_indices, device)
+    }
+
+    /// [`Self::load_features`] for any descriptor (see [`Self::convert_weights`]).
+    pub fn load_features_weights(
+        &self,
+        info: &ModelInfo,
+        weights: &WeightsInfo,
+        out_indices: &[usize],
+        device: &Device,
+    ) -> Result<FeatureExtractor<Model>, HubError> {
+        let backbone = match self.converted(info, weights, device)? {
+            (_, Some(model)) => FeatureExtractor::new(model, out_indices),
+            (burnpack, None) => {
+                let model = info.create_for_weights(weights.num_classes(), device);
+                let backbone =
+                    FeatureExtractor::new(model.map_err(RegistryError::from)?, out_indices)
+                        .map_err(RegistryError::from)?;
+                return Ok(backbone.map_model(|m| load_burnpack(m, &burnpack))?);
+            }
+        };
+        Ok(backbone.map_err(RegistryError::from)?)
+    }
+
     /// [`Self::convert`] for any descriptor, including one that is not in the registry (a
     /// mirror's or your own file): fetches it, imports it strictly into `info`'s model, and
     /// writes the Burn file atomically.
@@ -344,6 +381,18 @@ impl WeightsCache {
 /// cache in `$ZOO_CACHE` (see [`WeightsCache`]), downloading and converting on first use.
 pub fn pretrained(model: &str, weights: &str, device: &Device) -> Result<Model, HubError> {
     WeightsCache::from_env().load(model, weights, device)
+}
+
+/// [`pretrained`] as a backbone: the feature maps of the stages `out_indices` of `model`'s
+/// `feature_info()` (every stage where empty), its head removed (see
+/// [`WeightsCache::load_features`]).
+pub fn pretrained_features(
+    model: &str,
+    weights: &str,
+    out_indices: &[usize],
+    device: &Device,
+) -> Result<FeatureExtractor<Model>, HubError> {
+    WeightsCache::from_env().load_features(model, weights, out_indices, device)
 }
 
 /// Imports a weight file (strictly) into a fresh `info` model with `num_classes` classes: a

@@ -39,6 +39,6 @@ mod torch;
 pub use apply::ImportReport;
 pub use error::{ImportError, ShapeMismatch};
 pub use format::{Import, WeightFormat};
-pub use hub::{DownloadError, HubError, WeightsCache, pretrained};
+pub use hub::{DownloadError, HubError, WeightsCache, pretrained, pretrained_features};
 pub use paddle::{PaddleImport, PaddleLayout};
 pub use torch::{TorchImport, load_burnpack, save_burnpack, save_safetensors};

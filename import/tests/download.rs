@@ -540,9 +540,24 @@ fn pretrained_weights_download_convert_and_reload_from_cache() {
         "a cached file is not downloaded again"
     );
     again
-        .forward(x)
+        .forward(x.clone())
         .into_data()
         .assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::absolute(1e-5));
+
+    // As a backbone from the cached classifier's Burn file: the head's tensors are left out,
+    // the maps are the classifier's.
+    let backbone = WeightsCache::new(root.path())
+        .with_base_url(server.models_url())
+        .with_progress(false)
+        .load_features_weights(info, &weights, &[2, 4], &device)
+        .unwrap();
+    assert_eq!(server.hits(&file.file), 1);
+    assert!(!backbone.model().has_head());
+    let want = original.forward_intermediates(x.clone(), &[2, 4]).unwrap();
+    for (got, want) in backbone.forward(x).into_iter().zip(want) {
+        got.into_data()
+            .assert_approx_eq::<f32>(&want.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+    }
 }
 
 /// The zoo model's weights as `paddle.save` writes a paddle.vision ResNet: BatchNorm

@@ -222,11 +222,50 @@ fn other_class_count_is_a_shape_error_naming_key_and_shapes() {
     );
 }
 
+/// A features-only backbone (`without_head`) loads a classifier's file strictly: the head's
+/// keys are ignored, not unexpected, and the trunk is the classifier's.
+#[test]
+fn a_backbone_loads_a_classifiers_file_without_its_head() {
+    let device = device();
+    let (full, full_report) = load("tiny.pth").unwrap();
+    let (backbone, report) = TorchImport::new(fixture("tiny.pth"))
+        .load_into(Tiny::new(3, &device).without_head())
+        .unwrap();
+    assert!(backbone.fc.is_none());
+    assert_eq!(
+        report.ignored,
+        full_report.ignored + 2,
+        "fc.weight and fc.bias"
+    );
+    backbone
+        .conv1
+        .weight
+        .val()
+        .into_data()
+        .assert_eq(&full.conv1.weight.val().into_data(), true);
+    // Another class count's head is ignored as well.
+    let other = TorchImport::new(fixture("tiny_10_classes.pth"))
+        .load_into(Tiny::new(3, &device).without_head())
+        .map(|_| ());
+    assert!(other.is_ok(), "{other:?}");
+    // And the classifier's Burn file, the same way.
+    let path = temp_path("tiny_backbone.bpk");
+    save_burnpack(&full, &path).unwrap();
+    let from_burnpack = load_burnpack(Tiny::new(3, &device).without_head(), &path).unwrap();
+    assert!(from_burnpack.fc.is_none());
+    from_burnpack
+        .conv1
+        .weight
+        .val()
+        .into_data()
+        .assert_eq(&full.conv1.weight.val().into_data(), true);
+}
+
 #[test]
 fn partial_load_keeps_the_new_head_and_loads_the_backbone() {
     let device = device();
     let fresh = Tiny::new(3, &device);
-    let head_before = fresh.fc.weight.val().into_data();
+    let head_before = fresh.fc.as_ref().unwrap().weight.val().into_data();
     let (model, report) = TorchImport::new(fixture("tiny_10_classes.pth"))
         .partial(true)
         .load_into(fresh)
@@ -237,6 +276,7 @@ fn partial_load_keeps_the_new_head_and_loads_the_backbone() {
     );
     model
         .fc
+        .unwrap()
         .weight
         .val()
         .into_data()

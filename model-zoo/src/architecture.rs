@@ -276,8 +276,21 @@ pub trait Architecture: Module + Sized {
     /// Width of the pooled features, the classifier's input.
     fn num_features(&self) -> usize;
 
-    /// Classes of the current classifier.
+    /// Classes of the current classifier; 0 once [`Self::without_head`] removed it.
     fn num_classes(&self) -> usize;
+
+    /// The model without its classifying layers (timm's `features_only` drops them; see
+    /// [`crate::FeatureExtractor`]): the layers [`Self::forward_head`] runs after the
+    /// pre-logits, and aux heads, are removed, with their parameters and keys (listed by
+    /// [`ImportHooks::head_prefixes`], which the importer then ignores in a file). The trunk,
+    /// [`Self::feature_info`] and [`Self::forward_intermediates`] are unchanged;
+    /// [`Self::forward`] returns the pre-logits and [`Self::num_classes`] is 0.
+    fn without_head(self) -> Self;
+
+    /// Whether the model still has its classifier (see [`Self::without_head`]).
+    fn has_head(&self) -> bool {
+        self.num_classes() > 0
+    }
 
     /// Replaces the classifier by a freshly initialised one for `num_classes` classes (timm's
     /// `reset_classifier`), keeping the backbone. The new layers live on `device`.
@@ -336,6 +349,13 @@ pub trait ImportHooks: Architecture {
     /// Key prefixes (torchvision names, with the trailing dot) of the classifier, which a
     /// partial load may leave as initialised when its shape differs.
     fn classifier_prefixes(&self) -> &'static [&'static str];
+
+    /// Key prefixes of everything [`Architecture::without_head`] removes (the classifier
+    /// sequence, aux heads): a file's keys under them are ignored by a model without its head.
+    /// [`Self::classifier_prefixes`] by default.
+    fn head_prefixes(&self) -> &'static [&'static str] {
+        self.classifier_prefixes()
+    }
 
     /// Key prefixes (with the trailing dot) of parts a file may hold that this model was built
     /// without, such as GoogLeNet's aux heads: their keys are ignored, not unexpected.

@@ -45,6 +45,29 @@ pub enum ConfigError {
         /// What torchvision accepts.
         expected: &'static str,
     },
+    /// The classifier of a features-only backbone ([`crate::Architecture::without_head`])
+    /// cannot be reset: it has none.
+    #[error(
+        "{model} has no classifier (a features-only backbone, built without its head): create \
+         the model again for another class count"
+    )]
+    NoClassifier {
+        /// The model.
+        model: String,
+    },
+    /// A features-only backbone asked for a stage the model does not have.
+    #[error(
+        "{model}: out_indices holds {index}, but the model has {stages} stages (indices 0 to \
+         {stages} - 1 of feature_info())"
+    )]
+    OutIndex {
+        /// The model.
+        model: String,
+        /// The index asked for.
+        index: usize,
+        /// How many stages the model has ([`crate::Architecture::feature_info`]).
+        stages: usize,
+    },
     /// A size that must be positive (classes, groups, width, blocks per stage) is zero.
     #[error("{model}: `{field}` must be at least 1")]
     Zero {

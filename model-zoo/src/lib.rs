@@ -18,6 +18,7 @@
 //! Weights from torchvision load through the `zoo-import` crate.
 
 mod architecture;
+mod backbone;
 mod count;
 pub mod device;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod registry;
 pub mod transforms;
 
 pub use architecture::{Architecture, DerivedBuffer, ImportHooks, KeyRename, MAX_IN_CHANS};
+pub use backbone::FeatureExtractor;
 pub use count::{materialised_parameters, num_parameters};
 pub use device::{
     Backend, BackendError, available_backends, max_tensor_bytes, on_cpu_workers, read_back, sync,

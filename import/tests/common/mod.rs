@@ -21,7 +21,7 @@ pub struct Tiny {
     pub conv1: Conv2d,
     pub bn1: BatchNorm,
     pub downsample: (Conv2d, BatchNorm),
-    pub fc: Linear,
+    pub fc: Option<Linear>,
 }
 
 impl Tiny {
@@ -38,7 +38,7 @@ impl Tiny {
                     .init(device),
                 BatchNormConfig::new(6).init(device),
             ),
-            fc: LinearConfig::new(6, num_classes).init(device),
+            fc: Some(LinearConfig::new(6, num_classes).init(device)),
         }
     }
 }
@@ -92,7 +92,10 @@ impl Architecture for Tiny {
         let x = features.into_map().expect("a feature map");
         let [b, c, _, _] = x.dims();
         let x = x.mean_dims(&[2, 3]).reshape([b, c]);
-        if pre_logits { x } else { self.fc.forward(x) }
+        match &self.fc {
+            Some(fc) if !pre_logits => fc.forward(x),
+            _ => x,
+        }
     }
 
     fn num_features(&self) -> usize {
@@ -100,14 +103,18 @@ impl Architecture for Tiny {
     }
 
     fn num_classes(&self) -> usize {
-        self.fc.weight.dims()[1]
+        self.fc.as_ref().map_or(0, |fc| fc.weight.dims()[1])
     }
 
     fn reset_classifier(self, num_classes: usize, device: &Device) -> Result<Self, ConfigError> {
         Ok(Self {
-            fc: LinearConfig::new(6, num_classes).init(device),
+            fc: Some(LinearConfig::new(6, num_classes).init(device)),
             ..self
         })
+    }
+
+    fn without_head(self) -> Self {
+        Self { fc: None, ..self }
     }
 
     fn classifier_group(&self) -> ParamGroup {

@@ -31,7 +31,7 @@ pub use blocked::{
     torch_shapes,
 };
 pub use classifier::ClassifierHead;
-pub(crate) use classifier::classifier_head;
+pub(crate) use classifier::{classifier_head, removed_head};
 pub use conv::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_with, conv_norm_activation, conv2d, max_pool2d,
     max_pool2d_with,
@@ -47,7 +47,7 @@ pub use transformer::{
     relative_position_bias, relative_position_index, scaled_dot_product, softmax_last, split_heads,
 };
 pub(crate) use transformer::{attention_kernel, kernels_take, linear_kernel};
-pub(crate) use trunk::image_features;
+pub(crate) use trunk::{TrunkSlot, image_features, slot_elements, slot_features, slot_layer};
 
 /// The configuration of a bias-free `kernel x kernel` convolution padded as torchvision's
 /// `conv1x1`/`conv3x3`/stem do: `dilation * (kernel - 1) / 2` on each side.
@@ -518,36 +518,31 @@ pub(crate) fn run_vector_layers(layers: &[VectorLayer], mut x: Tensor<2>) -> Ten
     x
 }
 
-/// The last `Linear` of a classifier sequence: (its index, in and out features).
+/// The classifier of a classifier sequence, its last slot when that is a `Linear` (as in every
+/// torchvision `classifier`): its index, in and out features. `None` for a sequence cut before
+/// it ([`ClassifierHead::removed`]), even where a pre-logits `Linear` remains (MaxViT).
 pub(crate) fn last_linear(layers: &[VectorLayer]) -> Option<(usize, usize, usize)> {
-    layers
-        .iter()
-        .enumerate()
-        .rev()
-        .find_map(|(i, layer)| match layer {
-            VectorLayer::Linear(linear) => {
-                let [d_in, d_out] = linear.weight.lazy_shape().dims::<2>();
-                Some((i, d_in, d_out))
-            }
-            VectorLayer::BlockedLinear(linear) => {
-                let [d_in, d_out] = linear.dims();
-                Some((i, d_in, d_out))
-            }
-            _ => None,
-        })
+    let index = layers.len().checked_sub(1)?;
+    match &layers[index] {
+        VectorLayer::Linear(linear) => {
+            let [d_in, d_out] = linear.weight.lazy_shape().dims::<2>();
+            Some((index, d_in, d_out))
+        }
+        VectorLayer::BlockedLinear(linear) => {
+            let [d_in, d_out] = linear.dims();
+            Some((index, d_in, d_out))
+        }
+        _ => None,
+    }
 }
 
-/// The parameters of the last `Linear` of a classifier sequence (none if it has none).
+/// The parameters of the classifier of a sequence ([`last_linear`]; none if it has none).
 pub(crate) fn last_linear_group(layers: &[VectorLayer]) -> ParamGroup {
-    layers
-        .iter()
-        .rev()
-        .find_map(|layer| match layer {
-            VectorLayer::Linear(linear) => Some(ParamGroup::ids_from_module(linear.clone())),
-            VectorLayer::BlockedLinear(linear) => Some(ParamGroup::ids_from_module(linear.clone())),
-            _ => None,
-        })
-        .unwrap_or_else(|| ParamGroup::from_ids(Vec::new()))
+    match layers.last() {
+        Some(VectorLayer::Linear(linear)) => ParamGroup::ids_from_module(linear.clone()),
+        Some(VectorLayer::BlockedLinear(linear)) => ParamGroup::ids_from_module(linear.clone()),
+        _ => ParamGroup::from_ids(Vec::new()),
+    }
 }
 
 /// The error every model's `reset_classifier` gives for zero classes.
@@ -573,7 +568,8 @@ pub(crate) fn new_classifier(
     Ok(linear_torch_default(num_features, num_classes, device))
 }
 
-/// Swaps the last `Linear` of a classifier sequence for a new one with `num_classes` outputs.
+/// Swaps the classifier of a sequence ([`last_linear`]) for a new one with `num_classes`
+/// outputs.
 pub(crate) fn replace_last_linear(
     mut layers: Vec<VectorLayer>,
     model: &str,

@@ -20,6 +20,7 @@
 use burn::module::Module;
 
 use crate::architecture::Architecture;
+use crate::backbone::FeatureExtractor;
 use burn::tensor::Device;
 
 use crate::error::{ConfigError, InputSpec, RegistryError};
@@ -524,6 +525,30 @@ pub fn model_info(name: &str) -> Result<&'static ModelInfo, RegistryError> {
 /// does (timm's `create_model`). Load pretrained weights with `zoo-import`.
 pub fn create(name: &str, num_classes: usize, device: &Device) -> Result<Model, RegistryError> {
     Ok(model_info(name)?.create(num_classes, device)?)
+}
+
+/// A model by torchvision name as a backbone: its feature maps at the stages `out_indices` of
+/// its `feature_info()` (all where empty), its head removed (timm's
+/// `create_model(name, features_only=True, out_indices=...)`). Initialised as [`create`];
+/// `zoo_import::pretrained_features` loads pretrained weights into one.
+pub fn features_only(
+    name: &str,
+    out_indices: &[usize],
+    device: &Device,
+) -> Result<FeatureExtractor<Model>, RegistryError> {
+    features_only_with(name, &BuildOptions::new(1000), out_indices, device)
+}
+
+/// [`features_only`] with timm's other `create_model` keywords ([`BuildOptions`]: input
+/// channels, drop rates; its class count is irrelevant, the head being removed).
+pub fn features_only_with(
+    name: &str,
+    options: &BuildOptions,
+    out_indices: &[usize],
+    device: &Device,
+) -> Result<FeatureExtractor<Model>, RegistryError> {
+    let model = create_with(name, options, device)?;
+    Ok(FeatureExtractor::new(model, out_indices)?)
 }
 
 /// [`create`] with timm's other `create_model` keywords: input channels, `drop_rate` and

@@ -125,6 +125,10 @@ impl Architecture for Model {
         Ok(dispatch!(try_map self, m => m.reset_classifier(num_classes, device)))
     }
 
+    fn without_head(self) -> Self {
+        dispatch!(map self, m => m.without_head())
+    }
+
     fn classifier_group(&self) -> ParamGroup {
         dispatch!(self, m => m.classifier_group())
     }
@@ -149,6 +153,10 @@ impl Architecture for Model {
 impl ImportHooks for Model {
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         dispatch!(self, m => m.classifier_prefixes())
+    }
+
+    fn head_prefixes(&self) -> &'static [&'static str] {
+        dispatch!(self, m => m.head_prefixes())
     }
 
     fn optional_prefixes(&self) -> &'static [&'static str] {

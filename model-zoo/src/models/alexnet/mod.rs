@@ -252,6 +252,11 @@ impl ImportHooks for AlexNet {
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["classifier.6."]
     }
+
+    /// The whole `classifier` sequence: the pre-logits are the pooled features.
+    fn head_prefixes(&self) -> &'static [&'static str] {
+        &["classifier."]
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@
 mod weights;
 pub use weights::*;
 
-use crate::layers::adaptive_avg_pool2d_with;
+use crate::layers::TrunkSlot;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -34,12 +34,9 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::{Architecture, ImportHooks};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_info};
-use crate::layers::stem_conv;
 use crate::layers::{
     ActivationKind, ImageLayer, Permute, StochasticDepth, VectorLayer, add_scaled_channels_last,
-    layer_norm, run_image_layers,
-    run_vector_layers, zero_bias,
+    layer_norm, run_image_layers, zero_bias,
 };
 
 impl Family {
@@ -344,12 +341,31 @@ pub enum Feature {
     Stage(Vec<CnBlock>),
 }
 
-impl Feature {
+impl TrunkSlot for Feature {
+    crate::layers::slot_layer!(Feature::Layer);
+
+    /// A stage keeps the size and channels of its input.
+    fn chain(&self, channels: usize) -> (usize, usize) {
+        match self {
+            Feature::Layer(layer) => (layer.stride(), layer.out_channels(channels)),
+            Feature::Stage(_) => (1, channels),
+        }
+    }
+
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Feature::Layer(layer) => layer.forward(x),
             Feature::Stage(blocks) => blocks.iter().fold(x, |x, block| block.forward(x)),
         }
+    }
+
+    /// ConvNeXt has no BatchNorm.
+    fn fold_batchnorm(self) -> Self {
+        self
+    }
+
+    fn can_fold(&self) -> bool {
+        false
     }
 }
 
@@ -370,32 +386,9 @@ pub struct ConvNeXt {
 /// The classifier's slots before its `Linear`: the head LayerNorm and the flatten.
 const HEAD_NORM: usize = 2;
 
-impl ConvNeXt {
-    /// Each feature's `(stride, output channels)`.
-    fn elements(&self) -> Vec<(usize, usize)> {
-        let mut channels = 3;
-        self.features
-            .iter()
-            .map(|feature| match feature {
-                Feature::Layer(layer) => {
-                    channels = layer.out_channels(channels);
-                    (layer.stride(), channels)
-                }
-                Feature::Stage(_) => (1, channels),
-            })
-            .collect()
-    }
-
-    /// The unpooled features (`features`' output), tapping the stages of
-    /// [`Architecture::feature_info`].
-    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
-        let ends = taps.ends(|| self.elements());
-        run_sequence(&self.features, x, &ends, 0, taps, |f, x| f.forward(x))
-    }
-}
-
 impl Architecture for ConvNeXt {
-    crate::layers::classifier_head!(classifier);
+    crate::layers::classifier_head!(classifier, keep: HEAD_NORM, pool);
+    crate::layers::slot_features!(features, stem: "features.0.0");
 
     fn family(&self) -> Family {
         Family::CONVNEXT
@@ -419,42 +412,6 @@ impl Architecture for ConvNeXt {
 
     fn display_name(&self) -> &str {
         self.name
-    }
-
-    fn input_conv(&self) -> (&'static str, &Conv2d) {
-        (
-            "features.0.0",
-            stem_conv(match self.features.first() {
-                Some(Feature::Layer(layer)) => layer.first_conv(),
-                _ => None,
-            }),
-        )
-    }
-
-    fn input_conv_mut(&mut self) -> &mut Conv2d {
-        stem_conv(match self.features.first_mut() {
-            Some(Feature::Layer(layer)) => layer.first_conv_mut(),
-            _ => None,
-        })
-    }
-
-    /// The stages' outputs: `features.1`, `.3`, `.5`, `.7`; reductions 4 to 32.
-    fn feature_info(&self) -> Vec<FeatureInfo> {
-        sequence_info("features", &self.elements(), 1)
-    }
-
-    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
-        self.trunk(x, taps).map(Features::Map)
-    }
-
-    /// Global average pooling and `classifier`'s LayerNorm (the pre-logits), then its `Linear`.
-    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
-        let x = adaptive_avg_pool2d_with(features.expect_map("convnext"), [1, 1]).flatten(1, 3);
-        let x = run_vector_layers(&self.classifier[..HEAD_NORM], x);
-        if pre_logits {
-            return x;
-        }
-        run_vector_layers(&self.classifier[HEAD_NORM..], x)
     }
 
     fn num_features(&self) -> usize {

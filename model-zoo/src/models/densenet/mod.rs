@@ -24,7 +24,6 @@
 mod weights;
 pub use weights::*;
 
-use crate::layers::adaptive_avg_pool2d_with;
 use crate::layers::{BatchNorm, BatchNormConfig};
 use crate::layers::{conv2d, max_pool2d};
 use burn::config::Config;
@@ -155,10 +154,10 @@ impl DenseNetConfig {
                 denseblock4,
                 norm5: BatchNormConfig::new(channels).init(device),
             },
-            classifier: Linear {
+            classifier: Some(Linear {
                 bias: zero_bias(classifier.bias, device),
                 ..classifier
-            },
+            }),
             num_features: channels,
         })
     }
@@ -301,8 +300,8 @@ pub struct Features {
 pub struct DenseNet {
     /// Stem, four dense blocks with transitions between them, final BatchNorm.
     pub features: Features,
-    /// `num_features -> num_classes`.
-    pub classifier: Linear,
+    /// `num_features -> num_classes`; `None` without its head.
+    pub classifier: Option<Linear>,
     /// Channels of the last block (1024 for densenet121).
     pub num_features: usize,
 }
@@ -347,7 +346,7 @@ impl DenseNet {
 }
 
 impl Architecture for DenseNet {
-    crate::layers::classifier_head!(classifier);
+    crate::layers::classifier_head!(classifier, pool);
 
     fn family(&self) -> Family {
         Family::DENSENET
@@ -388,16 +387,6 @@ impl Architecture for DenseNet {
 
     fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<features::Features> {
         self.trunk(x, taps).map(features::Features::Map)
-    }
-
-    /// Global average pooling, then `classifier`.
-    fn forward_head(&self, features: features::Features, pre_logits: bool) -> Tensor<2> {
-        let x = features.expect_map("densenet");
-        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        if pre_logits {
-            return x;
-        }
-        self.classifier.forward(x)
     }
 
     fn num_features(&self) -> usize {

@@ -32,7 +32,7 @@ use crate::layers::transform_input;
 use crate::tap;
 use burn::nn::conv::Conv2d;
 
-use crate::layers::{ClassifierHead, linear_torch_default};
+use crate::layers::{ClassifierHead, linear_torch_default, new_classifier};
 
 impl Family {
     /// GoogLeNet and its 32x32 variant ([`crate::googlenet`]).
@@ -263,7 +263,7 @@ impl GoogLeNetConfig {
             aux2: self.aux_logits.then(|| aux(528)),
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             dropout: DropoutConfig::new(self.dropout).init(),
-            fc: normal_linear(1024, self.num_classes, device),
+            fc: Some(normal_linear(1024, self.num_classes, device)),
             transform_input: self.transform_input,
         })
     }
@@ -322,7 +322,7 @@ pub struct GoogLeNet {
     /// Dropout before `fc` (0.2).
     pub dropout: Dropout,
     /// 1024 → classes.
-    pub fc: Linear,
+    pub fc: Option<Linear>,
     transform_input: bool,
 }
 
@@ -410,9 +410,8 @@ impl GoogLeNet {
         let (x, aux2, aux1) = self
             .run(x, training, &mut Taps::none())
             .unwrap_or_else(no_stop);
-        let features = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
         GoogLeNetOutputs {
-            logits: self.fc.forward(self.dropout.forward(features)),
+            logits: self.forward_head(Features::Map(x), false),
             aux2,
             aux1,
         }
@@ -432,7 +431,7 @@ impl Architecture for GoogLeNet {
         [&self.aux1, &self.aux2]
             .into_iter()
             .flatten()
-            .map(|aux| aux.fc2.param_group())
+            .map(|aux| ParamGroup::ids_from_module(aux.fc2.clone()))
             .fold(self.fc.param_group(), |a, b| {
                 a.fuse(&b)
             })
@@ -484,10 +483,10 @@ impl Architecture for GoogLeNet {
     fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
         let x = features.expect_map("googlenet");
         let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
-        if pre_logits {
-            return x;
+        match &self.fc {
+            Some(fc) if !pre_logits => fc.forward(self.dropout.forward(x)),
+            _ => x,
         }
-        self.fc.forward(self.dropout.forward(x))
     }
 
     fn num_features(&self) -> usize {
@@ -508,9 +507,15 @@ impl Architecture for GoogLeNet {
     ) -> Result<Self, ConfigError> {
         self.fc = self.fc.reset("googlenet", num_classes, device)?;
         for aux in [&mut self.aux1, &mut self.aux2].into_iter().flatten() {
-            aux.fc2 = aux.fc2.clone().reset("googlenet", num_classes, device)?;
+            aux.fc2 = new_classifier("googlenet", 1024, num_classes, device)?;
         }
         Ok(self)
+    }
+
+    /// Without `fc` and the aux heads.
+    fn without_head(mut self) -> Self {
+        self.fc = None;
+        self.without_aux_logits()
     }
 }
 
@@ -521,6 +526,10 @@ impl ImportHooks for GoogLeNet {
         } else {
             &["fc."]
         }
+    }
+
+    fn head_prefixes(&self) -> &'static [&'static str] {
+        &["fc.", "aux1.", "aux2."]
     }
 
     /// torchvision's weight file holds the aux heads; a model built without them loads it as
@@ -602,7 +611,7 @@ pub struct GoogLeNetCifar {
     /// Dropout before `fc` (0.4).
     pub dropout: Dropout,
     /// 1024 → classes.
-    pub fc: Linear,
+    pub fc: Option<Linear>,
 }
 
 impl GoogLeNetCifarConfig {
@@ -632,7 +641,7 @@ impl GoogLeNetCifarConfig {
             inception5b: i5b,
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             dropout: DropoutConfig::new(self.dropout).init(),
-            fc: normal_linear(1024, self.num_classes, device),
+            fc: Some(normal_linear(1024, self.num_classes, device)),
         })
     }
 }
@@ -704,10 +713,10 @@ impl Architecture for GoogLeNetCifar {
     fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
         let x = features.expect_map("googlenet");
         let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
-        if pre_logits {
-            return x;
+        match &self.fc {
+            Some(fc) if !pre_logits => fc.forward(self.dropout.forward(x)),
+            _ => x,
         }
-        self.fc.forward(self.dropout.forward(x))
     }
 
     fn num_features(&self) -> usize {

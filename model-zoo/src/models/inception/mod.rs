@@ -33,7 +33,7 @@ use crate::error::{ConfigError, InputError, InputSpec};
 use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps, no_stop};
 use crate::layers::{BasicConv2d, transform_input};
-use crate::layers::{ClassifierHead, linear_torch_default, max_pool2d_with};
+use crate::layers::{ClassifierHead, linear_torch_default, max_pool2d_with, new_classifier};
 use crate::tap;
 use burn::nn::conv::Conv2d;
 
@@ -103,10 +103,10 @@ impl InceptionV3Config {
             Mixed_7b: InceptionE::new(1280, std, device),
             Mixed_7c: InceptionE::new(2048, std, device),
             dropout: DropoutConfig::new(self.dropout).init(),
-            fc: match std {
+            fc: Some(match std {
                 Some(std) => normal_weight(fc, std, device),
                 None => fc,
-            },
+            }),
             transform_input: self.transform_input,
         })
     }
@@ -483,8 +483,8 @@ pub struct InceptionV3 {
     pub Mixed_7c: InceptionE,
     /// Dropout before `fc` (0.5).
     pub dropout: Dropout,
-    /// 2048 → classes.
-    pub fc: Linear,
+    /// 2048 → classes; `None` without its head.
+    pub fc: Option<Linear>,
     transform_input: bool,
 }
 
@@ -572,7 +572,10 @@ impl InceptionV3 {
 
     fn head(&self, x: Tensor<4>) -> Tensor<2> {
         let x = adaptive_avg_pool2d_with(x, [1, 1]);
-        self.fc.forward(self.dropout.forward(x).flatten(1, 3))
+        match &self.fc {
+            Some(fc) => fc.forward(self.dropout.forward(x).flatten(1, 3)),
+            None => x.flatten(1, 3),
+        }
     }
 
     /// torchvision's `forward`: in training mode (an autodiff device) with the aux head, both
@@ -667,16 +670,22 @@ impl Architecture for InceptionV3 {
     ) -> Result<Self, ConfigError> {
         self.fc = self.fc.reset("inception_v3", num_classes, device)?;
         if let Some(aux) = &mut self.AuxLogits {
-            aux.fc = aux.fc.clone().reset("inception_v3", num_classes, device)?;
+            aux.fc = new_classifier("inception_v3", 768, num_classes, device)?;
         }
         Ok(self)
+    }
+
+    /// Without `fc` and the aux head.
+    fn without_head(mut self) -> Self {
+        self.fc = None;
+        self.without_aux_logits()
     }
 
     /// `fc`, and `AuxLogits.fc` when present.
     fn classifier_group(&self) -> ParamGroup {
         let mut ids = self.fc.param_group();
         if let Some(aux) = &self.AuxLogits {
-            ids = ids.fuse(&aux.fc.param_group());
+            ids = ids.fuse(&ParamGroup::ids_from_module(aux.fc.clone()));
         }
         ids
     }
@@ -699,6 +708,10 @@ impl ImportHooks for InceptionV3 {
 
     fn optional_prefixes(&self) -> &'static [&'static str] {
         &["AuxLogits."]
+    }
+
+    fn head_prefixes(&self) -> &'static [&'static str] {
+        &["fc.", "AuxLogits."]
     }
 
     /// A file saved without the aux head (`inception_v3(weights=None, aux_logits=False)`)

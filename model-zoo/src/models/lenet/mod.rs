@@ -65,7 +65,7 @@ pub struct LeNet5 {
     /// 120 → 84.
     pub fc2: Linear,
     /// 84 → classes.
-    pub fc3: Linear,
+    pub fc3: Option<Linear>,
 }
 
 impl LeNet5Config {
@@ -84,7 +84,7 @@ impl LeNet5Config {
             avgpool: AdaptiveAvgPool2dConfig::new([5, 5]).init(),
             fc1: linear_torch_default(16 * 5 * 5, 120, device),
             fc2: linear_torch_default(120, 84, device),
-            fc3: linear_torch_default(84, self.num_classes, device),
+            fc3: Some(linear_torch_default(84, self.num_classes, device)),
         })
     }
 }
@@ -151,7 +151,7 @@ impl Architecture for LeNet5 {
         if pre_logits {
             return x;
         }
-        self.fc3.forward(x)
+        crate::layers::ClassifierHead::classify(&self.fc3, x)
     }
 
     fn num_features(&self) -> usize {

@@ -25,7 +25,6 @@
 mod weights;
 pub use weights::*;
 
-use crate::layers::adaptive_avg_pool2d_with;
 use crate::layers::conv2d;
 use crate::layers::{BatchNorm, BatchNormConfig};
 use burn::config::Config;
@@ -46,7 +45,7 @@ use crate::layers::stem_conv;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, SqueezeExcitation, StochasticDepth,
     VectorLayer, attention_kernel, fold_one, kernels_take, layer_norm, layer_norm_last, linear_last, merge_heads, relative_position_bias,
-    relative_position_index, run_image_layers, run_vector_layers, split_heads,
+    relative_position_index, run_image_layers, split_heads,
     zero_bias,
 };
 use crate::tap;
@@ -669,7 +668,7 @@ impl MaxVit {
 }
 
 impl Architecture for MaxVit {
-    crate::layers::classifier_head!(classifier);
+    crate::layers::classifier_head!(classifier, keep: HEAD, pool);
 
     fn family(&self) -> Family {
         Family::MAXVIT
@@ -722,17 +721,6 @@ impl Architecture for MaxVit {
 
     fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
         self.trunk(x, taps).map(Features::Map)
-    }
-
-    /// Global average pooling, `classifier`'s LayerNorm, `Linear` and Tanh (the pre-logits),
-    /// then its last `Linear`.
-    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
-        let x = adaptive_avg_pool2d_with(features.expect_map("maxvit"), [1, 1]).flatten(1, 3);
-        let x = run_vector_layers(&self.classifier[..HEAD], x);
-        if pre_logits {
-            return x;
-        }
-        run_vector_layers(&self.classifier[HEAD..], x)
     }
 
     fn for_input_size(mut self, size: [usize; 2]) -> Result<Self, ConfigError> {

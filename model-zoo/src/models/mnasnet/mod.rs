@@ -8,6 +8,7 @@ pub use weights::*;
 
 use std::collections::HashMap;
 
+use crate::layers::TrunkSlot;
 use crate::layers::BatchNormConfig;
 use burn::config::Config;
 use burn::module::Module;
@@ -18,12 +19,10 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::{Architecture, ImportHooks};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_info};
-use crate::layers::stem_conv;
+use crate::features::Features;
 use crate::layers::{
     ImageLayer, VectorLayer, conv_kaiming_fan_out, fold_layers, linear_slot, residual, run_vector_layers,
 };
-use burn::nn::conv::Conv2d;
 
 impl Family {
     /// MNASNet ([`crate::mnasnet`]).
@@ -88,6 +87,53 @@ pub enum Stage {
     Layer(ImageLayer),
     /// torchvision's `_stack`: blocks `0`, `1`, ...
     Stack(Vec<MnasBlock>),
+}
+
+impl TrunkSlot for Stage {
+    crate::layers::slot_layer!(Stage::Layer);
+
+    fn chain(&self, channels: usize) -> (usize, usize) {
+        match self {
+            Stage::Layer(layer) => (layer.stride(), layer.out_channels(channels)),
+            Stage::Stack(blocks) => blocks.iter().fold((1, channels), |(s, c), block| {
+                let (bs, bc) = ImageLayer::chain(&block.layers, c);
+                (s * bs, bc)
+            }),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Stage::Layer(layer) => layer.forward(x),
+            Stage::Stack(blocks) => blocks.iter().fold(x, |x, block| {
+                residual(&block.layers, block.apply_residual, x)
+            }),
+        }
+    }
+
+    /// Plain layers fold as a run across slots (MNASNet's convolution and BatchNorm are
+    /// separate slots: see `MnasNet::fold_batchnorm`); a stack folds block by block.
+    fn fold_batchnorm(self) -> Self {
+        match self {
+            Stage::Stack(blocks) => Stage::Stack(
+                blocks
+                    .into_iter()
+                    .map(|block| MnasBlock {
+                        layers: fold_layers(block.layers),
+                        ..block
+                    })
+                    .collect(),
+            ),
+            layer => layer,
+        }
+    }
+
+    fn can_fold(&self) -> bool {
+        match self {
+            Stage::Layer(_) => false,
+            Stage::Stack(blocks) => blocks.iter().any(|b| ImageLayer::can_fold(&b.layers)),
+        }
+    }
 }
 
 /// MNASNet. Build it with [`MnasNetConfig`].
@@ -210,41 +256,9 @@ impl MnasNet {
     }
 }
 
-impl MnasNet {
-    /// Each of `layers`' `(stride, output channels)`.
-    fn elements(&self) -> Vec<(usize, usize)> {
-        let mut channels = 3;
-        self.layers
-            .iter()
-            .map(|stage| {
-                let (stride, out) = match stage {
-                    Stage::Layer(layer) => (layer.stride(), layer.out_channels(channels)),
-                    Stage::Stack(blocks) => blocks.iter().fold((1, channels), |(s, c), block| {
-                        let (bs, bc) = ImageLayer::chain(&block.layers, c);
-                        (s * bs, bc)
-                    }),
-                };
-                channels = out;
-                (stride, out)
-            })
-            .collect()
-    }
-
-    /// The unpooled features (`layers`' output), tapping the stages of
-    /// [`Architecture::feature_info`].
-    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
-        let ends = taps.ends(|| self.elements());
-        run_sequence(&self.layers, x, &ends, 0, taps, |stage, x| match stage {
-            Stage::Layer(layer) => layer.forward(x),
-            Stage::Stack(blocks) => blocks.iter().fold(x, |x, block| {
-                residual(&block.layers, block.apply_residual, x)
-            }),
-        })
-    }
-}
-
 impl Architecture for MnasNet {
     crate::layers::classifier_head!(classifier);
+    crate::layers::slot_features!(layers, stem: "layers.0");
 
     fn family(&self) -> Family {
         Family::MNASNET
@@ -255,33 +269,6 @@ impl Architecture for MnasNet {
             channels: self.in_chans(),
             ..MNASNET_INPUT
         }
-    }
-
-    fn input_conv(&self) -> (&'static str, &Conv2d) {
-        (
-            "layers.0",
-            stem_conv(match self.layers.first() {
-                Some(Stage::Layer(layer)) => layer.first_conv(),
-                _ => None,
-            }),
-        )
-    }
-
-    fn input_conv_mut(&mut self) -> &mut Conv2d {
-        stem_conv(match self.layers.first_mut() {
-            Some(Stage::Layer(layer)) => layer.first_conv_mut(),
-            _ => None,
-        })
-    }
-
-    /// `layers.N` before each downsampling stack after the stem, and the last (`layers.7`,
-    /// `.8`, `.9`, `.11`, `.16`; reductions 2 to 32).
-    fn feature_info(&self) -> Vec<FeatureInfo> {
-        sequence_info("layers", &self.elements(), 1)
-    }
-
-    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
-        self.trunk(x, taps).map(Features::Map)
     }
 
     /// torchvision's `x.mean([2, 3])`, then `classifier`.
@@ -328,17 +315,9 @@ impl Architecture for MnasNet {
         for stage in self.layers {
             match stage {
                 Stage::Layer(layer) => run.push(layer),
-                Stage::Stack(blocks) => {
+                stack => {
                     flush(&mut run, &mut layers);
-                    layers.push(Stage::Stack(
-                        blocks
-                            .into_iter()
-                            .map(|b| MnasBlock {
-                                layers: fold_layers(b.layers),
-                                ..b
-                            })
-                            .collect(),
-                    ));
+                    layers.push(TrunkSlot::fold_batchnorm(stack));
                 }
             }
         }
@@ -351,6 +330,11 @@ impl Architecture for MnasNet {
 impl ImportHooks for MnasNet {
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["classifier.1."]
+    }
+
+    /// The whole `classifier` sequence: the pre-logits are the pooled features.
+    fn head_prefixes(&self) -> &'static [&'static str] {
+        &["classifier."]
     }
 
     /// Rebuilds the model with the first version's stem when the file's stem convolution

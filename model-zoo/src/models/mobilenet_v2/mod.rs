@@ -15,7 +15,7 @@
 mod weights;
 pub use weights::*;
 
-use crate::layers::adaptive_avg_pool2d_with;
+use crate::layers::TrunkSlot;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{DropoutConfig, Initializer, LinearConfig};
@@ -24,14 +24,10 @@ use burn::tensor::{Device, Tensor};
 use crate::architecture::{Architecture, ImportHooks};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::{FeatureInfo, Features, Taps, run_sequence, sequence_info};
-use crate::layers::stem_conv;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, VectorLayer, fold_layers, fold_one,
     linear_slot, make_divisible, residual,
-    run_vector_layers,
 };
-use burn::nn::conv::Conv2d;
 
 impl Family {
     /// MobileNet V2 ([`crate::mobilenet_v2`]).
@@ -92,7 +88,16 @@ pub enum Feature {
     Block(InvertedResidual),
 }
 
-impl Feature {
+impl TrunkSlot for Feature {
+    crate::layers::slot_layer!(Feature::Layer);
+
+    fn chain(&self, channels: usize) -> (usize, usize) {
+        match self {
+            Feature::Layer(layer) => (layer.stride(), layer.out_channels(channels)),
+            Feature::Block(block) => ImageLayer::chain(&block.conv, channels),
+        }
+    }
+
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Feature::Layer(layer) => layer.forward(x),
@@ -110,10 +115,10 @@ impl Feature {
         }
     }
 
-    fn layers(&self) -> &[ImageLayer] {
+    fn can_fold(&self) -> bool {
         match self {
-            Feature::Layer(layer) => std::slice::from_ref(layer),
-            Feature::Block(block) => &block.conv,
+            Feature::Layer(layer) => ImageLayer::can_fold(std::slice::from_ref(layer)),
+            Feature::Block(block) => ImageLayer::can_fold(&block.conv),
         }
     }
 }
@@ -228,33 +233,9 @@ impl MobileNetV2Config {
     }
 }
 
-impl MobileNetV2 {
-    /// Each feature's `(stride, output channels)`.
-    fn elements(&self) -> Vec<(usize, usize)> {
-        let mut channels = 3;
-        self.features
-            .iter()
-            .map(|feature| {
-                let (stride, out) = match feature {
-                    Feature::Layer(layer) => (layer.stride(), layer.out_channels(channels)),
-                    Feature::Block(block) => ImageLayer::chain(&block.conv, channels),
-                };
-                channels = out;
-                (stride, out)
-            })
-            .collect()
-    }
-
-    /// The unpooled features (`features`' output), tapping the stages of
-    /// [`Architecture::feature_info`].
-    fn trunk(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Tensor<4>> {
-        let ends = taps.ends(|| self.elements());
-        run_sequence(&self.features, x, &ends, 0, taps, |f, x| f.forward(x))
-    }
-}
-
 impl Architecture for MobileNetV2 {
-    crate::layers::classifier_head!(classifier);
+    crate::layers::classifier_head!(classifier, pool);
+    crate::layers::slot_features!(features, stem: "features.0.0", fold);
 
     fn family(&self) -> Family {
         Family::MOBILENET_V2
@@ -267,68 +248,20 @@ impl Architecture for MobileNetV2 {
         }
     }
 
-    fn input_conv(&self) -> (&'static str, &Conv2d) {
-        (
-            "features.0.0",
-            stem_conv(match self.features.first() {
-                Some(Feature::Layer(layer)) => layer.first_conv(),
-                _ => None,
-            }),
-        )
-    }
-
-    fn input_conv_mut(&mut self) -> &mut Conv2d {
-        stem_conv(match self.features.first_mut() {
-            Some(Feature::Layer(layer)) => layer.first_conv_mut(),
-            _ => None,
-        })
-    }
-
-    /// `features.N` before each downsampling block after the stem, and the last
-    /// (`features.1`, `.3`, `.6`, `.13`, `.18`; reductions 2 to 32).
-    fn feature_info(&self) -> Vec<FeatureInfo> {
-        sequence_info("features", &self.elements(), 1)
-    }
-
-    fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
-        self.trunk(x, taps).map(Features::Map)
-    }
-
-    /// Global average pooling, then `classifier`.
-    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
-        let x = features.expect_map("mobilenet_v2");
-        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        if pre_logits {
-            return x;
-        }
-        run_vector_layers(&self.classifier, x)
-    }
-
     fn num_features(&self) -> usize {
         self.last_channel
     }
 
-    fn can_fold_batchnorm(&self) -> bool {
-        self.features
-            .iter()
-            .any(|f| ImageLayer::can_fold(f.layers()))
-    }
-
-    fn fold_batchnorm(self) -> Self {
-        Self {
-            features: self
-                .features
-                .into_iter()
-                .map(Feature::fold_batchnorm)
-                .collect(),
-            ..self
-        }
-    }
 }
 
 impl ImportHooks for MobileNetV2 {
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["classifier.1."]
+    }
+
+    /// The whole `classifier` sequence: the pre-logits are the pooled features.
+    fn head_prefixes(&self) -> &'static [&'static str] {
+        &["classifier."]
     }
 }
 

@@ -6,20 +6,17 @@
 mod weights;
 pub use weights::*;
 
-use crate::layers::adaptive_avg_pool2d_with;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{DropoutConfig, Initializer, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
 use crate::architecture::{Architecture, ImportHooks};
 use crate::error::{ConfigError, InputSpec};
 use crate::family::Family;
-use crate::features::Features;
 use crate::layers::{
     ActivationKind, Conv2dNormActivation, ImageLayer, InvertedResidual, SqueezeExcitation,
     VectorLayer, linear_slot, make_divisible,
-    run_vector_layers,
 };
 
 impl Family {
@@ -331,7 +328,7 @@ pub const MOBILENET_V3_INPUT: InputSpec = InputSpec {
 };
 
 impl Architecture for MobileNetV3 {
-    crate::layers::classifier_head!(classifier);
+    crate::layers::classifier_head!(classifier, pool);
     crate::layers::image_features!(stem: "features.0.0");
 
     fn family(&self) -> Family {
@@ -349,16 +346,6 @@ impl Architecture for MobileNetV3 {
         self.name
     }
 
-    /// Global average pooling, then `classifier`.
-    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
-        let x = features.expect_map("mobilenet_v3");
-        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        if pre_logits {
-            return x;
-        }
-        run_vector_layers(&self.classifier, x)
-    }
-
     fn num_features(&self) -> usize {
         self.num_features
     }
@@ -369,11 +356,17 @@ impl ImportHooks for MobileNetV3 {
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["classifier.3."]
     }
+
+    /// The whole `classifier` sequence: the pre-logits are the pooled features.
+    fn head_prefixes(&self) -> &'static [&'static str] {
+        &["classifier."]
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Tensor;
     use crate::device::test_device as device;
 
     #[test]

@@ -21,7 +21,6 @@
 mod weights;
 pub use weights::*;
 
-use crate::layers::adaptive_avg_pool2d_with;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
@@ -252,10 +251,10 @@ impl RegNetConfig {
         Ok(RegNet {
             stem: cna(3, self.stem_width, 3).stride(2).init(device),
             trunk_output: Numbered::new("block", 1, trunk),
-            fc: Linear {
+            fc: Some(Linear {
                 bias: zero_bias(fc.bias, device),
                 ..fc
-            },
+            }),
             num_features: width_in,
             name: self.name.clone(),
         })
@@ -367,7 +366,7 @@ pub struct RegNet {
     /// The stages `block1..`, each of blocks `block{s}-0..`.
     pub trunk_output: Numbered<Numbered<ResBottleneckBlock>>,
     /// `num_features -> num_classes`.
-    pub fc: Linear,
+    pub fc: Option<Linear>,
     /// Channels of the last stage.
     pub num_features: usize,
     /// The builder's name, for messages.
@@ -398,7 +397,7 @@ impl RegNet {
 }
 
 impl Architecture for RegNet {
-    crate::layers::classifier_head!(fc);
+    crate::layers::classifier_head!(fc, pool);
 
     fn family(&self) -> Family {
         Family::REGNET
@@ -446,16 +445,6 @@ impl Architecture for RegNet {
 
     fn forward_features_tapped(&self, x: Tensor<4>, taps: &mut Taps) -> Option<Features> {
         self.trunk(x, taps).map(Features::Map)
-    }
-
-    /// Global average pooling, then `fc`.
-    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
-        let x = features.expect_map("regnet");
-        let x = adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
-        if pre_logits {
-            return x;
-        }
-        self.fc.forward(x)
     }
 
     fn num_features(&self) -> usize {

@@ -213,7 +213,7 @@ impl ResNetConfig {
             layer3,
             layer4,
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            fc: linear_torch_default(num_features, self.num_classes, device),
+            fc: Some(linear_torch_default(num_features, self.num_classes, device)),
         })
     }
 }
@@ -492,7 +492,7 @@ pub struct ResNet {
     /// Global average pooling, so that any input size works.
     pub avgpool: AdaptiveAvgPool2d,
     /// Classifier.
-    pub fc: Linear,
+    pub fc: Option<Linear>,
 }
 
 /// What every ResNet accepts. Each stage at most halves the spatial size rounding up
@@ -532,7 +532,7 @@ impl ResNet {
 }
 
 impl Architecture for ResNet {
-    crate::layers::classifier_head!(fc);
+    crate::layers::classifier_head!(fc, pool);
 
     fn family(&self) -> Family {
         Family::RESNET
@@ -584,16 +584,6 @@ impl Architecture for ResNet {
         self.trunk(x, taps).map(Features::Map)
     }
 
-    /// Global average pooling, then `fc`.
-    fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
-        let x = features.expect_map("resnet");
-        let x = crate::layers::adaptive_avg_pool2d(&self.avgpool, x).flatten(1, 3);
-        if pre_logits {
-            return x;
-        }
-        self.fc.forward(x)
-    }
-
     /// The inference form of this model: every BatchNorm folded into the convolution before it
     /// (`w' = w * gamma / sqrt(var + eps)`, `b' = beta - mean * gamma / sqrt(var + eps)`), which
     /// removes a full pass over each activation. Same logits in eval mode (checked against
@@ -620,7 +610,7 @@ impl Architecture for ResNet {
 
     /// Width of the pooled features, the classifier's input.
     fn num_features(&self) -> usize {
-        self.fc.weight.lazy_shape().dims::<2>()[0]
+        self.feature_info().last().map_or(0, |f| f.channels)
     }
 
 }

@@ -116,7 +116,7 @@ impl ShuffleNetV2Config {
                 bn(last, device),
                 ImageLayer::relu(),
             ],
-            fc: LinearConfig::new(last, self.num_classes).init(device),
+            fc: Some(LinearConfig::new(last, self.num_classes).init(device)),
         })
     }
 }
@@ -253,7 +253,7 @@ pub struct ShuffleNetV2 {
     /// Last 1x1 convolution, BN, ReLU.
     pub conv5: Vec<ImageLayer>,
     /// Classifier.
-    pub fc: Linear,
+    pub fc: Option<Linear>,
 }
 
 /// What ShuffleNet V2 accepts: 3 channels, any size (torchvision's `min_size` is 1x1).
@@ -341,11 +341,11 @@ impl Architecture for ShuffleNetV2 {
         if pre_logits {
             return x;
         }
-        self.fc.forward(x)
+        crate::layers::ClassifierHead::classify(&self.fc, x)
     }
 
     fn num_features(&self) -> usize {
-        self.fc.weight.dims()[0]
+        self.feature_info().last().map_or(0, |f| f.channels)
     }
 
     fn can_fold_batchnorm(&self) -> bool {

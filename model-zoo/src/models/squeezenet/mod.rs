@@ -341,7 +341,7 @@ impl Architecture for SqueezeNet {
     /// convolution does not take.
     fn forward_head(&self, features: Features, pre_logits: bool) -> Tensor<2> {
         let x = features.expect_map("squeezenet");
-        if pre_logits {
+        if pre_logits || self.classifier.is_empty() {
             return adaptive_avg_pool2d_with(x, [1, 1]).flatten(1, 3);
         }
         run_image_layers(&self.classifier, x).flatten(1, 3)
@@ -363,6 +363,9 @@ impl Architecture for SqueezeNet {
         device: &Device,
     ) -> Result<Self, ConfigError> {
         ConfigError::nonzero(version_name(self.version), "num_classes", num_classes)?;
+        if self.final_conv().is_none() {
+            return Err(crate::layers::removed_head(version_name(self.version)));
+        }
         let dropout = self
             .classifier
             .iter()
@@ -383,11 +386,21 @@ impl Architecture for SqueezeNet {
             .unwrap_or_else(|| ParamGroup::from_ids(Vec::new()))
     }
 
+    /// Without `classifier` (its dropout, convolution, ReLU and pooling).
+    fn without_head(mut self) -> Self {
+        self.classifier = Vec::new();
+        self
+    }
+
 }
 
 impl ImportHooks for SqueezeNet {
     fn classifier_prefixes(&self) -> &'static [&'static str] {
         &["classifier.1."]
+    }
+
+    fn head_prefixes(&self) -> &'static [&'static str] {
+        &["classifier."]
     }
 }
 

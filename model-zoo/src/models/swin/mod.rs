@@ -325,7 +325,7 @@ impl SwinConfig {
         Ok(SwinTransformer {
             features,
             norm: layer_norm(num_features, EPS, device),
-            head: linear(num_features, self.num_classes, true, device),
+            head: Some(linear(num_features, self.num_classes, true, device)),
             window_size: window,
             patch_size: p,
             v2: self.v2,
@@ -740,7 +740,7 @@ pub struct SwinTransformer {
     /// The final LayerNorm.
     pub norm: LayerNorm,
     /// The classifier.
-    pub head: Linear,
+    pub head: Option<Linear>,
     /// Side of the attention windows.
     #[module(skip)]
     pub window_size: usize,
@@ -845,7 +845,10 @@ impl Architecture for SwinTransformer {
         if pre_logits {
             return x;
         }
-        linear_last(&self.head, x)
+        match &self.head {
+            Some(head) => linear_last(head, x),
+            None => x,
+        }
     }
 
     fn num_features(&self) -> usize {

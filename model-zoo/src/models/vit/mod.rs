@@ -279,7 +279,7 @@ impl VisionTransformerConfig {
                 layers: Numbered::new("encoder_layer_", 0, layers),
                 ln: layer_norm(d, EPS, device),
             },
-            heads: Heads { head },
+            heads: Heads { head: Some(head) },
             image_size: self.image_size,
             dropout: self.dropout,
             shape,
@@ -366,7 +366,7 @@ pub struct Encoder {
 #[derive(Module, Debug)]
 pub struct Heads {
     /// The classifier.
-    pub head: Linear,
+    pub head: Option<Linear>,
 }
 
 /// Vision Transformer. Build it with [`VisionTransformerConfig`].
@@ -499,7 +499,10 @@ impl Architecture for VisionTransformer {
         if pre_logits {
             return x;
         }
-        linear_last(&self.heads.head, x)
+        match &self.heads.head {
+            Some(head) => linear_last(head, x),
+            None => x,
+        }
     }
 
     /// The position embedding of the patch grid resized bicubically with aligned corners (the
