@@ -28,11 +28,11 @@ use zoo_examples::{load_classifier, top_k};
 #[derive(Parser)]
 #[command(about = "Classify images with a pretrained model of the burn model zoo")]
 struct Args {
-    /// Model name (`cargo xtask list` shows them).
+    /// Model name (`zoo-train list` shows them).
     #[arg(long, default_value = "resnet50")]
     model: String,
     /// Published weights by name (`DEFAULT`, `IMAGENET1K_V1`, ..., `PADDLE_IMAGENET`),
-    /// downloaded and converted on first use, or a weight file (`.bpk` from `cargo xtask import`,
+    /// downloaded and converted on first use, or a weight file (`.bpk` from `zoo-train import`,
     /// `.pth`, `.safetensors`, or PaddlePaddle's `.pdparams`).
     #[arg(long, default_value = "DEFAULT")]
     weights: String,

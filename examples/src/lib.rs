@@ -24,7 +24,7 @@ pub struct Classifier {
 }
 
 /// `model` with `weights`: a torchvision weights name (`DEFAULT`, `IMAGENET1K_V2`), downloaded
-/// and converted on first use, or a file (`.bpk` from `cargo xtask import`, `.pth`,
+/// and converted on first use, or a file (`.bpk` from `zoo-train import`, `.pth`,
 /// `.safetensors`) holding `num_classes` classes.
 pub fn load_classifier(
     info: &ModelInfo,

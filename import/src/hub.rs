@@ -16,30 +16,39 @@
 //! - `burn/<model>-<WEIGHTS>-<sha>.bpk`: the same weights in Burn's format, which load several
 //!   times faster than the pickle.
 //!
+//! Before downloading a torchvision file, PyTorch's own hub cache is looked at:
+//! `$TORCH_HOME/hub/checkpoints/<file>` (`$TORCH_HOME` defaulting to `$XDG_CACHE_HOME/torch`, then
+//! `~/.cache/torch`, as `torch.hub` does). A file there whose SHA-256 starts with the prefix in
+//! its name is used where it is (not copied); one of that name with other content is refused,
+//! naming both digests.
+//!
 //! A download goes to a temporary file beside its destination, is hashed while it streams, and is
 //! renamed into place only when its length and digest are right; any failure removes it. A file
 //! that is in the cache is never downloaded again. `$ZOO_WEIGHTS_URL` replaces torchvision's
 //! base URL, for a mirror or a local server.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use burn::tensor::Device;
-use indicatif::{ProgressBar, ProgressStyle};
 use model_zoo::{
     BuildOptions, Checksum, FeatureExtractor, Model, ModelInfo, RegistryError, WeightsInfo,
     WeightsSource,
 };
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "download")]
+use crate::download::download_checked;
 use crate::{Import, ImportError, load_burnpack, save_burnpack};
 
 /// Environment variable naming the cache directory.
 pub const CACHE_ENV: &str = "ZOO_CACHE";
 /// Environment variable replacing torchvision's base URL (`https://download.pytorch.org/models/`).
 pub const BASE_URL_ENV: &str = "ZOO_WEIGHTS_URL";
+/// PyTorch's home directory variable (`torch.hub.get_dir()` is `$TORCH_HOME/hub`).
+pub const TORCH_HOME_ENV: &str = "TORCH_HOME";
 
 /// Why a download failed. The destination is never left holding a partial or unverified file.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +56,7 @@ pub enum DownloadError {
     /// No response: DNS, connection refused or reset, timeout. Often: no network.
     #[error(
         "cannot download {url} (tried {attempts}x): {message}. If this machine is offline, \
-         fetch the file elsewhere and convert it from disk (`cargo xtask import <model> --from FILE`)"
+         fetch the file elsewhere and convert it from disk (`zoo-train import <model> --from FILE`)"
     )]
     Network {
         /// The URL.
@@ -56,6 +65,35 @@ pub enum DownloadError {
         attempts: u32,
         /// The last failure.
         message: String,
+    },
+    /// No route to the server: the host name does not resolve, or the connection is refused
+    /// or unreachable. Not retried: this is how an offline machine fails, at once.
+    #[error(
+        "cannot reach {url}: {message}. This machine looks offline: download {file} elsewhere \
+         and convert it from disk (`zoo-train import <model> --from {file}`, or \
+         `zoo_import::Import::new(\"{file}\")`), or put it in PyTorch's hub cache \
+         ($TORCH_HOME/hub/checkpoints)"
+    )]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// The file name to fetch by hand.
+        file: String,
+        /// What the connection attempt said.
+        message: String,
+    },
+    /// zoo-import was built without its `download` feature, and the file is in neither cache.
+    #[error(
+        "cannot download {url}: zoo-import was built without its `download` feature; download \
+         {file} yourself and convert it from disk (`zoo_import::Import::new(\"{file}\")`, or \
+         `zoo-train import <model> --from {file}`), or put it in PyTorch's hub cache \
+         ($TORCH_HOME/hub/checkpoints)"
+    )]
+    NotBuilt {
+        /// The URL.
+        url: String,
+        /// The file name to fetch by hand.
+        file: String,
     },
     /// The server answered with an error status.
     #[error("downloading {url}: the server answered HTTP {status} (tried {attempts}x)")]
@@ -113,6 +151,22 @@ pub enum DownloadError {
         /// The downloaded file's digest (full).
         found: String,
     },
+    /// PyTorch's hub cache holds a file of the published name whose digest is not the
+    /// published one.
+    #[error(
+        "{path}: PyTorch's hub cache holds this file with {algorithm} {found}, expected {expected} \
+         (torchvision's published file): refused; remove it, or let PyTorch download it again"
+    )]
+    HubChecksum {
+        /// The file in the hub cache.
+        path: PathBuf,
+        /// `SHA-256`.
+        algorithm: &'static str,
+        /// The digest or prefix from the descriptor.
+        expected: String,
+        /// The file's digest (full).
+        found: String,
+    },
     /// The cache could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -124,9 +178,10 @@ pub enum DownloadError {
 }
 
 impl DownloadError {
+    #[cfg(feature = "download")]
     /// Whether trying again may help: network failures, dropped connections, server errors
     /// (5xx), 408 and 429. A 404 or a checksum mismatch will not change.
-    fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             DownloadError::Network { .. }
             | DownloadError::Truncated { .. }
@@ -134,12 +189,17 @@ impl DownloadError {
             DownloadError::Status { status, .. } => {
                 *status >= 500 || *status == 408 || *status == 429
             }
-            DownloadError::Checksum { .. } | DownloadError::Io { .. } => false,
+            DownloadError::Unreachable { .. }
+            | DownloadError::NotBuilt { .. }
+            | DownloadError::Checksum { .. }
+            | DownloadError::HubChecksum { .. }
+            | DownloadError::Io { .. } => false,
         }
     }
 
+    #[cfg(feature = "download")]
     /// What went wrong, in a few words, for a retry message.
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         match self {
             DownloadError::Network { message, .. } => message.clone(),
             DownloadError::Status { status, .. } => format!("HTTP {status}"),
@@ -153,13 +213,18 @@ impl DownloadError {
         }
     }
 
-    fn set_attempts(&mut self, n: u32) {
+    #[cfg(feature = "download")]
+    pub(crate) fn set_attempts(&mut self, n: u32) {
         match self {
             DownloadError::Network { attempts, .. }
             | DownloadError::Status { attempts, .. }
             | DownloadError::Truncated { attempts, .. }
             | DownloadError::Stalled { attempts, .. } => *attempts = n,
-            DownloadError::Checksum { .. } | DownloadError::Io { .. } => {}
+            DownloadError::Unreachable { .. }
+            | DownloadError::NotBuilt { .. }
+            | DownloadError::Checksum { .. }
+            | DownloadError::HubChecksum { .. }
+            | DownloadError::Io { .. } => {}
         }
     }
 }
@@ -183,18 +248,28 @@ pub enum HubError {
 pub struct WeightsCache {
     root: PathBuf,
     base_url: Option<String>,
+    torch_hub: Option<PathBuf>,
     download: DownloadOptions,
 }
 
 impl WeightsCache {
     /// A cache in `root`, downloading from torchvision (or `$ZOO_WEIGHTS_URL`), with a progress
-    /// bar on a terminal and 3 attempts per file.
+    /// bar on a terminal and 3 attempts per file, using PyTorch's hub cache
+    /// ([`torch_hub_dir`]) before downloading.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
             base_url: std::env::var(BASE_URL_ENV).ok().filter(|u| !u.is_empty()),
+            torch_hub: torch_hub_dir(),
             download: DownloadOptions::default(),
         }
+    }
+
+    /// Looks for torchvision's files in `dir` (PyTorch's `hub/checkpoints`) before downloading
+    /// them; `None` never looks.
+    pub fn with_torch_hub(mut self, dir: Option<PathBuf>) -> Self {
+        self.torch_hub = dir;
+        self
     }
 
     /// The cache in `$ZOO_CACHE`, else the platform cache directory's `burn-model-zoo`.
@@ -262,13 +337,43 @@ impl WeightsCache {
         }
     }
 
-    /// The published file for `weights`: from the cache, or downloaded and verified into it.
+    /// The published file for `weights`: from the cache, from PyTorch's hub cache (verified,
+    /// used where it is), or downloaded and verified into the cache.
     pub fn fetch(&self, weights: &WeightsInfo) -> Result<PathBuf, DownloadError> {
         let path = self.published_path(weights);
-        if !path.is_file() {
-            download_verified(&self.url(weights), weights.checksum, &path, &self.download)?;
+        if path.is_file() {
+            return Ok(path);
         }
+        if let Some(hub) = self.torch_hub_file(weights)? {
+            return Ok(hub);
+        }
+        download_verified(&self.url(weights), weights.checksum, &path, &self.download)?;
         Ok(path)
+    }
+
+    /// torchvision's file for `weights` in PyTorch's hub cache, if it is there and its digest
+    /// is the published one; an error if it is there with another.
+    fn torch_hub_file(&self, weights: &WeightsInfo) -> Result<Option<PathBuf>, DownloadError> {
+        let Some(dir) = self.torch_hub.as_ref() else {
+            return Ok(None);
+        };
+        if weights.source != WeightsSource::Torchvision {
+            return Ok(None);
+        }
+        let path = dir.join(weights.file_name());
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let found = checksum_file(&path, weights.checksum)?;
+        if !weights.checksum.matches(&found) {
+            return Err(DownloadError::HubChecksum {
+                path,
+                algorithm: weights.checksum.algorithm(),
+                expected: weights.checksum.hex().to_string(),
+                found,
+            });
+        }
+        Ok(Some(path))
     }
 
     /// The Burn file of `model` with `weights` (`"DEFAULT"`, `"IMAGENET1K_V2"`, ...): from the
@@ -456,6 +561,24 @@ pub fn default_cache_dir() -> PathBuf {
         .join("burn-model-zoo")
 }
 
+/// PyTorch's hub checkpoints directory, where `torch.hub.load_state_dict_from_url` (and so
+/// torchvision's `weights=`) keeps downloaded files: `$TORCH_HOME/hub/checkpoints`, with
+/// `$TORCH_HOME` defaulting to `$XDG_CACHE_HOME/torch`, then `~/.cache/torch` (as
+/// `torch.hub._get_torch_home`). `None` without a home directory.
+pub fn torch_hub_dir() -> Option<PathBuf> {
+    let set = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let home = set(TORCH_HOME_ENV).or_else(|| {
+        set("XDG_CACHE_HOME")
+            .or_else(|| dirs::home_dir().map(|home| home.join(".cache")))
+            .map(|cache| cache.join("torch"))
+    })?;
+    Some(home.join("hub").join("checkpoints"))
+}
+
 /// How [`download`] behaves.
 #[derive(Debug, Clone)]
 pub struct DownloadOptions {
@@ -507,34 +630,38 @@ pub fn download_verified(
     download_checked(url, expected, dest, options)
 }
 
-/// What a download's digest must be.
+/// What a download's digest must be. Without the `download` feature only the algorithm is
+/// read (hashing files on disk), not the expected digest.
 #[derive(Clone, Copy)]
-enum Expected<'a> {
+#[cfg_attr(not(feature = "download"), allow(dead_code))]
+pub(crate) enum Expected<'a> {
     Sha256Prefix(&'a str),
     Md5(&'a str),
 }
 
 /// The digest of a download, computed while it streams.
-enum Hasher {
+pub(crate) enum Hasher {
     Sha256(Sha256),
     Md5(md5::Md5),
 }
 
 impl Expected<'_> {
-    fn hasher(self) -> Hasher {
+    pub(crate) fn hasher(self) -> Hasher {
         match self {
             Expected::Sha256Prefix(_) => Hasher::Sha256(Sha256::new()),
             Expected::Md5(_) => Hasher::Md5(md5::Md5::new()),
         }
     }
 
-    fn hex(self) -> String {
+    #[cfg(feature = "download")]
+    pub(crate) fn hex(self) -> String {
         match self {
             Expected::Sha256Prefix(hex) | Expected::Md5(hex) => hex.to_ascii_lowercase(),
         }
     }
 
-    fn algorithm(self) -> &'static str {
+    #[cfg(feature = "download")]
+    pub(crate) fn algorithm(self) -> &'static str {
         match self {
             Expected::Sha256Prefix(_) => "SHA-256",
             Expected::Md5(_) => "MD5",
@@ -543,14 +670,14 @@ impl Expected<'_> {
 }
 
 impl Hasher {
-    fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(bytes),
             Hasher::Md5(h) => h.update(bytes),
         }
     }
 
-    fn hex(self) -> String {
+    pub(crate) fn hex(self) -> String {
         match self {
             Hasher::Sha256(h) => format!("{:x}", h.finalize()),
             Hasher::Md5(h) => format!("{:x}", h.finalize()),
@@ -558,184 +685,22 @@ impl Hasher {
     }
 }
 
+/// Without the `download` feature: no network, an error naming the file to fetch by hand.
+#[cfg(not(feature = "download"))]
 fn download_checked(
     url: &str,
-    expected: Expected<'_>,
-    dest: &Path,
-    options: &DownloadOptions,
+    _expected: Expected<'_>,
+    _dest: &Path,
+    _options: &DownloadOptions,
 ) -> Result<(), DownloadError> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(options.stall_timeout))
-        .timeout_per_read(Some(options.stall_timeout))
-        .build()
-        .into();
-    let attempts = options.attempts.max(1);
-    let mut delay = options.retry_delay;
-    let mut attempt = 1;
-    loop {
-        match download_once(&agent, url, expected, dest, options) {
-            Ok(()) => return Ok(()),
-            Err(mut err) => {
-                err.set_attempts(attempt);
-                if attempt >= attempts || !err.is_transient() {
-                    return Err(err);
-                }
-                if options.progress {
-                    eprintln!(
-                        "download failed: {}; retrying in {delay:?} (attempt {} of {attempts})",
-                        err.summary(),
-                        attempt + 1
-                    );
-                }
-                std::thread::sleep(delay);
-                delay *= 2;
-                attempt += 1;
-            }
-        }
-    }
-}
-
-fn download_once(
-    agent: &ureq::Agent,
-    url: &str,
-    expected_digest: Expected<'_>,
-    dest: &Path,
-    options: &DownloadOptions,
-) -> Result<(), DownloadError> {
-    let progress = options.progress;
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let network = |err: &dyn std::fmt::Display| DownloadError::Network {
+    Err(DownloadError::NotBuilt {
         url: url.to_string(),
-        attempts: 1,
-        message: err.to_string(),
-    };
-    let mut response = match agent.get(url).call() {
-        Ok(response) => response,
-        Err(ureq::Error::StatusCode(status)) => {
-            return Err(DownloadError::Status {
-                url: url.to_string(),
-                status,
-                attempts: 1,
-            });
-        }
-        Err(err) => return Err(network(&err)),
-    };
-    let expected_len = response.body().content_length();
-    // Removed on drop, so every early return below leaves nothing behind.
-    let part = tempfile::Builder::new()
-        .prefix(".download-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(io_error(dir))?;
-    let bar = progress_bar(progress, expected_len, dest);
-    let mut hasher = expected_digest.hasher();
-    let mut received: u64 = 0;
-    {
-        let mut writer = BufWriter::new(part.as_file());
-        let mut reader = response.body_mut().as_reader();
-        let mut buffer = vec![0u8; 1 << 16];
-        loop {
-            let n = match reader.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(err) => {
-                    bar.abandon();
-                    // A body cut short shows up as an error from the reader when the length
-                    // was announced.
-                    return Err(match expected_len {
-                        _ if is_timeout(&err) => DownloadError::Stalled {
-                            url: url.to_string(),
-                            seconds: options.stall_timeout.as_secs_f64(),
-                            received,
-                            attempts: 1,
-                        },
-                        Some(expected) if received < expected => DownloadError::Truncated {
-                            url: url.to_string(),
-                            expected,
-                            received,
-                            attempts: 1,
-                        },
-                        _ => network(&err),
-                    });
-                }
-            };
-            hasher.update(&buffer[..n]);
-            writer
-                .write_all(&buffer[..n])
-                .map_err(io_error(part.path()))?;
-            received += n as u64;
-            bar.set_position(received);
-        }
-        writer.flush().map_err(io_error(part.path()))?;
-    }
-    bar.finish_and_clear();
-    if let Some(expected) = expected_len.filter(|&e| e != received) {
-        return Err(DownloadError::Truncated {
-            url: url.to_string(),
-            expected,
-            received,
-            attempts: 1,
-        });
-    }
-    let digest = hasher.hex();
-    if !digest.starts_with(&expected_digest.hex()) {
-        return Err(DownloadError::Checksum {
-            url: url.to_string(),
-            algorithm: expected_digest.algorithm(),
-            expected: expected_digest.hex(),
-            found: digest,
-        });
-    }
-    part.as_file().sync_all().map_err(io_error(part.path()))?;
-    part.persist(dest).map_err(|err| DownloadError::Io {
-        path: dest.to_path_buf(),
-        source: err.error,
-    })?;
-    Ok(())
-}
-
-/// Whether a read failed because the server sent nothing for the stall timeout (ureq's
-/// per-read timeout, as an I/O error or wrapping its own).
-fn is_timeout(err: &std::io::Error) -> bool {
-    if matches!(
-        err.kind(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-    ) {
-        return true;
-    }
-    err.get_ref()
-        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
-        .is_some_and(|e| matches!(e, ureq::Error::Timeout(_)))
-}
-
-fn progress_bar(show: bool, len: Option<u64>, dest: &Path) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    match len {
-        Some(len) => {
-            let bar = ProgressBar::new(len);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar.with_message(name)
-        }
-        None => ProgressBar::new_spinner().with_message(name),
-    }
+        file: url.rsplit('/').next().unwrap_or(url).to_string(),
+    })
 }
 
 /// Maps an OS error on `path` to [`DownloadError::Io`].
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DownloadError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DownloadError + '_ {
     move |source| DownloadError::Io {
         path: path.to_path_buf(),
         source,

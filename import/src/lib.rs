@@ -30,6 +30,8 @@
 //! ```
 
 mod apply;
+#[cfg(feature = "download")]
+mod download;
 mod error;
 mod format;
 pub mod hub;

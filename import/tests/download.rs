@@ -1,6 +1,7 @@
 //! The download path against a real HTTP server on 127.0.0.1 that the tests run themselves:
 //! good files, wrong hashes, truncated bodies, dropped connections, server errors, retries, and
 //! the cache that makes a second run download nothing.
+#![cfg(feature = "download")]
 
 mod common;
 
@@ -354,9 +355,11 @@ fn unreachable_host_names_the_url_and_suggests_from() {
     let url = format!("http://127.0.0.1:{port}/models/resnet50-11ad3fa6.pth");
     let cache = tempfile::tempdir().unwrap();
     let options = DownloadOptions {
-        attempts: 2,
+        attempts: 3,
+        retry_delay: Duration::from_secs(2),
         ..quick()
     };
+    let started = std::time::Instant::now();
     let err = download(
         &url,
         "11ad3fa6",
@@ -364,13 +367,19 @@ fn unreachable_host_names_the_url_and_suggests_from() {
         &options,
     )
     .unwrap_err();
+    // No route: one attempt, at once (an offline machine), naming the URL, the file to fetch
+    // by hand and how to convert it from disk.
+    assert!(matches!(err, DownloadError::Unreachable { .. }), "{err:?}");
     assert!(
-        matches!(err, DownloadError::Network { attempts: 2, .. }),
-        "{err:?}"
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
     );
     let message = err.to_string();
     assert!(
-        message.contains(&url) && message.contains("--from"),
+        message.contains(&url)
+            && message.contains("download resnet50-11ad3fa6.pth elsewhere")
+            && message.contains("--from resnet50-11ad3fa6.pth"),
         "{message}"
     );
 }
@@ -482,29 +491,12 @@ fn redirect_loop_is_an_error_leaving_nothing() {
 fn pretrained_weights_download_convert_and_reload_from_cache() {
     let device = model_zoo::available_backends()[0].device().unwrap();
     let info = model_zoo::model_info("resnet18").unwrap();
-    let original = info.create(1000, &device).unwrap();
-    let exported = tempfile::tempdir().unwrap();
-    let path = exported.path().join("resnet18.safetensors");
-    save_safetensors(&original, &path).unwrap();
-    let file = named("resnet18", "safetensors", std::fs::read(&path).unwrap());
+    let (original, file) = resnet18_file(&device);
 
     let server = Server::start();
     let body = file.bytes.clone();
     server.route(&file.file, move |_| Reply::Ok(body.clone()));
-    let url: &'static str = Box::leak(format!("https://example.invalid/{}", file.file).into());
-    let prefix: &'static str = Box::leak(file.prefix.clone().into());
-    let weights = WeightsInfo {
-        name: "TEST_V1",
-        url,
-        source: WeightsSource::Torchvision,
-        checksum: Checksum::Sha256Prefix(prefix),
-        file_size_mb: 0.0,
-        categories: Categories::ImageNet1K,
-        preprocess: Preprocess::default(),
-        acc1: None,
-        acc5: None,
-        is_default: true,
-    };
+    let weights = descriptor(&file);
     let root = tempfile::tempdir().unwrap();
     let cache = WeightsCache::new(root.path())
         .with_base_url(server.models_url())
@@ -649,18 +641,7 @@ fn paddle_weights_are_verified_by_md5_and_load() {
             .ends_with("paddle/resnet18.pdparams")
     );
     assert!(cache.burnpack_path("resnet18", &weights).is_file());
-    let x = burn::tensor::Tensor::<4>::random(
-        [1, 3, 64, 64],
-        burn::tensor::Distribution::Normal(0.0, 1.0),
-        &device,
-    );
-    loaded
-        .forward(x.clone())
-        .into_data()
-        .assert_approx_eq::<f32>(
-            &original.forward(x).into_data(),
-            burn::tensor::Tolerance::absolute(1e-5),
-        );
+    assert_same_logits(&loaded, &original, &device);
 }
 
 /// A registry name that the cache cannot fetch gets the download error, naming the URL.
@@ -688,4 +669,109 @@ fn registry_weights_from_an_unreachable_mirror_fail_clearly() {
         "{err}"
     );
     assert!(entries(&root.path().join("torch")).is_empty());
+}
+
+/// A descriptor for `file` (named as torchvision names its files) with its SHA-256 prefix.
+fn descriptor(file: &Named) -> WeightsInfo {
+    let url: &'static str = Box::leak(format!("https://example.invalid/{}", file.file).into());
+    let prefix: &'static str = Box::leak(file.prefix.clone().into());
+    WeightsInfo {
+        name: "TEST_V1",
+        url,
+        source: WeightsSource::Torchvision,
+        checksum: Checksum::Sha256Prefix(prefix),
+        file_size_mb: 0.0,
+        categories: Categories::ImageNet1K,
+        preprocess: Preprocess::default(),
+        acc1: None,
+        acc5: None,
+        is_default: true,
+    }
+}
+
+/// A cache whose downloads go to a port nothing listens on: any download attempt fails.
+fn offline_cache(root: &Path, hub: &Path) -> WeightsCache {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    WeightsCache::new(root)
+        .with_base_url(format!("http://127.0.0.1:{port}/models"))
+        .with_torch_hub(Some(hub.to_path_buf()))
+        .with_progress(false)
+        .with_retries(1, Duration::ZERO)
+}
+
+/// A file PyTorch already downloaded (`$TORCH_HOME/hub/checkpoints/<file>`) is verified, used
+/// where it is and converted, with no network; one of the same name and other content is
+/// refused, naming both digests, and nothing is cached.
+#[test]
+fn pytorchs_hub_cache_is_used_offline_and_verified() {
+    let device = model_zoo::available_backends()[0].device().unwrap();
+    let info = model_zoo::model_info("resnet18").unwrap();
+    let (original, file) = resnet18_file(&device);
+    let weights = descriptor(&file);
+
+    let hub = tempfile::tempdir().unwrap();
+    std::fs::write(hub.path().join(&file.file), &file.bytes).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let cache = offline_cache(root.path(), hub.path());
+    assert_eq!(cache.fetch(&weights).unwrap(), hub.path().join(&file.file));
+    let loaded = cache.load_weights(info, &weights, &device).unwrap();
+    assert!(
+        !cache.published_path(&weights).exists(),
+        "the hub's file is used where it is, not copied"
+    );
+    assert!(cache.burnpack_path("resnet18", &weights).is_file());
+    assert_same_logits(&loaded, &original, &device);
+
+    // The same name, other content: refused with both digests, nothing cached.
+    let other_hub = tempfile::tempdir().unwrap();
+    let mut bytes = file.bytes.clone();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(other_hub.path().join(&file.file), &bytes).unwrap();
+    let found = sha256_file(&other_hub.path().join(&file.file)).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let err = offline_cache(root.path(), other_hub.path())
+        .load_weights(info, &weights, &device)
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, HubError::Download(DownloadError::HubChecksum { .. })),
+        "{err:?}"
+    );
+    assert!(
+        message.contains(&file.prefix) && message.contains(&found),
+        "{message}"
+    );
+    assert!(
+        entries(root.path()).is_empty(),
+        "{:?}",
+        entries(root.path())
+    );
+}
+
+/// `a` and `b` give the same logits (1e-5) on one random image.
+fn assert_same_logits(a: &model_zoo::Model, b: &model_zoo::Model, device: &burn::tensor::Device) {
+    let x = burn::tensor::Tensor::<4>::random(
+        [1, 3, 32, 32],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    a.forward(x.clone()).into_data().assert_approx_eq::<f32>(
+        &b.forward(x).into_data(),
+        burn::tensor::Tolerance::absolute(1e-5),
+    );
+}
+
+/// A fresh resnet18 and its weights as a safetensors file named as torchvision names its files.
+fn resnet18_file(device: &burn::tensor::Device) -> (model_zoo::Model, Named) {
+    let original = model_zoo::create("resnet18", 1000, device).unwrap();
+    let exported = tempfile::tempdir().unwrap();
+    let path = exported.path().join("resnet18.safetensors");
+    save_safetensors(&original, &path).unwrap();
+    let file = named("resnet18", "safetensors", std::fs::read(&path).unwrap());
+    (original, file)
 }

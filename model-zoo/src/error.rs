@@ -324,7 +324,7 @@ impl InputSpec {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RegistryError {
     /// No model has this name.
-    #[error("no model named `{name}` in the zoo{}; `cargo xtask list` shows them all", suggest(.suggestions))]
+    #[error("no model named `{name}` in the zoo{}; `zoo-train list` shows them all", suggest(.suggestions))]
     UnknownModel {
         /// The name asked for.
         name: String,

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-/// A family of architectures, named as in messages and `cargo xtask list` (`"resnet"`). Each
+/// A family of architectures, named as in messages and `zoo-train list` (`"resnet"`). Each
 /// family declares its constant in its own module ([`Family::RESNET`] in [`crate::resnet`]), so
 /// adding a family touches no list here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

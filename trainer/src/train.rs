@@ -170,7 +170,7 @@ pub fn transforms_for(config: &TrainConfig) -> Result<Transforms, TrainError> {
 /// `config.model` with `num_classes` classes on `device`: initialised as torchvision does, or
 /// from `config.weights` with its head replaced.
 ///
-/// A burnpack (`.bpk`, as `cargo xtask import` writes) must hold the model with its original
+/// A burnpack (`.bpk`, as `zoo-train import` writes) must hold the model with its original
 /// head; a PyTorch or safetensors file is imported with a head of another size left as
 /// initialised.
 ///

@@ -1,11 +1,9 @@
-//! `cargo xtask`: maintainer and power-user commands.
+//! `cargo xtask`: the maintainer's commands. The user's (`list`, `info`, `import`) are
+//! `zoo-train`'s (`zoo_trainer::cli`).
 //!
 //! - `cargo xtask parity resnet50` / `cargo xtask parity --all`: compare every compiled backend's
 //!   logits with real PyTorch (see [`parity`]); `--all` also reads a few hundred `torch.save`
 //!   files back bit for bit (see [`torch_files`]).
-//! - `cargo xtask list [PATTERN]`, `cargo xtask info MODEL`: the registry and a model's layers.
-//! - `cargo xtask import MODEL [--weights W] [--from FILE]`: pretrained weights, verified,
-//!   cached and converted to Burn's format.
 //! - `cargo run --release -p xtask -- bench [--quick]`: speed and memory beside PyTorch's;
 //!   `bench --ops [--models ...]`: any model op by op beside PyTorch, each op's share of the gap.
 //! - `cargo xtask fuzz [--seconds N]`: the readers' fuzz test for N seconds from a fresh seed.
@@ -16,8 +14,6 @@ mod bench;
 mod bench_ops;
 mod fuzz;
 mod gpu_bundle;
-mod import;
-mod info;
 mod paddle_parity;
 mod parity;
 mod torch_files;
@@ -42,13 +38,6 @@ enum Command {
     /// Check logits against PyTorch (torchvision, random weights, randomised BatchNorm) on
     /// every compiled backend; exits non-zero on any failure.
     Parity(parity::ParityArgs),
-    /// List the zoo's models with parameters, GFLOPs and pretrained weights.
-    List(info::ListArgs),
-    /// Print a model's module tree with the parameter count of every layer.
-    Info(info::InfoArgs),
-    /// Download torchvision's weights (SHA-256 verified, cached), convert them to Burn's
-    /// format, and check that they load and run.
-    Import(import::ImportArgs),
     /// Inference and training speed, import time and peak memory, beside PyTorch's measured in
     /// the same run (use a release build: `cargo run --release -p xtask -- bench`).
     Bench(bench::BenchArgs),
@@ -65,9 +54,6 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Parity(args) => parity::run(&args),
-        Command::List(args) => info::list(&args),
-        Command::Info(args) => info::info(&args),
-        Command::Import(args) => import::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::GpuBundle(args) => gpu_bundle::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),

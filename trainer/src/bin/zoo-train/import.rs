@@ -1,4 +1,4 @@
-//! `cargo xtask import MODEL`: download torchvision's weights (verified, cached), convert them to
+//! `zoo-train import MODEL`: download torchvision's weights (verified, cached), convert them to
 //! Burn's format, check the result loads and runs, and say how to use it.
 
 use model_zoo::Architecture;
@@ -11,7 +11,7 @@ use model_zoo::Backend;
 use zoo_import::hub::{WeightsCache, import_published, published_as, sha256_file};
 use zoo_import::{load_burnpack, save_burnpack};
 
-/// Arguments of `cargo xtask import`.
+/// Arguments of `zoo-train import`.
 #[derive(clap::Args)]
 pub struct ImportArgs {
     /// Model name (`resnet50`).
@@ -43,7 +43,7 @@ pub struct ImportArgs {
     force: bool,
 }
 
-/// Runs `cargo xtask import`.
+/// Runs `zoo-train import`.
 pub fn run(args: &ImportArgs) -> Result<bool> {
     let info = model_zoo::model_info(&args.model)?;
     let device = args.backend.device()?;
@@ -57,7 +57,8 @@ pub fn run(args: &ImportArgs) -> Result<bool> {
         Some(info.weights(&args.weights)?)
     };
 
-    // 1-2. The PyTorch file: given, or downloaded and verified into the cache.
+    // 1-2. The PyTorch file: given, or from the caches (the zoo's, PyTorch's hub), or downloaded
+    // and verified into the zoo's cache.
     let started = Instant::now();
     let (torch_file, descriptor, published) = match (&args.from, descriptor) {
         (Some(file), descriptor) => {
@@ -85,17 +86,20 @@ pub fn run(args: &ImportArgs) -> Result<bool> {
             (file.clone(), published_as.or(descriptor), published)
         }
         (None, Some(descriptor)) => {
-            let path = cache.published_path(descriptor);
-            if path.is_file() {
-                println!("cached: {}", path.display());
+            let cached = cache.published_path(descriptor);
+            if cached.is_file() {
+                println!("cached: {}", cached.display());
             } else {
                 println!(
-                    "downloading {} ({:.1} MB)",
+                    "fetching {} ({:.1} MB): PyTorch's hub cache, else the download",
                     cache.url(descriptor),
                     descriptor.file_size_mb
                 );
             }
             let path = cache.fetch(descriptor)?;
+            if path != cached {
+                println!("from PyTorch's hub cache: {}", path.display());
+            }
             println!(
                 "verified {} {} ({:.1}s)",
                 descriptor.checksum.algorithm(),

@@ -1,10 +1,10 @@
-//! `cargo xtask list` and `cargo xtask info`: what the zoo has, and what a model is made of.
+//! `zoo-train list` and `zoo-train info`: what the zoo has, and what a model is made of.
 
 use anyhow::Result;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 
-/// Arguments of `cargo xtask list`.
+/// Arguments of `zoo-train list`.
 #[derive(clap::Args)]
 pub struct ListArgs {
     /// Glob over model names (`resnet*`, `*resnext*`); all models when absent.
@@ -14,7 +14,7 @@ pub struct ListArgs {
     names: bool,
 }
 
-/// Arguments of `cargo xtask info`.
+/// Arguments of `zoo-train info`.
 #[derive(clap::Args)]
 pub struct InfoArgs {
     /// Model name (`resnet50`).
@@ -31,7 +31,7 @@ pub struct InfoArgs {
     depth: usize,
 }
 
-/// `cargo xtask list [PATTERN]`.
+/// `zoo-train list [PATTERN]`.
 pub fn list(args: &ListArgs) -> Result<bool> {
     let pattern = args.pattern.as_deref().unwrap_or("*");
     let models = model_zoo::list_models(pattern);
@@ -86,7 +86,7 @@ pub fn list(args: &ListArgs) -> Result<bool> {
     Ok(true)
 }
 
-/// `cargo xtask info MODEL`.
+/// `zoo-train info MODEL`.
 pub fn info(args: &InfoArgs) -> Result<bool> {
     let info = model_zoo::model_info(&args.model)?;
     let device = model_zoo::available_backends()[0].device()?;

@@ -1,11 +1,16 @@
-//! `zoo-train`: transfer learning for the zoo's models on an ImageFolder dataset.
+//! `zoo-train`: transfer learning for the zoo's models on an ImageFolder dataset, and the
+//! user's other commands: `list` and `info` (the registry, a model's layers), `import`
+//! (pretrained weights, verified and converted to Burn's format).
+
+mod import;
+mod info;
 
 /// mimalloc, which keeps freed memory for the next forward (`zoo_trainer::alloc`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use model_zoo::Architecture;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -53,11 +58,13 @@ struct RunArgs {
 /// What to train and how.
 #[derive(clap::Args, Clone)]
 struct TrainArgs {
-    /// Model name from the registry (`cargo xtask list`).
+    /// Model name from the registry (`zoo-train list`).
     #[arg(long, default_value = "resnet18")]
     model: String,
-    /// Start from these weights: a PyTorch/safetensors file, or the burnpack that
-    /// `cargo xtask import MODEL` writes. The head is replaced for the dataset's classes.
+    /// Start from these weights: one of the model's published weights by name (`DEFAULT`,
+    /// `IMAGENET1K_V2`, `PADDLE_IMAGENET`: see `zoo-train list`), taken from the cache,
+    /// PyTorch's hub cache or the download; or a file: PyTorch/safetensors/Paddle, or the
+    /// burnpack `zoo-train import MODEL` writes. The head is replaced for the dataset's classes.
     #[arg(long)]
     weights: Option<PathBuf>,
     /// ImageFolder of training images (`DIR/<class>/<image>`), or a folder holding `train/`
@@ -169,9 +176,14 @@ impl TrainArgs {
                 })
                 .transpose()
         };
+        let weights = self
+            .weights
+            .as_deref()
+            .map(|w| resolve_weights(&self.model, w, &zoo_import::WeightsCache::from_env()))
+            .transpose()?;
         Ok(TrainConfig {
             model: self.model.clone(),
-            weights: self.weights.clone(),
+            weights,
             train_dir,
             val_dir,
             val_fraction: self.val_fraction,
@@ -268,6 +280,14 @@ enum Command {
         #[arg(long, default_value = "flex")]
         backend: Backend,
     },
+    /// Lists the zoo's models with parameters, GFLOPs and pretrained weights.
+    List(info::ListArgs),
+    /// Prints a model's module tree with the parameter count of every layer.
+    Info(info::InfoArgs),
+    /// Downloads a model's published weights (verified by SHA-256, cached; PyTorch's hub cache
+    /// is used when it holds them) or takes a file (--from), converts them to Burn's format and
+    /// checks that they load and run.
+    Import(import::ImportArgs),
     /// Draws the offline demo dataset (shapes) as an ImageFolder of PNGs.
     DemoData {
         /// Where to write it (`<out>/train/<class>/*.png`, `<out>/val/<class>/*.png`).
@@ -443,6 +463,9 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::List(args) => found(info::list(&args)?, "no model matches")?,
+        Command::Info(args) => found(info::info(&args)?, "not found")?,
+        Command::Import(args) => found(import::run(&args)?, "import failed")?,
         Command::DemoData {
             out,
             classes,
@@ -497,6 +520,39 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// A command that found nothing fails the process (its output said why).
+fn found(ok: bool, what: &str) -> Result<()> {
+    if ok { Ok(()) } else { bail!("{what}") }
+}
+
+/// `--weights`: a file as given, or a name of `model`'s published weights (`DEFAULT`,
+/// `IMAGENET1K_V1`, `PADDLE_IMAGENET`), resolved to its file through `cache` (the zoo's cache,
+/// then PyTorch's hub cache, then the download, verified). A value that is neither an existing
+/// file nor a weights name is returned as it is, for the loader to name it.
+fn resolve_weights(
+    model: &str,
+    weights: &Path,
+    cache: &zoo_import::WeightsCache,
+) -> Result<PathBuf> {
+    let name = weights.to_str().filter(|name| {
+        !weights.exists()
+            && !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    });
+    let Some(name) = name else {
+        return Ok(weights.to_path_buf());
+    };
+    let info = model_zoo::model_info(model)?;
+    let descriptor = info
+        .weights(name)
+        .with_context(|| format!("--weights {name}: no such file, nor weights of {model}"))?;
+    cache
+        .fetch(descriptor)
+        .with_context(|| format!("--weights {name} of {model}"))
+}
+
 fn main() -> ExitCode {
     zoo_trainer::alloc::keep_freed_memory();
     match run(Cli::parse()) {
@@ -505,5 +561,39 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A weights name resolves to its file in the cache (no download: the file is there); a
+    /// path is kept; an unknown name lists the model's weights.
+    #[test]
+    fn weights_by_name_or_path() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = zoo_import::WeightsCache::new(root.path())
+            .with_torch_hub(None)
+            .with_progress(false);
+        let info = model_zoo::model_info("resnet18").unwrap();
+        let descriptor = info.weights("DEFAULT").unwrap();
+        let cached = cache.published_path(descriptor);
+        std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+        std::fs::write(&cached, b"weights").unwrap();
+        assert_eq!(
+            resolve_weights("resnet18", Path::new("DEFAULT"), &cache).unwrap(),
+            cached
+        );
+        assert_eq!(
+            resolve_weights("resnet18", Path::new("IMAGENET1K_V1"), &cache).unwrap(),
+            cached,
+            "DEFAULT is IMAGENET1K_V1 for resnet18"
+        );
+        let file = Path::new("runs/x/best/model.bpk");
+        assert_eq!(resolve_weights("resnet18", file, &cache).unwrap(), file);
+        let err = resolve_weights("resnet18", Path::new("IMAGENET22K"), &cache).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("IMAGENET1K_V1"), "{message}");
     }
 }
