@@ -10,7 +10,7 @@
 //! antialiased bilinear, center crop, normalise) and run in batches.
 
 /// mimalloc rather than the system allocator: a forward's large buffers are reused instead of
-/// handed back to the kernel and faulted in again (README, Speed).
+/// handed back to the kernel and faulted in again (docs/src/speed.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

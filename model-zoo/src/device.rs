@@ -171,7 +171,7 @@ fn wgpu_default_device() -> Result<Device, BackendError> {
 /// Every model's [`crate::Architecture::try_forward`] through [`crate::Model`] runs this way. Use it
 /// around a chain of your own Burn ops on Flex (or a family's typed model): at batch 1, each of
 /// MobileNetV3-Small's kernels otherwise hands its work to the pool from outside and waits, and
-/// the other threads fall asleep between kernels (README, Speed).
+/// the other threads fall asleep between kernels (docs/src/speed.md).
 pub fn on_cpu_workers<R: Send>(device: &Device, f: impl FnOnce() -> R + Send) -> R {
     #[cfg(feature = "flex")]
     {

@@ -300,6 +300,9 @@ fn interrupt_after_first_checkpoint(
             .status()
             .unwrap();
         assert!(sent.success());
+        // Two SIGINTs sent before the first is delivered merge into one (standard signals are
+        // not queued), which a busy machine does: wait for the first to leave the pending set.
+        wait_until_delivered(child.id(), libc_sigint_mask());
     }
     let output = child.wait_with_output().unwrap();
     let text = format!(
@@ -308,6 +311,36 @@ fn interrupt_after_first_checkpoint(
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status, text)
+}
+
+/// SIGINT's bit in `/proc/<pid>/status`'s pending masks.
+fn libc_sigint_mask() -> u64 {
+    1 << (2 - 1)
+}
+
+/// Waits (up to 5 s) until `pid` has no pending signal of `mask` (Linux: `ShdPnd`/`SigPnd` in
+/// `/proc/<pid>/status`); elsewhere a 50 ms pause.
+fn wait_until_delivered(pid: u32, mask: u64) {
+    let status = format!("/proc/{pid}/status");
+    if !Path::new(&status).exists() {
+        std::thread::sleep(Duration::from_millis(50));
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let Ok(text) = std::fs::read_to_string(&status) else {
+            return;
+        };
+        let pending = text
+            .lines()
+            .filter(|l| l.starts_with("ShdPnd:") || l.starts_with("SigPnd:"))
+            .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+            .fold(0, |a, b| a | b);
+        if pending & mask == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Ctrl-C during training: the run stops after the batch in flight, exits non-zero saying how

@@ -98,7 +98,7 @@ fn mark_tf32(rows: &mut [Row]) {
             row.note = format!(
                 "known: beyond the f32 tolerance, within TF32's ({TF32_TOLERANCE:e} of the \
                  {update_scale:.3} update): the autotuner picked a TF32 tensor-core kernel \
-                 (README, GPU)"
+                 (docs/src/gpu.md)"
             );
         }
     }

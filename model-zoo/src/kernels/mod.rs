@@ -6,7 +6,7 @@
 //! autodiff devices keep Burn's ops (the convolution's gradients on `Autodiff<Flex>` are the one
 //! exception, [`conv2d_autodiff`]), and `cargo xtask parity` checks both routes against PyTorch.
 //!
-//! What the kernels change, each measured by `cargo xtask bench` (README, Speed):
+//! What the kernels change, each measured by `cargo xtask bench` (docs/src/speed.md):
 //! - element-wise activations vectorised for the CPU at run time ([`math::vectorized`]) and shared
 //!   out among rayon's threads, in place when the tensor is not shared; Flex 0.22's are scalar,
 //!   single-threaded, and GELU calls `libm::erff` per value;

@@ -22,7 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_data()
         .assert_approx_eq::<f32>(&want.into_data(), Tolerance::absolute(1e-5));
     println!("{report}");
-    println!("resnet18 from {}: logits {:?}, equal to the saved model's", file.display(), got.dims());
+    println!(
+        "resnet18 from {}: logits {:?}, equal to the saved model's",
+        file.display(),
+        got.dims()
+    );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

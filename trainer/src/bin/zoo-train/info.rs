@@ -12,6 +12,10 @@ pub struct ListArgs {
     /// Only the names, one a line (for scripts).
     #[arg(long)]
     names: bool,
+    /// The book's models page (`docs/src/models-generated.md`): a Markdown table of every
+    /// matching model, its size, cost, input and published weights with their accuracy.
+    #[arg(long, conflicts_with = "names")]
+    markdown: bool,
 }
 
 /// Arguments of `zoo-train info`.
@@ -43,6 +47,10 @@ pub fn list(args: &ListArgs) -> Result<bool> {
         for info in &models {
             println!("{}", info.name);
         }
+        return Ok(true);
+    }
+    if args.markdown {
+        print!("{}", markdown_table(&models));
         return Ok(true);
     }
     println!(
@@ -84,6 +92,50 @@ pub fn list(args: &ListArgs) -> Result<bool> {
     }
     println!("{} models", models.len());
     Ok(true)
+}
+
+/// The models page of the book: `zoo-train list --markdown > docs/src/models-generated.md`.
+fn markdown_table(models: &[&model_zoo::ModelInfo]) -> String {
+    let mut out = String::from(
+        "# Models (generated)\n\nGenerated from the registry by `cargo run -p zoo-trainer -- list \
+         --markdown > docs/src/models-generated.md`: do not edit by hand. Accuracy is the \
+         published top-1 on ImageNet-1K (torchvision's, or Paddle's for `PADDLE_IMAGENET`); `*` \
+         marks `DEFAULT`; the input is the eval crop and the smallest size the model takes (`=`: \
+         the only one).\n\n| model | family | parameters | GFLOPs | eval crop | smallest input | \
+         weights |\n|---|---|---:|---:|---:|---:|---|\n",
+    );
+    for info in models {
+        let weights = if !info.torchvision {
+            format!("the zoo's own ({} classes)", info.num_classes)
+        } else if info.weights.is_empty() {
+            "-".to_string()
+        } else {
+            info.weights
+                .iter()
+                .map(|w| {
+                    let star = if w.is_default { "\\*" } else { "" };
+                    match w.acc1 {
+                        Some(acc1) => format!("`{}`{star} {acc1:.2}%", w.name),
+                        None => format!("`{}`{star}", w.name),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {:.3} | {} | {}{}x{} | {weights} |\n",
+            info.name,
+            info.family.name(),
+            thousands(info.params),
+            info.gflops,
+            info.image_size,
+            if info.input.exact { "=" } else { "" },
+            info.input.min_size[0],
+            info.input.min_size[1],
+        ));
+    }
+    out.push_str(&format!("\n{} models.\n", models.len()));
+    out
 }
 
 /// `zoo-train info MODEL`.
