@@ -267,12 +267,12 @@ fn locate_state_dict(
     }
 }
 
-/// The burnpack metadata key recording [`Architecture::transform_input`], a setting that no
+/// The burnpack metadata key recording [`model_zoo::Architecture::transform_input`], a setting that no
 /// weight holds: a GoogLeNet saved from pretrained weights reloads with its input transform.
 const TRANSFORM_INPUT_KEY: &str = "transform_input";
 
 /// Saves `model` in Burn's own burnpack format, for fast reloads without PyTorch's reader.
-/// The file also records the model's [`Architecture::transform_input`].
+/// The file also records the model's [`model_zoo::Architecture::transform_input`].
 /// The file is written beside its destination and renamed into place, so an interrupted save
 /// never leaves a partial file.
 pub fn save_burnpack<M: ImportHooks>(model: &M, path: impl AsRef<Path>) -> Result<(), ImportError> {

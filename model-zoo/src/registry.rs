@@ -15,7 +15,7 @@
 //!
 //! This module holds what describes a model and its weights ([`WeightsInfo`], [`Preprocess`],
 //! [`Categories`]); the entries themselves are the families' (`models/<family>/weights.rs`),
-//! listed by [`crate::models`].
+//! listed by [`crate::models()`].
 
 use std::sync::OnceLock;
 

@@ -228,7 +228,7 @@ pub fn model_shapes<M: Module>(model: &M, names: ShapeNames) -> BTreeMap<String,
 }
 
 /// The tensors of a file with burnpack's (Burn's) keys, as `model`'s PyTorch keys and layouts
-/// name them: what [`crate::Architecture::conform_to`] reads. A key the model does not have (an
+/// name them: what [`crate::ImportHooks::conform_to`] reads. A key the model does not have (an
 /// aux head it was built without) is kept as it is.
 pub fn burn_shapes_as_torch<M: Module>(
     model: &M,

@@ -205,7 +205,7 @@ impl ConvNeXtConfig {
         self.arch().map_or("convnext", ConvNeXtArch::name)
     }
 
-    /// Builds the model, initialised as torchvision does (see [`WEIGHT_INIT`]; LayerNorms
+    /// Builds the model, initialised as torchvision does (see `WEIGHT_INIT`; LayerNorms
     /// ones and zeros, `layer_scale` filled with [`Self::layer_scale`]).
     pub fn init(&self, device: &Device) -> Result<ConvNeXt, ConfigError> {
         let name = self.name();

@@ -9,7 +9,7 @@
 //!
 //! torchvision's published files spell the dense layers' keys the old way (`norm.1`, `conv.2`);
 //! the importer renames them as torchvision's `_load_state_dict` does, and refuses a file that
-//! mixes the two spellings (see [`Architecture::key_renames`]).
+//! mixes the two spellings (see [`crate::ImportHooks::key_renames`]).
 //!
 //! ```no_run
 //! use model_zoo::Architecture;

@@ -10,7 +10,7 @@
 //!
 //! torchvision keeps two derived buffers in the state_dict, `relative_position_index` and
 //! (V2) `relative_coords_table`; the model computes both from its window size, and the importer
-//! checks a file's copies against them ([`Architecture::derived_buffers`]).
+//! checks a file's copies against them ([`crate::ImportHooks::derived_buffers`]).
 //!
 //! ```no_run
 //! use model_zoo::Architecture;
@@ -242,7 +242,7 @@ impl SwinConfig {
         }
     }
 
-    /// Builds the model, initialised as torchvision does: every `Linear` as [`linear`], the
+    /// Builds the model, initialised as torchvision does: every `Linear` as `linear`, the
     /// patch embedding as PyTorch's `nn.Conv2d` default, LayerNorms ones and zeros, V1's bias
     /// table `trunc_normal_(std=0.02)`, V2's `logit_scale` `log(10)`.
     pub fn init(&self, device: &Device) -> Result<SwinTransformer, ConfigError> {

@@ -11,7 +11,7 @@
 //!
 //! The position embedding fixes the input size: a model takes `image_size x image_size` only
 //! (224 by default, as torchvision's builders without weights; 384, 512 or 518 for the SWAG
-//! end-to-end files, which [`Architecture::conform_to`] follows when loading).
+//! end-to-end files, which [`crate::ImportHooks::conform_to`] follows when loading).
 //!
 //! ```no_run
 //! use model_zoo::Architecture;
@@ -382,7 +382,7 @@ pub struct VisionTransformer {
     pub heads: Heads,
     /// The one input side the model takes.
     pub image_size: usize,
-    /// Dropout rate (kept to rebuild the model in [`Architecture::conform_to`]).
+    /// Dropout rate (kept to rebuild the model in [`crate::ImportHooks::conform_to`]).
     pub dropout: f64,
     /// Patch size, depth and widths.
     #[module(skip)]
