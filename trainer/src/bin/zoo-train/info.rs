@@ -58,23 +58,7 @@ pub fn list(args: &ListArgs) -> Result<bool> {
         "model", "family", "params", "GFLOPs", "at", "min input"
     );
     for info in &models {
-        let weights = if !info.torchvision {
-            format!("- (the zoo's own, {} classes)", info.num_classes)
-        } else if info.weights.is_empty() {
-            "-".to_string()
-        } else {
-            info.weights
-                .iter()
-                .map(|w| {
-                    let star = if w.is_default { "*" } else { "" };
-                    match w.acc1 {
-                        Some(acc1) => format!("{}{star} {acc1:.2}%", w.name),
-                        None => format!("{}{star}", w.name),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let weights = weights_summary(info, false);
         println!(
             "{:<18} {:<13} {:>8.2}M {:>7.3} {:>5} {:>9}  {weights}",
             info.name,
@@ -94,6 +78,33 @@ pub fn list(args: &ListArgs) -> Result<bool> {
     Ok(true)
 }
 
+/// A model's published weights with their acc@1, `DEFAULT` starred (escaped and the names
+/// quoted as code for `markdown`), or what it has instead.
+fn weights_summary(info: &model_zoo::ModelInfo, markdown: bool) -> String {
+    if !info.torchvision {
+        return if markdown {
+            format!("the zoo's own ({} classes)", info.num_classes)
+        } else {
+            format!("- (the zoo's own, {} classes)", info.num_classes)
+        };
+    }
+    if info.weights.is_empty() {
+        return "-".to_string();
+    }
+    let (quote, star) = if markdown { ("`", "\\*") } else { ("", "*") };
+    info.weights
+        .iter()
+        .map(|w| {
+            let star = if w.is_default { star } else { "" };
+            match w.acc1 {
+                Some(acc1) => format!("{quote}{}{quote}{star} {acc1:.2}%", w.name),
+                None => format!("{quote}{}{quote}{star}", w.name),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The models page of the book: `zoo-train list --markdown > docs/src/models-generated.md`.
 fn markdown_table(models: &[&model_zoo::ModelInfo]) -> String {
     let mut out = String::from(
@@ -105,23 +116,7 @@ fn markdown_table(models: &[&model_zoo::ModelInfo]) -> String {
          weights |\n|---|---|---:|---:|---:|---:|---|\n",
     );
     for info in models {
-        let weights = if !info.torchvision {
-            format!("the zoo's own ({} classes)", info.num_classes)
-        } else if info.weights.is_empty() {
-            "-".to_string()
-        } else {
-            info.weights
-                .iter()
-                .map(|w| {
-                    let star = if w.is_default { "\\*" } else { "" };
-                    match w.acc1 {
-                        Some(acc1) => format!("`{}`{star} {acc1:.2}%", w.name),
-                        None => format!("`{}`{star}", w.name),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let weights = weights_summary(info, true);
         out.push_str(&format!(
             "| `{}` | {} | {} | {:.3} | {} | {}{}x{} | {weights} |\n",
             info.name,
