@@ -73,7 +73,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Images per batch.
     pub batch_size: usize,
-    /// Batches whose gradients are summed before one optimiser step.
+    /// Batches whose gradients are averaged into one optimiser step (each loss divided by
+    /// the window's batch count, as PyTorch's `loss / k`; an epoch's last, shorter window by
+    /// its own count).
     pub grad_accumulation: usize,
     /// Optimiser.
     pub optimizer: OptimizerKind,

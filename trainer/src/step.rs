@@ -15,6 +15,23 @@ pub struct ImageBatch {
     pub images: Tensor<4>,
     /// Class indices, `[batch]`.
     pub targets: Tensor<1, Int>,
+    /// What the batch's loss is multiplied by before the backward pass (the reported loss is
+    /// not): `1 / n` in a window of `n` batches whose gradients Burn sums before one optimiser
+    /// step (`--grad-accumulation`), so that the step follows the mean loss of the window, as
+    /// PyTorch's recipes do (`loss / k`). The epoch's last window may hold fewer batches: each
+    /// of them then weighs `1 /` their count ([`crate::data::OrderedLoader`] sets it).
+    pub grad_scale: f32,
+}
+
+impl ImageBatch {
+    /// A batch whose gradients are not scaled.
+    pub fn new(images: Tensor<4>, targets: Tensor<1, Int>) -> Self {
+        Self {
+            images,
+            targets,
+            grad_scale: 1.0,
+        }
+    }
 }
 
 /// A zoo model trained for classification with cross-entropy (and optional label smoothing).
@@ -60,11 +77,12 @@ impl TrainStep for Classifier {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<ClassificationOutput> {
+        let scale = self.loss_scale * batch.grad_scale;
         let item = self.forward_classification(batch);
-        let grads = if self.loss_scale == 1.0 {
+        let grads = if scale == 1.0 {
             item.loss.backward()
         } else {
-            (item.loss.clone() * self.loss_scale).backward()
+            (item.loss.clone() * scale).backward()
         };
         TrainOutput::new(self, grads, item)
     }
@@ -93,7 +111,7 @@ mod tests {
         let images = Tensor::<4>::random([4, 3, 32, 32], Distribution::Default, &device);
         let targets =
             Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 1], [4]), &device);
-        let batch = ImageBatch { images, targets };
+        let batch = ImageBatch::new(images, targets);
         let whole = Classifier::new(model.clone(), 0.0);
         let half = Classifier {
             loss_scale: 0.5,

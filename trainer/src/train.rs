@@ -4,9 +4,10 @@
 
 use model_zoo::Architecture;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::DataLoader;
 use burn::module::{Module, ParamGroup};
 use burn::optim::OptimizerRecord;
 use burn::optim::lr_scheduler::LrSchedulerRecord;
@@ -26,11 +27,11 @@ use model_zoo::{Backend, Model};
 use crate::artifact::{ModelCard, save_trained};
 use crate::augment::Transforms;
 use crate::config::{Mode, TrainConfig};
-use crate::data::{ImageBatcher, SampleDataset, Split};
+use crate::data::{ImageBatcher, OrderedLoader, Split};
 use crate::error::TrainError;
 use crate::folder::{ClassMap, ImageFolder, Sample, same_classes, verify_images};
 use crate::report::{EpochRecord, EpochReporter, read_csv};
-use crate::step::Classifier;
+use crate::step::{Classifier, ImageBatch};
 
 /// How a run is executed (as opposed to what it computes, the [`TrainConfig`]).
 #[derive(Debug, Clone)]
@@ -421,7 +422,7 @@ fn preflight(
         .map(|i| (i % num_classes.max(1)) as i64)
         .collect();
     let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [batch]), device);
-    let output = TrainStep::step(&classifier, crate::step::ImageBatch { images, targets });
+    let output = TrainStep::step(&classifier, ImageBatch::new(images, targets));
     model_zoo::read_back(output.item.loss, "a training step (the loss)")?;
     model_zoo::sync(device, "a training step (the gradients)")?;
     Ok(())
@@ -489,17 +490,26 @@ fn run(
     let steps_per_epoch = batches.div_ceil(config.grad_accumulation);
     let batcher_train = ImageBatcher::new(transforms, Split::Train, config.in_chans, config.seed);
     let batcher_val = ImageBatcher::new(transforms, Split::Eval, config.in_chans, config.seed);
-    let loader_train = DataLoaderBuilder::new(batcher_train.clone())
-        .batch_size(device_batch)
-        .shuffle(config.seed.wrapping_add(start as u64))
-        .num_workers(config.workers.max(1))
-        .set_device(train_device.clone())
-        .build(SampleDataset::new(data.train.clone()));
-    let loader_val = DataLoaderBuilder::new(batcher_val.clone())
-        .batch_size(config.batch_size)
-        .num_workers(config.workers.max(1))
-        .set_device(device.clone())
-        .build(SampleDataset::new(data.val.clone()));
+    // Epoch `start` draws what it would have drawn in a run that was never interrupted.
+    let loader_train: Arc<dyn DataLoader<ImageBatch>> = Arc::new(
+        OrderedLoader::new(
+            data.train.clone(),
+            batcher_train.clone(),
+            device_batch,
+            config.workers,
+            train_device.clone(),
+        )
+        .shuffled(config.seed)
+        .accumulating(config.grad_accumulation)
+        .starting_at(start),
+    );
+    let loader_val: Arc<dyn DataLoader<ImageBatch>> = Arc::new(OrderedLoader::new(
+        data.val.clone(),
+        batcher_val.clone(),
+        config.batch_size,
+        config.workers,
+        device.clone(),
+    ));
 
     // Phases: a frozen backbone until `unfreeze_after`, then everything.
     let frozen_until = match config.mode {

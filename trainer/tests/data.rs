@@ -143,3 +143,93 @@ fn statistics_of_known_images() {
         assert!((got - want).abs() < 1e-6, "{got}");
     }
 }
+
+/// Every batch of `epochs` epochs of `loader`, as (targets, image bytes).
+fn epochs_of(
+    loader: &zoo_trainer::data::OrderedLoader,
+    epochs: usize,
+) -> Vec<Vec<(Vec<i64>, Vec<u8>)>> {
+    use burn::data::dataloader::DataLoader;
+    (0..epochs)
+        .map(|_| {
+            let mut iter = loader.iter();
+            let mut batches = Vec::new();
+            for batch in iter.by_ref() {
+                let batch = batch.unwrap();
+                let targets = batch
+                    .targets
+                    .to_data()
+                    .convert::<i64>()
+                    .try_to_vec()
+                    .unwrap();
+                let images = batch.images.to_data().as_bytes().to_vec();
+                batches.push((targets, images));
+            }
+            assert!(iter.progress().is_completed(), "{:?}", iter.progress());
+            batches
+        })
+        .collect()
+}
+
+/// The loader's batches and augmentations depend on the seed and the epoch only: equal with 1,
+/// 2 and 5 workers, different from epoch to epoch and from seed to seed; a loader started at
+/// epoch 1 (a resumed run) yields the uninterrupted run's second epoch; two halves (devices'
+/// slices) yield the whole epoch between them.
+#[test]
+fn loader_epochs_repeat_whatever_the_workers() {
+    use burn::data::dataloader::DataLoader;
+    use zoo_trainer::data::{ImageBatcher, OrderedLoader, Split};
+    let root = small_demo(&temp_dir("loader"));
+    let samples = ImageFolder::open(root.join("train")).unwrap().samples;
+    let transforms = zoo_trainer::Transforms {
+        train_size: 16,
+        resize: 16,
+        crop: 16,
+        mean: [0.5; 3],
+        std: [0.25; 3],
+        scale: (0.3, 1.0),
+        ratio: (0.75, 4.0 / 3.0),
+        flip: 0.5,
+    };
+    let device = burn::tensor::Device::flex();
+    let loader = |workers: usize, seed: u64| {
+        OrderedLoader::new(
+            samples.clone(),
+            ImageBatcher::new(transforms, Split::Train, 3, seed),
+            5,
+            workers,
+            device.clone(),
+        )
+        .shuffled(seed)
+    };
+    let one = epochs_of(&loader(1, 9), 2);
+    assert_eq!(one[0].len(), 24usize.div_ceil(5));
+    assert_eq!(one, epochs_of(&loader(2, 9), 2));
+    assert_eq!(one, epochs_of(&loader(5, 9), 2));
+    assert_ne!(one[0], one[1], "two epochs drew the same");
+    assert_ne!(one, epochs_of(&loader(2, 10), 2), "two seeds drew the same");
+    assert_eq!(epochs_of(&loader(2, 9).starting_at(1), 1)[0], one[1]);
+
+    let whole = loader(2, 9);
+    let halves: Vec<_> = [(0, 12), (12, 24)]
+        .iter()
+        .map(|&(a, b)| whole.slice(a, b))
+        .collect();
+    let mut targets: Vec<i64> = Vec::new();
+    for half in &halves {
+        assert_eq!(half.num_items(), 12);
+        for batch in half.iter() {
+            targets.extend(
+                batch
+                    .unwrap()
+                    .targets
+                    .to_data()
+                    .convert::<i64>()
+                    .try_to_vec::<i64>()
+                    .unwrap(),
+            );
+        }
+    }
+    let epoch0: Vec<i64> = one[0].iter().flat_map(|(t, _)| t.clone()).collect();
+    assert_eq!(targets, epoch0, "the slices are not the epoch's order");
+}

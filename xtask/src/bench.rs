@@ -311,7 +311,7 @@ fn run_case(case: &Case) -> Result<Measured> {
             );
             let targets: Vec<i64> = (0..*batch as i64).map(|i| (i * 37) % 1000).collect();
             let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [*batch]), &device);
-            let batch_data = ImageBatch { images, targets };
+            let batch_data = ImageBatch::new(images, targets);
             let mut config = TrainConfig::new(model.as_str(), ".");
             config.optimizer = OptimizerKind::Sgd;
             config.lr = 0.01;

@@ -143,10 +143,10 @@ pub fn check(backend: Backend, dir: &Path) -> Result<Vec<Row>> {
             input_shape[0]
         );
     }
-    let batch = ImageBatch {
-        images: Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), &device),
-        targets: Tensor::<1, Int>::from_data(TensorData::new(targets, [input_shape[0]]), &device),
-    };
+    let batch = ImageBatch::new(
+        Tensor::<4>::from_data(TensorData::new(input, input_shape.clone()), &device),
+        Tensor::<1, Int>::from_data(TensorData::new(targets, [input_shape[0]]), &device),
+    );
 
     let settings = &manifest["settings"];
     let mut config = TrainConfig::new(name, ".");

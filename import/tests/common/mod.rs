@@ -7,9 +7,9 @@ use burn::module::Module;
 use burn::module::ParamGroup;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use model_zoo::features::Taps;
+use model_zoo::layers::relu;
 use model_zoo::layers::{BatchNorm, BatchNormConfig, conv2d};
 use model_zoo::{
     Architecture, ConfigError, Family, FeatureInfo, Features, ImportHooks, InputSpec, tap,

@@ -186,6 +186,105 @@ fn map_slice<const FMA: bool>(
     }
 }
 
+/// Whether the gradient of `kind` is computed from the activation's output (PyTorch's
+/// `threshold_backward`, `hardtanh_backward` (equivalent on the clamped output), `sigmoid_backward`
+/// and `tanh_backward`) rather than from its input.
+pub(crate) fn derivative_from_output(kind: ActivationKind) -> bool {
+    use ActivationKind::*;
+    matches!(kind, Relu | Relu6 | Sigmoid | Tanh)
+}
+
+/// `dy * act'(v)`, as PyTorch's CPU backward kernels compute it (`native/cpu/Activation.cpp`,
+/// `BinaryOpsKernel.cpp`), `v` being the output where [`derivative_from_output`] says so and
+/// the input elsewhere.
+#[inline(always)]
+fn derivative_with<const FMA: bool>(kind: ActivationKind, v: f32, dy: f32) -> f32 {
+    match kind {
+        // `output <= 0 ? 0 : grad`: NaN passes the gradient, as in PyTorch.
+        ActivationKind::Relu => {
+            if v <= 0.0 {
+                0.0
+            } else {
+                dy
+            }
+        }
+        // `(x <= 0 || x >= 6) ? 0 : grad`; on the output, `x <= 0` iff `y <= 0` and `x >= 6`
+        // iff `y >= 6`.
+        ActivationKind::Relu6 => {
+            if v <= 0.0 || v >= 6.0 {
+                0.0
+            } else {
+                dy
+            }
+        }
+        ActivationKind::Hardswish => {
+            if v < -3.0 {
+                0.0
+            } else if v <= 3.0 {
+                dy * madd::<FMA>(v, 1.0 / 3.0, 0.5)
+            } else {
+                dy
+            }
+        }
+        ActivationKind::Hardsigmoid => {
+            if v > -3.0 && v < 3.0 {
+                dy * (1.0 / 6.0)
+            } else {
+                0.0
+            }
+        }
+        ActivationKind::Silu => {
+            let sigmoid = 1.0 / (1.0 + exp_with::<FMA>(-v));
+            dy * sigmoid * madd::<FMA>(v, 1.0 - sigmoid, 1.0)
+        }
+        ActivationKind::Sigmoid => dy * (1.0 - v) * v,
+        ActivationKind::Gelu => {
+            // kBeta = M_2_SQRTPI * M_SQRT1_2 * 0.5 = 1 / sqrt(2 pi).
+            const BETA: f32 = 0.398_942_3;
+            let cdf = 0.5 * (1.0 + erf_with::<FMA>(v * std::f32::consts::FRAC_1_SQRT_2));
+            let pdf = exp_with::<FMA>(-0.5 * v * v) * BETA;
+            dy * madd::<FMA>(v, pdf, cdf)
+        }
+        ActivationKind::Tanh => dy * (1.0 - v * v),
+    }
+}
+
+/// `grads[i] = grads[i] * act'(values[i])`, vectorised (see [`derivative_with`] for what
+/// `values` holds).
+#[inline(always)]
+pub(crate) fn derivative_slice(kind: ActivationKind, values: &[f32], grads: &mut [f32]) {
+    #[inline(always)]
+    fn each<const FMA: bool>(kind: ActivationKind, values: &[f32], grads: &mut [f32]) {
+        #[inline(always)]
+        fn zip(values: &[f32], grads: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+            for (g, v) in grads.iter_mut().zip(values) {
+                *g = f(*v, *g);
+            }
+        }
+        use ActivationKind::*;
+        // One loop per kind, so that each is a straight vectorised loop (as in `map_slice`).
+        match kind {
+            Relu => zip(values, grads, |v, g| derivative_with::<FMA>(Relu, v, g)),
+            Relu6 => zip(values, grads, |v, g| derivative_with::<FMA>(Relu6, v, g)),
+            Hardswish => zip(values, grads, |v, g| {
+                derivative_with::<FMA>(Hardswish, v, g)
+            }),
+            Hardsigmoid => zip(values, grads, |v, g| {
+                derivative_with::<FMA>(Hardsigmoid, v, g)
+            }),
+            Silu => zip(values, grads, |v, g| derivative_with::<FMA>(Silu, v, g)),
+            Sigmoid => zip(values, grads, |v, g| derivative_with::<FMA>(Sigmoid, v, g)),
+            Gelu => zip(values, grads, |v, g| derivative_with::<FMA>(Gelu, v, g)),
+            Tanh => zip(values, grads, |v, g| derivative_with::<FMA>(Tanh, v, g)),
+        }
+    }
+    if fma_is_native() {
+        each::<true>(kind, values, grads);
+    } else {
+        each::<false>(kind, values, grads);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +374,89 @@ mod tests {
             }
         }
         assert!(activate_with::<true>(ActivationKind::Relu, f32::NAN).is_nan());
+    }
+
+    /// Each gradient against its definition in `f64`, away from the kinks (where PyTorch's
+    /// one-sided choices are checked by `the_kinks_take_pytorchs_side`).
+    #[test]
+    fn derivatives_match_their_definitions() {
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let pdf = |x: f64| (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        let kinks = [-3.0, 0.0, 3.0, 6.0];
+        for x in samples().filter(|x| x.abs() < 50.0) {
+            if kinks.iter().any(|k| (x - k).abs() < 1e-3) {
+                continue;
+            }
+            let xd = x as f64;
+            let step = |inside: bool, d: f64| if inside { d } else { 0.0 };
+            let cases = [
+                (ActivationKind::Relu, step(xd > 0.0, 1.0)),
+                (ActivationKind::Relu6, step(xd > 0.0 && xd < 6.0, 1.0)),
+                (
+                    ActivationKind::Hardswish,
+                    if xd < -3.0 {
+                        0.0
+                    } else if xd <= 3.0 {
+                        xd / 3.0 + 0.5
+                    } else {
+                        1.0
+                    },
+                ),
+                (ActivationKind::Hardsigmoid, step(xd.abs() < 3.0, 1.0 / 6.0)),
+                (
+                    ActivationKind::Silu,
+                    sigmoid(xd) * (1.0 + xd * (1.0 - sigmoid(xd))),
+                ),
+                (ActivationKind::Sigmoid, sigmoid(xd) * (1.0 - sigmoid(xd))),
+                (
+                    ActivationKind::Gelu,
+                    0.5 * (1.0 + libm::erf(xd / std::f64::consts::SQRT_2)) + xd * pdf(xd),
+                ),
+                (ActivationKind::Tanh, 1.0 - xd.tanh() * xd.tanh()),
+            ];
+            for (kind, want) in cases {
+                let v = if derivative_from_output(kind) {
+                    activate_with::<true>(kind, x)
+                } else {
+                    x
+                };
+                for (fma, got) in [
+                    (true, derivative_with::<true>(kind, v, 1.5)),
+                    (false, derivative_with::<false>(kind, v, 1.5)),
+                ] {
+                    let (got, want) = (got as f64, 1.5 * want);
+                    assert!(
+                        (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                        "{kind:?}'({x}) = {got}, want {want} (fused: {fma})"
+                    );
+                }
+            }
+        }
+    }
+
+    /// At the kinks, the side PyTorch's backward kernels take; NaN passes ReLU's gradient.
+    #[test]
+    fn the_kinks_take_pytorchs_side() {
+        use ActivationKind::*;
+        let d = |kind, x: f32| {
+            let v = if derivative_from_output(kind) {
+                activate_with::<true>(kind, x)
+            } else {
+                x
+            };
+            derivative_with::<true>(kind, v, 1.0)
+        };
+        assert_eq!(d(Relu, 0.0), 0.0);
+        assert_eq!((d(Relu6, 0.0), d(Relu6, 6.0)), (0.0, 0.0));
+        assert_eq!((d(Hardswish, -3.0), d(Hardswish, 3.0)), (-0.5, 1.5));
+        assert_eq!((d(Hardsigmoid, -3.0), d(Hardsigmoid, 3.0)), (0.0, 0.0));
+        assert_eq!(derivative_with::<true>(Relu, f32::NAN, 2.0), 2.0);
+        let mut grads = vec![2.0f32; 40];
+        let values: Vec<f32> = (0..40).map(|i| i as f32 - 20.0).collect();
+        vectorized(|| derivative_slice(Hardswish, &values, &mut grads));
+        for (x, g) in values.iter().zip(&grads) {
+            assert_eq!(*g, 2.0 * d(Hardswish, *x));
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@
 // allocation on the path every non-Flex backend takes.
 #![allow(clippy::result_large_err)]
 
+mod activation_grad;
 mod conv;
 mod conv_grad;
 mod math;
@@ -219,6 +220,10 @@ pub(crate) fn activation<const D: usize>(
     kind: ActivationKind,
     x: Tensor<D>,
 ) -> Result<Tensor<D>, Tensor<D>> {
+    let x = match activation_grad::activation(kind, x) {
+        Ok(out) => return Ok(out),
+        Err(x) => x,
+    };
     let mut t = owned(flex_f32(x)?);
     par_chunks(t.storage_mut::<f32>(), |_, chunk| {
         vectorized(
@@ -497,8 +502,19 @@ pub(crate) fn add_activation<const D: usize>(
     if a.dims() != b.dims() {
         return Err((a, b));
     }
+    let (a, b) = match activation_grad::add_activation(a, b, act) {
+        Ok(out) => return Ok(out),
+        Err(pair) => pair,
+    };
     let (a, b) = flex_f32_pair(a, b)?;
-    // Write into whichever is unshared; `b` is only read.
+    Ok(Tensor::from_primitive::<Flex>(sum(a, b, act)))
+}
+
+/// `act(a + b)` of two tensors of one shape, written into whichever is not shared (else into
+/// a copy of `a`).
+fn sum(a: FlexTensor, b: FlexTensor, act: Option<ActivationKind>) -> FlexTensor {
+    let b = contiguous(b);
+    // Write into whichever is unshared; the other is only read.
     let (mut out, b) = if !a.is_unique() && b.is_unique() {
         (owned(b), contiguous(a))
     } else {
@@ -518,7 +534,7 @@ pub(crate) fn add_activation<const D: usize>(
             },
         )
     });
-    Ok(Tensor::from_primitive::<Flex>(out))
+    out
 }
 
 /// `x + scale[c] * y` with `y` channels-last: `x` `[n, c, h, w]`, `y` `[n, h, w, c]` (ConvNeXt's

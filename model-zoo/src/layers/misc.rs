@@ -112,6 +112,16 @@ impl Activation {
     }
 }
 
+/// `max(x, 0)` (`F.relu`): the zoo's vectorised, threaded kernel on Flex (in place where `x`
+/// is not shared; under autodiff with its own backward), Burn's op elsewhere. Burn's
+/// `activation::relu` is disallowed by `clippy.toml`: on Flex it is a scalar loop on one thread.
+///
+/// # Shapes
+/// - `x`, output: any, the same
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Activation::Relu(Relu).forward(x)
+}
+
 /// Exact GELU, `0.5 x (1 + erf(x / sqrt 2))`, with an exact gradient on every backend.
 ///
 /// Burn 0.22's GELU forward is exact everywhere, but its default `gelu_backward` (NdArray and
@@ -119,8 +129,14 @@ impl Activation {
 /// approximation*: a ViT training step then drifts from PyTorch's by 3e-5 on weights of 0.1
 /// after two SGD steps, on NdArray and wgpu alike (`cargo xtask parity --train-step`). Under
 /// autodiff this composes the exact form from `erf`, whose Burn gradient is exact; inference
-/// keeps Burn's fused op.
+/// keeps Burn's fused op. On Flex (plain or autodiff) the zoo's kernel runs, with PyTorch's
+/// exact gradient.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    let x = match crate::kernels::activation(ActivationKind::Gelu, x) {
+        Ok(out) => return out,
+        Err(x) => x,
+    };
     if x.device().is_autodiff() {
         (x.clone() * std::f64::consts::FRAC_1_SQRT_2)
             .erf()
@@ -128,11 +144,6 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
             * x
             * 0.5
     } else {
-        #[cfg(feature = "flex")]
-        let x = match crate::kernels::activation(ActivationKind::Gelu, x) {
-            Ok(out) => return out,
-            Err(x) => x,
-        };
         burn::tensor::activation::gelu(x)
     }
 }

@@ -39,7 +39,7 @@ pub use conv::{
 pub use input_conv::adapt_input_conv;
 pub use misc::{
     Activation, Conv2dNormActivation, InvertedResidual, SqueezeExcitation, StochasticDepth,
-    add_activation, add_scaled_channels_last, file_has_module, gelu, residual,
+    add_activation, add_scaled_channels_last, file_has_module, gelu, relu, residual,
 };
 pub use named::Numbered;
 pub use transformer::{

@@ -24,6 +24,7 @@
 mod weights;
 pub use weights::*;
 
+use crate::layers::relu;
 use crate::layers::{BatchNorm, BatchNormConfig};
 use crate::layers::{conv2d, max_pool2d};
 use burn::config::Config;
@@ -32,7 +33,6 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, KeyRename, ImportHooks};

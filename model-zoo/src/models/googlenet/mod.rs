@@ -13,13 +13,13 @@
 mod weights;
 pub use weights::*;
 
+use crate::layers::relu;
 use crate::layers::adaptive_avg_pool2d_with;
 use crate::layers::max_pool2d;
 use burn::config::Config;
 use burn::module::{Module, ParamGroup};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use std::collections::HashMap;
 

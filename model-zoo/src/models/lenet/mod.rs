@@ -15,7 +15,6 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, ImportHooks};
@@ -24,6 +23,7 @@ use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps};
 use crate::tap;
 
+use crate::layers::relu;
 use crate::layers::{conv2d, max_pool2d};
 use crate::layers::linear_torch_default;
 

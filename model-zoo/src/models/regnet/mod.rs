@@ -24,7 +24,6 @@ pub use weights::*;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::architecture::{Architecture, ImportHooks};
@@ -33,7 +32,7 @@ use crate::family::Family;
 use crate::features::{FeatureInfo, Features, Taps};
 use crate::layers::stem_conv;
 use crate::layers::{
-    ActivationKind, Conv2dNormActivation, ImageLayer, Numbered, SqueezeExcitation, fold_one,
+    ActivationKind, Conv2dNormActivation, ImageLayer, Numbered, SqueezeExcitation, add_activation, fold_one,
     make_divisible, zero_bias,
 };
 use crate::tap;
@@ -341,7 +340,7 @@ impl ResBottleneckBlock {
             Some(proj) => proj.forward(x),
             None => x,
         };
-        relu(shortcut + y)
+        add_activation(y, shortcut, Some(ActivationKind::Relu))
     }
 
     fn fold_batchnorm(self) -> Self {

@@ -89,7 +89,8 @@ struct TrainArgs {
     epochs: usize,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Sum the gradients of this many batches before each optimiser step.
+    /// Average the gradients of this many batches into each optimiser step (an effective
+    /// batch of --batch-size x this; each loss divided by the count, as PyTorch's `loss / k`).
     #[arg(long, default_value_t = 1)]
     grad_accumulation: usize,
     #[arg(long, value_enum, default_value = "sgd")]
@@ -237,6 +238,10 @@ enum Command {
         /// Training and evaluation image side (the demo images are 64x64).
         #[arg(long, default_value_t = 32)]
         image_size: usize,
+        /// Seed of the initialisation, the data order and the augmentations: the same seed
+        /// gives the same run.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
     /// Trains (or, with --resume, continues) a run.
     Train {
@@ -358,6 +363,7 @@ fn run(cli: Cli) -> Result<()> {
             epochs,
             model,
             image_size,
+            seed,
         } => {
             zoo_trainer::train::stop_on_signals()?;
             let root = generate(&data, &DemoConfig::default())?;
@@ -375,6 +381,7 @@ fn run(cli: Cli) -> Result<()> {
             config.min_scale = 0.35;
             config.mean = Some([0.5, 0.5, 0.5]);
             config.std = Some([0.25, 0.25, 0.25]);
+            config.seed = seed;
             let options = options(&run);
             let summary = match zoo_trainer::train(&config, &options) {
                 Err(TrainError::Config(message)) if message.contains("--resume") => {
