@@ -453,19 +453,19 @@ fn write_atomically(
     renamed
 }
 
-/// Loads a burnpack file written by [`save_burnpack`] into `model`, strictly: the file must hold
-/// exactly the model's tensors with the same shapes.
-pub fn load_burnpack<M: ImportHooks>(
-    mut model: M,
+/// Every tensor of a burnpack file by key (Burn's names, enum variants kept), with its shape;
+/// nothing is read but the header. What a caller reads to build the model a file was saved
+/// from (its class count, its input channels) before [`load_burnpack`].
+pub fn burnpack_shapes(
     path: impl AsRef<Path>,
-) -> Result<M, ImportError> {
+) -> Result<BTreeMap<String, Vec<usize>>, ImportError> {
     let path = path.as_ref();
     std::fs::File::open(path).map_err(|source| ImportError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     let mut store = BurnpackStore::from_file(path).auto_extension(false);
-    let found: BTreeMap<String, Vec<usize>> = store
+    Ok(store
         .get_all_tensors()
         .map_err(|e| ImportError::Unreadable {
             path: path.to_path_buf(),
@@ -474,7 +474,18 @@ pub fn load_burnpack<M: ImportHooks>(
         })?
         .iter()
         .map(|(k, t)| (k.clone(), dims(t)))
-        .collect();
+        .collect())
+}
+
+/// Loads a burnpack file written by [`save_burnpack`] into `model`, strictly: the file must hold
+/// exactly the model's tensors with the same shapes.
+pub fn load_burnpack<M: ImportHooks>(
+    mut model: M,
+    path: impl AsRef<Path>,
+) -> Result<M, ImportError> {
+    let path = path.as_ref();
+    let found = burnpack_shapes(path)?;
+    let mut store = BurnpackStore::from_file(path).auto_extension(false);
     // A file of another layout of the same model (ViT saved at another image size, MNASNet
     // 0.5's first stem, GoogLeNet without aux heads) rebuilds it, as the PyTorch importer does.
     // `conform_to` reads PyTorch's names, which burnpack's keys (enum variants kept) are not.

@@ -172,6 +172,10 @@ pub fn load_trained(dir: &Path, device: &Device) -> Result<TrainedModel, TrainEr
     let model = model_zoo::create(&card.model, card.num_classes, device)
         .and_then(|model| Ok(model.with_in_chans(card.in_chans)?))
         .map_err(|e| json_error(CARD_FILE, e.to_string()))?;
+    // A model of one input size (ViT, MaxViT) trained at another `--image-size` is built at
+    // the crop it was trained and is evaluated at.
+    let model = crate::train::for_side(model, transforms.crop)
+        .map_err(|e| json_error(PREPROCESS_FILE, format!("crop {}: {e}", transforms.crop)))?;
     model
         .input_spec()
         .check(

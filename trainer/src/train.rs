@@ -2,7 +2,7 @@
 //! schedule from a [`TrainConfig`], checkpoints every epoch, `--resume`, the best model saved
 //! for inference.
 
-use model_zoo::Architecture;
+use model_zoo::{Architecture, ImportHooks};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -185,8 +185,18 @@ pub fn build_model(
 ) -> Result<Model, TrainError> {
     let model = build_model_as_saved(config, num_classes, device)?;
     match config.image_size {
-        Some(size) if model.input_spec().exact => Ok(model.for_input_size([size, size])?),
-        _ => Ok(model),
+        Some(size) => Ok(for_side(model, size)?),
+        None => Ok(model),
+    }
+}
+
+/// `model` rebuilt for `side`x`side` inputs where it takes one size only (ViT: its position
+/// embedding resized; MaxViT: refused where its grids cannot take it); any other as it is.
+pub fn for_side(model: Model, side: usize) -> Result<Model, model_zoo::ConfigError> {
+    if model.input_spec().exact {
+        model.for_input_size([side, side])
+    } else {
+        Ok(model)
     }
 }
 
@@ -205,19 +215,23 @@ fn build_model_as_saved(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("bpk") || e.eq_ignore_ascii_case("burnpack"));
     if is_burnpack {
-        let classes = info
-            .default_weights()
-            .map_or(info.num_classes, |w| w.num_classes());
-        let rgb = model_zoo::BuildOptions {
-            num_classes: classes,
-            in_chans: 3,
-            ..options
-        };
-        let model = zoo_import::load_burnpack(info.create_with(&rgb, device)?, weights)?;
-        // An RGB burnpack adapted to the run's channels as zoo-import adapts a PyTorch file.
-        Ok(model
-            .reset_classifier(num_classes, device)?
-            .with_in_chans(config.in_chans)?)
+        let saved = saved_layout(info, &options, weights, device)?;
+        let model = zoo_import::load_burnpack(info.create_with(&saved, device)?, weights)?;
+        // A burnpack of other channels adapted to the run's as zoo-import adapts a PyTorch
+        // file (an RGB one), its head replaced for the run's classes.
+        let model = model.reset_classifier(num_classes, device)?;
+        if saved.in_chans == config.in_chans {
+            Ok(model)
+        } else if saved.in_chans == 3 {
+            Ok(model.with_in_chans(config.in_chans)?)
+        } else {
+            Err(TrainError::Config(format!(
+                "{}: the model was saved for {} input channels; a run of --in-chans {} starts                  from RGB weights only",
+                weights.display(),
+                saved.in_chans,
+                config.in_chans
+            )))
+        }
     } else {
         // torchvision's published file builds the model its builder makes for weights
         // (GoogLeNet's and Inception v3's input transform), any other the `weights=None` one.
@@ -234,6 +248,80 @@ fn build_model_as_saved(
         }
         Ok(model)
     }
+}
+
+/// The class count and input channels a burnpack of `info`'s model was saved with: the
+/// published weights' (an `import`ed file: ImageNet's classes, RGB), or what the file's own
+/// shapes say (a run's `best/model.bpk`, of its dataset's classes and maybe grey): the first
+/// layout whose keys, head and convolutions match the file's. None matching, the published layout, and
+/// the load names the keys that differ.
+fn saved_layout(
+    info: &model_zoo::ModelInfo,
+    options: &model_zoo::BuildOptions,
+    path: &Path,
+    device: &Device,
+) -> Result<model_zoo::BuildOptions, TrainError> {
+    let found = zoo_import::burnpack_shapes(path)?;
+    let published = model_zoo::BuildOptions {
+        num_classes: info
+            .default_weights()
+            .map_or(info.num_classes, |w| w.num_classes()),
+        in_chans: 3,
+        ..*options
+    };
+    // Candidates from the file: the first dimension of each tensor of the head (classes), the
+    // second of each 4-d tensor (input channels of the stem among them).
+    let probe = info.create_with(&published, device)?;
+    let in_head = |key: &str| {
+        let unwrapped = key.split_once('.').map_or(key, |(_, rest)| rest);
+        probe
+            .head_prefixes()
+            .iter()
+            .any(|p| key.starts_with(p) || unwrapped.starts_with(p))
+    };
+    let mut classes: Vec<usize> = found
+        .iter()
+        .filter(|(key, _)| in_head(key))
+        .filter_map(|(_, shape)| shape.first().copied())
+        .collect();
+    let mut channels: Vec<usize> = found
+        .values()
+        .filter(|shape| shape.len() == 4)
+        .map(|shape| shape[1])
+        .filter(|c| (1..=model_zoo::MAX_IN_CHANS).contains(c))
+        .collect();
+    classes.sort_unstable();
+    classes.dedup();
+    channels.sort_unstable();
+    channels.dedup();
+    let layouts = std::iter::once((published.num_classes, 3)).chain(
+        classes
+            .iter()
+            .flat_map(|&k| channels.iter().map(move |&c| (k, c)))
+            .chain(classes.iter().map(|&k| (k, 3))),
+    );
+    for (num_classes, in_chans) in layouts {
+        let candidate = model_zoo::BuildOptions {
+            num_classes,
+            in_chans,
+            ..published
+        };
+        let Ok(model) = info.create_with(&candidate, device) else {
+            continue;
+        };
+        let shapes = model_zoo::layers::model_shapes(&model, model_zoo::layers::ShapeNames::Burn);
+        // The head and every convolution as in the file; other shapes may differ where the
+        // load rebuilds the model (a ViT saved at another image size: its position embedding).
+        let agrees = shapes.keys().eq(found.keys())
+            && shapes
+                .iter()
+                .filter(|(key, shape)| in_head(key) || shape.len() == 4)
+                .all(|(key, shape)| found.get(key) == Some(shape));
+        if agrees {
+            return Ok(candidate);
+        }
+    }
+    Ok(published)
 }
 
 /// The backbone of `model`: every parameter and training flag outside its classifier.
@@ -306,6 +394,44 @@ pub fn resume(options: &RunOptions) -> Result<TrainSummary, TrainError> {
         )));
     }
     run(&config, options, last)
+}
+
+/// What [`make_way`] found in a run directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreviousRun {
+    /// No run there: train afresh.
+    None,
+    /// An unfinished run of the same settings, its last complete epoch given: [`resume`] it.
+    Unfinished(usize),
+    /// Another run (other settings, or finished) moved aside to this directory: train afresh.
+    SetAside(PathBuf),
+}
+
+/// Makes way for a run of `config` in `options.dir` (the quickstart's re-runs): an unfinished
+/// run with exactly these settings is to be continued; any other run there (other settings, a
+/// finished one, one that never completed an epoch) is moved to `<dir>.previous`, replacing
+/// the one set aside before it, so that nothing is trained with settings the user did not ask
+/// for and the last run is not lost.
+pub fn make_way(config: &TrainConfig, options: &RunOptions) -> Result<PreviousRun, TrainError> {
+    let dir = &options.dir;
+    if !dir.join("train.json").exists() && complete_checkpoints(dir).is_empty() {
+        return Ok(PreviousRun::None);
+    }
+    let last = complete_checkpoints(dir).last().copied();
+    let same = TrainConfig::load(&dir.join("train.json")).is_ok_and(|saved| saved == *config);
+    if let (true, Some(last)) = (same, last)
+        && last < config.epochs
+    {
+        return Ok(PreviousRun::Unfinished(last));
+    }
+    let mut aside = dir.as_os_str().to_owned();
+    aside.push(".previous");
+    let aside = PathBuf::from(aside);
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside).map_err(|e| TrainError::io(&aside, e))?;
+    }
+    std::fs::rename(dir, &aside).map_err(|e| TrainError::io(dir, e))?;
+    Ok(PreviousRun::SetAside(aside))
 }
 
 /// Set once SIGINT or SIGTERM arrived (see [`stop_on_signals`]).
@@ -404,6 +530,7 @@ fn preflight(
         return Ok(());
     }
     let model = model_zoo::create_with(&config.model, &config.build_options(num_classes), device)?;
+    let model = for_side(model, crop)?;
     model.check_device(device)?;
     let model = if frozen {
         let group = backbone(&model);

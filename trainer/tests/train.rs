@@ -670,6 +670,26 @@ fn one_size_models_follow_image_size() {
     assert_eq!(model.input_spec().min_size, [64, 64]);
     assert!(model.input_spec().exact);
     assert_eq!(model.num_classes(), 3);
+    // Saved as a run saves its best model, it loads for `eval`/`predict` at its own size.
+    let transforms = zoo_trainer::train::transforms_for(&config).unwrap();
+    assert_eq!(transforms.crop, 64);
+    let card = zoo_trainer::ModelCard {
+        model: "vit_b_32".into(),
+        num_classes: 3,
+        in_chans: 3,
+        epoch: 1,
+        val_accuracy: 50.0,
+        val_loss: 1.0,
+    };
+    let classes = zoo_trainer::ClassMap {
+        names: vec!["a".into(), "b".into(), "c".into()],
+    };
+    let best = dir.join("best");
+    zoo_trainer::save_trained(&best, &model, &card, &classes, &transforms).unwrap();
+    let trained = load_trained(&best, &device).unwrap();
+    assert_eq!(trained.model.input_spec().min_size, [64, 64]);
+    assert_eq!(tensors(&trained.model), tensors(&model));
+
     config.image_size = None;
     let model = build_model(&config, 3, &device).unwrap();
     assert_eq!(model.input_spec().min_size, [224, 224]);
@@ -829,4 +849,69 @@ fn gradient_accumulation_averages_like_a_larger_batch() {
             "{name}: accumulated and whole batches differ by {differ} (the step moved it {moved})"
         );
     }
+}
+
+/// Running the quickstart again with other settings trains those settings (the first run set
+/// aside as `<out>.previous`), not the old run resumed; an interrupted run of the same settings
+/// is continued; a finished one is trained afresh.
+#[test]
+fn quickstart_again_trains_what_it_is_asked() {
+    let root = temp_dir("quickstart-again");
+    let (data, out) = (root.join("shapes"), root.join("run"));
+    let quickstart = |epochs: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_zoo-train"))
+            .args(["quickstart", "--no-tui", "--epochs", epochs, "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "quickstart --epochs {epochs}: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    quickstart("1");
+    let stdout = quickstart("2");
+    assert!(stdout.contains("moved to"), "{stdout}");
+    assert_eq!(read_csv(&out.join("metrics.csv")).unwrap().len(), 2);
+    let previous = root.join("run.previous");
+    assert_eq!(read_csv(&previous.join("metrics.csv")).unwrap().len(), 1);
+    // The same settings, finished: trained again, the finished run set aside.
+    let stdout = quickstart("2");
+    assert!(stdout.contains("moved to"), "{stdout}");
+    assert_eq!(read_csv(&previous.join("metrics.csv")).unwrap().len(), 2);
+}
+
+/// A run's own `best/model.bpk` (3 classes) is a starting point for a run on 4 classes: its
+/// trunk loads as it was saved, the head is replaced (the file's class count read from it, not
+/// assumed to be the published weights').
+#[test]
+fn a_fine_tuned_model_starts_a_run_on_other_classes() {
+    let root = temp_dir("refine");
+    let three = demo(&root.join("three"), 3, 8);
+    let four = demo(&root.join("four"), 4, 8);
+    let first = root.join("first");
+    zoo_trainer::train(&quick_config("lenet5", &three, 1), &options(first.clone())).unwrap();
+    let mut config = quick_config("lenet5", &four, 1);
+    config.weights = Some(first.join("best").join("model.bpk"));
+    let device = Backend::Flex.device().unwrap();
+    let start = tensors(&zoo_trainer::train::build_model(&config, 4, &device).unwrap());
+    let saved = tensors(&load_trained(&first, &device).unwrap().model);
+    for (name, bytes) in &saved {
+        if name.contains("fc3") {
+            assert_ne!(
+                start[name].len(),
+                bytes.len(),
+                "{name}: the head kept 3 classes"
+            );
+        } else {
+            assert_eq!(&start[name], bytes, "{name} is not the saved model's");
+        }
+    }
+    let summary = zoo_trainer::train(&config, &options(root.join("second"))).unwrap();
+    assert_eq!(summary.history.len(), 1);
 }

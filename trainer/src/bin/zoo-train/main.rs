@@ -20,9 +20,10 @@ use zoo_trainer::demo::{DemoConfig, generate};
 use zoo_trainer::folder::{ImageFolder, verify_images};
 use zoo_trainer::plot::plot_confusion;
 use zoo_trainer::stats::channel_stats;
+use zoo_trainer::train::PreviousRun;
 use zoo_trainer::{
-    Mode, OptimizerKind, RunOptions, Schedule, TrainConfig, TrainError, TrainSummary, evaluate,
-    load_trained, predict,
+    Mode, OptimizerKind, RunOptions, Schedule, TrainConfig, TrainSummary, evaluate, load_trained,
+    predict,
 };
 
 #[derive(Parser)]
@@ -106,8 +107,9 @@ struct TrainArgs {
     nesterov: bool,
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,
-    /// Learning-rate schedule after the warmup.
-    #[arg(long, value_enum, default_value = "constant")]
+    /// Learning-rate schedule after the warmup (default: torchvision's transfer-learning
+    /// tutorial, `StepLR(step_size=7, gamma=0.1)`).
+    #[arg(long, value_enum, default_value = "step")]
     schedule: Schedule,
     /// Linear warmup from lr/100, in epochs.
     #[arg(long, default_value_t = 0)]
@@ -375,7 +377,8 @@ fn run(cli: Cli) -> Result<()> {
             config.lr = 3e-3;
             config.weight_decay = 1e-4;
             config.schedule = Schedule::Cosine;
-            config.warmup_epochs = 1;
+            // One warmup epoch, where there is more than one.
+            config.warmup_epochs = usize::from(epochs > 1);
             config.label_smoothing = 0.1;
             config.image_size = Some(image_size);
             config.min_scale = 0.35;
@@ -383,12 +386,24 @@ fn run(cli: Cli) -> Result<()> {
             config.std = Some([0.25, 0.25, 0.25]);
             config.seed = seed;
             let options = options(&run);
-            let summary = match zoo_trainer::train(&config, &options) {
-                Err(TrainError::Config(message)) if message.contains("--resume") => {
-                    println!("{message}; resuming instead");
+            let summary = match zoo_trainer::train::make_way(&config, &options)? {
+                PreviousRun::Unfinished(epoch) => {
+                    println!(
+                        "{} holds this quickstart's run, stopped after epoch {epoch}: continuing it",
+                        options.dir.display()
+                    );
                     zoo_trainer::resume(&options)?
                 }
-                other => other?,
+                previous => {
+                    if let PreviousRun::SetAside(aside) = previous {
+                        println!(
+                            "{} held another run (other settings, or finished): moved to {}",
+                            options.dir.display(),
+                            aside.display()
+                        );
+                    }
+                    zoo_trainer::train(&config, &options)?
+                }
             };
             report(&summary);
             println!(
