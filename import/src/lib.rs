@@ -43,4 +43,7 @@ pub use error::{ImportError, ShapeMismatch};
 pub use format::{Import, WeightFormat};
 pub use hub::{DownloadError, HubError, WeightsCache, pretrained, pretrained_features};
 pub use paddle::{PaddleImport, PaddleLayout};
-pub use torch::{TorchImport, burnpack_shapes, load_burnpack, save_burnpack, save_safetensors};
+pub use torch::{
+    TorchImport, burnpack_key_in_head, burnpack_shapes, load_burnpack, save_burnpack,
+    save_safetensors,
+};

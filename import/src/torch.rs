@@ -453,6 +453,16 @@ fn write_atomically(
     renamed
 }
 
+/// Whether a burnpack key (Burn's names, which may begin with the enum variant of `Model`:
+/// `ResNet.fc.weight`) lies in `model`'s head ([`ImportHooks::head_prefixes`]).
+pub fn burnpack_key_in_head<M: ImportHooks>(model: &M, key: &str) -> bool {
+    let unwrapped = key.split_once('.').map_or(key, |(_, rest)| rest);
+    model
+        .head_prefixes()
+        .iter()
+        .any(|p| key.starts_with(p) || unwrapped.starts_with(p))
+}
+
 /// Every tensor of a burnpack file by key (Burn's names, enum variants kept), with its shape;
 /// nothing is read but the header. What a caller reads to build the model a file was saved
 /// from (its class count, its input channels) before [`load_burnpack`].
@@ -532,14 +542,7 @@ pub fn load_burnpack<M: ImportHooks>(
     // Burn's keys may begin with the enum variant of `Model` (`ResNet.fc.weight`).
     let mut found = found;
     if !model.has_head() {
-        let in_head = |key: &str| {
-            let unwrapped = key.split_once('.').map_or(key, |(_, rest)| rest);
-            model
-                .head_prefixes()
-                .iter()
-                .any(|p| key.starts_with(p) || unwrapped.starts_with(p))
-        };
-        found.retain(|key, _| expected.contains_key(key) || !in_head(key));
+        found.retain(|key, _| expected.contains_key(key) || !burnpack_key_in_head(&model, key));
     }
     KeyDiff::between(&expected, &found).into_result(path, model.family().name())?;
     model

@@ -2,7 +2,7 @@
 //! schedule from a [`TrainConfig`], checkpoints every epoch, `--resume`, the best model saved
 //! for inference.
 
-use model_zoo::{Architecture, ImportHooks};
+use model_zoo::Architecture;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -272,13 +272,7 @@ fn saved_layout(
     // Candidates from the file: the first dimension of each tensor of the head (classes), the
     // second of each 4-d tensor (input channels of the stem among them).
     let probe = info.create_with(&published, device)?;
-    let in_head = |key: &str| {
-        let unwrapped = key.split_once('.').map_or(key, |(_, rest)| rest);
-        probe
-            .head_prefixes()
-            .iter()
-            .any(|p| key.starts_with(p) || unwrapped.starts_with(p))
-    };
+    let in_head = |key: &str| zoo_import::burnpack_key_in_head(&probe, key);
     let mut classes: Vec<usize> = found
         .iter()
         .filter(|(key, _)| in_head(key))

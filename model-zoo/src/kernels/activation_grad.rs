@@ -165,12 +165,7 @@ mod tests {
     use super::*;
     use burn::tensor::{Device, Distribution};
 
-    fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-        t.to_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("f32 values")
-    }
+    use super::super::test_values as values;
 
     fn assert_close(what: &str, got: &[f32], want: &[f32]) {
         assert_eq!(got.len(), want.len(), "{what}");

@@ -816,3 +816,12 @@ fn forward(
     unsafe { out.set_len(n) };
     tensor(out, shape)
 }
+
+/// The values of a tensor as `f32`, for the kernels' tests.
+#[cfg(test)]
+fn test_values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.to_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 values")
+}

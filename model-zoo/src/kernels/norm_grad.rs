@@ -348,12 +348,7 @@ mod tests {
     use super::*;
     use burn::tensor::{Device, Distribution};
 
-    fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-        t.to_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("f32 values")
-    }
+    use super::super::test_values as values;
 
     /// Within `tolerance` of the larger of `want`'s largest magnitude and 1.
     fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
