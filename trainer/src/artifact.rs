@@ -174,7 +174,7 @@ pub fn load_trained(dir: &Path, device: &Device) -> Result<TrainedModel, TrainEr
         .map_err(|e| json_error(CARD_FILE, e.to_string()))?;
     // A model of one input size (ViT, MaxViT) trained at another `--image-size` is built at
     // the crop it was trained and is evaluated at.
-    let model = crate::train::for_side(model, transforms.crop)
+    let model = for_side(model, transforms.crop)
         .map_err(|e| json_error(PREPROCESS_FILE, format!("crop {}: {e}", transforms.crop)))?;
     model
         .input_spec()
@@ -196,4 +196,14 @@ pub fn load_trained(dir: &Path, device: &Device) -> Result<TrainedModel, TrainEr
         classes,
         transforms,
     })
+}
+
+/// `model` rebuilt for `side`x`side` inputs where it takes one size only (ViT: its position
+/// embedding resized; MaxViT: refused where its grids cannot take it); any other as it is.
+pub fn for_side(model: Model, side: usize) -> Result<Model, model_zoo::ConfigError> {
+    if model.input_spec().exact {
+        model.for_input_size([side, side])
+    } else {
+        Ok(model)
+    }
 }

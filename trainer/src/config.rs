@@ -14,7 +14,9 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::augment::Transforms;
 use crate::error::TrainError;
+use model_zoo::registry::Preprocess;
 
 /// Which parameters train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -363,6 +365,57 @@ impl TrainConfig {
             .map_err(|e| TrainError::Config(format!("learning-rate schedule: {e}")))
     }
 
+    /// The run's transforms: the model's pretrained preprocessing (ImageNet's when it has
+    /// none), resized to `image_size` with torchvision's 256/224 ratio, with the given mean/std.
+    pub fn transforms(&self) -> Result<Transforms, TrainError> {
+        let config = self;
+        let info = model_zoo::model_info(&config.model)?;
+        let preprocess = info
+            .default_weights()
+            .map(|w| w.preprocess)
+            .unwrap_or(Preprocess {
+                resize: info.image_size * 256 / 224,
+                crop: info.image_size,
+                ..Preprocess::default()
+            });
+        let mut t = Transforms::from_preprocess(&preprocess);
+        if let Some(size) = config.image_size {
+            t.train_size = size;
+            t.crop = size;
+            t.resize = config.resize.unwrap_or_else(|| {
+                (size as f64 * preprocess.resize as f64 / preprocess.crop as f64).round() as usize
+            });
+        } else if let Some(resize) = config.resize {
+            t.resize = resize;
+        }
+        if t.resize < t.crop {
+            return Err(TrainError::Config(format!(
+                "--resize ({}) must be at least the crop size ({})",
+                t.resize, t.crop
+            )));
+        }
+        if let Some(mean) = config.mean {
+            t.mean = mean;
+        }
+        if let Some(std) = config.std {
+            t.std = std;
+        }
+        t.scale = (config.min_scale, 1.0);
+        t.validate()
+            .map_err(|e| TrainError::Config(format!("the transforms of {}: {e}", config.model)))?;
+        let spec = info.input;
+        let [min_h, min_w] = spec.min_size;
+        // A model of one size only (ViT) is checked once built, as a weight file may set its
+        // size (the SWAG files' 384 or 512): see `check_input_size`.
+        if !spec.exact && (t.crop < min_h || t.crop < min_w) {
+            return Err(TrainError::Config(format!(
+                "{} needs images of at least {min_h}x{min_w}; --image-size is {}",
+                config.model, t.crop
+            )));
+        }
+        Ok(t)
+    }
+
     /// Writes the configuration as JSON, atomically.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         crate::artifact::write_json(path, self)
@@ -374,7 +427,7 @@ impl TrainConfig {
         let config: Self = crate::artifact::read_json(path)?;
         config
             .validate()
-            .and_then(|()| crate::train::transforms_for(&config).map(|_| ()))
+            .and_then(|()| config.transforms().map(|_| ()))
             .map_err(|e| TrainError::Json {
                 path: path.to_path_buf(),
                 message: e.to_string(),

@@ -33,6 +33,7 @@ pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod folder;
+pub mod metrics;
 pub mod plot;
 pub mod report;
 pub mod stats;

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::error::TrainError;
-use crate::report::EpochRecord;
+use crate::metrics::EpochRecord;
 
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Image {

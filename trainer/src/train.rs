@@ -21,7 +21,6 @@ use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, TopKAc
 use burn::train::{
     ExecutionStrategy, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
 };
-use model_zoo::registry::Preprocess;
 use model_zoo::{Backend, Model};
 
 use crate::artifact::{ModelCard, save_trained};
@@ -30,7 +29,8 @@ use crate::config::{Mode, TrainConfig};
 use crate::data::{ImageBatcher, OrderedLoader, Split};
 use crate::error::TrainError;
 use crate::folder::{ClassMap, ImageFolder, Sample, same_classes, verify_images};
-use crate::report::{EpochRecord, EpochReporter, read_csv};
+use crate::metrics::{EpochRecord, read_csv};
+use crate::report::EpochReporter;
 use crate::step::{Classifier, ImageBatch};
 
 /// How a run is executed (as opposed to what it computes, the [`TrainConfig`]).
@@ -118,56 +118,6 @@ pub fn load_data(config: &TrainConfig) -> Result<RunData, TrainError> {
     })
 }
 
-/// The transforms of `config`: the model's pretrained preprocessing (ImageNet's when it has
-/// none), resized to `image_size` with torchvision's 256/224 ratio, with the given mean/std.
-pub fn transforms_for(config: &TrainConfig) -> Result<Transforms, TrainError> {
-    let info = model_zoo::model_info(&config.model)?;
-    let preprocess = info
-        .default_weights()
-        .map(|w| w.preprocess)
-        .unwrap_or(Preprocess {
-            resize: info.image_size * 256 / 224,
-            crop: info.image_size,
-            ..Preprocess::default()
-        });
-    let mut t = Transforms::from_preprocess(&preprocess);
-    if let Some(size) = config.image_size {
-        t.train_size = size;
-        t.crop = size;
-        t.resize = config.resize.unwrap_or_else(|| {
-            (size as f64 * preprocess.resize as f64 / preprocess.crop as f64).round() as usize
-        });
-    } else if let Some(resize) = config.resize {
-        t.resize = resize;
-    }
-    if t.resize < t.crop {
-        return Err(TrainError::Config(format!(
-            "--resize ({}) must be at least the crop size ({})",
-            t.resize, t.crop
-        )));
-    }
-    if let Some(mean) = config.mean {
-        t.mean = mean;
-    }
-    if let Some(std) = config.std {
-        t.std = std;
-    }
-    t.scale = (config.min_scale, 1.0);
-    t.validate()
-        .map_err(|e| TrainError::Config(format!("the transforms of {}: {e}", config.model)))?;
-    let spec = info.input;
-    let [min_h, min_w] = spec.min_size;
-    // A model of one size only (ViT) is checked once built, as a weight file may set its
-    // size (the SWAG files' 384 or 512): see `check_input_size`.
-    if !spec.exact && (t.crop < min_h || t.crop < min_w) {
-        return Err(TrainError::Config(format!(
-            "{} needs images of at least {min_h}x{min_w}; --image-size is {}",
-            config.model, t.crop
-        )));
-    }
-    Ok(t)
-}
-
 /// `config.model` with `num_classes` classes on `device`: initialised as torchvision does, or
 /// from `config.weights` with its head replaced.
 ///
@@ -185,18 +135,8 @@ pub fn build_model(
 ) -> Result<Model, TrainError> {
     let model = build_model_as_saved(config, num_classes, device)?;
     match config.image_size {
-        Some(size) => Ok(for_side(model, size)?),
+        Some(size) => Ok(crate::artifact::for_side(model, size)?),
         None => Ok(model),
-    }
-}
-
-/// `model` rebuilt for `side`x`side` inputs where it takes one size only (ViT: its position
-/// embedding resized; MaxViT: refused where its grids cannot take it); any other as it is.
-pub fn for_side(model: Model, side: usize) -> Result<Model, model_zoo::ConfigError> {
-    if model.input_spec().exact {
-        model.for_input_size([side, side])
-    } else {
-        Ok(model)
     }
 }
 
@@ -524,7 +464,7 @@ fn preflight(
         return Ok(());
     }
     let model = model_zoo::create_with(&config.model, &config.build_options(num_classes), device)?;
-    let model = for_side(model, crop)?;
+    let model = crate::artifact::for_side(model, crop)?;
     model.check_device(device)?;
     let model = if frozen {
         let group = backbone(&model);
@@ -556,7 +496,7 @@ fn run(
 ) -> Result<TrainSummary, TrainError> {
     let started = Instant::now();
     let data = load_data(config)?;
-    let transforms = transforms_for(config)?;
+    let transforms = config.transforms()?;
     let num_classes = data.classes.len();
     let devices = options.backend.devices(&options.devices)?;
     let replicas = devices.len();

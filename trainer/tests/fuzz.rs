@@ -17,7 +17,6 @@ use std::path::Path;
 use burn::tensor::Device;
 use fuzzing::Target;
 use serde_json::Value;
-use zoo_trainer::train::transforms_for;
 use zoo_trainer::{ClassMap, ModelCard, TrainConfig, load_trained, predict, save_trained};
 
 /// Values a reader might not expect in place of any other.
@@ -115,7 +114,7 @@ fn run_directory(dir: &Path, device: &Device) {
     let classes = ClassMap {
         names: vec!["circle".into(), "cross".into(), "square".into()],
     };
-    let transforms = transforms_for(&config).unwrap();
+    let transforms = config.transforms().unwrap();
     save_trained(&dir.join("best"), &model, &card, &classes, &transforms).unwrap();
     image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 128]))
         .save(dir.join("image.png"))

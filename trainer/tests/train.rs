@@ -12,7 +12,7 @@ use burn::store::ModuleSnapshot;
 use burn::tensor::{Distribution, Tensor};
 use model_zoo::{Backend, Model};
 use zoo_trainer::demo::{DemoConfig, generate};
-use zoo_trainer::report::read_csv;
+use zoo_trainer::metrics::read_csv;
 use zoo_trainer::train::complete_checkpoints;
 use zoo_trainer::{Mode, OptimizerKind, RunOptions, Schedule, TrainConfig, load_trained};
 
@@ -671,7 +671,7 @@ fn one_size_models_follow_image_size() {
     assert!(model.input_spec().exact);
     assert_eq!(model.num_classes(), 3);
     // Saved as a run saves its best model, it loads for `eval`/`predict` at its own size.
-    let transforms = zoo_trainer::train::transforms_for(&config).unwrap();
+    let transforms = config.transforms().unwrap();
     assert_eq!(transforms.crop, 64);
     let card = zoo_trainer::ModelCard {
         model: "vit_b_32".into(),
