@@ -223,7 +223,7 @@ impl TrainArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Generates the demo dataset and trains a model on it from scratch (LeNet-5 unless
-    /// --model says otherwise): the whole workflow in one command, offline, in about a minute
+    /// --model says otherwise): the whole workflow in one command, offline, in about two minutes
     /// on two CPU cores.
     Quickstart {
         /// Where the demo dataset goes (kept and reused if already there).
