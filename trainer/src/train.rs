@@ -348,10 +348,11 @@ pub enum PreviousRun {
 /// for and the last run is not lost.
 pub fn make_way(config: &TrainConfig, options: &RunOptions) -> Result<PreviousRun, TrainError> {
     let dir = &options.dir;
-    if !dir.join("train.json").exists() && complete_checkpoints(dir).is_empty() {
+    // Reads every checkpoint's records: once.
+    let last = complete_checkpoints(dir).last().copied();
+    if !dir.join("train.json").exists() && last.is_none() {
         return Ok(PreviousRun::None);
     }
-    let last = complete_checkpoints(dir).last().copied();
     let same = TrainConfig::load(&dir.join("train.json")).is_ok_and(|saved| saved == *config);
     if let (true, Some(last)) = (same, last)
         && last < config.epochs

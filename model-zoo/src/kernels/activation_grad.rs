@@ -18,10 +18,9 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex, flex::FlexTensor};
 use burn::tensor::{DType, Tensor};
-use rayon::prelude::*;
 
-use super::math::{activate_slice, derivative_from_output, derivative_slice, vectorized};
-use super::{CHUNK, contiguous, owned, par_chunks, slice, sum};
+use super::math::{derivative_from_output, derivative_slice, vectorized};
+use super::{CHUNK, activate, contiguous, owned, par_chunks, slice, sum};
 use crate::layers::activation_kind::ActivationKind;
 
 type Ad = Autodiff<Flex>;
@@ -121,15 +120,6 @@ fn forward(kind: ActivationKind, x: FlexTensor) -> (FlexTensor, FlexTensor) {
     }
 }
 
-fn activate(kind: ActivationKind, t: &mut FlexTensor) {
-    par_chunks(t.storage_mut::<f32>(), |_, chunk| {
-        vectorized(
-            #[inline(always)]
-            || activate_slice(kind, chunk),
-        )
-    });
-}
-
 /// The activation of `N` inputs' sum (1: the activation alone; 2: a residual add), its state
 /// the output or the input ([`derivative_from_output`]).
 #[derive(Debug)]
@@ -143,16 +133,13 @@ impl<const N: usize> Backward<Flex, N> for ZooActivation<N> {
         let values = ops.state;
         let values = slice(&values);
         let kind = self.0;
-        grad.storage_mut::<f32>()
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(i, chunk)| {
-                let values = &values[i * CHUNK..][..chunk.len()];
-                vectorized(
-                    #[inline(always)]
-                    || derivative_slice(kind, values, chunk),
-                )
-            });
+        par_chunks(grad.storage_mut::<f32>(), |i, chunk| {
+            let values = &values[i * CHUNK..][..chunk.len()];
+            vectorized(
+                #[inline(always)]
+                || derivative_slice(kind, values, chunk),
+            )
+        });
         // The sum's gradient is each input's: one tensor, shared (its buffer copied on write).
         for node in ops.parents.into_iter().flatten() {
             grads.register::<Flex>(node.id, grad.clone());

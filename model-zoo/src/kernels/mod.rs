@@ -225,13 +225,18 @@ pub(crate) fn activation<const D: usize>(
         Err(x) => x,
     };
     let mut t = owned(flex_f32(x)?);
+    activate(kind, &mut t);
+    Ok(Tensor::from_primitive::<Flex>(t))
+}
+
+/// The activation `kind` of every value of `t` (contiguous `f32`), in place, over the threads.
+fn activate(kind: ActivationKind, t: &mut FlexTensor) {
     par_chunks(t.storage_mut::<f32>(), |_, chunk| {
         vectorized(
             #[inline(always)]
             || activate_slice(kind, chunk),
         )
     });
-    Ok(Tensor::from_primitive::<Flex>(t))
 }
 
 /// `act(x * scale[c] + shift[c])` for every value of channel `c` (axis 1): eval BatchNorm and
