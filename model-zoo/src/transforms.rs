@@ -151,6 +151,17 @@ pub fn resized_size(width: u32, height: u32, size: u32) -> (u32, u32) {
 /// PIL's own resampling (see `pil.rs`).
 pub fn resize_shorter(image: &RgbImage, size: u32, interpolation: Interpolation) -> RgbImage {
     let (width, height) = resized_size(image.width(), image.height(), size);
+    resize_to(image, width, height, interpolation)
+}
+
+/// Resizes to exactly `width` x `height` (torchvision's `Resize((h, w))` on a PIL image, as
+/// `RandomResizedCrop` resizes its crop), with PIL's own resampling.
+pub fn resize_to(
+    image: &RgbImage,
+    width: u32,
+    height: u32,
+    interpolation: Interpolation,
+) -> RgbImage {
     if (width, height) == image.dimensions() {
         return image.clone();
     }

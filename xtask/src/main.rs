@@ -10,6 +10,7 @@
 //! - `cargo xtask gpu-bundle [--check]`: a release bundle that runs the GPU check (parity, speed,
 //!   training) on a bare GPU machine (see [`gpu_bundle`]).
 
+mod augment;
 mod bench;
 mod bench_ops;
 mod fuzz;

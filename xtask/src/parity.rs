@@ -66,6 +66,11 @@ pub struct ParityArgs {
     /// (implied by --all).
     #[arg(long)]
     transforms: bool,
+    /// Also compare the training augmentations (zoo-train's automatic augmentations, colour
+    /// jitter, random erasing, MixUp, CutMix) with torchvision.transforms.v2's (implied by
+    /// --all).
+    #[arg(long)]
+    augment: bool,
     /// Also read a few hundred varied `torch.save` files (zip and legacy, every dtype, views
     /// sharing storages, file names of every stem length, nested checkpoints, torchvision
     /// models) back through zoo-import and compare every tensor bit for bit (implied by --all).
@@ -111,11 +116,12 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
         && !args.train_step
         && !args.paddle
         && !args.transforms
+        && !args.augment
         && !args.torch_files
     {
         bail!(
             "name models to check (e.g. `cargo xtask parity resnet50`), or pass --train-step, \
-             --transforms, --torch-files, --paddle or --all"
+             --transforms, --augment, --torch-files, --paddle or --all"
         );
     } else {
         args.models.clone()
@@ -195,6 +201,11 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
     } else {
         true
     };
+    let augment_ok = if args.all || args.augment {
+        crate::augment::check(&refs.join("augment"), &refs.join("transforms"), &python)?
+    } else {
+        true
+    };
     let torch_files_ok = if args.all || args.torch_files {
         crate::torch_files::check(&refs.join("torch_files"), &python)?
     } else {
@@ -223,7 +234,13 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
         "parity: {} passed, {failed} failed, {skipped} skipped",
         rows.len() - failed - skipped
     );
-    Ok(failed == 0 && metadata_problems.is_empty() && transforms_ok && torch_files_ok)
+    Ok(
+        failed == 0
+            && metadata_problems.is_empty()
+            && transforms_ok
+            && augment_ok
+            && torch_files_ok,
+    )
 }
 
 fn default_refs_dir() -> PathBuf {

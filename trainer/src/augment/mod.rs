@@ -1,14 +1,39 @@
-//! Training and evaluation transforms as torchvision defines them.
+//! Training and evaluation transforms as torchvision's classification recipe defines them
+//! (`references/classification/presets.py`).
 //!
-//! Training: `RandomResizedCrop(size, scale=(0.08, 1), ratio=(3/4, 4/3))`,
-//! `RandomHorizontalFlip()`, `ToTensor()`, `Normalize(mean, std)`. Evaluation: `Resize(resize)`,
-//! `CenterCrop(crop)`, `ToTensor()`, `Normalize(mean, std)`, the zoo's `transforms` module.
+//! Training: `RandomResizedCrop(size, scale=(0.08, 1), ratio=(3/4, 4/3), interpolation)`,
+//! `RandomHorizontalFlip()`, then, where asked, timm's `ColorJitter` or one of torchvision's
+//! automatic augmentations ([`policy`], the operations in [`ops`]), `PILToTensor()`,
+//! `ConvertImageDtype(float)`, `Normalize(mean, std)`, `RandomErasing(p)` ([`batch`]); MixUp
+//! or CutMix on the batch ([`batch::MixupCutmix`]). Evaluation: `Resize(resize,
+//! interpolation)`, `CenterCrop(crop)`, `ToTensor()`, `Normalize(mean, std)`, the zoo's
+//! `transforms` module.
+
+pub mod batch;
+pub mod ops;
+pub mod policy;
 
 use image::{RgbImage, imageops};
 use model_zoo::registry::{Interpolation, Preprocess};
-use model_zoo::transforms::{normalize, resize_and_crop, to_chw};
+use model_zoo::transforms::{normalize, resize_and_crop, resize_to, to_chw};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+
+use batch::RandomErasing;
+use ops::Resample;
+use policy::{AutoAugment, ColorJitter};
+
+/// `model_zoo`'s [`Interpolation`] as `train.json` and `preprocess.json` write it.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Interpolation", rename_all = "snake_case")]
+enum InterpolationDef {
+    Bilinear,
+    Bicubic,
+}
+
+fn bilinear() -> Interpolation {
+    Interpolation::Bilinear
+}
 
 /// How images become tensors, for training and for evaluation. Saved beside a trained model
 /// (`preprocess.json`) so that `predict` needs nothing else.
@@ -30,6 +55,20 @@ pub struct Transforms {
     pub ratio: (f64, f64),
     /// Probability of a horizontal flip.
     pub flip: f64,
+    /// The resampling of the training crops and the evaluation resize (`--interpolation`),
+    /// and of the automatic augmentations' geometric operations (bilinear; nearest where
+    /// torchvision's tensor kernels have no bicubic, see [`Transforms::resample`]).
+    #[serde(with = "InterpolationDef", default = "bilinear")]
+    pub interpolation: Interpolation,
+    /// torchvision's `--auto-augment`.
+    #[serde(default)]
+    pub auto_augment: Option<AutoAugment>,
+    /// timm's `--color-jitter`.
+    #[serde(default)]
+    pub color_jitter: Option<ColorJitter>,
+    /// `RandomErasing`'s probability (`--random-erase`), `0` for none.
+    #[serde(default)]
+    pub random_erase: f64,
 }
 
 /// The largest image side a transform may produce. torchvision's largest pretrained size is 518
@@ -77,6 +116,22 @@ impl Transforms {
         if !(0.0..=1.0).contains(&self.flip) {
             return Err(format!("flip must be in [0, 1], not {}", self.flip));
         }
+        if let Some(policy) = &self.auto_augment {
+            policy.validate()?;
+        }
+        if let Some(jitter) = &self.color_jitter {
+            jitter.validate()?;
+            if self.auto_augment.is_some() {
+                // timm leaves the colour jitter out when an automatic augmentation is on; a
+                // run that asks for both is told rather than silently given one.
+                return Err(
+                    "--color-jitter and --auto-augment are exclusive (timm drops the jitter \
+                     when an automatic augmentation is on)"
+                        .into(),
+                );
+            }
+        }
+        RandomErasing::new(self.random_erase).validate()?;
         Ok(())
     }
 
@@ -91,6 +146,19 @@ impl Transforms {
             scale: (0.08, 1.0),
             ratio: (3.0 / 4.0, 4.0 / 3.0),
             flip: 0.5,
+            interpolation: preprocess.interpolation,
+            auto_augment: None,
+            color_jitter: None,
+            random_erase: 0.0,
+        }
+    }
+
+    /// How the automatic augmentations' geometric operations sample: torchvision's recipe
+    /// passes its `--interpolation` to them; bilinear is bilinear, and bicubic, which
+    /// torchvision's tensor kernels do not have, samples bilinearly too.
+    pub fn resample(&self) -> Resample {
+        match self.interpolation {
+            Interpolation::Bilinear | Interpolation::Bicubic => Resample::Bilinear,
         }
     }
 
@@ -99,7 +167,7 @@ impl Transforms {
         Preprocess {
             resize: self.resize,
             crop: self.crop,
-            interpolation: Interpolation::Bilinear,
+            interpolation: self.interpolation,
             mean: self.mean,
             std: self.std,
         }
@@ -111,16 +179,22 @@ impl Transforms {
             random_resized_crop_params(image.width(), image.height(), self.scale, self.ratio, rng);
         let crop = imageops::crop_imm(image, left, top, width, height).to_image();
         let size = self.train_size as u32;
-        let mut out = if crop.dimensions() == (size, size) {
-            crop
-        } else {
-            imageops::resize(&crop, size, size, imageops::FilterType::Triangle)
-        };
+        let mut out = resize_to(&crop, size, size, self.interpolation);
         if rng.random_bool(self.flip.clamp(0.0, 1.0)) {
             imageops::flip_horizontal_in_place(&mut out);
         }
+        if let Some(jitter) = &self.color_jitter {
+            out = jitter.apply(&out, rng);
+        }
+        if let Some(policy) = &self.auto_augment {
+            out = policy.apply(&out, self.resample(), rng);
+        }
         let mut chw = to_chw(&out);
         normalize(&mut chw, self.mean, self.std);
+        let side = size as usize;
+        if let Some(rect) = RandomErasing::new(self.random_erase).params(side, side, rng) {
+            batch::erase(&mut chw, side, side, rect, 0.0);
+        }
         chw
     }
 
@@ -151,8 +225,8 @@ pub fn random_resized_crop_params(
     for _ in 0..10 {
         let target_area = area * rng.random_range(scale.0..=scale.1);
         let aspect = rng.random_range(log_lo..=log_hi).exp();
-        let w = (target_area * aspect).sqrt().round() as i64;
-        let h = (target_area / aspect).sqrt().round() as i64;
+        let w = (target_area * aspect).sqrt().round_ties_even() as i64;
+        let h = (target_area / aspect).sqrt().round_ties_even() as i64;
         if 0 < w && w <= i64::from(width) && 0 < h && h <= i64::from(height) {
             let (w, h) = (w as u32, h as u32);
             let top = rng.random_range(0..=height - h);
@@ -164,11 +238,11 @@ pub fn random_resized_crop_params(
     let (w, h) = if in_ratio < ratio.0.min(ratio.1) {
         (
             width,
-            (f64::from(width) / ratio.0.min(ratio.1)).round() as u32,
+            (f64::from(width) / ratio.0.min(ratio.1)).round_ties_even() as u32,
         )
     } else if in_ratio > ratio.0.max(ratio.1) {
         (
-            (f64::from(height) * ratio.0.max(ratio.1)).round() as u32,
+            (f64::from(height) * ratio.0.max(ratio.1)).round_ties_even() as u32,
             height,
         )
     } else {
