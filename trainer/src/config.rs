@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment::Transforms;
 use crate::error::TrainError;
+use crate::recipe::{Recipe, WarmupMethod};
+use burn::module::ParamGroup;
 use model_zoo::registry::Preprocess;
 
 /// Which parameters train.
@@ -91,7 +93,8 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Learning-rate schedule after the warmup.
     pub schedule: Schedule,
-    /// Linear warmup from `lr / 100` to `lr`, in epochs.
+    /// Warmup, in epochs (its shape and start: `recipe.lr_warmup_method`,
+    /// `recipe.lr_warmup_decay`; torchvision's default, linear from `lr / 100`).
     pub warmup_epochs: usize,
     /// For the step schedule: epochs between decays.
     pub step_epochs: usize,
@@ -131,6 +134,10 @@ pub struct TrainConfig {
     pub skip_bad_images: bool,
     /// Seed of the split, the shuffling, the augmentations and the initialisation.
     pub seed: u64,
+    /// torchvision's recipe options: augmentations, crop sizes, warmup shape, clipping,
+    /// norm and bias weight decay, EMA.
+    #[serde(default)]
+    pub recipe: Recipe,
 }
 
 /// The input channels of a `train.json` written before `in_chans` existed: RGB.
@@ -182,6 +189,7 @@ impl TrainConfig {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             skip_bad_images: false,
             seed: 42,
+            recipe: Recipe::default(),
         }
     }
 
@@ -298,6 +306,24 @@ impl TrainConfig {
                 self.gamma
             ));
         }
+        self.recipe.validate().map_err(TrainError::Config)?;
+        if self.recipe.clip_grad_norm.is_some() && self.grad_accumulation > 1 {
+            return bad(
+                "--clip-grad-norm with --grad-accumulation: the norm would be one batch's, not \
+                 the step's (torchvision's recipe has no accumulation); use one or the other"
+                    .into(),
+            );
+        }
+        let max_side = crate::augment::MAX_SIDE;
+        for (flag, side) in [
+            ("--train-crop-size", self.recipe.train_crop_size),
+            ("--val-resize-size", self.recipe.val_resize_size),
+            ("--val-crop-size", self.recipe.val_crop_size),
+        ] {
+            if let Some(side) = side.filter(|side| !(1..=max_side).contains(side)) {
+                return bad(format!("{flag} must be in 1..={max_side}, not {side}"));
+            }
+        }
         if self.workers > MAX_WORKERS {
             return bad(format!(
                 "--workers must be at most {MAX_WORKERS}, not {}",
@@ -307,28 +333,58 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The optimiser, as Burn's type-erased [`ModuleOptimizer`].
+    /// The optimiser, as Burn's type-erased [`ModuleOptimizer`]: `--weight-decay` for every
+    /// parameter, then, as torchvision's `set_weight_decay` groups them, `--norm-weight-decay`
+    /// for the normalisation layers' weights and biases (the zoo's and Burn's norms name them
+    /// `gamma` and `beta`) and `--bias-weight-decay` for every bias (the norms' included, as
+    /// torchvision's `bias` key takes them first): Burn's parameter groups, the last matching
+    /// group deciding.
     pub fn optimizer(&self) -> ModuleOptimizer {
-        let decay =
-            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
-        match self.optimizer {
-            OptimizerKind::Sgd => SgdConfig::new()
-                .with_weight_decay(decay)
-                .with_momentum((self.momentum > 0.0).then_some(MomentumConfig {
-                    momentum: self.momentum,
-                    dampening: 0.0,
-                    nesterov: self.nesterov,
-                }))
-                .init(),
-            OptimizerKind::Adam => AdamConfig::new()
-                .with_epsilon(1e-8)
-                .with_weight_decay(decay)
-                .init(),
-            OptimizerKind::Adamw => AdamWConfig::new()
-                .with_epsilon(1e-8)
-                .with_weight_decay(self.weight_decay as f32)
-                .init(),
+        let mut optimizer = match self.optimizer {
+            OptimizerKind::Sgd => self.sgd(self.weight_decay).init(),
+            OptimizerKind::Adam => self.adam(self.weight_decay).init(),
+            OptimizerKind::Adamw => self.adamw(self.weight_decay).init(),
+        };
+        let groups = [
+            (r"(^|\.)(gamma|beta)$", self.recipe.norm_weight_decay),
+            (r"(^|\.)(bias|beta)$", self.recipe.bias_weight_decay),
+        ];
+        for (pattern, decay) in groups {
+            let Some(decay) = decay else { continue };
+            let group = ParamGroup::from_regex(pattern).expect("a valid pattern");
+            optimizer = match self.optimizer {
+                OptimizerKind::Sgd => optimizer.with_group(group, self.sgd(decay).build(), None),
+                OptimizerKind::Adam => optimizer.with_group(group, self.adam(decay).build(), None),
+                OptimizerKind::Adamw => {
+                    optimizer.with_group(group, self.adamw(decay).build(), None)
+                }
+            };
         }
+        optimizer
+    }
+
+    fn sgd(&self, weight_decay: f64) -> SgdConfig {
+        SgdConfig::new()
+            .with_weight_decay(
+                (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
+            )
+            .with_momentum((self.momentum > 0.0).then_some(MomentumConfig {
+                momentum: self.momentum,
+                dampening: 0.0,
+                nesterov: self.nesterov,
+            }))
+    }
+
+    fn adam(&self, weight_decay: f64) -> AdamConfig {
+        AdamConfig::new().with_epsilon(1e-8).with_weight_decay(
+            (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
+        )
+    }
+
+    fn adamw(&self, weight_decay: f64) -> AdamWConfig {
+        AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(weight_decay as f32)
     }
 
     /// The learning-rate schedule over `steps_per_epoch` optimiser steps per epoch.
@@ -351,8 +407,13 @@ impl TrainConfig {
                 .with_gamma(self.gamma)
                 .into(),
         };
-        let warmup_schedule: LrSchedulerConfig =
-            LinearLrSchedulerConfig::new(self.lr / 100.0, self.lr, warmup.max(1)).into();
+        let start = self.lr * self.recipe.lr_warmup_decay;
+        let warmup_schedule: LrSchedulerConfig = match self.recipe.lr_warmup_method {
+            WarmupMethod::Linear => {
+                LinearLrSchedulerConfig::new(start, self.lr, warmup.max(1)).into()
+            }
+            WarmupMethod::Constant => LrSchedulerConfig::Constant(start),
+        };
         // Warmup or not, one sequential schedule, so that the saved scheduler state always has
         // the same shape; a single milestone at step 0 is not allowed, hence the `max(1)`.
         let (schedulers, milestones) = if warmup > 0 {
@@ -394,6 +455,29 @@ impl TrainConfig {
                 t.resize, t.crop
             )));
         }
+        // torchvision's separate sizes, over --image-size and --resize.
+        let recipe = &config.recipe;
+        if let Some(size) = recipe.train_crop_size {
+            t.train_size = size;
+        }
+        if let Some(size) = recipe.val_crop_size {
+            t.crop = size;
+        }
+        if let Some(size) = recipe.val_resize_size {
+            t.resize = size;
+        }
+        if let Some(interpolation) = recipe.interpolation {
+            t.interpolation = interpolation;
+        }
+        t.auto_augment = recipe.auto_augment();
+        t.color_jitter = recipe.color_jitter();
+        t.random_erase = recipe.random_erase;
+        if t.resize < t.crop {
+            return Err(TrainError::Config(format!(
+                "the evaluation resize ({}) must be at least its crop ({})",
+                t.resize, t.crop
+            )));
+        }
         if let Some(mean) = config.mean {
             t.mean = mean;
         }
@@ -407,10 +491,18 @@ impl TrainConfig {
         let [min_h, min_w] = spec.min_size;
         // A model of one size only (ViT) is checked once built, as a weight file may set its
         // size (the SWAG files' 384 or 512): see `check_input_size`.
-        if !spec.exact && (t.crop < min_h || t.crop < min_w) {
+        if spec.exact && t.train_size != t.crop {
             return Err(TrainError::Config(format!(
-                "{} needs images of at least {min_h}x{min_w}; --image-size is {}",
-                config.model, t.crop
+                "{} takes one input size: the training crop ({}) and the evaluation crop ({}) \
+                 must be equal",
+                config.model, t.train_size, t.crop
+            )));
+        }
+        if !spec.exact && (t.train_size.min(t.crop) < min_h || t.train_size.min(t.crop) < min_w) {
+            return Err(TrainError::Config(format!(
+                "{} needs images of at least {min_h}x{min_w}; the training crop is {}, the \
+                 evaluation crop {}",
+                config.model, t.train_size, t.crop
             )));
         }
         Ok(t)

@@ -14,6 +14,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::augment::Transforms;
+use crate::augment::batch::MixupCutmix;
 use crate::folder::Sample;
 use crate::step::ImageBatch;
 
@@ -39,6 +40,8 @@ pub struct ImageBatcher {
     split: Split,
     channels: usize,
     seed: u64,
+    /// MixUp/CutMix of the training batches, with the class count.
+    mixing: Option<(MixupCutmix, usize)>,
     skipped: Arc<AtomicUsize>,
 }
 
@@ -51,8 +54,17 @@ impl ImageBatcher {
             split,
             channels,
             seed,
+            mixing: None,
             skipped: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Mixes every training batch with MixUp or CutMix (`mixing`, over `classes` classes) as
+    /// torchvision's recipe does; its draws come from the seed, the epoch and the batch's first
+    /// sample. Off when neither alpha is above 0, and for evaluation.
+    pub fn mixing(mut self, mixing: MixupCutmix, classes: usize) -> Self {
+        self.mixing = (mixing.enabled() && self.split == Split::Train).then_some((mixing, classes));
+        self
     }
 
     /// Images left out so far because they could not be read.
@@ -128,13 +140,36 @@ impl ImageBatcher {
             }
         }
         let n = targets.len();
-        ImageBatch::new(
-            Tensor::from_data(
-                TensorData::new(pixels, [n, self.channels, size, size]),
-                device,
-            ),
-            Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), device),
-        )
+        let shape = [n, self.channels, size, size];
+        let mut soft_targets = None;
+        if let (Some((mixing, classes)), Some(&(first, _))) = (self.mixing, items.first())
+            && n > 0
+        {
+            let mut rng = StdRng::seed_from_u64(sample_seed(self.seed ^ MIXING_SALT, epoch, first));
+            if let Some(mix) = mixing.draw(size, size, &mut rng) {
+                let labels: Vec<usize> = targets.iter().map(|&t| t as usize).collect();
+                let soft = mix.apply(&mut pixels, shape, &labels, classes);
+                // The accuracy counts each row's largest probability, as torchvision's.
+                for (target, row) in targets.iter_mut().zip(soft.chunks(classes)) {
+                    let best = row
+                        .iter()
+                        .enumerate()
+                        .fold(0, |best, (i, &p)| if p > row[best] { i } else { best });
+                    *target = best as i64;
+                }
+                soft_targets = Some(Tensor::<2>::from_data(
+                    TensorData::new(soft, [n, classes]),
+                    device,
+                ));
+            }
+        }
+        ImageBatch {
+            soft_targets,
+            ..ImageBatch::new(
+                Tensor::from_data(TensorData::new(pixels, shape), device),
+                Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), device),
+            )
+        }
     }
 }
 
@@ -145,6 +180,10 @@ pub fn grad_scale(index: usize, batches: usize, accumulation: usize) -> f32 {
     let start = index / accumulation * accumulation;
     1.0 / accumulation.min(batches.saturating_sub(start)).max(1) as f32
 }
+
+/// Told apart from the samples' seeds: a batch's mixing draws with `sample_seed(seed ^ this,
+/// epoch, first sample)`.
+const MIXING_SALT: u64 = 0x6d69_7875_705f_6375;
 
 /// SplitMix64's finaliser: a well-mixed 64-bit value of `x`.
 fn mix(mut x: u64) -> u64 {

@@ -27,6 +27,7 @@ use crate::artifact::{ModelCard, save_trained};
 use crate::augment::Transforms;
 use crate::config::{Mode, TrainConfig};
 use crate::data::{ImageBatcher, OrderedLoader, Split};
+use crate::ema::Ema;
 use crate::error::TrainError;
 use crate::folder::{ClassMap, ImageFolder, Sample, same_classes, verify_images};
 use crate::metrics::{EpochRecord, read_csv};
@@ -550,7 +551,15 @@ fn run(
     let largest_share = data.train.len() - (replicas - 1) * (data.train.len() / replicas);
     let batches = largest_share.div_ceil(device_batch);
     let steps_per_epoch = batches.div_ceil(config.grad_accumulation);
-    let batcher_train = ImageBatcher::new(transforms, Split::Train, config.in_chans, config.seed);
+    let batcher_train = ImageBatcher::new(transforms, Split::Train, config.in_chans, config.seed)
+        .mixing(config.recipe.mixup_cutmix(), num_classes);
+    if config.recipe.clip_grad_norm.is_some() && replicas > 1 {
+        return Err(TrainError::Config(
+            "--clip-grad-norm on several devices: each would clip its own share's gradients, \
+             not the step's; train on one device to clip"
+                .into(),
+        ));
+    }
     let batcher_val = ImageBatcher::new(transforms, Split::Eval, config.in_chans, config.seed);
     // Epoch `start` draws what it would have drawn in a run that was never interrupted.
     let loader_train: Arc<dyn DataLoader<ImageBatch>> = Arc::new(
@@ -595,10 +604,24 @@ fn run(
         } else {
             model
         };
-        let classifier = Classifier {
+        let mut classifier = Classifier {
             loss_scale: 1.0 / replicas as f32,
+            clip_grad_norm: config.recipe.clip_grad_norm.unwrap_or(0.0),
             ..Classifier::new(model, config.label_smoothing)
         };
+        if config.recipe.model_ema {
+            // A resumed phase's average comes back with the checkpoint's record.
+            classifier.ema = Some(Ema::new(
+                &classifier.model,
+                config
+                    .recipe
+                    .ema_update_decay(config.batch_size * config.grad_accumulation, config.epochs),
+                config.recipe.model_ema_steps,
+                steps_per_epoch,
+                config.warmup_epochs,
+                from * steps_per_epoch,
+            ));
+        }
         preflight(
             config,
             frozen,
@@ -763,7 +786,12 @@ fn save_best(
         classes.len(),
         device,
     )?;
-    let classifier = Classifier::new(model, config.label_smoothing).load_record(record);
+    let mut classifier = Classifier::new(model, config.label_smoothing);
+    if config.recipe.model_ema {
+        // The record's average replaces this copy: the saved model is the validated one.
+        classifier.ema = Some(Ema::new(&classifier.model, 0.0, 1, 1, 0, 0));
+    }
+    let classifier = classifier.load_record(record);
     let card = ModelCard {
         model: config.model.clone(),
         num_classes: classes.len(),
@@ -774,7 +802,7 @@ fn save_best(
     };
     save_trained(
         best_dir,
-        &classifier.model.valid(),
+        &classifier.validated_model().valid(),
         &card,
         classes,
         transforms,

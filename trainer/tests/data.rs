@@ -190,6 +190,10 @@ fn loader_epochs_repeat_whatever_the_workers() {
         scale: (0.3, 1.0),
         ratio: (0.75, 4.0 / 3.0),
         flip: 0.5,
+        interpolation: zoo_trainer::augment::Resampling::Bilinear,
+        auto_augment: Some(zoo_trainer::augment::policy::AutoAugment::TaWide),
+        color_jitter: None,
+        random_erase: 0.5,
     };
     let device = burn::tensor::Device::flex();
     let loader = |workers: usize, seed: u64| {
@@ -202,6 +206,24 @@ fn loader_epochs_repeat_whatever_the_workers() {
         )
         .shuffled(seed)
     };
+    // MixUp and CutMix draw per batch: the same whatever the workers too.
+    let mixing = zoo_trainer::augment::batch::MixupCutmix {
+        mixup_alpha: 0.2,
+        cutmix_alpha: 1.0,
+    };
+    let mixed = |workers: usize| {
+        OrderedLoader::new(
+            samples.clone(),
+            ImageBatcher::new(transforms, Split::Train, 3, 9).mixing(mixing, 4),
+            5,
+            workers,
+            device.clone(),
+        )
+        .shuffled(9)
+    };
+    let mixed_epochs = epochs_of(&mixed(1), 2);
+    assert_eq!(mixed_epochs, epochs_of(&mixed(2), 2));
+    assert_eq!(mixed_epochs, epochs_of(&mixed(5), 2));
     let one = epochs_of(&loader(1, 9), 2);
     assert_eq!(one[0].len(), 24usize.div_ceil(5));
     assert_eq!(one, epochs_of(&loader(2, 9), 2));

@@ -222,3 +222,77 @@ pub fn mix_labels(labels: &[usize], classes: usize, lam: f64) -> Vec<f32> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn erased_rectangles_fit_and_follow_scale_and_p() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let erasing = RandomErasing::new(1.0);
+        let mut drawn = 0;
+        for _ in 0..500 {
+            if let Some([top, left, h, w]) = erasing.params(40, 30, &mut rng) {
+                drawn += 1;
+                assert!(top + h <= 40 && left + w <= 30 && h > 0 && w > 0);
+                let fraction = (h * w) as f64 / 1200.0;
+                assert!((0.005..0.45).contains(&fraction), "{fraction}");
+            }
+        }
+        assert!(drawn > 400, "{drawn}");
+        assert!((0..100).all(|_| RandomErasing::new(0.0).params(40, 30, &mut rng).is_none()));
+        let mut chw = vec![1.0f32; 2 * 4 * 5];
+        erase(&mut chw, 4, 5, [1, 2, 2, 3], 0.0);
+        assert_eq!(chw.iter().filter(|&&v| v == 0.0).count(), 2 * 2 * 3);
+        assert_eq!(chw[5 + 2], 0.0);
+        assert_eq!(chw[5 + 1], 1.0);
+    }
+
+    #[test]
+    fn mixed_labels_are_distributions_and_boxes_fit() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let mix = MixupCutmix {
+            mixup_alpha: 0.2,
+            cutmix_alpha: 1.0,
+        };
+        let (mut mixups, mut cutmixes) = (0, 0);
+        for _ in 0..200 {
+            let mixing = mix.draw(12, 9, &mut rng).unwrap();
+            match mixing {
+                Mixing::Mixup(lam) => {
+                    mixups += 1;
+                    assert!((0.0..=1.0).contains(&lam));
+                }
+                Mixing::Cutmix([x1, y1, x2, y2]) => {
+                    cutmixes += 1;
+                    assert!(x1 <= x2 && x2 <= 9 && y1 <= y2 && y2 <= 12);
+                }
+            }
+            let mut images = vec![0.0f32; 3 * 2 * 12 * 9];
+            let soft = mixing.apply(&mut images, [3, 2, 12, 9], &[0, 2, 2], 4);
+            for row in soft.chunks(4) {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{row:?}");
+            }
+        }
+        assert!(mixups > 60 && cutmixes > 60, "{mixups} {cutmixes}");
+        assert!(
+            MixupCutmix {
+                mixup_alpha: 0.0,
+                cutmix_alpha: 0.0
+            }
+            .draw(4, 4, &mut rng)
+            .is_none()
+        );
+        assert!(
+            MixupCutmix {
+                mixup_alpha: -1.0,
+                cutmix_alpha: 0.0
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

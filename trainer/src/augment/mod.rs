@@ -23,16 +23,35 @@ use batch::RandomErasing;
 use ops::Resample;
 use policy::{AutoAugment, ColorJitter};
 
-/// `model_zoo`'s [`Interpolation`] as `train.json` and `preprocess.json` write it.
-#[derive(Serialize, Deserialize)]
-#[serde(remote = "Interpolation", rename_all = "snake_case")]
-enum InterpolationDef {
+/// The resampling of the training crops and the evaluation resize: `model_zoo`'s
+/// [`Interpolation`] as `--interpolation`, `train.json` and `preprocess.json` name it (the
+/// library's enum has neither `clap` nor `serde`, which an inference-only user does not need).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Resampling {
+    /// PIL's bilinear, antialiased (torchvision's default).
+    #[default]
     Bilinear,
+    /// PIL's bicubic, antialiased.
     Bicubic,
 }
 
-fn bilinear() -> Interpolation {
-    Interpolation::Bilinear
+impl Resampling {
+    /// The library's name for it.
+    pub fn interpolation(self) -> Interpolation {
+        match self {
+            Resampling::Bilinear => Interpolation::Bilinear,
+            Resampling::Bicubic => Interpolation::Bicubic,
+        }
+    }
+
+    /// The trainer's name for the library's.
+    pub fn from_interpolation(interpolation: Interpolation) -> Self {
+        match interpolation {
+            Interpolation::Bilinear => Resampling::Bilinear,
+            Interpolation::Bicubic => Resampling::Bicubic,
+        }
+    }
 }
 
 /// How images become tensors, for training and for evaluation. Saved beside a trained model
@@ -58,8 +77,8 @@ pub struct Transforms {
     /// The resampling of the training crops and the evaluation resize (`--interpolation`),
     /// and of the automatic augmentations' geometric operations (bilinear; nearest where
     /// torchvision's tensor kernels have no bicubic, see [`Transforms::resample`]).
-    #[serde(with = "InterpolationDef", default = "bilinear")]
-    pub interpolation: Interpolation,
+    #[serde(default)]
+    pub interpolation: Resampling,
     /// torchvision's `--auto-augment`.
     #[serde(default)]
     pub auto_augment: Option<AutoAugment>,
@@ -146,7 +165,7 @@ impl Transforms {
             scale: (0.08, 1.0),
             ratio: (3.0 / 4.0, 4.0 / 3.0),
             flip: 0.5,
-            interpolation: preprocess.interpolation,
+            interpolation: Resampling::from_interpolation(preprocess.interpolation),
             auto_augment: None,
             color_jitter: None,
             random_erase: 0.0,
@@ -158,7 +177,7 @@ impl Transforms {
     /// torchvision's tensor kernels do not have, samples bilinearly too.
     pub fn resample(&self) -> Resample {
         match self.interpolation {
-            Interpolation::Bilinear | Interpolation::Bicubic => Resample::Bilinear,
+            Resampling::Bilinear | Resampling::Bicubic => Resample::Bilinear,
         }
     }
 
@@ -167,7 +186,7 @@ impl Transforms {
         Preprocess {
             resize: self.resize,
             crop: self.crop,
-            interpolation: self.interpolation,
+            interpolation: self.interpolation.interpolation(),
             mean: self.mean,
             std: self.std,
         }
@@ -179,7 +198,7 @@ impl Transforms {
             random_resized_crop_params(image.width(), image.height(), self.scale, self.ratio, rng);
         let crop = imageops::crop_imm(image, left, top, width, height).to_image();
         let size = self.train_size as u32;
-        let mut out = resize_to(&crop, size, size, self.interpolation);
+        let mut out = resize_to(&crop, size, size, self.interpolation.interpolation());
         if rng.random_bool(self.flip.clamp(0.0, 1.0)) {
             imageops::flip_horizontal_in_place(&mut out);
         }

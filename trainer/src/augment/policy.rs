@@ -585,3 +585,65 @@ impl ColorJitter {
         image
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn photo() -> RgbImage {
+        RgbImage::from_fn(23, 17, |x, y| {
+            image::Rgb([(x * 11) as u8, (y * 15) as u8, ((x * y) % 256) as u8])
+        })
+    }
+
+    /// Every policy keeps the image's size, and repeats from the same seed.
+    #[test]
+    fn policies_keep_the_size_and_repeat_by_seed() {
+        let image = photo();
+        let policies = [
+            AutoAugment::TaWide,
+            AutoAugment::Ra { magnitude: 9 },
+            AutoAugment::Augmix { severity: 3 },
+            AutoAugment::Imagenet,
+            AutoAugment::Cifar10,
+            AutoAugment::Svhn,
+        ];
+        for policy in policies {
+            let mut changed = 0;
+            for seed in 0..20 {
+                let a = policy.apply(&image, Resample::Bilinear, &mut StdRng::seed_from_u64(seed));
+                let b = policy.apply(&image, Resample::Bilinear, &mut StdRng::seed_from_u64(seed));
+                assert_eq!(a.dimensions(), image.dimensions(), "{policy:?}");
+                assert_eq!(a, b, "{policy:?} seed {seed}");
+                changed += usize::from(a != image);
+            }
+            assert!(changed >= 10, "{policy:?} changed {changed} of 20 images");
+        }
+        let jitter = ColorJitter {
+            hue: 0.1,
+            ..ColorJitter::uniform(0.4)
+        };
+        let a = jitter.apply(&image, &mut StdRng::seed_from_u64(1));
+        assert_eq!(a, jitter.apply(&image, &mut StdRng::seed_from_u64(1)));
+        assert_ne!(a, image);
+    }
+
+    #[test]
+    fn settings_outside_torchvisions_ranges_are_refused() {
+        assert!(AutoAugment::Ra { magnitude: 31 }.validate().is_err());
+        assert!(AutoAugment::Ra { magnitude: 30 }.validate().is_ok());
+        assert!(AutoAugment::Augmix { severity: 0 }.validate().is_err());
+        assert!(AutoAugment::Augmix { severity: 11 }.validate().is_err());
+        assert!(
+            ColorJitter {
+                hue: 0.6,
+                ..ColorJitter::uniform(0.0)
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(ColorJitter::uniform(-0.1).validate().is_err());
+    }
+}

@@ -111,8 +111,9 @@ struct TrainArgs {
     /// tutorial, `StepLR(step_size=7, gamma=0.1)`).
     #[arg(long, value_enum, default_value = "step")]
     schedule: Schedule,
-    /// Linear warmup from lr/100, in epochs.
-    #[arg(long, default_value_t = 0)]
+    /// Warmup, in epochs (torchvision's --lr-warmup-epochs; linear from lr x
+    /// --lr-warmup-decay unless --lr-warmup-method says constant).
+    #[arg(long, default_value_t = 0, alias = "lr-warmup-epochs")]
     warmup_epochs: usize,
     /// Step schedule: epochs between decays by --gamma.
     #[arg(long, default_value_t = 7)]
@@ -156,6 +157,9 @@ struct TrainArgs {
     skip_bad_images: bool,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// torchvision's and timm's recipe options.
+    #[command(flatten, next_help_heading = "Recipe (torchvision's train.py names)")]
+    recipe: zoo_trainer::Recipe,
 }
 
 impl TrainArgs {
@@ -216,6 +220,7 @@ impl TrainArgs {
             workers: self.workers,
             skip_bad_images: self.skip_bad_images,
             seed: self.seed,
+            recipe: self.recipe.clone(),
         })
     }
 }
