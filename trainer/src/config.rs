@@ -11,7 +11,7 @@ use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::optim::lr_scheduler::step::StepLrSchedulerConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, RmsPropConfig, SgdConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::augment::Transforms;
@@ -40,6 +40,9 @@ pub enum OptimizerKind {
     Adam,
     /// AdamW: decoupled weight decay.
     Adamw,
+    /// RMSprop as torchvision's recipe builds it (the MobileNet V3 recipe's `--opt rmsprop`):
+    /// `alpha` 0.9, `eps` 0.0316, `momentum`, L2 `weight_decay`.
+    Rmsprop,
 }
 
 /// How the learning rate evolves over the optimiser steps, after the warmup.
@@ -344,6 +347,7 @@ impl TrainConfig {
             OptimizerKind::Sgd => self.sgd(self.weight_decay).init(),
             OptimizerKind::Adam => self.adam(self.weight_decay).init(),
             OptimizerKind::Adamw => self.adamw(self.weight_decay).init(),
+            OptimizerKind::Rmsprop => self.rmsprop(self.weight_decay).init(),
         };
         let groups = [
             (r"(^|\.)(gamma|beta)$", self.recipe.norm_weight_decay),
@@ -357,6 +361,9 @@ impl TrainConfig {
                 OptimizerKind::Adam => optimizer.with_group(group, self.adam(decay).build(), None),
                 OptimizerKind::Adamw => {
                     optimizer.with_group(group, self.adamw(decay).build(), None)
+                }
+                OptimizerKind::Rmsprop => {
+                    optimizer.with_group(group, self.rmsprop(decay).build(), None)
                 }
             };
         }
@@ -379,6 +386,16 @@ impl TrainConfig {
         AdamConfig::new().with_epsilon(1e-8).with_weight_decay(
             (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
         )
+    }
+
+    fn rmsprop(&self, weight_decay: f64) -> RmsPropConfig {
+        RmsPropConfig::new()
+            .with_alpha(0.9)
+            .with_epsilon(0.0316)
+            .with_momentum(self.momentum as f32)
+            .with_weight_decay(
+                (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
+            )
     }
 
     fn adamw(&self, weight_decay: f64) -> AdamWConfig {

@@ -14,7 +14,7 @@ use zoo_trainer::augment::batch::{Mixing, erase};
 use zoo_trainer::augment::ops::{self, Op, Resample};
 use zoo_trainer::augment::policy::{self, AutoAugmentPolicy, Space};
 
-use crate::parity::read_f32;
+use crate::references::read_f32;
 
 /// The most a `uint8` output may differ from torchvision's, in levels: PyTorch's vectorised
 /// `f32` kernels and the zoo's may round a value on the other side of a level.
@@ -37,13 +37,13 @@ fn resample(case: &Value) -> Result<Resample> {
 /// Writes torchvision's references into `dir` (once; the photo from `photos`) and compares;
 /// `Ok(false)` on a failure.
 pub fn check(dir: &Path, photos: &Path, python: &Path) -> Result<bool> {
-    crate::parity::run_reference_script(
+    crate::references::run_reference_script(
         python,
         "augment_ref.py",
         dir,
         &["--photos".into(), photos.display().to_string()],
     )?;
-    let manifest = crate::parity::read_manifest(dir)?;
+    let manifest = crate::references::read_manifest(dir)?;
     println!(
         "\ntraining augmentations vs torchvision {} (transforms.v2 on uint8 images):",
         manifest["torchvision"].as_str().unwrap_or("?")

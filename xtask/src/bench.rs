@@ -633,7 +633,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     let runner = |device: &str| {
         python.as_ref().map(|python| Torch {
             python: python.clone(),
-            script: crate::parity::workspace_root().join("xtask/python/bench.py"),
+            script: crate::references::workspace_root().join("xtask/python/bench.py"),
             threads,
             device: device.into(),
         })

@@ -1796,7 +1796,7 @@ fn kind_sums(rows: &[Row]) -> Vec<KindSum> {
 fn ops_script(bench_py: Option<&Path>) -> PathBuf {
     match bench_py {
         Some(script) => script.with_file_name("bench_ops.py"),
-        None => crate::parity::workspace_root().join("xtask/python/bench_ops.py"),
+        None => crate::references::workspace_root().join("xtask/python/bench_ops.py"),
     }
 }
 

@@ -41,7 +41,7 @@ pub fn run(args: &FuzzArgs) -> Result<bool> {
         ),
     ] {
         let status = Command::new(&cargo)
-            .current_dir(crate::parity::workspace_root())
+            .current_dir(crate::references::workspace_root())
             .args(["test", "-p", package, "--test", "fuzz", test])
             .args(["--", "--nocapture"])
             .env("ZOO_FUZZ_SECONDS", args.seconds.to_string())

@@ -18,7 +18,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::parity::workspace_root;
+use crate::references::workspace_root;
 
 /// What may travel to the GPU machine with the working tree.
 const MAX_BUNDLE_BYTES: u64 = 64 << 20;

@@ -17,6 +17,7 @@ mod fuzz;
 mod gpu_bundle;
 mod paddle_parity;
 mod parity;
+mod references;
 mod torch_files;
 mod train_step;
 mod transforms;

@@ -10,10 +10,8 @@ use anyhow::{Context, Result, bail};
 use model_zoo::{Architecture, Backend};
 use zoo_import::PaddleImport;
 
-use crate::parity::{
-    Row, cases_for, compare, print_row, read_back, read_case, read_manifest, rows_or_error,
-    run_reference_script,
-};
+use crate::parity::{Row, cases_for, compare, print_row, read_back, read_case, rows_or_error};
+use crate::references::{read_manifest, run_reference_script};
 
 /// The reference cases, as `paddle_reference.py` names them: layout, depth, and the one with 17
 /// classes saved in pickle protocol 2.

@@ -5,6 +5,7 @@
 //! own scale, also when it is small (AlexNet's default-initialised logits are about 0.03, where
 //! DESIGN.md's `max(1, ...)` floor would allow a 0.3% error).
 
+use crate::references::{read_f32, read_manifest, run_reference_script, workspace_root};
 use model_zoo::Architecture;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -253,15 +254,6 @@ fn default_refs_dir() -> PathBuf {
     home.join(".cache/burn-model-zoo/parity")
 }
 
-/// The repository, where `xtask/python` lives: `$ZOO_ROOT` when set (the GPU bundle sets it to
-/// the bundle's folder), else the checkout this binary was built from.
-pub fn workspace_root() -> PathBuf {
-    match std::env::var_os("ZOO_ROOT") {
-        Some(root) => PathBuf::from(root),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
-    }
-}
-
 /// Finds the torch venv's python (creating the venv if needed) unless one was given.
 pub fn python(given: Option<&Path>) -> Result<PathBuf> {
     venv_python("torch", given)
@@ -338,35 +330,6 @@ pub fn cases_for(manifest: &Value, full: bool) -> Result<Vec<&Value>> {
         .collect())
 }
 
-/// Runs `xtask/python/<script> --out <out> <args>` with `python`; the script leaves references
-/// that are already current as they are.
-pub fn run_reference_script(
-    python: &Path,
-    script: &str,
-    out: &Path,
-    args: &[String],
-) -> Result<()> {
-    let script = workspace_root().join("xtask/python").join(script);
-    let status = Command::new(python)
-        .arg(&script)
-        .arg("--out")
-        .arg(out)
-        .args(args)
-        .status()
-        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
-    if !status.success() {
-        bail!("{} failed ({status})", script.display());
-    }
-    Ok(())
-}
-
-pub fn read_manifest(dir: &Path) -> Result<Value> {
-    let path = dir.join("manifest.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
 pub fn shape_of(value: &Value) -> Result<Vec<usize>> {
     value
         .as_array()
@@ -378,22 +341,6 @@ pub fn shape_of(value: &Value) -> Result<Vec<usize>> {
                 .context("shape entry is not an integer")
         })
         .collect()
-}
-
-pub fn read_f32(path: &Path, shape: &[usize]) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let expected = shape.iter().product::<usize>() * 4;
-    if bytes.len() != expected {
-        bail!(
-            "{}: {} bytes, expected {expected} for shape {shape:?}",
-            path.display(),
-            bytes.len()
-        );
-    }
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
 }
 
 /// Imports the reference state_dict on `backend` and compares every case's logits.

@@ -24,8 +24,8 @@ const LISTED: usize = 3;
 
 /// Writes the files into `dir` (once) and reads them all back; `Ok(false)` on any failure.
 pub fn check(dir: &Path, python: &Path) -> Result<bool> {
-    crate::parity::run_reference_script(python, "torch_files.py", dir, &[])?;
-    let manifest = crate::parity::read_manifest(dir)?;
+    crate::references::run_reference_script(python, "torch_files.py", dir, &[])?;
+    let manifest = crate::references::read_manifest(dir)?;
     let files = manifest["files"]
         .as_array()
         .context("manifest lacks files")?;

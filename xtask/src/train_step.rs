@@ -25,14 +25,15 @@ use model_zoo::{Backend, Model};
 use zoo_import::TorchImport;
 use zoo_trainer::{Classifier, ImageBatch, OptimizerKind, TrainConfig};
 
-use crate::parity::{Row, compare, read_f32, read_manifest, shape_of};
+use crate::parity::{Row, compare, shape_of};
+use crate::references::{read_f32, read_manifest};
 
 /// Relative tolerance on the change of a tensor over the steps.
 const DELTA_TOLERANCE: f32 = 1e-3;
 
 /// Writes the PyTorch reference into `dir` unless it is current.
 pub fn write_reference(dir: &Path, python: &Path) -> Result<()> {
-    crate::parity::run_reference_script(python, "train_step.py", dir, &[])
+    crate::references::run_reference_script(python, "train_step.py", dir, &[])
 }
 
 fn named_tensors(model: &Model) -> Result<std::collections::BTreeMap<String, Vec<f32>>> {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use model_zoo::registry::{Interpolation, Preprocess};
 use model_zoo::transforms::{load_image, normalize, resize_and_crop, to_chw};
 
-use crate::parity::read_f32;
+use crate::references::read_f32;
 
 /// Pass when no value of a JPEG differs by more than this before normalisation (2/255): the
 /// `image` crate's JPEG decoder and libjpeg differ by a level here and there. Lossless photos
@@ -16,8 +16,8 @@ const MAX_RAW_DIFF: f32 = 2.0 / 255.0;
 
 /// Writes torchvision's references into `dir` (once) and compares; `Ok(false)` on a failure.
 pub fn check(dir: &Path, python: &Path) -> Result<bool> {
-    crate::parity::run_reference_script(python, "transforms_ref.py", dir, &[])?;
-    let manifest = crate::parity::read_manifest(dir)?;
+    crate::references::run_reference_script(python, "transforms_ref.py", dir, &[])?;
+    let manifest = crate::references::read_manifest(dir)?;
     println!(
         "\npreprocessing vs torchvision {} (PIL), before normalisation in units of 1/255:",
         manifest["torchvision"].as_str().unwrap_or("?")
