@@ -131,8 +131,12 @@ pub fn save_trained(
 pub fn load_trained(dir: &Path, device: &Device) -> Result<TrainedModel, TrainError> {
     let dir: PathBuf = if dir.join(CARD_FILE).is_file() {
         dir.to_path_buf()
-    } else if dir.join("best").join(CARD_FILE).is_file() {
-        dir.join("best")
+    } else if crate::rundir::RunDir::new(dir)
+        .best_dir()
+        .join(CARD_FILE)
+        .is_file()
+    {
+        crate::rundir::RunDir::new(dir).best_dir()
     } else {
         return Err(TrainError::Dataset(format!(
             "{}: no trained model here (expected {CARD_FILE}, {MODEL_FILE}, {CLASSES_FILE} and \

@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod plot;
 pub mod recipe;
 pub mod report;
+pub mod rundir;
 pub mod stats;
 pub mod step;
 pub mod train;

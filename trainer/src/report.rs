@@ -157,11 +157,12 @@ impl EpochReporter {
         // The run's record: without it the best epoch cannot be chosen, so a failed write
         // (a full disk) stops the run, keeping its last complete checkpoint. The plot is only a
         // view of it.
-        let csv = self.dir.join("metrics.csv");
+        let run_dir = crate::rundir::RunDir::new(&self.dir);
+        let csv = run_dir.metrics_file();
         if let Err(e) = write_csv(&csv, &self.history) {
             self.interrupter.stop(Some(&e.to_string()));
         }
-        let png = self.dir.join("curves.png");
+        let png = run_dir.curves_file();
         if let Err(e) = crate::plot::plot_curves(&png, &self.history) {
             log::warn!("could not draw {}: {e}", png.display());
         }

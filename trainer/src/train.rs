@@ -9,8 +9,6 @@ use std::time::Instant;
 
 use burn::data::dataloader::DataLoader;
 use burn::module::{Module, ParamGroup};
-use burn::optim::OptimizerRecord;
-use burn::optim::lr_scheduler::LrSchedulerRecord;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use burn::train::checkpoint::{
@@ -30,8 +28,9 @@ use crate::data::{ImageBatcher, OrderedLoader, Split};
 use crate::ema::Ema;
 use crate::error::TrainError;
 use crate::folder::{ClassMap, ImageFolder, Sample, same_classes, verify_images};
-use crate::metrics::{EpochRecord, read_csv};
+use crate::metrics::EpochRecord;
 use crate::report::EpochReporter;
+use crate::rundir::RunDir;
 use crate::step::{Classifier, ImageBatch};
 
 /// How a run is executed (as opposed to what it computes, the [`TrainConfig`]).
@@ -264,54 +263,35 @@ pub fn backbone(model: &Model) -> ParamGroup {
     ParamGroup::all().exclude(model.classifier_group())
 }
 
-/// Epochs with a complete checkpoint (model, optimiser and scheduler, each readable) in `dir`,
-/// the latest last.
+/// Epochs with a complete checkpoint in the run directory `dir`, the latest last
+/// ([`RunDir::complete_checkpoints`]).
 pub fn complete_checkpoints(dir: &Path) -> Vec<usize> {
-    let checkpoints = dir.join("checkpoint");
-    let Ok(entries) = std::fs::read_dir(&checkpoints) else {
-        return Vec::new();
-    };
-    let mut epochs: Vec<usize> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("model-")?
-                .strip_suffix(".bpk")?
-                .parse()
-                .ok()
-        })
-        .filter(|&epoch| {
-            let file = |kind: &str| checkpoints.join(format!("{kind}-{epoch}.bpk"));
-            ModuleRecord::load(file("model")).is_ok()
-                && OptimizerRecord::load(file("optim")).is_ok()
-                && LrSchedulerRecord::load(file("scheduler")).is_ok()
-        })
-        .collect();
-    epochs.sort_unstable();
-    epochs
+    RunDir::new(dir).complete_checkpoints()
 }
 
 /// Starts a fresh run of `config` in `options.dir`. The directory must not hold another run's
 /// checkpoints (use [`resume`] to continue one).
 pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainSummary, TrainError> {
     config.validate()?;
-    if !complete_checkpoints(&options.dir).is_empty() {
+    let run_dir = RunDir::new(&options.dir);
+    if !run_dir.complete_checkpoints().is_empty() {
         return Err(TrainError::Config(format!(
             "{} already holds a run's checkpoints: pass --resume to continue it, or choose \
              another --out",
             options.dir.display()
         )));
     }
-    std::fs::create_dir_all(&options.dir).map_err(|e| TrainError::io(&options.dir, e))?;
-    config.save(&options.dir.join("train.json"))?;
+    run_dir.save_config(config)?;
     run(config, options, 0)
 }
 
 /// Continues the run in `options.dir` from its last complete checkpoint, with the settings it
 /// was started with (`train.json`): model, optimiser state and learning-rate schedule restored.
 pub fn resume(options: &RunOptions) -> Result<TrainSummary, TrainError> {
-    let config = TrainConfig::load(&options.dir.join("train.json"))?;
-    let last = complete_checkpoints(&options.dir)
+    let run_dir = RunDir::new(&options.dir);
+    let config = run_dir.load_config()?;
+    let last = run_dir
+        .complete_checkpoints()
         .last()
         .copied()
         .ok_or_else(|| {
@@ -348,21 +328,20 @@ pub enum PreviousRun {
 /// the one set aside before it, so that nothing is trained with settings the user did not ask
 /// for and the last run is not lost.
 pub fn make_way(config: &TrainConfig, options: &RunOptions) -> Result<PreviousRun, TrainError> {
-    let dir = &options.dir;
+    let run_dir = RunDir::new(&options.dir);
+    let dir = run_dir.path();
     // Reads every checkpoint's records: once.
-    let last = complete_checkpoints(dir).last().copied();
-    if !dir.join("train.json").exists() && last.is_none() {
+    let last = run_dir.complete_checkpoints().last().copied();
+    if !run_dir.config_file().exists() && last.is_none() {
         return Ok(PreviousRun::None);
     }
-    let same = TrainConfig::load(&dir.join("train.json")).is_ok_and(|saved| saved == *config);
+    let same = run_dir.load_config().is_ok_and(|saved| saved == *config);
     if let (true, Some(last)) = (same, last)
         && last < config.epochs
     {
         return Ok(PreviousRun::Unfinished(last));
     }
-    let mut aside = dir.as_os_str().to_owned();
-    aside.push(".previous");
-    let aside = PathBuf::from(aside);
+    let aside = run_dir.previous_dir();
     if aside.exists() {
         std::fs::remove_dir_all(&aside).map_err(|e| TrainError::io(&aside, e))?;
     }
@@ -543,7 +522,8 @@ fn run(
             }
         );
     }
-    let mut history = read_csv(&options.dir.join("metrics.csv"))?;
+    let run_dir = RunDir::new(&options.dir);
+    let mut history = run_dir.metrics()?;
     history.retain(|r| r.epoch <= start);
 
     // Each device iterates its share of the training set (Burn splits the loader in
@@ -683,7 +663,7 @@ fn run(
         let result = training.launch(learner);
         drop(watch);
         if let Some(error) = result.error {
-            let kept = complete_checkpoints(&options.dir);
+            let kept = run_dir.complete_checkpoints();
             let resume = match kept.last() {
                 Some(epoch) => format!(
                     "; the run keeps its checkpoint of epoch {epoch}: continue with \
@@ -694,13 +674,13 @@ fn run(
             };
             return Err(TrainError::Training(format!("{error}{resume}")));
         }
-        history = read_csv(&options.dir.join("metrics.csv"))?;
+        history = run_dir.metrics()?;
         if result.interrupted.is_some() {
             interrupted = result.interrupted;
             break;
         }
     }
-    let best_dir = options.dir.join("best");
+    let best_dir = run_dir.best_dir();
     let best = save_best(
         config,
         &options.dir,
@@ -713,10 +693,7 @@ fn run(
     if let Some(stop) = interrupted {
         // Epochs with a checkpoint: `metrics.csv` may hold a row past them, of an epoch whose
         // checkpoint could not be written, which a resumed run trains again.
-        let done = complete_checkpoints(&options.dir)
-            .last()
-            .copied()
-            .unwrap_or(0);
+        let done = run_dir.complete_checkpoints().last().copied().unwrap_or(0);
         // The interruption is the news; a `best/` that could not be updated as well (the same
         // full disk, say) is said after it.
         let best_note = match &best {
@@ -755,7 +732,7 @@ fn save_best(
     transforms: &Transforms,
     device: &Device,
 ) -> Result<ModelCard, TrainError> {
-    let kept = complete_checkpoints(run_dir);
+    let kept = RunDir::new(run_dir).complete_checkpoints();
     let best = history
         .iter()
         .filter(|r| kept.contains(&r.epoch))
@@ -771,9 +748,7 @@ fn save_best(
                 run_dir.display()
             ))
         })?;
-    let path = run_dir
-        .join("checkpoint")
-        .join(format!("model-{}.bpk", best.epoch));
+    let path = RunDir::new(run_dir).checkpoint("model", best.epoch);
     let record = ModuleRecord::load(&path).map_err(|e| TrainError::Json {
         path: path.clone(),
         message: format!("unreadable checkpoint: {e}"),

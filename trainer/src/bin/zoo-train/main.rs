@@ -428,7 +428,9 @@ fn run(cli: Cli) -> Result<()> {
                     bail!(
                         "--resume continues with the run's own settings ({}): drop --data and \
                          the other training flags",
-                        run.out.join("train.json").display()
+                        zoo_trainer::rundir::RunDir::new(&run.out)
+                            .config_file()
+                            .display()
                     );
                 }
                 zoo_trainer::resume(&options)?
@@ -464,8 +466,8 @@ fn run(cli: Cli) -> Result<()> {
             );
             print!("{}", evaluation.table());
             let plot = plot.unwrap_or_else(|| {
-                let dir = if model.join("best").is_dir() {
-                    model.join("best")
+                let dir = if zoo_trainer::rundir::RunDir::new(&model).best_dir().is_dir() {
+                    zoo_trainer::rundir::RunDir::new(&model).best_dir()
                 } else {
                     model.clone()
                 };
