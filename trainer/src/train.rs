@@ -492,34 +492,14 @@ fn run(
     let device = devices[0].clone();
     let train_device = device.clone().autodiff();
     if !options.quiet {
-        println!(
-            "{}: {} classes, {} training / {} validation images{}; {} at {}x{} on {}, {:?}{}",
-            config.train_dir.display(),
-            num_classes,
-            data.train.len(),
-            data.val.len(),
-            if data.skipped.is_empty() {
-                String::new()
-            } else {
-                format!(", {} unreadable skipped", data.skipped.len())
-            },
-            config.model,
-            transforms.crop,
-            transforms.crop,
-            if replicas > 1 {
-                format!(
-                    "{} x{replicas} ({device_batch} images each)",
-                    options.backend
-                )
-            } else {
-                options.backend.to_string()
-            },
-            config.mode,
-            if start > 0 {
-                format!("; resuming after epoch {start}")
-            } else {
-                String::new()
-            }
+        announce(
+            config,
+            &data,
+            &transforms,
+            options,
+            replicas,
+            device_batch,
+            start,
         );
     }
     let run_dir = RunDir::new(&options.dir);
@@ -578,30 +558,7 @@ fn run(
     for (from, to, frozen) in phases {
         let model = build_model(config, num_classes, &train_device)?;
         check_input_size(config, &model, transforms.crop)?;
-        let model = if frozen {
-            let group = backbone(&model);
-            model.freeze_group(group)
-        } else {
-            model
-        };
-        let mut classifier = Classifier {
-            loss_scale: 1.0 / replicas as f32,
-            clip_grad_norm: config.recipe.clip_grad_norm.unwrap_or(0.0),
-            ..Classifier::new(model, config.label_smoothing)
-        };
-        if config.recipe.model_ema {
-            // A resumed phase's average comes back with the checkpoint's record.
-            classifier.ema = Some(Ema::new(
-                &classifier.model,
-                config
-                    .recipe
-                    .ema_update_decay(config.batch_size * config.grad_accumulation, config.epochs),
-                config.recipe.model_ema_steps,
-                steps_per_epoch,
-                config.warmup_epochs,
-                from * steps_per_epoch,
-            ));
-        }
+        let classifier = phase_classifier(config, model, frozen, replicas, steps_per_epoch, from);
         preflight(
             config,
             frozen,
@@ -615,41 +572,14 @@ fn run(
             config.optimizer(),
             config.lr_scheduler(steps_per_epoch)?,
         );
-        let mut training =
-            SupervisedTraining::new(&options.dir, loader_train.clone(), loader_val.clone())
-                .metrics((
-                    AccuracyMetric::new(),
-                    TopKAccuracyMetric::new(5.min(num_classes)),
-                    LossMetric::new(),
-                ))
-                .metric_train_numeric(LearningRateMetric::new())
-                .with_default_checkpointers()
-                .with_checkpointing_strategy(
-                    ComposedCheckpointingStrategy::builder()
-                        .add(KeepLastNCheckpoints::new(2))
-                        .add(MetricCheckpointingStrategy::new(
-                            &AccuracyMetric::new(),
-                            Aggregate::Mean,
-                            Direction::Highest,
-                            MetricSplit::Valid,
-                        ))
-                        .build(),
-                )
-                .num_epochs(to);
-        if config.grad_accumulation > 1 {
-            training = training.grads_accumulation(config.grad_accumulation);
-        }
-        if replicas > 1 {
-            training = training.with_training_strategy(TrainingStrategy::Default(
-                ExecutionStrategy::multi(
-                    devices.iter().map(|d| d.clone().autodiff()).collect(),
-                    MultiDeviceOptim::OptimMainDevice,
-                ),
-            ));
-        }
-        if from > 0 {
-            training = training.checkpoint(from);
-        }
+        let training = phase_training(
+            config,
+            options,
+            (loader_train.clone(), loader_val.clone()),
+            num_classes,
+            &devices,
+            (from, to),
+        );
         let reporter = EpochReporter::new(
             &options.dir,
             history.clone(),
@@ -719,6 +649,138 @@ fn run(
         resumed_from: start,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Burn's training of epochs `from..to` (given as `span`): the metrics, checkpoints every
+/// epoch (the last two and the best kept), accumulation, the devices, and the checkpoint a
+/// resumed phase starts from.
+fn phase_training(
+    config: &TrainConfig,
+    options: &RunOptions,
+    loaders: (
+        Arc<dyn DataLoader<ImageBatch>>,
+        Arc<dyn DataLoader<ImageBatch>>,
+    ),
+    num_classes: usize,
+    devices: &[Device],
+    span: (usize, usize),
+) -> SupervisedTraining<Classifier> {
+    let (from, to) = span;
+    let replicas = devices.len();
+    let mut training = SupervisedTraining::new(&options.dir, loaders.0, loaders.1)
+        .metrics((
+            AccuracyMetric::new(),
+            TopKAccuracyMetric::new(5.min(num_classes)),
+            LossMetric::new(),
+        ))
+        .metric_train_numeric(LearningRateMetric::new())
+        .with_default_checkpointers()
+        .with_checkpointing_strategy(
+            ComposedCheckpointingStrategy::builder()
+                .add(KeepLastNCheckpoints::new(2))
+                .add(MetricCheckpointingStrategy::new(
+                    &AccuracyMetric::new(),
+                    Aggregate::Mean,
+                    Direction::Highest,
+                    MetricSplit::Valid,
+                ))
+                .build(),
+        )
+        .num_epochs(to);
+    if config.grad_accumulation > 1 {
+        training = training.grads_accumulation(config.grad_accumulation);
+    }
+    if replicas > 1 {
+        training =
+            training.with_training_strategy(TrainingStrategy::Default(ExecutionStrategy::multi(
+                devices.iter().map(|d| d.clone().autodiff()).collect(),
+                MultiDeviceOptim::OptimMainDevice,
+            )));
+    }
+    if from > 0 {
+        training = training.checkpoint(from);
+    }
+    training
+}
+
+/// The run's first line: data, model, crop, device(s), mode, and where it resumes.
+fn announce(
+    config: &TrainConfig,
+    data: &RunData,
+    transforms: &Transforms,
+    options: &RunOptions,
+    replicas: usize,
+    device_batch: usize,
+    start: usize,
+) {
+    let num_classes = data.classes.len();
+    println!(
+        "{}: {} classes, {} training / {} validation images{}; {} at {}x{} on {}, {:?}{}",
+        config.train_dir.display(),
+        num_classes,
+        data.train.len(),
+        data.val.len(),
+        if data.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} unreadable skipped", data.skipped.len())
+        },
+        config.model,
+        transforms.crop,
+        transforms.crop,
+        if replicas > 1 {
+            format!(
+                "{} x{replicas} ({device_batch} images each)",
+                options.backend
+            )
+        } else {
+            options.backend.to_string()
+        },
+        config.mode,
+        if start > 0 {
+            format!("; resuming after epoch {start}")
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// The model of a phase as the learner trains it: the backbone frozen or not, the loss scaled
+/// for `replicas` devices, the recipe's gradient clipping, and its EMA (a resumed phase's
+/// average comes back with the checkpoint's record), counting steps from epoch `from`.
+fn phase_classifier(
+    config: &TrainConfig,
+    model: Model,
+    frozen: bool,
+    replicas: usize,
+    steps_per_epoch: usize,
+    from: usize,
+) -> Classifier {
+    let model = if frozen {
+        let group = backbone(&model);
+        model.freeze_group(group)
+    } else {
+        model
+    };
+    let mut classifier = Classifier {
+        loss_scale: 1.0 / replicas as f32,
+        clip_grad_norm: config.recipe.clip_grad_norm.unwrap_or(0.0),
+        ..Classifier::new(model, config.label_smoothing)
+    };
+    if config.recipe.model_ema {
+        let effective_batch = config.batch_size * config.grad_accumulation;
+        classifier.ema = Some(Ema::new(
+            &classifier.model,
+            config
+                .recipe
+                .ema_update_decay(effective_batch, config.epochs),
+            config.recipe.model_ema_steps,
+            steps_per_epoch,
+            config.warmup_epochs,
+            from * steps_per_epoch,
+        ));
+    }
+    classifier
 }
 
 /// Saves the checkpoint of the epoch with the best validation accuracy (among those kept:

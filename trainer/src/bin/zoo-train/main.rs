@@ -380,7 +380,9 @@ fn run(cli: Cli) -> Result<()> {
             config.batch_size = 32;
             config.optimizer = OptimizerKind::Adamw;
             config.lr = 3e-3;
-            config.weight_decay = 1e-4;
+            // timm's AdamW weight decay: with torchvision's PIL-resampled training crops, 1e-4
+            // left LeNet-5 at 96.7-97.2% (three seeds), 0.05 at 97.7-98.8%.
+            config.weight_decay = 0.05;
             config.schedule = Schedule::Cosine;
             // One warmup epoch, where there is more than one.
             config.warmup_epochs = usize::from(epochs > 1);
