@@ -51,7 +51,9 @@ impl ModuleMapper for Average {
             .expect("the average has the model's structure");
         let decay = self.decay;
         param.map(|average| {
-            let current = current.reshape(average.shape());
+            // The model's values come from its `valid()` view (no autodiff); the average lives
+            // beside the model on the autodiff device.
+            let current = Tensor::from_inner(current).reshape(average.shape());
             if decay == 0.0 {
                 current
             } else {
@@ -81,8 +83,11 @@ impl Ema {
         warmup_epochs: usize,
         start_step: usize,
     ) -> Self {
+        // `valid().train()` gives the BatchNorm statistics cells of their own: a clone of a
+        // `RunningState` shares its cell with the original (and `map` writes into it), so the
+        // average's statistics would be the model's.
         Self {
-            model: model.clone().map(&mut Detach).no_grad(),
+            model: model.valid().train().map(&mut Detach).no_grad(),
             decay,
             every: every.max(1),
             steps_per_epoch: steps_per_epoch.max(1),
@@ -104,8 +109,10 @@ impl Ema {
             let copy = self.step == 0
                 || epoch < self.warmup_epochs
                 || (self.warmup_epochs > 0 && epoch == self.warmup_epochs && i == 0);
+            // `valid()` first: it folds the BatchNorm statistics the forward passes of this
+            // epoch accumulated (per thread) into their values, which a visit reads.
             let mut collect = Collect(Vec::new());
-            model.visit(&mut collect);
+            model.valid().visit(&mut collect);
             self.model = self.model.map(&mut Average {
                 current: collect.0.into_iter(),
                 decay: if copy { 0.0 } else { self.decay },

@@ -183,6 +183,12 @@ impl Recipe {
             );
         }
         self.mixup_cutmix().validate()?;
+        if !(self.color_jitter.is_finite() && self.color_jitter >= 0.0) {
+            return Err(format!(
+                "--color-jitter must be >= 0, not {}",
+                self.color_jitter
+            ));
+        }
         if !(self.lr_warmup_decay > 0.0 && self.lr_warmup_decay <= 1.0) {
             return Err(format!(
                 "--lr-warmup-decay must be in (0, 1], not {}",

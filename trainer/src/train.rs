@@ -828,7 +828,12 @@ fn save_best(
         // The record's average replaces this copy: the saved model is the validated one.
         classifier.ema = Some(Ema::new(&classifier.model, 0.0, 1, 1, 0, 0));
     }
-    let classifier = classifier.load_record(record);
+    let classifier = classifier
+        .try_load_record(record)
+        .map_err(|e| TrainError::Json {
+            path: path.clone(),
+            message: format!("the checkpoint does not fit the run's model: {e}"),
+        })?;
     let card = ModelCard {
         model: config.model.clone(),
         num_classes: classes.len(),

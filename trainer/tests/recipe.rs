@@ -403,3 +403,42 @@ fn the_recipe_refuses_what_it_cannot_do() {
     let old: TrainConfig = serde_json::from_value(json).unwrap();
     assert_eq!(old.recipe, zoo_trainer::Recipe::default());
 }
+
+/// The average keeps BatchNorm statistics of its own (a `RunningState`'s clone shares its
+/// cell): a training forward moves the model's running statistics, not the average's, and an
+/// update averages them as torchvision's `use_buffers=True` does.
+#[test]
+fn the_ema_averages_batchnorm_statistics_of_its_own() {
+    let _turn = take_turn();
+    let device = Backend::Flex.device().unwrap().autodiff();
+    let model = model_zoo::create("resnet18", 2, &device).unwrap();
+    // One step into the run: the next update averages.
+    let ema = Ema::new(&model, 0.5, 1, 100, 0, 1);
+    // Read through `valid()`, which folds the statistics the training forwards accumulated.
+    let stats = |m: &Model| -> Vec<Vec<f32>> {
+        path_values(&m.valid())
+            .into_iter()
+            .filter(|(path, _)| path.ends_with("running_mean"))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let before = stats(&ema.model);
+    assert_eq!(before.len(), 20);
+    let input = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(1.0, 1.0), &device);
+    let _ = model.forward(input);
+    let moved = stats(&model);
+    assert_ne!(
+        moved, before,
+        "a training forward moves the model's statistics"
+    );
+    assert!(
+        stats(&ema.model) == before,
+        "the average's statistics moved with the model's"
+    );
+    let ema = ema.after_step(&model);
+    for ((averaged, old), new) in stats(&ema.model).iter().zip(&before).zip(&moved) {
+        for ((a, o), n) in averaged.iter().zip(old).zip(new) {
+            assert!((a - (0.5 * o + 0.5 * n)).abs() <= 1e-6, "{a} {o} {n}");
+        }
+    }
+}

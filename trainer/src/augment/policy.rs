@@ -437,6 +437,9 @@ impl AutoAugment {
                 image
             }
             AutoAugment::Augmix { severity } => {
+                // `validate` refuses a severity outside 1..=10; a library caller that skipped it
+                // gets the nearest valid one rather than a panic.
+                let severity = severity.clamp(1, AA_BINS);
                 let weights = augmix_weights(3, 1.0, rng);
                 let chains: Vec<Vec<Op>> = (0..3)
                     .map(|_| {
