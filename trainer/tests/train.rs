@@ -16,6 +16,20 @@ use zoo_trainer::metrics::read_csv;
 use zoo_trainer::train::complete_checkpoints;
 use zoo_trainer::{Mode, OptimizerKind, RunOptions, Schedule, TrainConfig, load_trained};
 
+/// Burn draws its random numbers (weight initialisation, random inputs) from one generator per
+/// backend, which a seeded run seeds before building its model. A test that compares two seeded
+/// runs takes the write side, so that no other test of this binary draws in between; every
+/// other test takes the read side and runs beside the rest.
+static RANDOM: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn draws_beside_others() -> std::sync::RwLockReadGuard<'static, ()> {
+    RANDOM.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn draws_alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    RANDOM.write().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A fresh directory under the system's temporary one, removed when the test ends (a trained
 /// run is hundreds of MB; left behind, every `cargo test` would add them up).
 struct TempDir(tempfile::TempDir);
@@ -85,6 +99,7 @@ fn options(dir: PathBuf) -> RunOptions {
 /// variances) stays bit-identical.
 #[test]
 fn frozen_backbone_stays_bit_identical_while_the_head_trains() {
+    let _random = draws_beside_others();
     let root = temp_dir("frozen");
     let data = demo(&root, 3, 8);
     let device = Backend::Flex.device().unwrap();
@@ -174,6 +189,7 @@ fn randomise_batchnorm(model: Model) -> Model {
 /// finishes every epoch once, with the learning-rate schedule continued where it stopped.
 #[test]
 fn killed_run_resumes_from_its_last_checkpoint() {
+    let _random = draws_beside_others();
     let root = temp_dir("resume");
     let data = demo(&root, 3, 16);
     let run = root.join("run");
@@ -349,6 +365,7 @@ fn wait_until_delivered(pid: u32, mask: u64) {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_cleanly_and_the_run_resumes() {
+    let _random = draws_beside_others();
     use std::os::unix::process::ExitStatusExt;
     let root = temp_dir("sigint");
     let data = demo(&root, 3, 16);
@@ -442,6 +459,7 @@ fn resume_on_a_full_disk(run: &Path, interrupt: bool) -> (std::process::ExitStat
 #[cfg(target_os = "linux")]
 #[test]
 fn a_full_disk_while_checkpointing_is_an_error_that_loses_nothing() {
+    let _random = draws_beside_others();
     use std::os::unix::process::ExitStatusExt;
     let root = temp_dir("full-disk");
     // 240 images: an epoch long enough (about half a second) for a SIGINT sent when the run
@@ -520,6 +538,7 @@ fn a_full_disk_while_checkpointing_is_an_error_that_loses_nothing() {
 /// second fresh run into the same directory are clear errors.
 #[test]
 fn quick_run_saves_a_model_that_predicts_and_evaluates() {
+    let _random = draws_beside_others();
     let root = temp_dir("predict");
     let data = demo(&root, 3, 8);
     let mut config = quick_config("lenet5", &data, 2);
@@ -568,6 +587,7 @@ fn quick_run_saves_a_model_that_predicts_and_evaluates() {
 /// run trains, checkpoints and saves a model that loads back on the CPU.
 #[test]
 fn trains_on_wgpu() {
+    let _random = draws_beside_others();
     let root = temp_dir("wgpu");
     let data = demo(&root, 3, 8);
     let mut config = quick_config("lenet5", &data, 2);
@@ -623,6 +643,7 @@ fn dark_and_bright(root: &Path, per_class: usize) -> PathBuf {
 /// evenly is refused.
 #[test]
 fn two_devices_train_as_well_as_one_with_the_same_effective_batch() {
+    let _random = draws_beside_others();
     let root = temp_dir("devices");
     let data = dark_and_bright(&root, 48);
     let mut config = quick_config("lenet5", &data, 4);
@@ -660,6 +681,7 @@ fn two_devices_train_as_well_as_one_with_the_same_effective_batch() {
 /// the registry's size stays.
 #[test]
 fn one_size_models_follow_image_size() {
+    let _random = draws_beside_others();
     use zoo_trainer::train::build_model;
 
     let device = Backend::Flex.device().unwrap();
@@ -722,6 +744,7 @@ fn grey_folder(root: &Path, per_class: usize) -> PathBuf {
 /// epoch trains on grey images, and the saved model loads back with 1 channel and predicts.
 #[test]
 fn in_chans_1_fine_tunes_rgb_weights_on_grey_images() {
+    let _random = draws_beside_others();
     let root = temp_dir("grey");
     let data = grey_folder(&root, 6);
     let device = Backend::Flex.device().unwrap();
@@ -760,6 +783,7 @@ fn in_chans_1_fine_tunes_rgb_weights_on_grey_images() {
 /// numbers.
 #[test]
 fn a_seeded_run_repeats_exactly() {
+    let _random = draws_alone();
     let root = temp_dir("repeat");
     let data = demo(&root, 3, 10);
     let run = |name: &str, seed: u64| {
@@ -812,6 +836,7 @@ fn a_seeded_run_repeats_exactly() {
 /// the window's size so that the step follows the mean loss, as PyTorch's `loss / k`.
 #[test]
 fn gradient_accumulation_averages_like_a_larger_batch() {
+    let _random = draws_alone();
     let root = temp_dir("accumulate");
     let data = demo(&root, 3, 8); // 24 training images: 6 batches of 4, 3 of 8
     let run = |name: &str, batch: usize, accumulation: usize| {
@@ -856,6 +881,7 @@ fn gradient_accumulation_averages_like_a_larger_batch() {
 /// is continued; a finished one is trained afresh.
 #[test]
 fn quickstart_again_trains_what_it_is_asked() {
+    let _random = draws_beside_others();
     let root = temp_dir("quickstart-again");
     let (data, out) = (root.join("shapes"), root.join("run"));
     let quickstart = |epochs: &str| {
@@ -891,6 +917,7 @@ fn quickstart_again_trains_what_it_is_asked() {
 /// assumed to be the published weights').
 #[test]
 fn a_fine_tuned_model_starts_a_run_on_other_classes() {
+    let _random = draws_beside_others();
     let root = temp_dir("refine");
     let three = demo(&root.join("three"), 3, 8);
     let four = demo(&root.join("four"), 4, 8);
