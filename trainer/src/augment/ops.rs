@@ -266,12 +266,14 @@ fn blend(v: u8, other: f32, ratio: f64) -> u8 {
     to_u8(other.mul_add((1.0 - ratio) as f32, v as f32 * ratio as f32))
 }
 
-fn adjust_brightness(image: &RgbImage, factor: f64) -> RgbImage {
+/// torchvision's `adjust_brightness` with this factor (also `ColorJitter`'s).
+pub fn adjust_brightness(image: &RgbImage, factor: f64) -> RgbImage {
     let factor = factor as f32;
     map_values(image, |v| to_u8(v as f32 * factor))
 }
 
-fn adjust_saturation(image: &RgbImage, factor: f64) -> RgbImage {
+/// torchvision's `adjust_saturation` with this factor.
+pub fn adjust_saturation(image: &RgbImage, factor: f64) -> RgbImage {
     let mut out = image.clone();
     for p in out.pixels_mut() {
         let l = grey(p[0], p[1], p[2]);
@@ -282,7 +284,8 @@ fn adjust_saturation(image: &RgbImage, factor: f64) -> RgbImage {
     out
 }
 
-fn adjust_contrast(image: &RgbImage, factor: f64) -> RgbImage {
+/// torchvision's `adjust_contrast` with this factor.
+pub fn adjust_contrast(image: &RgbImage, factor: f64) -> RgbImage {
     let n = (image.width() * image.height()).max(1);
     let sum: f64 = image
         .pixels()
@@ -388,21 +391,6 @@ fn equalize(image: &RgbImage) -> RgbImage {
         }
     }
     out
-}
-
-/// `adjust_brightness` with this factor (`ColorJitter`'s brightness).
-pub fn brightness(image: &RgbImage, factor: f64) -> RgbImage {
-    adjust_brightness(image, factor)
-}
-
-/// `adjust_contrast` with this factor.
-pub fn contrast(image: &RgbImage, factor: f64) -> RgbImage {
-    adjust_contrast(image, factor)
-}
-
-/// `adjust_saturation` with this factor.
-pub fn saturation(image: &RgbImage, factor: f64) -> RgbImage {
-    adjust_saturation(image, factor)
 }
 
 /// `adjust_hue`: the hue turned by `hue` (in `[-0.5, 0.5]` of a full turn), through

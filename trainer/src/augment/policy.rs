@@ -570,15 +570,15 @@ impl ColorJitter {
         for which in order {
             image = match which {
                 0 => match factor(self.brightness, rng) {
-                    Some(f) => ops::brightness(&image, f),
+                    Some(f) => ops::adjust_brightness(&image, f),
                     None => image,
                 },
                 1 => match factor(self.contrast, rng) {
-                    Some(f) => ops::contrast(&image, f),
+                    Some(f) => ops::adjust_contrast(&image, f),
                     None => image,
                 },
                 2 => match factor(self.saturation, rng) {
-                    Some(f) => ops::saturation(&image, f),
+                    Some(f) => ops::adjust_saturation(&image, f),
                     None => image,
                 },
                 _ if self.hue > 0.0 => ops::hue(&image, rng.random_range(-self.hue..=self.hue)),
