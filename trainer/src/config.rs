@@ -283,7 +283,13 @@ impl TrainConfig {
             }
         }
         let max_side = crate::augment::MAX_SIDE;
-        for (flag, side) in [("--image-size", self.image_size), ("--resize", self.resize)] {
+        for (flag, side) in [
+            ("--image-size", self.image_size),
+            ("--resize", self.resize),
+            ("--train-crop-size", self.recipe.train_crop_size),
+            ("--val-resize-size", self.recipe.val_resize_size),
+            ("--val-crop-size", self.recipe.val_crop_size),
+        ] {
             if let Some(side) = side.filter(|side| !(1..=max_side).contains(side)) {
                 return bad(format!("{flag} must be in 1..={max_side}, not {side}"));
             }
@@ -316,16 +322,6 @@ impl TrainConfig {
                  the step's (torchvision's recipe has no accumulation); use one or the other"
                     .into(),
             );
-        }
-        let max_side = crate::augment::MAX_SIDE;
-        for (flag, side) in [
-            ("--train-crop-size", self.recipe.train_crop_size),
-            ("--val-resize-size", self.recipe.val_resize_size),
-            ("--val-crop-size", self.recipe.val_crop_size),
-        ] {
-            if let Some(side) = side.filter(|side| !(1..=max_side).contains(side)) {
-                return bad(format!("{flag} must be in 1..={max_side}, not {side}"));
-            }
         }
         if self.workers > MAX_WORKERS {
             return bad(format!(
