@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter};
 
-use model_zoo::ImportHooks;
+use model_zoo::Importable;
 
 use crate::{ImportError, ShapeMismatch};
 
@@ -126,15 +126,15 @@ pub(crate) struct StateDict {
 }
 
 /// The model's name in messages: the caller's, else its family's.
-pub(crate) fn model_name<M: ImportHooks>(options: &Options, model: &M) -> String {
+pub(crate) fn model_name<M: Importable>(options: &Options, model: &M) -> String {
     options
         .model_name
         .clone()
-        .unwrap_or_else(|| model.family().name().to_string())
+        .unwrap_or_else(|| model.import_info().name)
 }
 
 /// Fills `model` from `state`, strictly unless `options.partial`; on error nothing is applied.
-pub(crate) fn load_state<M: ImportHooks>(
+pub(crate) fn load_state<M: Importable>(
     options: &Options,
     mut model: M,
     state: StateDict,
@@ -155,7 +155,7 @@ pub(crate) fn load_state<M: ImportHooks>(
         .collect();
     if let Some(device) = model.devices().into_iter().next() {
         model = model
-            .conform_to(&file_shapes, &device)
+            .conform_to_file(&file_shapes, &device)
             .map_err(|e| apply_error(vec![e.to_string()]))?;
     }
     // The model's keys and shapes in PyTorch's layout (`bn.weight`, linear `[out, in]`),
@@ -166,13 +166,14 @@ pub(crate) fn load_state<M: ImportHooks>(
     let mut found: BTreeMap<String, PackTensor> = BTreeMap::new();
     // Parts the model was built without: optional ones (aux heads), and the whole head of a
     // features-only backbone (`without_head`), whose keys a classifier's file holds.
-    let headless = !model.has_head();
+    let info = model.import_info();
+    let headless = !info.has_head;
     let optional = |key: &str| {
         !expected.contains_key(key)
-            && (model.optional_prefixes().iter().any(|p| key.starts_with(p))
-                || headless && model.head_prefixes().iter().any(|p| key.starts_with(p)))
+            && (info.optional_prefixes.iter().any(|p| key.starts_with(p))
+                || headless && info.head_prefixes.iter().any(|p| key.starts_with(p)))
     };
-    let buffers = model.derived_buffers();
+    let buffers = &info.derived_buffers;
     for tensor in state.tensors {
         if let Some(buffer) = buffers.iter().find(|b| b.key == tensor.name) {
             check_buffer(buffer, &tensor).map_err(|detail| ImportError::BufferMismatch {
@@ -191,15 +192,10 @@ pub(crate) fn load_state<M: ImportHooks>(
 
     // A file of another channel count than the model's input convolution (torchvision's RGB
     // weights into a 1-channel model) has that weight adapted, as timm loads them.
-    let adapted = adapt_input_conv(&model, &expected, &mut found)
+    let adapted = adapt_input_conv(info.input_conv, &expected, &mut found)
         .map_err(|detail| apply_error(vec![detail]))?;
 
-    let is_classifier = |key: &str| {
-        model
-            .classifier_prefixes()
-            .iter()
-            .any(|p| key.starts_with(p))
-    };
+    let is_classifier = |key: &str| info.classifier_prefixes.iter().any(|p| key.starts_with(p));
     let found_shapes = found.iter().map(|(k, t)| (k.clone(), dims(t))).collect();
     let mut diff = KeyDiff::between(&expected, &found_shapes);
     // A partial load leaves a mis-shaped head as initialised: weight and bias together,
@@ -253,12 +249,15 @@ pub(crate) fn load_state<M: ImportHooks>(
 /// Adapts `found`'s copy of the model's input convolution weight where only its input
 /// channels differ from the model's (see [`model_zoo::layers::adapt_input_conv`]); returns
 /// what was adapted. A weight the formula cannot adapt is left for the shape check to report.
-fn adapt_input_conv<M: ImportHooks>(
-    model: &M,
+fn adapt_input_conv(
+    input_conv: Option<&str>,
     expected: &BTreeMap<String, Vec<usize>>,
     found: &mut BTreeMap<String, PackTensor>,
 ) -> Result<Vec<String>, String> {
-    let key = format!("{}.weight", model.input_conv().0);
+    let Some(input_conv) = input_conv else {
+        return Ok(Vec::new());
+    };
+    let key = format!("{input_conv}.weight");
     let (Some(want), Some(tensor)) = (expected.get(&key), found.get(&key)) else {
         return Ok(Vec::new());
     };

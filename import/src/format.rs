@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::store::burn_pack::MAGIC_NUMBER;
-use model_zoo::ImportHooks;
+use model_zoo::Importable;
 
 use crate::apply::{ImportReport, Options, import_options};
 use crate::{ImportError, PaddleImport, TorchImport};
@@ -121,7 +121,7 @@ impl Import {
     }
 
     /// Fills `model` from the file, with the reader its format needs.
-    pub fn load_into<M: ImportHooks>(&self, model: M) -> Result<(M, ImportReport), ImportError> {
+    pub fn load_into<M: Importable>(&self, model: M) -> Result<(M, ImportReport), ImportError> {
         match self.format()? {
             WeightFormat::Pdparams => {
                 PaddleImport::with_options(self.options.clone()).load_into(model)

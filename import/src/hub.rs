@@ -34,8 +34,11 @@ use std::time::Duration;
 
 use burn::tensor::Device;
 use model_zoo::{
-    BuildOptions, Checksum, FeatureExtractor, Model, ModelInfo, RegistryError, WeightsInfo,
-    WeightsSource,
+    BuildOptions, Checksum, FeatureExtractor, Model, ModelInfo, RegistryError, WeightsFile,
+    WeightsInfo, WeightsSource,
+    segmentation::{
+        self, SegmentationConfig, SegmentationInfo, SegmentationModel, SegmentationWeights,
+    },
 };
 use sha2::{Digest, Sha256};
 
@@ -311,7 +314,8 @@ impl WeightsCache {
 
     /// Where the published file for `weights` is (or will be) cached: under `torch/` for
     /// torchvision's, `paddle/` for Paddle's.
-    pub fn published_path(&self, weights: &WeightsInfo) -> PathBuf {
+    pub fn published_path(&self, weights: impl Into<WeightsFile>) -> PathBuf {
+        let weights = weights.into();
         let dir = match weights.source {
             WeightsSource::Torchvision => "torch",
             WeightsSource::PaddleVision => "paddle",
@@ -320,7 +324,8 @@ impl WeightsCache {
     }
 
     /// Where the converted Burn file of `model` with `weights` is (or will be) cached.
-    pub fn burnpack_path(&self, model: &str, weights: &WeightsInfo) -> PathBuf {
+    pub fn burnpack_path(&self, model: &str, weights: impl Into<WeightsFile>) -> PathBuf {
+        let weights = weights.into();
         self.root.join("burn").join(format!(
             "{model}-{}-{}.bpk",
             weights.name,
@@ -330,7 +335,8 @@ impl WeightsCache {
 
     /// The URL `weights` is downloaded from: its descriptor's, or the same file name under
     /// `$ZOO_WEIGHTS_URL` / [`Self::with_base_url`].
-    pub fn url(&self, weights: &WeightsInfo) -> String {
+    pub fn url(&self, weights: impl Into<WeightsFile>) -> String {
+        let weights = weights.into();
         match &self.base_url {
             Some(base) => format!("{}/{}", base.trim_end_matches('/'), weights.file_name()),
             None => weights.url.to_string(),
@@ -339,7 +345,8 @@ impl WeightsCache {
 
     /// The published file for `weights`: from the cache, from PyTorch's hub cache (verified,
     /// used where it is), or downloaded and verified into the cache.
-    pub fn fetch(&self, weights: &WeightsInfo) -> Result<PathBuf, DownloadError> {
+    pub fn fetch(&self, weights: impl Into<WeightsFile>) -> Result<PathBuf, DownloadError> {
+        let weights = weights.into();
         let path = self.published_path(weights);
         if path.is_file() {
             return Ok(path);
@@ -353,7 +360,7 @@ impl WeightsCache {
 
     /// torchvision's file for `weights` in PyTorch's hub cache, if it is there and its digest
     /// is the published one; an error if it is there with another.
-    fn torch_hub_file(&self, weights: &WeightsInfo) -> Result<Option<PathBuf>, DownloadError> {
+    fn torch_hub_file(&self, weights: WeightsFile) -> Result<Option<PathBuf>, DownloadError> {
         let Some(dir) = self.torch_hub.as_ref() else {
             return Ok(None);
         };
@@ -463,6 +470,60 @@ impl WeightsCache {
         }
     }
 
+    /// The segmentation model `model` (`deeplabv3_resnet50`, ...) with pretrained `weights`
+    /// (`"DEFAULT"`, `"COCO_WITH_VOC_LABELS_V1"`) on `device`, with the aux head the published
+    /// file holds (drop it with `without_aux` for inference): torchvision's
+    /// `get_model(model, weights=...)`. Downloaded and converted on first use.
+    pub fn load_segmentation(
+        &self,
+        model: &str,
+        weights: &str,
+        device: &Device,
+    ) -> Result<SegmentationModel, HubError> {
+        let info = segmentation::model_info(model)?;
+        self.load_segmentation_weights(info, info.weights(weights)?, device)
+    }
+
+    /// [`Self::load_segmentation`] for any descriptor (a mirror's or your own file).
+    pub fn load_segmentation_weights(
+        &self,
+        info: &SegmentationInfo,
+        weights: &SegmentationWeights,
+        device: &Device,
+    ) -> Result<SegmentationModel, HubError> {
+        let fresh = || {
+            info.create_for_weights(weights.num_classes(), device)
+                .map_err(RegistryError::from)
+        };
+        let burnpack = self.burnpack_path(info.name, weights);
+        if burnpack.is_file() {
+            return Ok(load_burnpack(fresh()?, &burnpack)?);
+        }
+        let torch = self.fetch(weights)?;
+        let (model, _report) = Import::new(&torch)
+            .model_name(info.name)
+            .load_into(fresh()?)?;
+        save_burnpack(&model, &burnpack)?;
+        Ok(model)
+    }
+
+    /// A segmentation model built as `config` says with its backbone's ImageNet weights
+    /// `backbone_weights` (`"IMAGENET1K_V1"`, or `"DEFAULT"`) and fresh heads: torchvision's
+    /// `weights_backbone`, what its reference script trains from (its default is
+    /// `IMAGENET1K_V1`).
+    pub fn segmentation_with_backbone(
+        &self,
+        config: &SegmentationConfig,
+        backbone_weights: &str,
+        device: &Device,
+    ) -> Result<SegmentationModel, HubError> {
+        let model = config.init(device).map_err(RegistryError::from)?;
+        let classifier = self.load(config.arch.backbone_name(), backbone_weights, device)?;
+        Ok(model
+            .with_backbone(classifier)
+            .map_err(RegistryError::from)?)
+    }
+
     /// The Burn file of `info` with `weights`, and the model imported to write it when it was
     /// not in the cache yet.
     fn converted(
@@ -548,6 +609,16 @@ pub fn import_published(
         .map_err(RegistryError::from)?;
     let (model, _report) = Import::new(path).model_name(info.name).load_into(model)?;
     Ok(model)
+}
+
+/// [`pretrained`] for a segmentation model (see [`WeightsCache::load_segmentation`]):
+/// `pretrained_segmentation("deeplabv3_resnet50", "DEFAULT", &device)`.
+pub fn pretrained_segmentation(
+    model: &str,
+    weights: &str,
+    device: &Device,
+) -> Result<SegmentationModel, HubError> {
+    WeightsCache::from_env().load_segmentation(model, weights, device)
 }
 
 /// `$ZOO_CACHE`, else the platform cache directory's `burn-model-zoo` (`~/.cache/burn-model-zoo`

@@ -41,7 +41,9 @@ mod torch;
 pub use apply::ImportReport;
 pub use error::{ImportError, ShapeMismatch};
 pub use format::{Import, WeightFormat};
-pub use hub::{DownloadError, HubError, WeightsCache, pretrained, pretrained_features};
+pub use hub::{
+    DownloadError, HubError, WeightsCache, pretrained, pretrained_features, pretrained_segmentation,
+};
 pub use paddle::{PaddleImport, PaddleLayout};
 pub use torch::{
     TorchImport, burnpack_key_in_head, burnpack_shapes, load_burnpack, save_burnpack,

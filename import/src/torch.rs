@@ -10,7 +10,7 @@ use burn::store::{
 };
 use burn::tensor::TensorData;
 
-use model_zoo::{ImportHooks, KeyRename};
+use model_zoo::{Importable, KeyRename};
 use regex::Regex;
 
 use crate::apply::{
@@ -150,16 +150,11 @@ impl TorchImport {
     ///
     /// On success the model holds the file's weights and the report says what was read; on error
     /// nothing was applied.
-    pub fn load_into<M: ImportHooks>(&self, model: M) -> Result<(M, ImportReport), ImportError> {
+    pub fn load_into<M: Importable>(&self, model: M) -> Result<(M, ImportReport), ImportError> {
         let expected = model_zoo::layers::torch_shapes(&model);
         let tensors = self.read_tensors()?;
-        let family = model.family();
-        let tensors = remap(
-            tensors,
-            model.key_renames(),
-            &self.options.path,
-            family.name(),
-        )?;
+        let info = model.import_info();
+        let tensors = remap(tensors, info.key_renames, &self.options.path, &info.name)?;
         let state = locate_state_dict(tensors, &expected, self.options.top_level_key.is_some());
         let state = StateDict {
             tensors: state.tensors,
@@ -275,13 +270,14 @@ const TRANSFORM_INPUT_KEY: &str = "transform_input";
 /// The file also records the model's [`model_zoo::Architecture::transform_input`].
 /// The file is written beside its destination and renamed into place, so an interrupted save
 /// never leaves a partial file.
-pub fn save_burnpack<M: ImportHooks>(model: &M, path: impl AsRef<Path>) -> Result<(), ImportError> {
+pub fn save_burnpack<M: Importable>(model: &M, path: impl AsRef<Path>) -> Result<(), ImportError> {
+    let info = model.import_info();
     write_atomically(path.as_ref(), |tmp| {
         let mut store = BurnpackStore::from_file(tmp)
             .auto_extension(false)
             .overwrite(true)
-            .metadata("family", model.family().name())
-            .metadata(TRANSFORM_INPUT_KEY, model.transform_input().to_string());
+            .metadata("family", &info.name)
+            .metadata(TRANSFORM_INPUT_KEY, info.transform_input.to_string());
         model.save_into(&mut store).map_err(|e| e.to_string())
     })
 }
@@ -290,7 +286,7 @@ pub fn save_burnpack<M: ImportHooks>(model: &M, path: impl AsRef<Path>) -> Resul
 /// transposed back to `[out, in]`, weights kept in row blocks joined into torchvision's single
 /// tensor), so that `model.load_state_dict(safetensors.torch.load_file(p))` reads it in PyTorch,
 /// and [`TorchImport`] reads it back here. Written atomically.
-pub fn save_safetensors<M: ImportHooks>(
+pub fn save_safetensors<M: Importable>(
     model: &M,
     path: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
@@ -303,7 +299,7 @@ pub fn save_safetensors<M: ImportHooks>(
             .collect::<Result<Vec<_>, String>>()?;
         let metadata = [
             ("format".to_string(), "pt".to_string()),
-            ("family".to_string(), model.family().name().to_string()),
+            ("family".to_string(), model.import_info().name),
         ];
         safetensors::serialize_to_file(views, Some(metadata.into_iter().collect()), tmp)
             .map_err(|e| e.to_string())
@@ -454,11 +450,12 @@ fn write_atomically(
 }
 
 /// Whether a burnpack key (Burn's names, which may begin with the enum variant of `Model`:
-/// `ResNet.fc.weight`) lies in `model`'s head ([`ImportHooks::head_prefixes`]).
-pub fn burnpack_key_in_head<M: ImportHooks>(model: &M, key: &str) -> bool {
+/// `ResNet.fc.weight`) lies in `model`'s head ([`model_zoo::ImportInfo::head_prefixes`]).
+pub fn burnpack_key_in_head<M: Importable>(model: &M, key: &str) -> bool {
     let unwrapped = key.split_once('.').map_or(key, |(_, rest)| rest);
     model
-        .head_prefixes()
+        .import_info()
+        .head_prefixes
         .iter()
         .any(|p| key.starts_with(p) || unwrapped.starts_with(p))
 }
@@ -489,7 +486,7 @@ pub fn burnpack_shapes(
 
 /// Loads a burnpack file written by [`save_burnpack`] into `model`, strictly: the file must hold
 /// exactly the model's tensors with the same shapes.
-pub fn load_burnpack<M: ImportHooks>(
+pub fn load_burnpack<M: Importable>(
     mut model: M,
     path: impl AsRef<Path>,
 ) -> Result<M, ImportError> {
@@ -500,10 +497,10 @@ pub fn load_burnpack<M: ImportHooks>(
     // 0.5's first stem, GoogLeNet without aux heads) rebuilds it, as the PyTorch importer does.
     // `conform_to` reads PyTorch's names, which burnpack's keys (enum variants kept) are not.
     if let Some(device) = model.devices().into_iter().next() {
-        let name = model.family().name();
+        let name = model.import_info().name;
         let shapes = model_zoo::layers::burn_shapes_as_torch(&model, found.clone());
         model = model
-            .conform_to(&shapes, &device)
+            .conform_to_file(&shapes, &device)
             .map_err(|e| ImportError::Apply {
                 path: path.to_path_buf(),
                 model: name.to_string(),
@@ -527,9 +524,9 @@ pub fn load_burnpack<M: ImportHooks>(
                 "metadata `{TRANSFORM_INPUT_KEY}` is {value:?}, not true or false"
             ))
         })?;
-        let name = model.family().name();
+        let name = model.import_info().name;
         model = model
-            .with_transform_input(on)
+            .with_saved_transform_input(on)
             .map_err(|e| ImportError::Apply {
                 path: path.to_path_buf(),
                 model: name.to_string(),
@@ -541,15 +538,16 @@ pub fn load_burnpack<M: ImportHooks>(
     // A features-only backbone (`without_head`) loads a classifier's file without its head.
     // Burn's keys may begin with the enum variant of `Model` (`ResNet.fc.weight`).
     let mut found = found;
-    if !model.has_head() {
+    let name = model.import_info().name;
+    if !model.import_info().has_head {
         found.retain(|key, _| expected.contains_key(key) || !burnpack_key_in_head(&model, key));
     }
-    KeyDiff::between(&expected, &found).into_result(path, model.family().name())?;
+    KeyDiff::between(&expected, &found).into_result(path, &name)?;
     model
         .load_from(&mut store)
         .map_err(|e| ImportError::Apply {
             path: path.to_path_buf(),
-            model: model.family().name().to_string(),
+            model: name,
             errors: vec![e.to_string()],
         })?;
     Ok(model)

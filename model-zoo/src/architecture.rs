@@ -390,3 +390,81 @@ pub trait ImportHooks: Architecture {
         Ok(self)
     }
 }
+
+/// What `zoo-import` needs to know about a model to fill it from a file (see [`Importable`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportInfo {
+    /// The model's name in messages (a classifier's family, a segmentation model's builder).
+    pub name: String,
+    /// Key prefix of the convolution that takes the image, whose weight a file of another
+    /// channel count is adapted to ([`Architecture::input_conv`]); none where the model does
+    /// not adapt one.
+    pub input_conv: Option<&'static str>,
+    /// Whether the model has its head ([`Architecture::has_head`]): a model without one
+    /// ignores a file's keys under [`Self::head_prefixes`].
+    pub has_head: bool,
+    /// [`ImportHooks::classifier_prefixes`]: what a partial load may leave as initialised.
+    pub classifier_prefixes: &'static [&'static str],
+    /// [`ImportHooks::head_prefixes`].
+    pub head_prefixes: &'static [&'static str],
+    /// [`ImportHooks::optional_prefixes`]: parts a file may hold that the model lacks.
+    pub optional_prefixes: &'static [&'static str],
+    /// [`ImportHooks::key_renames`].
+    pub key_renames: &'static [KeyRename],
+    /// [`ImportHooks::derived_buffers`].
+    pub derived_buffers: Vec<DerivedBuffer>,
+    /// [`Architecture::transform_input`], which a saved burnpack file records.
+    pub transform_input: bool,
+}
+
+/// What `zoo-import` loads weights into and saves: every classifier (any [`ImportHooks`]
+/// model, through the blanket implementation) and the segmentation models, which are not
+/// classifiers and describe themselves directly.
+pub trait Importable: Module + Sized {
+    /// What the importer needs to know (see [`ImportInfo`]).
+    fn import_info(&self) -> ImportInfo;
+
+    /// [`ImportHooks::conform_to`]: the model rebuilt in a file's layout.
+    fn conform_to_file(
+        self,
+        shapes: &HashMap<String, Vec<usize>>,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        let _ = (shapes, device);
+        Ok(self)
+    }
+
+    /// [`Architecture::with_transform_input`], from a saved file's record.
+    fn with_saved_transform_input(self, on: bool) -> Result<Self, ConfigError> {
+        let _ = on;
+        Ok(self)
+    }
+}
+
+impl<M: ImportHooks> Importable for M {
+    fn import_info(&self) -> ImportInfo {
+        ImportInfo {
+            name: self.family().name().to_string(),
+            input_conv: Some(self.input_conv().0),
+            has_head: self.has_head(),
+            classifier_prefixes: self.classifier_prefixes(),
+            head_prefixes: self.head_prefixes(),
+            optional_prefixes: self.optional_prefixes(),
+            key_renames: self.key_renames(),
+            derived_buffers: self.derived_buffers(),
+            transform_input: self.transform_input(),
+        }
+    }
+
+    fn conform_to_file(
+        self,
+        shapes: &HashMap<String, Vec<usize>>,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        self.conform_to(shapes, device)
+    }
+
+    fn with_saved_transform_input(self, on: bool) -> Result<Self, ConfigError> {
+        self.with_transform_input(on)
+    }
+}

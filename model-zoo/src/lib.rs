@@ -29,10 +29,13 @@ mod kernels;
 pub mod layers;
 pub mod models;
 pub mod registry;
+pub mod segmentation;
 #[cfg(feature = "image")]
 pub mod transforms;
 
-pub use architecture::{Architecture, DerivedBuffer, ImportHooks, KeyRename, MAX_IN_CHANS};
+pub use architecture::{
+    Architecture, DerivedBuffer, ImportHooks, ImportInfo, Importable, KeyRename, MAX_IN_CHANS,
+};
 pub use backbone::FeatureExtractor;
 pub use count::{materialised_parameters, num_parameters};
 pub use device::{
@@ -45,7 +48,7 @@ pub use features::{FeatureInfo, Features};
 // (`create`, `list_models`, `model_info`, `models`), at the top as before the families moved
 // into `models/`.
 pub use models::*;
-pub use registry::{Checksum, Family, WeightsInfo, WeightsSource};
+pub use registry::{Checksum, Family, WeightsFile, WeightsInfo, WeightsSource};
 pub use resnet::{ResNet, ResNetConfig};
 
 /// What most programs need: `use model_zoo::prelude::*;`.

@@ -82,13 +82,42 @@ impl Default for Preprocess {
 pub enum Categories {
     /// ImageNet-1K's 1000 classes, named as in torchvision (`"tench"`, `"goldfish"`, ...).
     ImageNet1K,
+    /// Pascal VOC's 20 classes after `__background__` (torchvision's `_VOC_CATEGORIES`), which
+    /// the segmentation models' `COCO_WITH_VOC_LABELS_V1` weights predict.
+    Voc,
 }
+
+/// torchvision's `_VOC_CATEGORIES`: background, then Pascal VOC's 20 classes.
+pub const VOC_CATEGORIES: [&str; 21] = [
+    "__background__",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+];
 
 impl Categories {
     /// The class names, index `i` naming logit `i`.
     pub fn names(self) -> &'static [&'static str] {
         match self {
             Categories::ImageNet1K => imagenet_classes(),
+            Categories::Voc => &VOC_CATEGORIES,
         }
     }
 
@@ -158,6 +187,34 @@ impl Checksum {
     }
 }
 
+/// Where a published weight file is and how it is verified: what fetching it needs, whatever
+/// the model (a classifier's [`WeightsInfo::file`], a segmentation model's
+/// [`crate::segmentation::SegmentationWeights::file`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightsFile {
+    /// The name the weights are asked for by (`IMAGENET1K_V1`, `COCO_WITH_VOC_LABELS_V1`).
+    pub name: &'static str,
+    /// Who publishes it.
+    pub source: WeightsSource,
+    /// Where it is downloaded from.
+    pub url: &'static str,
+    /// How the download is verified.
+    pub checksum: Checksum,
+}
+
+impl WeightsFile {
+    /// The file name, last segment of the URL (`resnet50-11ad3fa6.pth`).
+    pub fn file_name(&self) -> &'static str {
+        self.url.rsplit('/').next().unwrap_or(self.url)
+    }
+}
+
+impl From<&WeightsInfo> for WeightsFile {
+    fn from(weights: &WeightsInfo) -> Self {
+        weights.file()
+    }
+}
+
 /// One published weight file: an entry of a torchvision `*_Weights` enum, or a
 /// `paddle.vision.models` file.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,7 +248,17 @@ pub struct WeightsInfo {
 impl WeightsInfo {
     /// The file name, last segment of the URL (`resnet50-11ad3fa6.pth`).
     pub fn file_name(&self) -> &'static str {
-        self.url.rsplit('/').next().unwrap_or(self.url)
+        self.file().file_name()
+    }
+
+    /// Where the file is and how it is verified.
+    pub fn file(&self) -> WeightsFile {
+        WeightsFile {
+            name: self.name,
+            source: self.source,
+            url: self.url,
+            checksum: self.checksum,
+        }
     }
 
     /// The number of classes of the classifier these weights hold.

@@ -18,6 +18,7 @@ mod gpu_bundle;
 mod paddle_parity;
 mod parity;
 mod references;
+mod segmentation;
 mod torch_files;
 mod train_step;
 mod transforms;

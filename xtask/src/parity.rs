@@ -72,6 +72,10 @@ pub struct ParityArgs {
     /// --all).
     #[arg(long)]
     augment: bool,
+    /// Also check torchvision's six segmentation models (`out` and `aux`) and their registry
+    /// metadata (implied by --all).
+    #[arg(long)]
+    segmentation: bool,
     /// Also read a few hundred varied `torch.save` files (zip and legacy, every dtype, views
     /// sharing storages, file names of every stem length, nested checkpoints, torchvision
     /// models) back through zoo-import and compare every tensor bit for bit (implied by --all).
@@ -118,11 +122,12 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
         && !args.paddle
         && !args.transforms
         && !args.augment
+        && !args.segmentation
         && !args.torch_files
     {
         bail!(
             "name models to check (e.g. `cargo xtask parity resnet50`), or pass --train-step, \
-             --transforms, --augment, --torch-files, --paddle or --all"
+             --transforms, --augment, --segmentation, --torch-files, --paddle or --all"
         );
     } else {
         args.models.clone()
@@ -138,7 +143,7 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
     let refs = args.refs.clone().unwrap_or_else(default_refs_dir);
     let python = python(args.python.as_deref())?;
     write_references(&refs, &models, &python)?;
-    let metadata_problems = check_registry_metadata(&models, &python)?;
+    let mut metadata_problems = check_registry_metadata(&models, &python)?;
 
     println!(
         "\n{:<26} {:<8} {:<16} {:>10} {:>12} {:>10}  verdict",
@@ -169,6 +174,16 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
             |backend| full_size(backend, args),
         )?);
     }
+    if args.all || args.segmentation {
+        let (new_rows, problems) = crate::segmentation::check_all(
+            &refs.join("segmentation"),
+            &python,
+            &backends,
+            |backend| full_size(backend, args),
+        )?;
+        rows.extend(new_rows);
+        metadata_problems.extend(problems);
+    }
     if args.all || args.train_step {
         let dir = refs.join("train_step");
         crate::train_step::write_reference(&dir, &python)?;
@@ -187,9 +202,14 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
     let skipped = rows.iter().filter(|r| r.skipped).count();
     let failed = rows.iter().filter(|r| !r.passed() && !r.skipped).count();
     println!(
-        "\n{} checks: {} models x {} backends, each on its reference inputs{}",
+        "\n{} checks: {} models{} x {} backends, each on its reference inputs{}",
         rows.len(),
         models.len(),
+        if args.all || args.segmentation {
+            " and 6 segmentation models"
+        } else {
+            ""
+        },
         backends.len(),
         if args.all || args.train_step {
             ", and a training step"
@@ -217,9 +237,17 @@ pub fn run(args: &ParityArgs) -> Result<bool> {
             .iter()
             .filter(|m| model_zoo::model_info(m).is_ok_and(|i| !i.torchvision))
             .count();
+        let segmenters = if args.all || args.segmentation {
+            format!(
+                ", {} segmentation models with torchvision's",
+                model_zoo::segmentation::models().count()
+            )
+        } else {
+            String::new()
+        };
         println!(
             "registry metadata: {} models agree with torchvision, {zoo_own} with their PyTorch \
-             reference modules",
+             reference modules{segmenters}",
             models.len() - zoo_own
         );
     } else {

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::tensor::TensorData;
-use model_zoo::ImportHooks;
+use model_zoo::Importable;
 
 use crate::ImportError;
 use crate::apply::{ImportReport, Options, StateDict, import_options, load_state};
@@ -73,7 +73,7 @@ impl PaddleImport {
     ///
     /// On success the model holds the file's weights and the report says what was read and in
     /// which layout; on error nothing was applied.
-    pub fn load_into<M: ImportHooks>(&self, model: M) -> Result<(M, ImportReport), ImportError> {
+    pub fn load_into<M: Importable>(&self, model: M) -> Result<(M, ImportReport), ImportError> {
         let (arrays, ignored) = self.read_arrays()?;
         let expected = model_zoo::layers::torch_shapes(&model);
         let keys: Vec<&str> = arrays.iter().map(|(k, _)| k.as_str()).collect();
