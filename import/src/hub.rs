@@ -37,14 +37,15 @@ use model_zoo::{
     BuildOptions, Checksum, FeatureExtractor, Model, ModelInfo, RegistryError, WeightsFile,
     WeightsInfo, WeightsSource,
     segmentation::{
-        self, SegmentationConfig, SegmentationInfo, SegmentationModel, SegmentationWeights,
+        self, SegmentationConfig, SegmentationInfo, SegmentationModel, SegmentationTransform,
+        SegmentationWeights,
     },
 };
 use sha2::{Digest, Sha256};
 
 #[cfg(feature = "download")]
 use crate::download::download_checked;
-use crate::{Import, ImportError, load_burnpack, save_burnpack};
+use crate::{Import, ImportError, WeightFormat, load_burnpack, save_burnpack};
 
 /// Environment variable naming the cache directory.
 pub const CACHE_ENV: &str = "ZOO_CACHE";
@@ -609,6 +610,87 @@ pub fn import_published(
         .map_err(RegistryError::from)?;
     let (model, _report) = Import::new(path).model_name(info.name).load_into(model)?;
     Ok(model)
+}
+
+/// A weight file of the segmentation model `info` with `num_classes` classes: a burnpack file
+/// (`zoo-train`'s, with or without the aux head, as saved), or a PyTorch, safetensors or Paddle
+/// file into the model without its aux head (a file's aux keys are ignored), strictly.
+pub fn segmentation_from_file(
+    info: &SegmentationInfo,
+    num_classes: usize,
+    path: &Path,
+    device: &Device,
+) -> Result<SegmentationModel, HubError> {
+    let config = SegmentationConfig::new(info.arch).with_num_classes(num_classes);
+    if matches!(WeightFormat::detect(path)?, WeightFormat::Burnpack) {
+        let aux = crate::burnpack_shapes(path)?
+            .keys()
+            .any(|k| k.starts_with("aux_classifier."));
+        let model = config
+            .with_aux_loss(aux)
+            .init(device)
+            .map_err(RegistryError::from)?;
+        return Ok(load_burnpack(model, path)?);
+    }
+    let model = config.init(device).map_err(RegistryError::from)?;
+    let (model, _report) = Import::new(path).model_name(info.name).load_into(model)?;
+    Ok(model)
+}
+
+/// A segmentation model ready for inference, with the transform and class names of its
+/// weights.
+#[derive(Debug)]
+pub struct Segmenter {
+    /// The model, without its aux head (inference needs only `out`).
+    pub model: SegmentationModel,
+    /// The eval transform the weights expect (a file's: the published weights').
+    pub transform: SegmentationTransform,
+    /// Class names, where the label set is known (VOC's for 21 classes).
+    pub class_names: Option<&'static [&'static str]>,
+    /// Where the weights came from, for messages.
+    pub source: String,
+}
+
+/// The segmentation model `model` with `weights`: a torchvision weights name (`DEFAULT`,
+/// `COCO_WITH_VOC_LABELS_V1`), downloaded and converted on first use, or a weight file of
+/// `num_classes` classes ([`segmentation_from_file`]): what `examples/segment.rs` and
+/// `zoo-train segment` load.
+pub fn load_segmenter(
+    model: &str,
+    weights: &str,
+    num_classes: usize,
+    device: &Device,
+) -> Result<Segmenter, HubError> {
+    let info = segmentation::model_info(model)?;
+    let published = info
+        .default_weights()
+        .ok_or_else(|| RegistryError::UnknownWeights {
+            model: model.to_string(),
+            name: "DEFAULT".into(),
+            available: Vec::new(),
+        })?;
+    let path = Path::new(weights);
+    let is_file = path.is_file()
+        || path.extension().is_some_and(|e| {
+            ["bpk", "pth", "pt", "safetensors", "pdparams"].contains(&&*e.to_string_lossy())
+        });
+    if !is_file {
+        let descriptor = info.weights(weights)?;
+        let model = WeightsCache::from_env().load_segmentation(model, weights, device)?;
+        return Ok(Segmenter {
+            model: model.without_aux(),
+            transform: descriptor.transform,
+            class_names: Some(descriptor.categories.names()),
+            source: format!("{} {}", info.name, descriptor.name),
+        });
+    }
+    let model = segmentation_from_file(info, num_classes, path, device)?;
+    Ok(Segmenter {
+        model: model.without_aux(),
+        transform: published.transform,
+        class_names: (num_classes == published.num_classes()).then(|| published.categories.names()),
+        source: path.display().to_string(),
+    })
 }
 
 /// [`pretrained`] for a segmentation model (see [`WeightsCache::load_segmentation`]):

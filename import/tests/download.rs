@@ -775,3 +775,94 @@ fn resnet18_file(device: &burn::tensor::Device) -> (model_zoo::Model, Named) {
     let file = named("resnet18", "safetensors", std::fs::read(&path).unwrap());
     (original, file)
 }
+
+/// A segmentation model's published file, as a user gets it: downloaded from the (local)
+/// server, verified, converted, loaded with its aux head, and reloaded from the cache without
+/// a request; the same file into a model of another class count, partially (the classifiers
+/// left as initialised), and into one without the aux head, strictly (its keys ignored).
+#[test]
+fn segmentation_weights_download_convert_and_load() {
+    use model_zoo::segmentation::{self, SegmentationConfig, SegmentationWeights};
+    use zoo_import::TorchImport;
+
+    let device = model_zoo::available_backends()[0].device().unwrap();
+    let info = segmentation::model_info("lraspp_mobilenet_v3_large").unwrap();
+    let original = info.create_for_weights(21, &device).unwrap();
+    let exported = tempfile::tempdir().unwrap();
+    let path = exported.path().join("lraspp.safetensors");
+    save_safetensors(&original, &path).unwrap();
+    let file = named(
+        "lraspp_mobilenet_v3_large",
+        "safetensors",
+        std::fs::read(&path).unwrap(),
+    );
+
+    let server = Server::start();
+    let body = file.bytes.clone();
+    server.route(&file.file, move |_| Reply::Ok(body.clone()));
+    let weights = SegmentationWeights {
+        name: "TEST_V1",
+        url: Box::leak(format!("https://example.invalid/{}", file.file).into()),
+        checksum: Checksum::Sha256Prefix(Box::leak(file.prefix.clone().into())),
+        ..info.weights[0].clone()
+    };
+    let root = tempfile::tempdir().unwrap();
+    let cache = || {
+        WeightsCache::new(root.path())
+            .with_base_url(server.models_url())
+            .with_progress(false)
+            .with_retries(1, Duration::ZERO)
+    };
+    let loaded = cache()
+        .load_segmentation_weights(info, &weights, &device)
+        .unwrap();
+    assert_eq!(server.hits(&file.file), 1);
+    assert!(cache().burnpack_path(info.name, &weights).is_file());
+    let x = burn::tensor::Tensor::<4>::random(
+        [1, 3, 48, 40],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let expected = original.forward(x.clone()).into_data();
+    let again = cache()
+        .load_segmentation_weights(info, &weights, &device)
+        .unwrap();
+    assert_eq!(
+        server.hits(&file.file),
+        1,
+        "a cached file is not downloaded again"
+    );
+    for model in [loaded, again] {
+        model
+            .forward(x.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::absolute(1e-5));
+    }
+
+    // Another class count: strict refuses, partial leaves both classifiers as initialised.
+    let four = SegmentationConfig::new(info.arch)
+        .with_num_classes(4)
+        .init(&device)
+        .unwrap();
+    let err = TorchImport::new(&path).load_into(four.clone()).unwrap_err();
+    assert!(
+        err.to_string().contains("classifier.low_classifier.weight"),
+        "{err}"
+    );
+    let (four, report) = TorchImport::new(&path)
+        .partial(true)
+        .load_into(four)
+        .unwrap();
+    assert_eq!(report.skipped.len(), 4, "{:?}", report.skipped);
+    assert_eq!(four.forward(x).dims(), [1, 4, 48, 40]);
+
+    // DeepLabV3's file holds the aux head; the model built without it ignores those keys.
+    let deeplab = segmentation::model_info("deeplabv3_mobilenet_v3_large").unwrap();
+    let with_aux = deeplab.create_for_weights(21, &device).unwrap();
+    let aux_path = exported.path().join("deeplab.safetensors");
+    save_safetensors(&with_aux, &aux_path).unwrap();
+    let plain = segmentation::create(deeplab.name, 21, &device).unwrap();
+    let (_, report) = TorchImport::new(&aux_path).load_into(plain).unwrap();
+    // conv, BatchNorm's four, conv and bias (the zoo's files hold no `num_batches_tracked`).
+    assert_eq!(report.ignored, 7, "aux_classifier's 7 tensors");
+}

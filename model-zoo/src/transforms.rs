@@ -19,6 +19,7 @@ use image::{DynamicImage, RgbImage};
 
 use crate::registry::{Interpolation, Preprocess};
 
+pub mod masks;
 mod pil;
 
 /// An image file that could not be opened or decoded.
