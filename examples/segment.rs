@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use model_zoo::Backend;
 use model_zoo::transforms::load_image;
-use model_zoo::transforms::masks::{overlay, segment};
+use model_zoo::transforms::masks::{save_outputs, segment};
 use zoo_import::hub::load_segmenter;
 
 #[derive(Parser)]
@@ -94,25 +94,14 @@ fn run(args: &Args) -> Result<bool> {
         let stem = path
             .file_stem()
             .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
-        let written = [
-            ("mask", segmented.map.colored()),
-            (
-                "overlay",
-                overlay(&photo.to_rgb8(), &segmented.map, args.alpha),
-            ),
-        ];
-        for (what, image) in written {
-            let file = args.out.join(format!("{stem}_{what}.png"));
-            image
-                .save(&file)
-                .with_context(|| format!("writing {}", file.display()))?;
-        }
-        if let Some(index) = segmented.map.index_image() {
-            let file = args.out.join(format!("{stem}_classes.png"));
-            index
-                .save(&file)
-                .with_context(|| format!("writing {}", file.display()))?;
-        }
+        save_outputs(
+            &args.out,
+            &stem,
+            &photo.to_rgb8(),
+            &segmented.map,
+            args.alpha,
+        )
+        .with_context(|| format!("writing the masks of {}", path.display()))?;
         println!(
             "\n{} ({}x{}, {seconds:.2}s): {}/{stem}_mask.png",
             path.display(),

@@ -122,7 +122,7 @@ pub fn generate(root: &Path, config: &DemoConfig) -> Result<PathBuf, TrainError>
 }
 
 /// Whether the shape-local point `(x, y)` (the shape spans about `[-1, 1]`) is inside `shape`.
-fn inside(shape: &str, x: f32, y: f32) -> bool {
+pub(crate) fn inside(shape: &str, x: f32, y: f32) -> bool {
     let r = (x * x + y * y).sqrt();
     match shape {
         "circle" => r < 0.9,
@@ -150,11 +150,11 @@ fn inside(shape: &str, x: f32, y: f32) -> bool {
     }
 }
 
-fn random_colour(rng: &mut StdRng) -> [f32; 3] {
+pub(crate) fn random_colour(rng: &mut StdRng) -> [f32; 3] {
     [rng.random(), rng.random(), rng.random()]
 }
 
-fn distance(a: [f32; 3], b: [f32; 3]) -> f32 {
+pub(crate) fn distance(a: [f32; 3], b: [f32; 3]) -> f32 {
     a.iter().zip(&b).map(|(a, b)| (a - b).abs()).sum()
 }
 

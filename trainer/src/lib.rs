@@ -39,6 +39,7 @@ pub mod plot;
 pub mod recipe;
 pub mod report;
 pub mod rundir;
+pub mod segment;
 pub mod stats;
 pub mod step;
 pub mod train;

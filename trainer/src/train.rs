@@ -353,7 +353,7 @@ pub fn make_way(config: &TrainConfig, options: &RunOptions) -> Result<PreviousRu
 static STOP: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
     std::sync::OnceLock::new();
 
-fn stop_flag() -> &'static std::sync::Arc<std::sync::atomic::AtomicBool> {
+pub(crate) fn stop_flag() -> &'static std::sync::Arc<std::sync::atomic::AtomicBool> {
     STOP.get_or_init(Default::default)
 }
 

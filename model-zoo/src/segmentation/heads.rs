@@ -262,3 +262,47 @@ impl LrasppHead {
         conv2d(&self.low_classifier, low) + conv2d(&self.high_classifier, x)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::TensorData;
+
+    use super::*;
+
+    /// The upsampling and its gradient as PyTorch's
+    /// (`F.interpolate(x, size=(4, 5), mode="bilinear", align_corners=False)` of
+    /// `arange(6).reshape(1, 1, 2, 3)`, and the gradient of `(y * arange(20) / 10).sum()`).
+    #[test]
+    fn upsampling_and_its_gradient_are_pytorch_s() {
+        let device = crate::device::test_device().autodiff();
+        let x = Tensor::<4>::from_data(
+            TensorData::new((0..6).map(|v| v as f32).collect(), [1, 1, 2, 3]),
+            &device,
+        )
+        .require_grad();
+        let w = Tensor::<4>::from_data(
+            TensorData::new((0..20).map(|v| v as f32 / 10.0).collect(), [1, 1, 4, 5]),
+            &device,
+        );
+        let y = upsample_bilinear(x.clone(), [4, 5]);
+        let got = y.clone().into_data().try_to_vec::<f32>().unwrap();
+        let grads = (y * w).sum().backward();
+        let grad = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let want_y = [
+            0.0, 0.4, 1.0, 1.6, 2.0, 0.75, 1.15, 1.75, 2.35, 2.75, 2.25, 2.65, 3.25, 3.85, 4.25,
+            3.0, 3.4, 4.0, 4.6, 5.0,
+        ];
+        let want_grad = [1.12, 1.845, 2.16, 3.92, 4.995, 4.96];
+        for (got, want) in [(got, &want_y[..]), (grad, &want_grad[..])] {
+            assert_eq!(got.len(), want.len());
+            for (a, b) in got.iter().zip(want) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+    }
+}

@@ -350,6 +350,28 @@ impl SegmentationModel {
         }
     }
 
+    /// The model with the auxiliary head, a fresh one (PyTorch's default initialisation) where
+    /// it had none: for training with torchvision's `aux_loss`. An error for LRASPP, which has
+    /// none.
+    pub fn with_aux(self, device: &Device) -> Result<Self, ConfigError> {
+        if self.has_aux() {
+            return Ok(self);
+        }
+        if !self.arch.supports_aux() {
+            return Err(ConfigError::Invalid {
+                model: self.name().to_string(),
+                field: "aux_loss",
+                value: "true".into(),
+                expected: "false: LRASPP has no auxiliary head",
+            });
+        }
+        let [low, _] = self.channels;
+        Ok(Self {
+            aux_classifier: Some(fcn_head(low, self.num_classes, device)),
+            ..self
+        })
+    }
+
     /// The model with `num_classes` classes: the last convolution of the head (and of the aux
     /// head) replaced by a freshly initialised one, everything else kept, as torchvision's
     /// fine-tuning replaces `classifier[4]` (LRASPP: both classifiers).

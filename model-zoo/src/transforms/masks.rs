@@ -185,6 +185,30 @@ pub fn segment(
     Ok(Segmented { map, shares })
 }
 
+/// Writes what a segmentation of `photo` shows into `dir`: `<stem>_mask.png` (the classes in
+/// VOC's colours), `<stem>_overlay.png` (the mask over the photo at opacity `alpha`) and, for
+/// at most 256 classes, `<stem>_classes.png` (the class indices, VOC's `SegmentationClass`
+/// layout, what `zoo-train train-segmentation` reads as a mask). Returns the files written.
+pub fn save_outputs(
+    dir: &std::path::Path,
+    stem: &str,
+    photo: &RgbImage,
+    map: &ClassMap,
+    alpha: f32,
+) -> Result<Vec<std::path::PathBuf>, image::ImageError> {
+    let mut written = Vec::new();
+    let mut save = |what: &str, result: Result<(), image::ImageError>| {
+        result.map(|()| written.push(dir.join(format!("{stem}_{what}.png"))))
+    };
+    let file = |what: &str| dir.join(format!("{stem}_{what}.png"));
+    save("mask", map.colored().save(file("mask")))?;
+    save("overlay", overlay(photo, map, alpha).save(file("overlay")))?;
+    if let Some(index) = map.index_image() {
+        save("classes", index.save(file("classes")))?;
+    }
+    Ok(written)
+}
+
 /// `image` resized to `width` x `height` with nearest-neighbour sampling, for masks read from
 /// files (a colour or index PNG the size of its photo).
 pub fn resize_mask(image: &GrayImage, width: u32, height: u32) -> GrayImage {

@@ -4,6 +4,7 @@
 
 mod import;
 mod info;
+mod segment;
 
 /// mimalloc, which keeps freed memory for the next forward (`zoo_trainer::alloc`).
 #[global_allocator]
@@ -321,6 +322,16 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Segments photos with a pretrained segmentation model (or a weight file): a mask in VOC's
+    /// colours, an overlay and an index mask per photo, and the share of each class.
+    Segment(segment::SegmentArgs),
+    /// Trains a segmentation model on photos and masks (`<data>/train/{images,masks}`,
+    /// `<data>/val/{images,masks}`), with mean IoU and pixel accuracy every epoch.
+    TrainSegmentation(Box<segment::TrainSegmentationArgs>),
+    /// Masks of photos from a trained segmentation run.
+    PredictMasks(segment::PredictMasksArgs),
+    /// Draws the offline segmentation demo (shapes on backgrounds, with their masks).
+    DemoMasks(segment::DemoMasksArgs),
     /// Per-channel mean and std of an ImageFolder, for `Normalize(mean, std)`.
     Stats {
         /// The ImageFolder root (`DIR/<class>/<image>`).
@@ -523,6 +534,10 @@ fn run(cli: Cli) -> Result<()> {
                 root.display()
             );
         }
+        Command::Segment(args) => segment::segment_photos(&args)?,
+        Command::TrainSegmentation(args) => segment::train(&args)?,
+        Command::PredictMasks(args) => segment::predict(&args)?,
+        Command::DemoMasks(args) => segment::demo(&args)?,
         Command::Stats {
             dir,
             workers,
