@@ -46,6 +46,10 @@ struct Args {
     /// Where the masks go.
     #[arg(long, default_value = "masks")]
     out: PathBuf,
+    /// Shorter side the photos are resized to (default: the weights' transform, 520; a model
+    /// trained by `zoo-train train-segmentation` takes its `--base-size`).
+    #[arg(long)]
+    resize: Option<usize>,
     /// Opacity of the mask in the overlay.
     #[arg(long, default_value_t = 0.6)]
     alpha: f32,
@@ -68,7 +72,10 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<bool> {
     let device = args.backend.device()?;
     let started = Instant::now();
-    let segmenter = load_segmenter(&args.model, &args.weights, args.num_classes, &device)?;
+    let mut segmenter = load_segmenter(&args.model, &args.weights, args.num_classes, &device)?;
+    if let Some(resize) = args.resize {
+        segmenter.transform.resize = resize;
+    }
     println!(
         "{} on {} (loaded in {:.2}s; resize {})",
         segmenter.source,

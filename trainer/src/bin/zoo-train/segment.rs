@@ -31,6 +31,9 @@ pub struct SegmentArgs {
     /// Where the masks go.
     #[arg(long, default_value = "masks")]
     out: PathBuf,
+    /// Shorter side the photos are resized to (default: the weights' transform, 520).
+    #[arg(long)]
+    resize: Option<usize>,
     /// Photos.
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -97,8 +100,11 @@ fn print_shares(shares: &[f64], names: Option<&[String]>) {
 
 pub fn segment_photos(args: &SegmentArgs) -> Result<()> {
     let device = args.backend.device()?;
-    let segmenter =
+    let mut segmenter =
         zoo_import::hub::load_segmenter(&args.model, &args.weights, args.num_classes, &device)?;
+    if let Some(resize) = args.resize {
+        segmenter.transform.resize = resize;
+    }
     let names: Option<Vec<String>> = segmenter
         .class_names
         .map(|n| n.iter().map(|s| s.to_string()).collect());
