@@ -33,11 +33,7 @@ pub fn load_classifier(
     device: &Device,
 ) -> Result<Classifier> {
     let path = Path::new(weights);
-    let is_file = path.is_file()
-        || path.extension().is_some_and(|e| {
-            ["bpk", "pth", "pt", "safetensors", "pdparams"].contains(&&*e.to_string_lossy())
-        });
-    if !is_file {
+    if !zoo_import::hub::names_a_file(weights) {
         let descriptor = info.weights(weights)?;
         let model = WeightsCache::from_env().load(info.name, weights, device)?;
         return Ok(Classifier {

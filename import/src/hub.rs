@@ -637,6 +637,16 @@ pub fn segmentation_from_file(
     Ok(model)
 }
 
+/// Whether a `--weights` argument is a file (one that exists, or a weight file's extension:
+/// `.bpk`, `.pth`, `.pt`, `.safetensors`, `.pdparams`) rather than a published weights name.
+pub fn names_a_file(weights: &str) -> bool {
+    let path = Path::new(weights);
+    path.is_file()
+        || path.extension().is_some_and(|e| {
+            ["bpk", "pth", "pt", "safetensors", "pdparams"].contains(&&*e.to_string_lossy())
+        })
+}
+
 /// A segmentation model ready for inference, with the transform and class names of its
 /// weights.
 #[derive(Debug)]
@@ -670,11 +680,7 @@ pub fn load_segmenter(
             available: Vec::new(),
         })?;
     let path = Path::new(weights);
-    let is_file = path.is_file()
-        || path.extension().is_some_and(|e| {
-            ["bpk", "pth", "pt", "safetensors", "pdparams"].contains(&&*e.to_string_lossy())
-        });
-    if !is_file {
+    if !names_a_file(weights) {
         let descriptor = info.weights(weights)?;
         let model = WeightsCache::from_env().load_segmentation(model, weights, device)?;
         return Ok(Segmenter {

@@ -343,3 +343,27 @@ pub(crate) const fn paddle_imagenet(
         is_default: false,
     }
 }
+
+/// A model's weights by name among `all`: `DEFAULT` (the entry `is_default` marks), an entry's
+/// name, or torchvision's full spelling (`ResNet50_Weights.IMAGENET1K_V2`), case ignored; else
+/// an error listing what `model` has. What [`crate::ModelInfo::weights`] and
+/// [`crate::segmentation::SegmentationInfo::weights`] look up.
+pub(crate) fn find_weights<'a, W>(
+    model: &str,
+    all: &'a [W],
+    asked: &str,
+    name: impl Fn(&W) -> &str,
+    is_default: impl Fn(&W) -> bool,
+) -> Result<&'a W, crate::RegistryError> {
+    let short = asked.rsplit('.').next().unwrap_or(asked);
+    let found = if short.eq_ignore_ascii_case("DEFAULT") {
+        all.iter().find(|w| is_default(w))
+    } else {
+        all.iter().find(|w| name(w).eq_ignore_ascii_case(short))
+    };
+    found.ok_or_else(|| crate::RegistryError::UnknownWeights {
+        model: model.to_string(),
+        name: asked.to_string(),
+        available: all.iter().map(|w| name(w).to_string()).collect(),
+    })
+}

@@ -109,19 +109,35 @@ pub fn save_trained(
     classes: &ClassMap,
     transforms: &Transforms,
 ) -> Result<(), TrainError> {
+    save_staged(
+        dir,
+        &[MODEL_FILE, CLASSES_FILE, PREPROCESS_FILE, CARD_FILE],
+        |staged| {
+            zoo_import::save_burnpack(model, staged.join(MODEL_FILE))?;
+            write_json(&staged.join(CLASSES_FILE), classes)?;
+            write_json(&staged.join(PREPROCESS_FILE), transforms)?;
+            write_json(&staged.join(CARD_FILE), card)
+        },
+    )
+}
+
+/// Writes `files` into a staging folder inside `dir` (created if needed) with `write`, then
+/// renames them into `dir` in their order (the card last, by the callers' lists): a write that
+/// fails leaves what `dir` held whole.
+pub fn save_staged(
+    dir: &Path,
+    files: &[&str],
+    write: impl FnOnce(&Path) -> Result<(), TrainError>,
+) -> Result<(), TrainError> {
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
         .tempdir_in(dir)
         .map_err(|e| TrainError::io(dir, e))?;
-    let staged = |file: &str| staging.path().join(file);
-    zoo_import::save_burnpack(model, staged(MODEL_FILE))?;
-    write_json(&staged(CLASSES_FILE), classes)?;
-    write_json(&staged(PREPROCESS_FILE), transforms)?;
-    write_json(&staged(CARD_FILE), card)?;
-    for file in [MODEL_FILE, CLASSES_FILE, PREPROCESS_FILE, CARD_FILE] {
+    write(staging.path())?;
+    for file in files {
         let path = dir.join(file);
-        std::fs::rename(staged(file), &path).map_err(|e| TrainError::io(&path, e))?;
+        std::fs::rename(staging.path().join(file), &path).map_err(|e| TrainError::io(&path, e))?;
     }
     Ok(())
 }

@@ -80,6 +80,38 @@ pub fn generate(root: &Path, config: &DemoConfig) -> Result<PathBuf, TrainError>
         "{{\"classes\": {}, \"train_per_class\": {}, \"val_per_class\": {}, \"size\": {}, \"seed\": {}}}\n",
         config.classes, config.train_per_class, config.val_per_class, config.size, config.seed
     );
+    write_dataset(root, &stamp, |tmp| {
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        for (split, count) in [
+            ("train", config.train_per_class),
+            ("val", config.val_per_class),
+        ] {
+            for shape in &SHAPES[..config.classes] {
+                let dir = tmp.join(split).join(shape);
+                std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+                for i in 0..count {
+                    let image = draw(shape, config.size, &mut rng);
+                    let path = dir.join(format!("{i:05}.png"));
+                    image.save(&path).map_err(|e| TrainError::Image {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Writes a generated dataset into `root` with `write` (given the staging folder): staged in a
+/// temporary folder beside `root` and renamed into place, so an interrupted run never leaves a
+/// half-written dataset; `stamp` (the configuration) is recorded in `root/demo.json`, and a
+/// complete dataset with the same stamp is kept as it is.
+pub(crate) fn write_dataset(
+    root: &Path,
+    stamp: &str,
+    write: impl FnOnce(&Path) -> Result<(), TrainError>,
+) -> Result<PathBuf, TrainError> {
     let stamp_path = root.join("demo.json");
     if std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
         return Ok(root.to_path_buf());
@@ -93,25 +125,8 @@ pub fn generate(root: &Path, config: &DemoConfig) -> Result<PathBuf, TrainError>
         .prefix(".demo-")
         .tempdir_in(parent)
         .map_err(|e| TrainError::io(parent, e))?;
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    for (split, count) in [
-        ("train", config.train_per_class),
-        ("val", config.val_per_class),
-    ] {
-        for shape in &SHAPES[..config.classes] {
-            let dir = tmp.path().join(split).join(shape);
-            std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-            for i in 0..count {
-                let image = draw(shape, config.size, &mut rng);
-                let path = dir.join(format!("{i:05}.png"));
-                image.save(&path).map_err(|e| TrainError::Image {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-            }
-        }
-    }
-    std::fs::write(tmp.path().join("demo.json"), &stamp)
+    write(tmp.path())?;
+    std::fs::write(tmp.path().join("demo.json"), stamp)
         .map_err(|e| TrainError::io(tmp.path(), e))?;
     if root.exists() {
         std::fs::remove_dir_all(root).map_err(|e| TrainError::io(root, e))?;

@@ -642,19 +642,7 @@ impl SegmentationInfo {
     /// Weights by name: `DEFAULT`, `COCO_WITH_VOC_LABELS_V1`, or torchvision's full spelling
     /// (`DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1`); case does not matter.
     pub fn weights(&self, name: &str) -> Result<&'static SegmentationWeights, RegistryError> {
-        let short = name.rsplit('.').next().unwrap_or(name);
-        let found = if short.eq_ignore_ascii_case("DEFAULT") {
-            self.default_weights()
-        } else {
-            self.weights
-                .iter()
-                .find(|w| w.name.eq_ignore_ascii_case(short))
-        };
-        found.ok_or_else(|| RegistryError::UnknownWeights {
-            model: self.name.to_string(),
-            name: name.to_string(),
-            available: self.weights.iter().map(|w| w.name.to_string()).collect(),
-        })
+        crate::registry::find_weights(self.name, self.weights, name, |w| w.name, |w| w.is_default)
     }
 }
 

@@ -12,7 +12,7 @@ use image::{GrayImage, Luma, Rgb, RgbImage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::demo::{SHAPES, distance, inside, random_colour};
+use crate::demo::{SHAPES, distance, inside, random_colour, write_dataset};
 use crate::error::TrainError;
 
 /// What to generate.
@@ -60,67 +60,35 @@ pub fn generate_masks(root: &Path, config: &MaskDemoConfig) -> Result<PathBuf, T
         )));
     }
     let stamp = format!("{config:?}\n");
-    if std::fs::read_to_string(root.join("demo.json")).is_ok_and(|s| s == stamp) {
-        return Ok(root.to_path_buf());
-    }
-    let parent = root
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".demo-masks-")
-        .tempdir_in(parent)
-        .map_err(|e| TrainError::io(parent, e))?;
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    for (split, count) in [("train", config.train), ("val", config.val)] {
-        for sub in ["images", "masks"] {
-            let dir = tmp.path().join(split).join(sub);
-            std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-        }
-        for i in 0..count {
-            let (photo, mask) = draw_scene(config.shapes, config.size, &mut rng);
-            for (sub, result) in [
-                (
-                    "images",
-                    photo.save(
-                        tmp.path()
-                            .join(split)
-                            .join("images")
-                            .join(format!("{i:05}.png")),
-                    ),
-                ),
-                (
-                    "masks",
-                    mask.save(
-                        tmp.path()
-                            .join(split)
-                            .join("masks")
-                            .join(format!("{i:05}.png")),
-                    ),
-                ),
-            ] {
-                result.map_err(|e| TrainError::Image {
-                    path: tmp.path().join(split).join(sub),
-                    message: e.to_string(),
-                })?;
+    write_dataset(root, &stamp, |tmp| {
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        for (split, count) in [("train", config.train), ("val", config.val)] {
+            for sub in ["images", "masks"] {
+                let dir = tmp.join(split).join(sub);
+                std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+            }
+            for i in 0..count {
+                let (photo, mask) = draw_scene(config.shapes, config.size, &mut rng);
+                let file = |sub: &str| tmp.join(split).join(sub).join(format!("{i:05}.png"));
+                for (path, result) in [
+                    (file("images"), photo.save(file("images"))),
+                    (file("masks"), mask.save(file("masks"))),
+                ] {
+                    result.map_err(|e| TrainError::Image {
+                        path,
+                        message: e.to_string(),
+                    })?;
+                }
             }
         }
-    }
-    let mut classes = String::from("background\n");
-    for shape in &SHAPES[..config.shapes] {
-        classes.push_str(shape);
-        classes.push('\n');
-    }
-    for (file, text) in [("classes.txt", classes), ("demo.json", stamp)] {
-        std::fs::write(tmp.path().join(file), text).map_err(|e| TrainError::io(tmp.path(), e))?;
-    }
-    if root.exists() {
-        std::fs::remove_dir_all(root).map_err(|e| TrainError::io(root, e))?;
-    }
-    let kept = tmp.keep();
-    std::fs::rename(&kept, root).map_err(|e| TrainError::io(root, e))?;
-    Ok(root.to_path_buf())
+        let mut classes = String::from("background\n");
+        for shape in &SHAPES[..config.shapes] {
+            classes.push_str(shape);
+            classes.push('\n');
+        }
+        let file = tmp.join("classes.txt");
+        std::fs::write(&file, classes).map_err(|e| TrainError::io(&file, e))
+    })
 }
 
 /// One photo and its mask: one to three shapes, later ones over earlier ones.

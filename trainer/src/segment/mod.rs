@@ -601,18 +601,10 @@ pub fn save_segmenter(
     model: &SegmentationModel,
     card: &SegmentationCard,
 ) -> Result<(), TrainError> {
-    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".staging-")
-        .tempdir_in(dir)
-        .map_err(|e| TrainError::io(dir, e))?;
-    zoo_import::save_burnpack(model, staging.path().join(MODEL_FILE))?;
-    write_json(&staging.path().join(CARD_FILE), card)?;
-    for file in [MODEL_FILE, CARD_FILE] {
-        let path = dir.join(file);
-        std::fs::rename(staging.path().join(file), &path).map_err(|e| TrainError::io(&path, e))?;
-    }
-    Ok(())
+    crate::artifact::save_staged(dir, &[MODEL_FILE, CARD_FILE], |staged| {
+        zoo_import::save_burnpack(model, staged.join(MODEL_FILE))?;
+        write_json(&staged.join(CARD_FILE), card)
+    })
 }
 
 /// A model saved by a segmentation run (`<run>/best`, or the run directory), with its card.
