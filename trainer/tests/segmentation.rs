@@ -30,7 +30,7 @@ fn lraspp_learns_the_demo_masks() {
     config.epochs = 40;
     config.batch_size = 4;
     config.optimizer = SegmentationOptimizer::Adamw;
-    config.lr = 1e-3;
+    config.lr = 2e-3;
     config.base_size = 64;
     config.crop_size = 64;
     config.min_scale = 0.8;
