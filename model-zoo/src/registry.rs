@@ -367,3 +367,16 @@ pub(crate) fn find_weights<'a, W>(
         available: all.iter().map(|w| name(w).to_string()).collect(),
     })
 }
+
+/// Whether a model name matches a glob `pattern` (`*` any run of characters, `?` one
+/// character, `[abc]` a set; empty: every name; not a valid glob, such as an unclosed `[`:
+/// the name itself). The lists of [`crate::list_models`] and
+/// [`crate::segmentation::list_models`].
+pub(crate) fn name_matcher(pattern: &str) -> impl Fn(&str) -> bool {
+    let pattern = if pattern.is_empty() { "*" } else { pattern }.to_string();
+    let glob = glob::Pattern::new(&pattern).ok();
+    move |name| match &glob {
+        Some(glob) => glob.matches(name),
+        None => name == pattern,
+    }
+}

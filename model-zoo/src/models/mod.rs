@@ -491,12 +491,8 @@ impl ModelInfo {
 /// The models whose name matches a glob pattern (`*` any run of characters, `?` one
 /// character, `[abc]` a set), in registry order. An empty pattern or `*` lists every model.
 pub fn list_models(pattern: &str) -> Vec<&'static ModelInfo> {
-    let pattern = if pattern.is_empty() { "*" } else { pattern };
-    match glob::Pattern::new(pattern) {
-        Ok(glob) => models().filter(|m| glob.matches(m.name)).collect(),
-        // Not a valid glob (e.g. an unclosed `[`): match it literally.
-        Err(_) => models().filter(|m| m.name == pattern).collect(),
-    }
+    let matches = crate::registry::name_matcher(pattern);
+    models().filter(|m| matches(m.name)).collect()
 }
 
 /// A model's registry entry by torchvision name; an unknown name gets suggestions.

@@ -593,6 +593,13 @@ pub fn models() -> impl Iterator<Item = &'static SegmentationInfo> {
     weights::MODELS.iter()
 }
 
+/// The segmentation models whose name matches a glob pattern (as [`crate::list_models`]), in
+/// registry order.
+pub fn list_models(pattern: &str) -> Vec<&'static SegmentationInfo> {
+    let matches = crate::registry::name_matcher(pattern);
+    models().filter(|m| matches(m.name)).collect()
+}
+
 /// A segmentation model's registry entry by torchvision name; an unknown name gets
 /// suggestions.
 pub fn model_info(name: &str) -> Result<&'static SegmentationInfo, RegistryError> {

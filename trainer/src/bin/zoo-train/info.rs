@@ -39,24 +39,31 @@ pub struct InfoArgs {
 pub fn list(args: &ListArgs) -> Result<bool> {
     let pattern = args.pattern.as_deref().unwrap_or("*");
     let models = model_zoo::list_models(pattern);
-    if models.is_empty() {
+    let segmenters = model_zoo::segmentation::list_models(pattern);
+    if models.is_empty() && segmenters.is_empty() {
         println!("no model matches `{pattern}`");
         return Ok(false);
     }
     if args.names {
-        for info in &models {
-            println!("{}", info.name);
+        for name in models
+            .iter()
+            .map(|m| m.name)
+            .chain(segmenters.iter().map(|m| m.name))
+        {
+            println!("{name}");
         }
         return Ok(true);
     }
     if args.markdown {
-        print!("{}", markdown_table(&models));
+        print!("{}", markdown_table(&models, &segmenters));
         return Ok(true);
     }
-    println!(
-        "{:<18} {:<13} {:>9} {:>7} {:>5} {:>9}  weights (acc@1 on ImageNet-1K; * = DEFAULT)",
-        "model", "family", "params", "GFLOPs", "at", "min input"
-    );
+    if !models.is_empty() {
+        println!(
+            "{:<18} {:<13} {:>9} {:>7} {:>5} {:>9}  weights (acc@1 on ImageNet-1K; * = DEFAULT)",
+            "model", "family", "params", "GFLOPs", "at", "min input"
+        );
+    }
     for info in &models {
         let weights = weights_summary(info, false);
         println!(
@@ -74,8 +81,49 @@ pub fn list(args: &ListArgs) -> Result<bool> {
             ),
         );
     }
-    println!("{} models", models.len());
+    if !segmenters.is_empty() {
+        if !models.is_empty() {
+            println!();
+        }
+        println!(
+            "{:<30} {:>9} {:>8}  segmentation weights (mIoU / pixel acc on COCO val2017, VOC labels; * = DEFAULT)",
+            "segmentation model", "params", "GFLOPs"
+        );
+        for info in &segmenters {
+            println!(
+                "{:<30} {:>8.2}M {:>8.3}  {}",
+                info.name,
+                info.params as f64 / 1e6,
+                info.gflops,
+                segmentation_weights(info, false)
+            );
+        }
+    }
+    match (models.len(), segmenters.len()) {
+        (n, 0) => println!("{n} models"),
+        (0, s) => println!("{s} segmentation models"),
+        (n, s) => println!("{n} models and {s} segmentation models"),
+    }
     Ok(true)
+}
+
+/// A segmentation model's published weights with their mIoU and pixel accuracy.
+fn segmentation_weights(
+    info: &model_zoo::segmentation::SegmentationInfo,
+    markdown: bool,
+) -> String {
+    let (quote, star) = if markdown { ("`", "\\*") } else { ("", "*") };
+    info.weights
+        .iter()
+        .map(|w| {
+            let star = if w.is_default { star } else { "" };
+            format!(
+                "{quote}{}{quote}{star} {:.1}% / {:.1}%",
+                w.name, w.miou, w.pixel_acc
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A model's published weights with their acc@1, `DEFAULT` starred (escaped and the names
@@ -106,7 +154,10 @@ fn weights_summary(info: &model_zoo::ModelInfo, markdown: bool) -> String {
 }
 
 /// The models page of the book: `zoo-train list --markdown > docs/src/models-generated.md`.
-fn markdown_table(models: &[&model_zoo::ModelInfo]) -> String {
+fn markdown_table(
+    models: &[&model_zoo::ModelInfo],
+    segmenters: &[&model_zoo::segmentation::SegmentationInfo],
+) -> String {
     let mut out = String::from(
         "# Models (generated)\n\nGenerated from the registry by `cargo run -p zoo-trainer -- list \
          --markdown > docs/src/models-generated.md`: do not edit by hand. Accuracy is the \
@@ -130,13 +181,99 @@ fn markdown_table(models: &[&model_zoo::ModelInfo]) -> String {
         ));
     }
     out.push_str(&format!("\n{} models.\n", models.len()));
+    if !segmenters.is_empty() {
+        out.push_str(
+            "\n## Semantic segmentation\n\nmIoU and pixel accuracy on COCO val2017 with VOC's \
+             labels (torchvision's), at 520 on the shorter side; GFLOPs for a 520x520 image; \
+             parameters with the aux head where the weights have one.\n\n| model | parameters | \
+             GFLOPs | weights (mIoU / pixel accuracy) |\n|---|---:|---:|---|\n",
+        );
+        for info in segmenters {
+            out.push_str(&format!(
+                "| `{}` | {} | {:.3} | {} |\n",
+                info.name,
+                thousands(info.params),
+                info.gflops,
+                segmentation_weights(info, true)
+            ));
+        }
+        out.push_str(&format!("\n{} segmentation models.\n", segmenters.len()));
+    }
     out
+}
+
+/// The module tree (to `args.depth`) and, with `args.params`, every key with its shape.
+fn print_modules<M: Module>(model: &M, tree: Tree, args: &InfoArgs) {
+    println!("{:<44} {:>12}", "module", "parameters");
+    for node in tree.modules() {
+        if args.depth != 0 && node.depth > args.depth {
+            continue;
+        }
+        let kind = node.kind.as_deref().unwrap_or("?");
+        let label = format!("{}{} ({kind})", "  ".repeat(node.depth), node.name);
+        println!("{label:<44} {:>12}", thousands(node.params));
+    }
+    if args.params {
+        println!("\n{:<48} {:<20} {:>12}", "state_dict key", "shape", "numel");
+        // torchvision's keys and shapes: weights kept in row blocks are shown whole.
+        for (name, shape) in model_zoo::layers::torch_shapes(model) {
+            let numel: usize = shape.iter().product();
+            println!(
+                "{:<48} {:<20} {:>12}",
+                name,
+                format!("{shape:?}"),
+                thousands(numel)
+            );
+        }
+    }
+}
+
+/// `zoo-train info` of a segmentation model: as torchvision builds it for its weights (the
+/// aux head included where they have one).
+fn segmentation_info(
+    info: &model_zoo::segmentation::SegmentationInfo,
+    args: &InfoArgs,
+    device: &burn::tensor::Device,
+) -> Result<bool> {
+    let num_classes = args.num_classes.unwrap_or(21);
+    let model = info.create_for_weights(num_classes, device)?;
+    let mut tree = Tree::default();
+    model.visit(&mut tree);
+    println!(
+        "{} (segmentation, backbone {}, {} classes{}): {} parameters, {:.3} GFLOPs at 520x520\n",
+        info.name,
+        info.arch.backbone_name(),
+        num_classes,
+        if model.has_aux() { ", aux head" } else { "" },
+        thousands(model_zoo::num_parameters(&model)),
+        info.gflops,
+    );
+    print_modules(&model, tree, args);
+    for w in info.weights {
+        println!(
+            "\nweights {}{}: {} ({:.1} MB), mIoU {:.1}%, pixel accuracy {:.1}%, resize {}",
+            w.name,
+            if w.is_default { " (DEFAULT)" } else { "" },
+            w.url,
+            w.file_size_mb,
+            w.miou,
+            w.pixel_acc,
+            w.transform.resize
+        );
+    }
+    Ok(true)
 }
 
 /// `zoo-train info MODEL`.
 pub fn info(args: &InfoArgs) -> Result<bool> {
-    let info = model_zoo::model_info(&args.model)?;
     let device = model_zoo::available_backends()[0].device()?;
+    let info = match model_zoo::model_info(&args.model) {
+        Ok(info) => info,
+        Err(err) => match model_zoo::segmentation::model_info(&args.model) {
+            Ok(info) => return segmentation_info(info, args, &device),
+            Err(_) => return Err(err.into()),
+        },
+    };
     let num_classes = args.num_classes.unwrap_or(info.num_classes);
     let size = info.image_size;
     let model = info.create(num_classes, &device)?;
@@ -153,28 +290,7 @@ pub fn info(args: &InfoArgs) -> Result<bool> {
         info.input.min_size[0],
         info.input.min_size[1]
     );
-    println!("{:<44} {:>12}", "module", "parameters");
-    for node in tree.modules() {
-        if args.depth != 0 && node.depth > args.depth {
-            continue;
-        }
-        let kind = node.kind.as_deref().unwrap_or("?");
-        let label = format!("{}{} ({kind})", "  ".repeat(node.depth), node.name);
-        println!("{label:<44} {:>12}", thousands(node.params));
-    }
-    if args.params {
-        println!("\n{:<48} {:<20} {:>12}", "state_dict key", "shape", "numel");
-        // torchvision's keys and shapes: weights kept in row blocks are shown whole.
-        for (name, shape) in model_zoo::layers::torch_shapes(&model) {
-            let numel: usize = shape.iter().product();
-            println!(
-                "{:<48} {:<20} {:>12}",
-                name,
-                format!("{shape:?}"),
-                thousands(numel)
-            );
-        }
-    }
+    print_modules(&model, tree, args);
     for w in info.weights {
         println!(
             "\nweights {}{}: {} ({:.1} MB, {} {}), {}, resize {} crop {}",
