@@ -63,7 +63,7 @@ fn lraspp_learns_the_demo_masks() {
         .map(|i| data.join(format!("val/images/{i:05}.png")))
         .collect();
     let out = dir.path().join("masks");
-    let shares = predict_masks(&options.dir, &photos, &out, &device).unwrap();
+    let shares = predict_masks(&model, &card, &photos, &out).unwrap();
     assert_eq!(shares.len(), 2);
     for (_, share) in &shares {
         assert!((share.iter().sum::<f64>() - 1.0).abs() < 1e-9);

@@ -627,16 +627,15 @@ pub fn load_segmenter(
     Ok((model.without_aux(), card))
 }
 
-/// Segments `images` with the model saved in `run` and writes each one's coloured mask,
+/// Segments `images` with a model loaded by [`load_segmenter`] (and its card) and writes each one's coloured mask,
 /// overlay and index mask into `out` (see [`model_zoo::transforms::masks::save_outputs`]);
 /// returns each image's class shares.
 pub fn predict_masks(
-    run: &Path,
+    model: &SegmentationModel,
+    card: &SegmentationCard,
     images: &[PathBuf],
     out: &Path,
-    device: &Device,
 ) -> Result<Vec<(PathBuf, Vec<f64>)>, TrainError> {
-    let (model, card) = load_segmenter(run, device)?;
     let transform = segmentation::SegmentationTransform {
         resize: card.base_size,
         interpolation: model_zoo::registry::Interpolation::Bilinear,
@@ -650,7 +649,7 @@ pub fn predict_masks(
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let segmented = model_zoo::transforms::masks::segment(&model, &photo, &transform)
+        let segmented = model_zoo::transforms::masks::segment(model, &photo, &transform)
             .map_err(|e| TrainError::Training(e.to_string()))?;
         let stem = path
             .file_stem()

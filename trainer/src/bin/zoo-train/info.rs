@@ -203,7 +203,9 @@ fn markdown_table(
 }
 
 /// The module tree (to `args.depth`) and, with `args.params`, every key with its shape.
-fn print_modules<M: Module>(model: &M, tree: Tree, args: &InfoArgs) {
+fn print_modules<M: Module>(model: &M, args: &InfoArgs) {
+    let mut tree = Tree::default();
+    model.visit(&mut tree);
     println!("{:<44} {:>12}", "module", "parameters");
     for node in tree.modules() {
         if args.depth != 0 && node.depth > args.depth {
@@ -237,8 +239,6 @@ fn segmentation_info(
 ) -> Result<bool> {
     let num_classes = args.num_classes.unwrap_or(21);
     let model = info.create_for_weights(num_classes, device)?;
-    let mut tree = Tree::default();
-    model.visit(&mut tree);
     println!(
         "{} (segmentation, backbone {}, {} classes{}): {} parameters, {:.3} GFLOPs at 520x520\n",
         info.name,
@@ -248,7 +248,7 @@ fn segmentation_info(
         thousands(model_zoo::num_parameters(&model)),
         info.gflops,
     );
-    print_modules(&model, tree, args);
+    print_modules(&model, args);
     for w in info.weights {
         println!(
             "\nweights {}{}: {} ({:.1} MB), mIoU {:.1}%, pixel accuracy {:.1}%, resize {}",
@@ -277,8 +277,6 @@ pub fn info(args: &InfoArgs) -> Result<bool> {
     let num_classes = args.num_classes.unwrap_or(info.num_classes);
     let size = info.image_size;
     let model = info.create(num_classes, &device)?;
-    let mut tree = Tree::default();
-    model.visit(&mut tree);
     println!(
         "{} ({} family, {} classes): {} parameters, {:.3} GFLOPs at {size}x{size}, input {} {}x{}\n",
         info.name,
@@ -290,7 +288,7 @@ pub fn info(args: &InfoArgs) -> Result<bool> {
         info.input.min_size[0],
         info.input.min_size[1]
     );
-    print_modules(&model, tree, args);
+    print_modules(&model, args);
     for w in info.weights {
         println!(
             "\nweights {}{}: {} ({:.1} MB, {} {}), {}, resize {} crop {}",

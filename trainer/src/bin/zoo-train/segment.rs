@@ -146,8 +146,8 @@ pub fn train(args: &TrainSegmentationArgs) -> Result<()> {
 
 pub fn predict(args: &PredictMasksArgs) -> Result<()> {
     let device = args.backend.device()?;
-    let (_, card) = zoo_trainer::segment::load_segmenter(&args.model, &device)?;
-    for (path, shares) in predict_masks(&args.model, &args.images, &args.out, &device)? {
+    let (model, card) = zoo_trainer::segment::load_segmenter(&args.model, &device)?;
+    for (path, shares) in predict_masks(&model, &card, &args.images, &args.out)? {
         println!("{}: masks in {}", path.display(), args.out.display());
         print_shares(&shares, Some(&card.classes));
     }
